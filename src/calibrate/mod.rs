@@ -1,0 +1,111 @@
+//! Calibration: a float reference interpreter that runs the float model on representative data and feeds
+//! every activation tensor to range observers.
+//!
+//! Kernels live in [`ops`], one module per op family, each registering its ops in a [`Registry`] keyed by the
+//! builtin op code. An op without a kernel is an error naming the op and its index, never a silent skip.
+
+pub mod ops;
+mod value;
+
+pub use value::Value;
+
+use crate::graph::{Graph, OpIndex};
+use crate::tflite::fb;
+use std::collections::HashMap;
+
+/// Why an op could not be evaluated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KernelError {
+    /// No kernel is registered for this op (the op name is filled in by the interpreter).
+    #[error("no float kernel for this op")]
+    Unsupported,
+    /// The op's inputs, options or shapes are outside what the kernel implements.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a kernel sees: the op's options, its input values and the declared output tensors.
+pub struct OpContext<'a> {
+    /// The graph (for options, tensor types and declared shapes).
+    pub graph: &'a Graph,
+    /// The op being evaluated.
+    pub op: OpIndex,
+    /// Input values in the op's input order; `None` for an omitted optional input.
+    pub inputs: Vec<Option<&'a Value>>,
+}
+
+impl<'a> OpContext<'a> {
+    /// The op in the flatbuffer object API (options, custom data).
+    pub fn operator(&self) -> &'a fb::OperatorT {
+        self.graph.op(self.op)
+    }
+
+    /// Input `i`, which must be present.
+    pub fn input(&self, i: usize) -> Result<&'a Value, KernelError> {
+        self.inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| KernelError::Invalid(format!("missing input {i}")))
+    }
+
+    /// Input `i` as float32.
+    pub fn input_f32(&self, i: usize) -> Result<&'a ndarray::ArrayD<f32>, KernelError> {
+        match self.input(i)? {
+            Value::F32(a) => Ok(a),
+            other => Err(KernelError::Invalid(format!("input {i} is {}, expected FLOAT32", other.type_name()))),
+        }
+    }
+
+    /// Input `i` as integers (INT32 or INT64 values, e.g. shapes, axes, paddings, indices).
+    pub fn input_ints(&self, i: usize) -> Result<Vec<i64>, KernelError> {
+        self.input(i)?.to_i64_vec().ok_or_else(|| KernelError::Invalid(format!("input {i} is not an integer tensor")))
+    }
+
+    /// The declared shape of output `i` (static dims; may be stale for dynamic shapes).
+    pub fn output_shape(&self, i: usize) -> Vec<usize> {
+        let out = self.graph.op_outputs(self.op);
+        out.get(i).map(|&t| self.graph.shape(t).iter().map(|&d| d.max(0) as usize).collect()).unwrap_or_default()
+    }
+
+    /// The declared type of output `i`.
+    pub fn output_type(&self, i: usize) -> fb::TensorType {
+        let out = self.graph.op_outputs(self.op);
+        out.get(i).map(|&t| self.graph.tensor(t).type_).unwrap_or(fb::TensorType::FLOAT32)
+    }
+}
+
+/// A float kernel: computes every output of one op from its inputs.
+pub type Kernel = fn(&OpContext<'_>) -> Result<Vec<Value>, KernelError>;
+
+/// The table of float kernels, keyed by builtin op code: the single list of ops calibration can run.
+#[derive(Default)]
+pub struct Registry {
+    kernels: HashMap<i32, Kernel>,
+}
+
+impl Registry {
+    /// A registry with every kernel litequant has.
+    pub fn with_all_ops() -> Registry {
+        let mut r = Registry::default();
+        ops::register_all(&mut r);
+        r
+    }
+
+    /// Registers (or replaces) the kernel of an op code.
+    pub fn register(&mut self, code: fb::BuiltinOperator, kernel: Kernel) {
+        self.kernels.insert(code.0, kernel);
+    }
+
+    /// The kernel of an op code, if any.
+    pub fn get(&self, code: fb::BuiltinOperator) -> Option<Kernel> {
+        self.kernels.get(&code.0).copied()
+    }
+
+    /// Whether an op code has a kernel.
+    pub fn supports(&self, code: fb::BuiltinOperator) -> bool {
+        self.kernels.contains_key(&code.0)
+    }
+}
+

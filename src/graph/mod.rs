@@ -1,0 +1,209 @@
+//! The model as an editable graph.
+//!
+//! [`Graph`] owns the whole model in flatbuffers' object form (so nothing is lost on a round trip) and offers
+//! the views and edits quantization needs: tensors, constant data, producers and consumers, operator codes,
+//! and adding buffers, tensors and ops. Only the main subgraph (index 0) is edited; others are carried as-is.
+
+mod edit;
+mod fp16;
+
+use crate::tflite::{self, fb};
+pub use fp16::fold_fp16_constants;
+
+/// Index of a tensor in the main subgraph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct TensorId(pub usize);
+
+/// Index of an operator in the main subgraph's execution order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct OpIndex(pub usize);
+
+/// A TFLite model open for editing.
+#[derive(Debug)]
+pub struct Graph {
+    /// The whole model. Subgraph 0 is the main one.
+    pub model: fb::ModelT,
+    /// What the reader noticed but could carry (newer fields, moved buffers).
+    pub warnings: Vec<String>,
+}
+
+impl Graph {
+    /// Reads and verifies a model from `.tflite` bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Graph, tflite::ModelError> {
+        let out = tflite::read_model(bytes)?;
+        Ok(Graph { model: out.model, warnings: out.warnings })
+    }
+
+    /// Serializes the model (deterministic, 16-byte aligned buffers).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        tflite::write_model(&self.model)
+    }
+
+    /// The main subgraph.
+    pub fn main(&self) -> &fb::SubGraphT {
+        &self.model.subgraphs.as_ref().expect("a read model has a subgraph")[0]
+    }
+
+    /// The main subgraph, mutable.
+    pub fn main_mut(&mut self) -> &mut fb::SubGraphT {
+        &mut self.model.subgraphs.as_mut().expect("a read model has a subgraph")[0]
+    }
+
+    /// Tensors of the main subgraph.
+    pub fn tensors(&self) -> &[fb::TensorT] {
+        self.main().tensors.as_deref().unwrap_or(&[])
+    }
+
+    /// One tensor of the main subgraph.
+    pub fn tensor(&self, id: TensorId) -> &fb::TensorT {
+        &self.tensors()[id.0]
+    }
+
+    /// One tensor of the main subgraph, mutable.
+    pub fn tensor_mut(&mut self, id: TensorId) -> &mut fb::TensorT {
+        &mut self.main_mut().tensors.as_mut().expect("tensor ids come from this graph")[id.0]
+    }
+
+    /// A tensor's name ("" when it has none).
+    pub fn tensor_name(&self, id: TensorId) -> &str {
+        self.tensor(id).name.as_deref().unwrap_or("")
+    }
+
+    /// A tensor's shape (static dims; `shape_signature` has -1 for dynamic ones).
+    pub fn shape(&self, id: TensorId) -> &[i32] {
+        self.tensor(id).shape.as_deref().unwrap_or(&[])
+    }
+
+    /// Operators of the main subgraph, in execution order.
+    pub fn ops(&self) -> &[fb::OperatorT] {
+        self.main().operators.as_deref().unwrap_or(&[])
+    }
+
+    /// One operator of the main subgraph.
+    pub fn op(&self, i: OpIndex) -> &fb::OperatorT {
+        &self.ops()[i.0]
+    }
+
+    /// One operator of the main subgraph, mutable.
+    pub fn op_mut(&mut self, i: OpIndex) -> &mut fb::OperatorT {
+        &mut self.main_mut().operators.as_mut().expect("op indices come from this graph")[i.0]
+    }
+
+    /// The builtin code of an operator (`max` of the two code fields).
+    pub fn op_code(&self, i: OpIndex) -> fb::BuiltinOperator {
+        tflite::op_code(self.op_code_entry(i))
+    }
+
+    /// The operator-code table entry of an operator (version, custom code).
+    pub fn op_code_entry(&self, i: OpIndex) -> &fb::OperatorCodeT {
+        &self.model.operator_codes.as_ref().expect("a model with ops has codes")[self.op(i).opcode_index as usize]
+    }
+
+    /// Printable name of an op's type: the builtin name, or the custom code for CUSTOM ops.
+    pub fn op_type_name(&self, i: OpIndex) -> String {
+        let code = self.op_code(i);
+        if code == fb::BuiltinOperator::CUSTOM {
+            format!("CUSTOM({})", self.op_code_entry(i).custom_code.as_deref().unwrap_or("?"))
+        } else {
+            tflite::op_name(code)
+        }
+    }
+
+    /// An op's input tensors; `None` for an omitted optional input (-1).
+    pub fn op_inputs(&self, i: OpIndex) -> Vec<Option<TensorId>> {
+        self.op(i).inputs.as_deref().unwrap_or(&[]).iter().map(|&t| (t >= 0).then_some(TensorId(t as usize))).collect()
+    }
+
+    /// An op's output tensors.
+    pub fn op_outputs(&self, i: OpIndex) -> Vec<TensorId> {
+        self.op(i).outputs.as_deref().unwrap_or(&[]).iter().map(|&t| TensorId(t as usize)).collect()
+    }
+
+    /// The main subgraph's input tensors.
+    pub fn inputs(&self) -> Vec<TensorId> {
+        self.main().inputs.as_deref().unwrap_or(&[]).iter().map(|&t| TensorId(t as usize)).collect()
+    }
+
+    /// The main subgraph's output tensors.
+    pub fn outputs(&self) -> Vec<TensorId> {
+        self.main().outputs.as_deref().unwrap_or(&[]).iter().map(|&t| TensorId(t as usize)).collect()
+    }
+
+    /// The raw bytes of a tensor's buffer, if it has non-empty data (a constant).
+    pub fn buffer_data(&self, id: TensorId) -> Option<&[u8]> {
+        let b = self.tensor(id).buffer as usize;
+        if b == 0 {
+            return None;
+        }
+        self.model.buffers.as_ref()?.get(b)?.data.as_deref().filter(|d| !d.is_empty())
+    }
+
+    /// Whether a tensor holds constant data.
+    pub fn is_constant(&self, id: TensorId) -> bool {
+        self.buffer_data(id).is_some()
+    }
+
+    /// A constant FLOAT32 tensor's values (little-endian), or `None` if it is not one.
+    pub fn const_f32(&self, id: TensorId) -> Option<Vec<f32>> {
+        if self.tensor(id).type_ != fb::TensorType::FLOAT32 {
+            return None;
+        }
+        let data = self.buffer_data(id)?;
+        Some(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    /// A constant INT32 tensor's values, or `None` if it is not one.
+    pub fn const_i32(&self, id: TensorId) -> Option<Vec<i32>> {
+        if self.tensor(id).type_ != fb::TensorType::INT32 {
+            return None;
+        }
+        let data = self.buffer_data(id)?;
+        Some(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    /// For every tensor, the op that produces it (none for inputs and constants).
+    pub fn producers(&self) -> Vec<Option<OpIndex>> {
+        let mut p = vec![None; self.tensors().len()];
+        for (i, op) in self.ops().iter().enumerate() {
+            for &t in op.outputs.as_deref().unwrap_or(&[]) {
+                if t >= 0 {
+                    p[t as usize] = Some(OpIndex(i));
+                }
+            }
+        }
+        p
+    }
+
+    /// For every tensor, the ops that read it, in execution order.
+    pub fn consumers(&self) -> Vec<Vec<OpIndex>> {
+        let mut c = vec![Vec::new(); self.tensors().len()];
+        for (i, op) in self.ops().iter().enumerate() {
+            for &t in op.inputs.as_deref().unwrap_or(&[]) {
+                if t >= 0 && !c[t as usize].contains(&OpIndex(i)) {
+                    c[t as usize].push(OpIndex(i));
+                }
+            }
+        }
+        c
+    }
+
+    /// Number of elements of a shape (1 for a scalar).
+    pub fn num_elements(&self, id: TensorId) -> usize {
+        self.shape(id).iter().map(|&d| d.max(0) as usize).product()
+    }
+
+    /// Metadata entries (`name`, buffer bytes).
+    pub fn metadata(&self) -> Vec<(String, Vec<u8>)> {
+        let buffers = self.model.buffers.as_deref().unwrap_or(&[]);
+        self.model
+            .metadata
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .map(|m| {
+                let data = buffers.get(m.buffer as usize).and_then(|b| b.data.clone()).unwrap_or_default();
+                (m.name.clone().unwrap_or_default(), data)
+            })
+            .collect()
+    }
+}
