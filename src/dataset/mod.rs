@@ -1,5 +1,9 @@
 //! Representative data: `.npy`, `.npz`, image folders and seeded random data, streamed sample by sample.
 
+mod spec;
+
+pub use spec::{DatasetFormat, DatasetSpec};
+
 use crate::tflite::fb;
 
 /// What the dataset must feed: one model input.

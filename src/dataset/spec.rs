@@ -1,0 +1,43 @@
+//! What a `[datasets.NAME]` table declares, resolved (paths absolute).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The file format of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetFormat {
+    /// One `.npy` array whose first axis indexes samples (single-input models).
+    Npy,
+    /// An `.npz` archive: one array per model input, first axis indexes samples.
+    Npz,
+    /// A folder of png/jpeg images, sorted by name.
+    Images,
+    /// Seeded uniform random data (smoke tests only).
+    Random,
+}
+
+/// A dataset declared in `quantize.toml`, resolved.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DatasetSpec {
+    /// The table name (`digits` in `[datasets.digits]`).
+    pub name: String,
+    /// File format.
+    pub format: DatasetFormat,
+    /// File or folder, absolute (`None` only for `random`).
+    pub path: Option<PathBuf>,
+    /// Use at most this many samples, in file order.
+    pub samples: Option<usize>,
+    /// Images: `[height, width]` to resize to.
+    pub resize: Option<[u32; 2]>,
+    /// Images: per-channel (or one for all) mean subtracted from pixel values.
+    pub mean: Vec<f32>,
+    /// Images: per-channel (or one for all) divisor.
+    pub std: Vec<f32>,
+    /// Model input tensor name -> npz array name (or, for image datasets of multi-input models, -> dataset name).
+    pub inputs: BTreeMap<String, String>,
+    /// Random: uniform range `[lo, hi]` (default `[0, 1]`).
+    pub range: Option<[f32; 2]>,
+    /// Random: seed.
+    pub seed: u64,
+}
