@@ -1,6 +1,20 @@
-//! Float kernels, one module per op family. Each module has `register(&mut Registry)`.
+//! Float kernels, one module per op family. Each family module has `register(&mut Registry)`.
 
 use super::Registry;
+use crate::tflite::fb;
+use ndarray::ArrayD;
 
 /// Registers every family's kernels.
 pub fn register_all(_r: &mut Registry) {}
+
+/// Applies a fused activation function in place, as TFLite's float kernels do after the op.
+pub fn apply_fused_activation(x: &mut ArrayD<f32>, act: fb::ActivationFunctionType) {
+    match act {
+        fb::ActivationFunctionType::RELU => x.mapv_inplace(|v| v.max(0.0)),
+        fb::ActivationFunctionType::RELU6 => x.mapv_inplace(|v| v.clamp(0.0, 6.0)),
+        fb::ActivationFunctionType::RELU_N1_TO_1 => x.mapv_inplace(|v| v.clamp(-1.0, 1.0)),
+        fb::ActivationFunctionType::TANH => x.mapv_inplace(f32::tanh),
+        fb::ActivationFunctionType::SIGN_BIT => x.mapv_inplace(|v| if v.is_sign_negative() { 1.0 } else { 0.0 }),
+        _ => {}
+    }
+}
