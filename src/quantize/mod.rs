@@ -4,6 +4,10 @@
 //! * `float16`: FLOAT16 constants, each behind one DEQUANTIZE.
 //! * `int8` / `int16x8`: full integer with calibrated activation ranges (see [`crate::calibrate`]).
 
+mod exclude;
+
+pub use exclude::ExcludeSet;
+
 use crate::graph::{Graph, TensorId};
 use std::collections::BTreeMap;
 

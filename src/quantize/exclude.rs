@@ -1,0 +1,45 @@
+//! `exclude`: ops kept float, by op type or by glob over the parts of the op's output tensor names.
+
+use crate::graph::{Graph, OpIndex};
+
+/// The compiled `exclude` list of a model.
+#[derive(Debug, Clone)]
+pub struct ExcludeSet {
+    entries: Vec<(String, Option<glob::Pattern>)>,
+}
+
+impl ExcludeSet {
+    /// Compiles the patterns; a pattern that is not a valid glob is matched literally.
+    pub fn new(patterns: &[String]) -> ExcludeSet {
+        ExcludeSet { entries: patterns.iter().map(|p| (p.clone(), glob::Pattern::new(p).ok())).collect() }
+    }
+
+    /// Whether `pattern` matches op `i`: its type name (`SOFTMAX`, `CUSTOM(name)`), or any `;`-separated part
+    /// of any of its output tensor names.
+    fn matches_one(graph: &Graph, i: OpIndex, pattern: &str, glob: Option<&glob::Pattern>) -> bool {
+        let type_name = graph.op_type_name(i);
+        if type_name == pattern {
+            return true;
+        }
+        graph.op_outputs(i).iter().any(|&t| {
+            graph
+                .tensor_name(t)
+                .split(';')
+                .any(|part| glob.map_or(part == pattern, |g| g.matches(part)))
+        })
+    }
+
+    /// Whether op `i` is excluded.
+    pub fn matches(&self, graph: &Graph, i: OpIndex) -> bool {
+        self.entries.iter().any(|(p, g)| Self::matches_one(graph, i, p, g.as_ref()))
+    }
+
+    /// Patterns that match no op of the graph (worth a warning: probably a typo).
+    pub fn unmatched(&self, graph: &Graph) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(p, g)| !(0..graph.ops().len()).any(|i| Self::matches_one(graph, OpIndex(i), p, g.as_ref())))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
