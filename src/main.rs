@@ -1,8 +1,7 @@
 //! The `litequant` command-line tool.
 
-fn main() {
-    std::process::exit(litequant_cli::run());
-}
+mod cli;
 
-#[path = "cli/mod.rs"]
-mod litequant_cli;
+fn main() {
+    std::process::exit(cli::run());
+}

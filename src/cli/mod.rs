@@ -1,2 +1,72 @@
-//! CLI
-pub fn run() -> i32 { 0 }
+//! The clap front end: `build`, `check`, `inspect`.
+
+mod build;
+mod check;
+mod inspect;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit code for a bad input (unreadable file, corrupt model, config error).
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code when a job could not do what was asked.
+pub const EXIT_FAILED: i32 = 1;
+
+/// litequant: post-training quantization of TensorFlow Lite models, declared in quantize.toml.
+#[derive(Parser, Debug)]
+#[command(name = "litequant", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Quantize every model x mode of a config into `<out_dir>/<model>.<mode>.tflite` (+ a JSON report).
+    Build(build::BuildArgs),
+    /// Validate a config without building: keys, sources, datasets, exclude patterns.
+    Check {
+        /// The config file.
+        #[arg(short, long, default_value = "quantize.toml")]
+        config: PathBuf,
+    },
+    /// Describe a .tflite model: I/O, ops, parameters, metadata, what litequant can quantize.
+    Inspect {
+        /// The model.
+        model: PathBuf,
+        /// Machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Build(args) => build::run(&args),
+        Command::Check { config } => check::run(&config),
+        Command::Inspect { model, json } => inspect::run(&model, json),
+    }
+}
+
+/// Prints an error for a person (red on a terminal).
+pub fn print_error(msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("\x1b[1;31merror\x1b[0m: {msg}");
+    } else {
+        eprintln!("error: {msg}");
+    }
+}
+
+/// Prints a warning for a person (yellow on a terminal).
+pub fn print_warning(msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!("\x1b[1;33mwarning\x1b[0m: {msg}");
+    } else {
+        eprintln!("warning: {msg}");
+    }
+}

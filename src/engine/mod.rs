@@ -1,1 +1,40 @@
-//! engine (filled in by its own change).
+//! The engine: a [`Plan`] of jobs (model x mode) built from a config, run into artifacts.
+//!
+//! This is the API the three front doors share (CLI, `litequant watch`, `build.rs`): every job lists the files it
+//! reads ([`Job::inputs`]) so build.rs can declare them to cargo and watch knows what to rebuild; a
+//! [`CancellationToken`] lets watch abandon a job whose inputs changed again; the [`LockPolicy`] says whether
+//! `quantize.lock` is consulted. The engine is the only place that writes artifacts, always atomically.
+
+mod artifact;
+mod job;
+mod plan;
+mod report;
+
+pub use artifact::{write_atomically, Artifact};
+pub use job::{check_float_source, input_specs, load_source, run_job, JobError, Progress, RunOptions};
+pub use plan::{Job, LockPolicy, Plan};
+pub use report::Report;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A shared flag that asks running jobs to stop at the next sample or stage.
+#[derive(Debug, Clone, Default)]
+pub struct CancellationToken(Arc<AtomicBool>);
+
+impl CancellationToken {
+    /// A token that is not cancelled.
+    pub fn new() -> CancellationToken {
+        CancellationToken::default()
+    }
+
+    /// Asks every job holding a clone of this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,32 @@
+//! `litequant inspect MODEL.tflite`.
+
+use super::{print_error, print_warning, EXIT_BAD_INPUT};
+use litequant::graph::Graph;
+use std::path::Path;
+
+pub fn run(path: &Path, json: bool) -> i32 {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            print_error(&format!("{}: {e}", path.display()));
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let graph = match Graph::from_bytes(&bytes) {
+        Ok(g) => g,
+        Err(e) => {
+            print_error(&format!("{}: {e}", path.display()));
+            return EXIT_BAD_INPUT;
+        }
+    };
+    for w in &graph.warnings {
+        print_warning(&format!("{}: {w}", path.display()));
+    }
+    let report = litequant::inspect::inspect(&graph, bytes.len() as u64);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{report}");
+    }
+    0
+}

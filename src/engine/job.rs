@@ -1,0 +1,213 @@
+//! Running one job: read, calibrate, quantize, check, write.
+
+use super::artifact::{write_atomically, Artifact};
+use super::report::Report;
+use super::{CancellationToken, Job};
+use crate::calibrate::{self, CalibrateOptions};
+use crate::dataset::{self, InputSpec};
+use crate::graph::Graph;
+use crate::quantize::{self, Ranges};
+use crate::tflite::{self, fb};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Why a job failed. Every variant names the job's files in the user's terms.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The source is not a readable TFLite model.
+    #[error("{}: {source}", path.display())]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: tflite::ModelError,
+    },
+    /// The source is a valid model litequant cannot start from (already quantized, non-float inputs, ...).
+    #[error("{}: {reason}", path.display())]
+    Source {
+        /// The model file.
+        path: PathBuf,
+        /// Why it cannot be a source.
+        reason: String,
+    },
+    /// The integer modes need a dataset and the model has none.
+    #[error("model `{model}`: mode {mode} needs a calibration dataset (set `dataset = \"...\"`)")]
+    NoDataset {
+        /// The model name.
+        model: String,
+        /// The mode.
+        mode: quantize::Mode,
+    },
+    /// The dataset does not fit the model or cannot be read.
+    #[error(transparent)]
+    Dataset(#[from] dataset::DatasetError),
+    /// The float interpreter failed (unsupported op, bad data).
+    #[error(transparent)]
+    Calibration(#[from] calibrate::CalibError),
+    /// The mode cannot be applied as asked.
+    #[error("model `{model}`, mode {mode}: {source}")]
+    Quantize {
+        /// The model name.
+        model: String,
+        /// The mode.
+        mode: quantize::Mode,
+        /// Why.
+        source: quantize::QuantError,
+    },
+    /// The job was cancelled before it finished; nothing was written.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl JobError {
+    /// Whether the failure comes from bad input (exit code 2 in the CLI) rather than from what was asked.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, JobError::Io { .. } | JobError::Model { .. } | JobError::Source { .. } | JobError::Dataset(_))
+    }
+}
+
+/// Receives progress of long stages (calibration), e.g. to draw a progress bar.
+pub trait Progress: Sync {
+    /// Calibration of `job` has run `done` of `total` samples.
+    fn calibration(&self, job: &str, done: usize, total: usize);
+}
+
+/// How jobs run.
+#[derive(Clone, Default)]
+pub struct RunOptions<'a> {
+    /// Calibration worker threads (0: one per core).
+    pub threads: usize,
+    /// Stops the job at the next sample when cancelled.
+    pub cancel: CancellationToken,
+    /// Progress sink, if any.
+    pub progress: Option<&'a dyn Progress>,
+}
+
+/// Checks that a model is a float32 model litequant can quantize.
+pub fn check_float_source(graph: &Graph) -> Result<(), String> {
+    for &t in &graph.inputs() {
+        let ty = graph.tensor(t).type_;
+        if ty != fb::TensorType::FLOAT32 {
+            return Err(format!(
+                "not a float32 model: input `{}` is {}",
+                graph.tensor_name(t),
+                tflite::type_name(ty)
+            ));
+        }
+    }
+    for (i, t) in graph.tensors().iter().enumerate() {
+        let quantized = t.quantization.as_ref().is_some_and(|q| q.scale.as_ref().is_some_and(|s| !s.is_empty()));
+        if quantized && matches!(t.type_, fb::TensorType::INT8 | fb::TensorType::UINT8 | fb::TensorType::INT16) {
+            return Err(format!(
+                "already quantized: tensor {i} `{}` is {} with a scale; litequant starts from float32 models",
+                t.name.as_deref().unwrap_or(""),
+                tflite::type_name(t.type_)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a source model and checks it can be quantized.
+pub fn load_source(path: &std::path::Path) -> Result<(Graph, u64), JobError> {
+    let bytes = std::fs::read(path).map_err(|source| JobError::Io { path: path.to_path_buf(), source })?;
+    let graph = Graph::from_bytes(&bytes).map_err(|source| JobError::Model { path: path.to_path_buf(), source })?;
+    check_float_source(&graph).map_err(|reason| JobError::Source { path: path.to_path_buf(), reason })?;
+    Ok((graph, bytes.len() as u64))
+}
+
+/// The model inputs as the dataset must feed them.
+pub fn input_specs(graph: &Graph) -> Vec<InputSpec> {
+    graph
+        .inputs()
+        .iter()
+        .map(|&t| {
+            let tensor = graph.tensor(t);
+            InputSpec {
+                name: graph.tensor_name(t).to_string(),
+                shape: tensor.shape.clone().unwrap_or_default(),
+                shape_signature: tensor.shape_signature.clone(),
+                dtype: tensor.type_,
+            }
+        })
+        .collect()
+}
+
+fn calibrate_job(job: &Job, graph: &Graph, opts: &RunOptions<'_>) -> Result<(Ranges, usize, bool), JobError> {
+    let spec = job
+        .dataset
+        .as_ref()
+        .ok_or_else(|| JobError::NoDataset { model: job.model.clone(), mode: job.mode })?;
+    let mut stream = dataset::open(spec, &job.datasets, &input_specs(graph))?;
+    let total = stream.len();
+    let synthetic = stream.is_synthetic();
+    let mut data_error = None;
+    let mut next = |n: usize| match stream.next_batch(n) {
+        Ok(batch) => Ok(batch),
+        Err(e) => {
+            let msg = e.to_string();
+            data_error = Some(e);
+            Err(msg)
+        }
+    };
+    let id = job.id();
+    let progress = |done: usize, total: usize| {
+        if let Some(p) = opts.progress {
+            p.calibration(&id, done, total);
+        }
+    };
+    let cancelled = || opts.cancel.is_cancelled();
+    let copts = CalibrateOptions { threads: opts.threads, batch: 32 };
+    let result = calibrate::calibrate(graph, &mut next, total, &copts, &progress, &cancelled);
+    match result {
+        Ok(ranges) => Ok((ranges, total, synthetic)),
+        Err(e) => match data_error {
+            Some(d) => Err(JobError::Dataset(d)),
+            None if opts.cancel.is_cancelled() => Err(JobError::Cancelled),
+            None => Err(JobError::Calibration(e)),
+        },
+    }
+}
+
+/// Runs one job to completion: the artifact and its report are written atomically, or nothing is.
+pub fn run_job(job: &Job, opts: &RunOptions<'_>) -> Result<Artifact, JobError> {
+    let start = Instant::now();
+    let (mut graph, source_size) = load_source(&job.source)?;
+    let source_ops = graph.ops().len();
+    let (ranges, samples, synthetic) = if job.mode.needs_calibration() {
+        let (r, n, s) = calibrate_job(job, &graph, opts)?;
+        (Some(r), n, s)
+    } else {
+        (None, 0, false)
+    };
+    if opts.cancel.is_cancelled() {
+        return Err(JobError::Cancelled);
+    }
+    let summary = quantize::quantize(&mut graph, job.mode, &job.options, ranges.as_ref())
+        .map_err(|source| JobError::Quantize { model: job.model.clone(), mode: job.mode, source })?;
+    let bytes = graph.to_bytes();
+    // What we hand out must read back: a failure here is a bug, and nothing is written.
+    Graph::from_bytes(&bytes).map_err(|e| JobError::Quantize {
+        model: job.model.clone(),
+        mode: job.mode,
+        source: quantize::QuantError::SelfCheck(format!("the written model does not read back: {e}")),
+    })?;
+    if opts.cancel.is_cancelled() {
+        return Err(JobError::Cancelled);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let report = Report::new(job, &summary, source_size, bytes.len() as u64, source_ops, samples, synthetic, seconds);
+    write_atomically(&job.artifact, &bytes).map_err(|source| JobError::Io { path: job.artifact.clone(), source })?;
+    let json = report.to_json();
+    write_atomically(&job.report, json.as_bytes()).map_err(|source| JobError::Io { path: job.report.clone(), source })?;
+    Ok(Artifact { job: job.id(), path: job.artifact.clone(), report })
+}

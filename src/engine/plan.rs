@@ -1,0 +1,107 @@
+//! Turning a config into jobs.
+
+use crate::config::{Calibration, Config};
+use crate::dataset::{self, DatasetSpec};
+use crate::quantize::{Mode, QuantOptions};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// How `quantize.lock` takes part in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LockPolicy {
+    /// The lock is neither read nor written (build.rs in development, and every run until the lock lands).
+    #[default]
+    Ignore,
+}
+
+/// One artifact to produce: a model quantized in one mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// The model's name in the config (`[models.NAME]`).
+    pub model: String,
+    /// The mode.
+    pub mode: Mode,
+    /// The float source model.
+    pub source: PathBuf,
+    /// The calibration dataset (integer modes).
+    pub dataset: Option<DatasetSpec>,
+    /// Every dataset of the config, for image datasets that feed several inputs.
+    pub datasets: BTreeMap<String, DatasetSpec>,
+    /// Resolved quantization options.
+    pub options: QuantOptions,
+    /// Calibration method.
+    pub calibration: Calibration,
+    /// Where the `.tflite` artifact goes.
+    pub artifact: PathBuf,
+    /// Where the JSON report goes.
+    pub report: PathBuf,
+}
+
+impl Job {
+    /// `model.mode`, the job's name in output and file names.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.model, self.mode)
+    }
+
+    /// Every file this job reads: the source model and, for calibrated modes, the dataset files.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.source.clone()];
+        if self.mode.needs_calibration() {
+            if let Some(ds) = &self.dataset {
+                files.extend(dataset::digest_files(ds, &self.datasets));
+            }
+        }
+        files
+    }
+}
+
+/// Every job of a config, in a stable order (models by name, modes as listed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The config file the plan came from.
+    pub config: PathBuf,
+    /// Output folder of the artifacts.
+    pub out_dir: PathBuf,
+    /// The jobs.
+    pub jobs: Vec<Job>,
+    /// How the lock is used.
+    pub lock: LockPolicy,
+}
+
+impl Plan {
+    /// Builds the plan of a config; `out_dir` overrides `[settings] out_dir` (build.rs passes `OUT_DIR`).
+    pub fn new(config: &Config, out_dir: Option<&Path>) -> Plan {
+        let out_dir = out_dir.map(Path::to_path_buf).unwrap_or_else(|| config.settings.out_dir.clone());
+        let mut jobs = Vec::new();
+        for (name, m) in &config.models {
+            for &mode in &m.modes {
+                let dataset = m.dataset.as_ref().and_then(|d| config.datasets.get(d)).cloned();
+                jobs.push(Job {
+                    model: name.clone(),
+                    mode,
+                    source: m.source.clone(),
+                    dataset,
+                    datasets: config.datasets.clone(),
+                    options: m.quant_options(mode),
+                    calibration: m.calibration,
+                    artifact: out_dir.join(format!("{name}.{mode}.tflite")),
+                    report: out_dir.join(format!("{name}.{mode}.json")),
+                });
+            }
+        }
+        Plan { config: config.path.clone(), out_dir, jobs, lock: LockPolicy::default() }
+    }
+
+    /// Every file the plan reads (config, models, datasets), sorted and without duplicates.
+    pub fn inputs(&self) -> BTreeSet<PathBuf> {
+        let mut all: BTreeSet<PathBuf> = self.jobs.iter().flat_map(Job::inputs).collect();
+        all.insert(self.config.clone());
+        all
+    }
+
+    /// Keeps only the jobs of the named models.
+    pub fn retain_models(&mut self, models: &[String]) {
+        self.jobs.retain(|j| models.contains(&j.model));
+    }
+}

@@ -1,0 +1,107 @@
+//! The JSON report written beside each artifact.
+
+use super::Job;
+use crate::quantize::QuantSummary;
+use serde::Serialize;
+
+/// What one job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// litequant's version.
+    pub litequant: String,
+    /// Model name in the config.
+    pub model: String,
+    /// Mode.
+    pub mode: String,
+    /// Source model path.
+    pub source: String,
+    /// Artifact path.
+    pub artifact: String,
+    /// Source size in bytes.
+    pub source_bytes: u64,
+    /// Artifact size in bytes.
+    pub artifact_bytes: u64,
+    /// `artifact_bytes / source_bytes`.
+    pub size_ratio: f64,
+    /// Ops in the source model.
+    pub source_ops: usize,
+    /// Calibration samples used (0 for modes without calibration).
+    pub calibration_samples: usize,
+    /// The calibration data was synthetic (`random`): fine for smoke tests, not for shipping.
+    pub synthetic_calibration_data: bool,
+    /// What quantization did (ops quantized, ops left float with reasons, warnings).
+    pub quantization: QuantSummary,
+    /// Wall time of the job in seconds.
+    pub seconds: f64,
+}
+
+impl Report {
+    /// Builds the report of a finished job.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        job: &Job,
+        summary: &QuantSummary,
+        source_bytes: u64,
+        artifact_bytes: u64,
+        source_ops: usize,
+        calibration_samples: usize,
+        synthetic: bool,
+        seconds: f64,
+    ) -> Report {
+        Report {
+            litequant: crate::VERSION.to_string(),
+            model: job.model.clone(),
+            mode: job.mode.to_string(),
+            source: job.source.display().to_string(),
+            artifact: job.artifact.display().to_string(),
+            source_bytes,
+            artifact_bytes,
+            size_ratio: artifact_bytes as f64 / source_bytes.max(1) as f64,
+            source_ops,
+            calibration_samples,
+            synthetic_calibration_data: synthetic,
+            quantization: summary.clone(),
+            seconds,
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing plain data (strings, numbers, vectors) cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// One line for a person: `digits.int8  11.5 KiB (0.41x)  4 ops quantized, 0 float  0.21 s`.
+    pub fn summary_line(&self) -> String {
+        let floats = self.quantization.ops_float.len();
+        let synthetic = if self.synthetic_calibration_data { "  [random calibration data]" } else { "" };
+        format!(
+            "{}.{}  {}  ({:.2}x of {})  {} ops quantized, {} float  {:.2} s{}",
+            self.model,
+            self.mode,
+            human_size(self.artifact_bytes),
+            self.size_ratio,
+            human_size(self.source_bytes),
+            self.quantization.ops_quantized,
+            floats,
+            self.seconds,
+            synthetic
+        )
+    }
+}
+
+/// `1536` -> `1.5 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,199 @@
+//! The `litequant` command end to end: build, check, bad input, determinism. Every artifact runs in LiteRT.
+
+use crate::interop::{evaluate, litequant, repo};
+use std::path::{Path, PathBuf};
+
+fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+/// A config for the digits MLP fixture in `dir`, with the given `[models.*]` tables appended.
+fn write_config(dir: &Path, models: &str) -> PathBuf {
+    let text = format!(
+        "[settings]\nout_dir = \"out\"\n\n[datasets.digits]\nformat = \"npz\"\npath = \"{}\"\nsamples = 100\n\n{models}",
+        fixture("data/digits_mlp_calib.npz").display()
+    );
+    let path = dir.join("quantize.toml");
+    std::fs::write(&path, text).expect("temp dir is writable");
+    path
+}
+
+fn mlp_model(name: &str, modes: &str, extra: &str) -> String {
+    format!(
+        "[models.{name}]\nsource = \"{}\"\nmodes = [{modes}]\ndataset = \"digits\"\n{extra}\n",
+        fixture("models/digits_mlp.tflite").display()
+    )
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str], cwd: &Path) -> Run {
+    let out = litequant().args(args).current_dir(cwd).output().expect("litequant runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn example_config_builds_every_artifact_and_litert_runs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo().join("quantize.toml.example");
+    let r = run(&["build", "-c", example.to_str().unwrap(), "--out-dir", dir.path().to_str().unwrap()], &repo());
+    assert_eq!(r.code, 0, "build failed:\n{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    let artifacts: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tflite"))
+        .collect();
+    assert!(artifacts.len() >= 5, "expected the example's artifacts, found {artifacts:?}");
+    assert_eq!(r.stdout.lines().count(), artifacts.len(), "one summary line per artifact:\n{}", r.stdout);
+    for a in &artifacts {
+        assert!(a.with_extension("json").exists(), "no report beside {}", a.display());
+        let e = evaluate(&fixture("models/digits_mlp.tflite"), a, Some(&fixture("data/digits_mlp_eval.npz")), 100);
+        assert!(e.loads_ok, "LiteRT cannot run {}: {:?}", a.display(), e.error);
+        assert!(e.sqnr_db > 30.0, "{}: SQNR {:.1} dB", a.display(), e.sqnr_db);
+        assert!(e.top1_agree.unwrap_or(0.0) >= 0.97, "{}: top-1 agreement {:?}", a.display(), e.top1_agree);
+    }
+}
+
+#[test]
+fn build_writes_the_same_bytes_every_time_and_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &mlp_model("m", "\"dynamic\", \"float16\", \"int8\", \"int16x8\"", ""));
+    let cfg = cfg.to_str().unwrap();
+    let mut outputs = Vec::new();
+    for (i, threads) in ["1", "2", "2"].iter().enumerate() {
+        let out = dir.path().join(format!("out{i}"));
+        let r = run(&["build", "-c", cfg, "--out-dir", out.to_str().unwrap(), "--threads", threads], dir.path());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let bytes: Vec<Vec<u8>> = ["dynamic", "float16", "int8", "int16x8"]
+            .iter()
+            .map(|m| std::fs::read(out.join(format!("m.{m}.tflite"))).unwrap())
+            .collect();
+        outputs.push(bytes);
+    }
+    assert_eq!(outputs[0], outputs[1], "1 thread vs 2 threads differ");
+    assert_eq!(outputs[1], outputs[2], "two runs differ");
+    let e = evaluate(
+        &fixture("models/digits_mlp.tflite"),
+        &dir.path().join("out0/m.int8.tflite"),
+        Some(&fixture("data/digits_mlp_eval.npz")),
+        20,
+    );
+    assert!(e.loads_ok, "{:?}", e.error);
+}
+
+#[test]
+fn strict_int8_with_int8_io_has_no_float_compute_and_int8_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "op_sets = [\"TFLITE_BUILTINS_INT8\"]\ninference_input_type = \"int8\"\ninference_output_type = \"int8\"";
+    let cfg = write_config(dir.path(), &mlp_model("strict", "\"int8\"", extra));
+    let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let e = evaluate(
+        &fixture("models/digits_mlp.tflite"),
+        &dir.path().join("out/strict.int8.tflite"),
+        Some(&fixture("data/digits_mlp_eval.npz")),
+        100,
+    );
+    assert!(e.loads_ok, "{:?}", e.error);
+    assert_eq!(e.input_types, vec!["int8"]);
+    assert_eq!(e.output_types, vec!["int8"]);
+    assert_eq!(e.float_compute_ops, 0);
+    assert!(e.sqnr_db > 35.0, "SQNR {:.1}", e.sqnr_db);
+}
+
+#[test]
+fn corrupt_or_foreign_model_is_a_one_line_error_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(fixture("models/digits_mlp.tflite")).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated.tflite", good[..good.len() / 3].to_vec()),
+        ("random.tflite", (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()),
+        ("text.tflite", b"this is not a model at all, just some text".to_vec()),
+        ("empty.tflite", Vec::new()),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let r = run(&["inspect", path.to_str().unwrap()], dir.path());
+        assert_eq!(r.code, 2, "{name}: {}", r.stderr);
+        assert!(r.stderr.contains(name), "{name}: error does not name the file: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{name}: {}", r.stderr);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{name}: not one line: {}", r.stderr);
+    }
+    let missing = dir.path().join("missing.tflite");
+    let r = run(&["inspect", missing.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("missing.tflite"), "{}", r.stderr);
+}
+
+#[test]
+fn a_failing_job_is_named_and_the_others_keep_their_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.tflite");
+    let good = std::fs::read(fixture("models/digits_mlp.tflite")).unwrap();
+    std::fs::write(&broken, &good[..1000]).unwrap();
+    let models = format!(
+        "{}[models.broken]\nsource = \"{}\"\nmodes = [\"dynamic\"]\n",
+        mlp_model("good", "\"dynamic\"", ""),
+        broken.display()
+    );
+    let cfg = write_config(dir.path(), &models);
+    let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("broken.dynamic"), "{}", r.stderr);
+    assert!(r.stderr.contains("broken.tflite"), "{}", r.stderr);
+    assert!(dir.path().join("out/good.dynamic.tflite").exists());
+    assert!(!dir.path().join("out/broken.dynamic.tflite").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    let e = evaluate(&fixture("models/digits_mlp.tflite"), &dir.path().join("out/good.dynamic.tflite"), None, 10);
+    assert!(e.loads_ok, "{:?}", e.error);
+}
+
+#[test]
+fn already_quantized_source_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = format!(
+        "[models.q]\nsource = \"{}\"\nmodes = [\"dynamic\"]\n",
+        fixture("models/digits_mlp_tf_full_int8.tflite").display()
+    );
+    let cfg = write_config(dir.path(), &models);
+    let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("digits_mlp_tf_full_int8.tflite"), "{}", r.stderr);
+    assert!(r.stderr.contains("float32"), "{}", r.stderr);
+}
+
+#[test]
+fn config_typo_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &mlp_model("m", "\"dynamic\"", "per_chanel = true"));
+    for cmd in ["build", "check"] {
+        let r = run(&[cmd, "-c", cfg.to_str().unwrap()], dir.path());
+        assert_eq!(r.code, 2, "{cmd}: {}", r.stderr);
+        assert!(r.stderr.contains("quantize.toml"), "{cmd}: {}", r.stderr);
+        assert!(r.stderr.contains("per_chanel"), "{cmd}: {}", r.stderr);
+        assert!(r.stderr.contains(":13:"), "{cmd}: no line number: {}", r.stderr);
+    }
+}
+
+#[test]
+fn check_accepts_the_example_config() {
+    let example = repo().join("quantize.toml.example");
+    let r = run(&["check", "-c", example.to_str().unwrap()], &repo());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("ok"), "{}", r.stdout);
+}

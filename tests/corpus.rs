@@ -1,0 +1,106 @@
+//! Every corpus model in every mode, scored in LiteRT against what TF's converter reached (ANCHORS.md).
+//!
+//! Floors (DESIGN.md, Targets): SQNR >= TF - 1 dB, top-1 agreement >= TF - 0.01, size <= TF + max(2%, 1 KiB),
+//! and no float compute op under TFLITE_BUILTINS_INT8.
+
+use crate::interop::{corpus, corpus_models, evaluate, litequant, tf_anchor};
+use std::fmt::Write as _;
+
+/// (our job name, our model table extras, mode, TF's mode name)
+const VARIANTS: &[(&str, &str, &str, &str)] = &[
+    ("m", "", "dynamic", "dynamic"),
+    ("m", "", "float16", "float16"),
+    ("m", "", "int8", "int_float_fallback"),
+    (
+        "mio",
+        "op_sets = [\"TFLITE_BUILTINS_INT8\"]\ninference_input_type = \"int8\"\ninference_output_type = \"int8\"\n",
+        "int8",
+        "full_int8",
+    ),
+    ("m", "", "int16x8", "int16x8"),
+];
+
+fn config_for(model_dir: &std::path::Path) -> String {
+    let mut text = format!(
+        "[settings]\nout_dir = \"out\"\n\n[datasets.calib]\nformat = \"npz\"\npath = \"{}\"\nsamples = 100\n\n",
+        model_dir.join("calib.npz").display()
+    );
+    let source = model_dir.join("model.tflite");
+    let _ = write!(
+        text,
+        "[models.m]\nsource = \"{}\"\nmodes = [\"dynamic\", \"float16\", \"int8\", \"int16x8\"]\ndataset = \"calib\"\n\n",
+        source.display()
+    );
+    let _ = write!(text, "[models.mio]\nsource = \"{}\"\nmodes = [\"int8\"]\ndataset = \"calib\"\n{}", source.display(), VARIANTS[3].1);
+    text
+}
+
+#[test]
+fn corpus_models_reach_tf_converter_floors_in_litert() {
+    let mut table = String::from("model                mode          sqnr    tf   top1    tf   size(B)    tf  fops\n");
+    let mut short = Vec::new();
+    for name in corpus_models() {
+        let mdir = corpus().join(&name);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("quantize.toml");
+        std::fs::write(&cfg, config_for(&mdir)).unwrap();
+        let out = litequant().args(["build", "-c", cfg.to_str().unwrap()]).current_dir(dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: build failed:\n{stderr}");
+        for &(job, _, mode, tf_mode) in VARIANTS {
+            let art = dir.path().join(format!("out/{job}.{mode}.tflite"));
+            let e = evaluate(&mdir.join("model.tflite"), &art, Some(&mdir.join("eval.npz")), 400);
+            let a = tf_anchor(&name, tf_mode);
+            let label = format!("{name}/{tf_mode}");
+            if !e.loads_ok {
+                short.push(format!("{label}: LiteRT cannot run it: {:?}", e.error));
+                continue;
+            }
+            let size = std::fs::metadata(&art).unwrap().len();
+            let float_size = std::fs::metadata(mdir.join("model.tflite")).unwrap().len();
+            let _ = writeln!(
+                table,
+                "{name:20} {tf_mode:12} {:6.1} {:5.1} {:6.3} {:5.3} {size:8} {:8} {:4}",
+                e.sqnr_db,
+                a.sqnr_db.unwrap_or(f64::NAN),
+                e.top1_agree.unwrap_or(f64::NAN),
+                a.top1_agree.unwrap_or(f64::NAN),
+                a.size_quant.unwrap_or(0),
+                e.float_compute_ops
+            );
+            if let Some(tf) = a.sqnr_db {
+                if e.sqnr_db < tf - 1.0 {
+                    short.push(format!("{label}: SQNR {:.1} dB < TF {tf:.1} - 1", e.sqnr_db));
+                }
+            }
+            if let (Some(tf), Some(ours)) = (a.top1_agree, e.top1_agree) {
+                if ours < tf - 0.01 {
+                    short.push(format!("{label}: top-1 agreement {ours:.3} < TF {tf:.3} - 0.01"));
+                }
+            }
+            if let Some(tf) = a.size_quant {
+                let limit = tf + ((float_size as f64 * 0.02) as u64).max(1024);
+                if size > limit {
+                    short.push(format!("{label}: {size} B > TF {tf} B + max(2%, 1 KiB)"));
+                }
+            }
+            let tf_float_ops: usize = a.quant_float_compute_ops.values().sum();
+            if tf_mode != "dynamic" && tf_mode != "float16" && e.float_compute_ops > tf_float_ops {
+                short.push(format!("{label}: {} float compute ops > TF's {tf_float_ops}", e.float_compute_ops));
+            }
+            if tf_mode == "dynamic" && e.hybrid_ops < a.hybrid_ops() {
+                short.push(format!("{label}: {} ops with int8 weights < TF's {}", e.hybrid_ops, a.hybrid_ops()));
+            }
+            if tf_mode == "full_int8" {
+                if e.float_compute_ops != 0 {
+                    short.push(format!("{label}: {} float compute ops under TFLITE_BUILTINS_INT8", e.float_compute_ops));
+                }
+                if e.input_types.iter().chain(&e.output_types).any(|t| t != "int8") {
+                    short.push(format!("{label}: I/O {:?} -> {:?}, not int8", e.input_types, e.output_types));
+                }
+            }
+        }
+    }
+    println!("{table}");
+    assert!(short.is_empty(), "{table}\nshort of the floor:\n{}", short.join("\n"));
+}
