@@ -4,7 +4,7 @@
 //! a schema-free tree of spanned values; the key path of an error is the innermost value whose span holds
 //! the error's span.
 
-use super::error::{join_key, ConfigError, ConfigErrorKind};
+use super::error::{join_key, key_segment, ConfigError, ConfigErrorKind};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::ops::Range;
@@ -180,6 +180,34 @@ impl KeyIndex {
             .unwrap_or_default()
     }
 
+    /// The key whose name is written at `span` (an unknown key, or the table name in `models.a.x = 1`), under
+    /// the innermost value holding `span`; the nearest one if the name occurs several times there.
+    fn key_written_at(&self, span: &Range<usize>, text: &str) -> Option<String> {
+        let within = self.key_at(span);
+        let written = text.get(span.clone())?.trim();
+        let name = ['"', '\'']
+            .iter()
+            .find_map(|q| written.strip_prefix(*q)?.strip_suffix(*q))
+            .unwrap_or(written);
+        let segment = key_segment(name);
+        let under = |k: &str| {
+            within.is_empty()
+                || k == within
+                || k.strip_prefix(within.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        };
+        let names = |k: &str| k == segment || k.ends_with(&format!(".{segment}"));
+        self.entries
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| under(k) && names(k))
+            .min_by_key(|k| {
+                self.span_of(k)
+                    .map_or(usize::MAX, |s| s.start.abs_diff(span.start))
+            })
+            .cloned()
+    }
+
     /// Where the value at `key` starts: its own span, or for a table toml has no span for, the first span
     /// inside it.
     pub(crate) fn span_of(&self, key: &str) -> Option<Range<usize>> {
@@ -209,13 +237,10 @@ impl KeyIndex {
         };
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
-            // The span is the key itself: inside its table's span, or, for a `[table]` header, inside the
-            // unknown table's own span.
-            let key = if at.rsplit('.').next() == Some(super::error::key_segment(name).as_str()) {
-                at
-            } else {
-                join_key(&at, name)
-            };
+            let key = self
+                .key_written_at(&e.span().unwrap_or(0..0), text)
+                .filter(|k| k.ends_with(&key_segment(name)))
+                .unwrap_or_else(|| join_key(&at, name));
             let expected = expected.trim_start_matches(", ");
             let message = match expected.strip_prefix("expected ") {
                 Some(known) => format!("unknown key; expected {known}"),
@@ -225,8 +250,12 @@ impl KeyIndex {
         }
         if let Some(rest) = message.strip_prefix("missing field `") {
             let name = rest.split_once('`').map_or(rest, |(name, _)| name);
+            // A `[table]` comes with its span; a dotted-key table does not, and toml points at its name.
+            let table = self
+                .key_written_at(&e.span().unwrap_or(0..0), text)
+                .unwrap_or(at);
             return located(
-                join_key(&at, name),
+                join_key(&table, name),
                 ConfigErrorKind::MissingKey,
                 "required key is missing".into(),
             );
@@ -244,7 +273,8 @@ impl KeyIndex {
                     } else {
                         ConfigErrorKind::InvalidValue
                     };
-                    return located(at, kind, format!("expected {expected}, found {found}"));
+                    let message = format!("expected {}, found {}", plain(expected), plain(&found));
+                    return located(at, kind, message);
                 }
             }
         }
@@ -269,6 +299,23 @@ fn collect(node: &Node, key: &str, out: &mut Vec<(String, Option<Range<usize>>)>
                 collect(&value.node, &value_key, out);
             }
         }
+    }
+}
+
+/// serde's names for what was expected or found, in TOML's words (`a map` is a table, `i64` an integer).
+fn plain(what: &str) -> String {
+    let what = what.trim();
+    if what.starts_with("struct ") || what == "a map" || what == "map" {
+        return "a table".into();
+    }
+    match what {
+        "a sequence" | "sequence" => "an array".into(),
+        "i64" | "u64" | "usize" | "u32" => "an integer".into(),
+        "f64" | "f32" => "a number".into(),
+        _ => match what.strip_prefix("floating point ") {
+            Some(value) => format!("float {value}"),
+            None => what.to_string(),
+        },
     }
 }
 

@@ -765,3 +765,39 @@ fn quantize_toml_example_parses() {
         (IoType::Int8, IoType::Int8)
     );
 }
+
+#[test]
+fn dotted_key_tables_name_missing_and_unknown_keys() {
+    assert_eq!(
+        message("models.a.source = \"x\"\n"),
+        "/proj/quantize.toml:1:8: key `models.a.modes`: required key is missing"
+    );
+    let e =
+        parse_err("models.a.source = \"x\"\nmodels.a.modes = [\"dynamic\"]\nmodels.a.foo = 1\n");
+    assert_eq!(
+        (e.key.as_deref(), e.location),
+        (
+            Some("models.a.foo"),
+            Some(Location {
+                line: 3,
+                column: 10
+            })
+        )
+    );
+}
+
+#[test]
+fn types_are_named_in_toml_words() {
+    let resize = dataset_err("format = \"images\"\npath = \"p\"\nresize = [1.5, 2]");
+    assert_eq!(resize.message, "expected an integer, found float `1.5`");
+    assert_eq!(resize.key.as_deref(), Some("datasets.d.resize[0]"));
+    let modes = parse_err("[models.a]\nsource = \"x\"\nmodes = \"int8\"\n");
+    assert_eq!(modes.message, "expected an array, found string \"int8\"");
+    let table = parse_err("[models]\na = 1\n");
+    assert_eq!(
+        (table.key.as_deref(), table.message.as_str()),
+        (Some("models.a"), "expected a table, found integer `1`")
+    );
+    let mean = dataset_err("format = \"images\"\npath = \"p\"\nresize = [2, 2]\nmean = [\"a\"]");
+    assert_eq!(mean.message, "expected a number, found string \"a\"");
+}
