@@ -35,11 +35,11 @@ impl Checker<'_> {
         let source = self.path_value(&raw.source, key("source"));
         let modes = self.modes(&raw.modes, key("modes"));
 
-        let needs_dataset = raw
-            .modes
-            .get_ref()
-            .iter()
-            .find(|m| m.get_ref() == "int8" || m.get_ref() == "int16x8");
+        let needs_dataset = raw.modes.get_ref().iter().find(|m| {
+            MODES
+                .iter()
+                .any(|mode| mode.needs_calibration() && mode.as_str() == m.get_ref())
+        });
         let dataset = match (&raw.dataset, needs_dataset) {
             (Some(d), _) if !datasets.contains(&d.get_ref().as_str()) => {
                 let message = format!(
