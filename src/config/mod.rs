@@ -1,1 +1,211 @@
-//! config (filled in by its own change).
+//! `quantize.toml`: the declarative description of what to quantize, parsed and validated.
+//!
+//! [`load`] (or [`parse`]) turns the file into a [`Config`] whose paths are resolved against the file's folder
+//! and whose values are checked against each other; every mistake is a [`ConfigError`] naming the file, the
+//! line and column, the full key path and what was expected:
+//!
+//! ```text
+//! quantize.toml:7:22: key `models.classifier.modes[2]`: expected one of `dynamic`, `float16`, `int8`, `int16x8`, found `int4`
+//! ```
+//!
+//! Every key is documented in `quantize.toml.example` at the repository root.
+//!
+//! ## Op sets
+//! `op_sets` takes TensorFlow's names and, like TensorFlow, their union: `TFLITE_BUILTINS_INT8` alone means
+//! every op of an integer mode is quantized or the job fails; together with `TFLITE_BUILTINS` float fallback
+//! is allowed again. Op sets act on the integer modes (`int8`, `int16x8`) except `SELECT_TF_OPS`, which lets
+//! Flex and custom ops pass through in every mode.
+
+mod error;
+mod locate;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ConfigErrorKind, Location};
+
+use crate::dataset::DatasetSpec;
+use crate::quantize::{IoType, Mode, QuantOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A parsed and validated `quantize.toml`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    /// The config file, as given to [`load`] or [`parse`].
+    pub path: PathBuf,
+    /// The folder relative paths in the file are resolved against (the file's folder, made absolute).
+    pub base_dir: PathBuf,
+    /// `[settings]`, defaults filled in.
+    pub settings: Settings,
+    /// `[datasets.NAME]` tables by name, paths resolved.
+    pub datasets: BTreeMap<String, DatasetSpec>,
+    /// `[models.NAME]` tables by name, paths resolved and defaults filled in.
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// `[settings]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Settings {
+    /// Where artifacts go (`out_dir`, default `target/quantized`), joined to [`Config::base_dir`] unless
+    /// absolute.
+    pub out_dir: PathBuf,
+    /// The reproducibility record (`lock`, default `quantize.lock`), joined to [`Config::base_dir`] unless
+    /// absolute.
+    pub lock: PathBuf,
+}
+
+/// A TensorFlow Lite op set, named as TensorFlow's `tf.lite.OpsSet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum OpSet {
+    /// `TFLITE_BUILTINS`: builtin ops; in the integer modes, ops that cannot be quantized stay float.
+    #[serde(rename = "TFLITE_BUILTINS")]
+    TfliteBuiltins,
+    /// `TFLITE_BUILTINS_INT8`: builtin ops, all integer; alone, an op that cannot be quantized is an error.
+    #[serde(rename = "TFLITE_BUILTINS_INT8")]
+    TfliteBuiltinsInt8,
+    /// `SELECT_TF_OPS`: Flex (TensorFlow) and custom ops pass through; they and what depends on them stay
+    /// float.
+    #[serde(rename = "SELECT_TF_OPS")]
+    SelectTfOps,
+}
+
+impl OpSet {
+    /// Every op set, in the order error messages list them.
+    pub const ALL: [OpSet; 3] = [
+        OpSet::TfliteBuiltins,
+        OpSet::TfliteBuiltinsInt8,
+        OpSet::SelectTfOps,
+    ];
+
+    /// TensorFlow's name, as written in `quantize.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpSet::TfliteBuiltins => "TFLITE_BUILTINS",
+            OpSet::TfliteBuiltinsInt8 => "TFLITE_BUILTINS_INT8",
+            OpSet::SelectTfOps => "SELECT_TF_OPS",
+        }
+    }
+}
+
+impl std::fmt::Display for OpSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How activation ranges are chosen from calibration statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Calibration {
+    /// `minmax`: the observed minimum and maximum (TensorFlow's converter does the same).
+    #[default]
+    MinMax,
+}
+
+impl Calibration {
+    /// The name in `quantize.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Calibration::MinMax => "minmax",
+        }
+    }
+}
+
+impl std::fmt::Display for Calibration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `[models.NAME]` table, resolved: what to quantize and how.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelConfig {
+    /// The table name; artifacts are `<out_dir>/<name>.<mode>.tflite`.
+    pub name: String,
+    /// The float `.tflite`, joined to [`Config::base_dir`] unless absolute.
+    pub source: PathBuf,
+    /// Modes to build, in the order written (at least one, no repeats).
+    pub modes: Vec<Mode>,
+    /// The calibration dataset (a key of [`Config::datasets`]); always set when a mode needs calibration.
+    pub dataset: Option<String>,
+    /// Op sets (default `[TFLITE_BUILTINS]`), in the order written.
+    pub op_sets: Vec<OpSet>,
+    /// Input type of the integer mode it fits (default float32).
+    pub inference_input_type: IoType,
+    /// Output type of the integer mode it fits (default float32).
+    pub inference_output_type: IoType,
+    /// Conv and depthwise weights per output channel (default true).
+    pub per_channel: bool,
+    /// FULLY_CONNECTED weights per output channel (default true).
+    pub per_channel_dense: bool,
+    /// Range selection from calibration statistics (default minmax).
+    pub calibration: Calibration,
+    /// Ops kept float: op types or globs on output tensor names (default none).
+    pub exclude: Vec<String>,
+    /// The oldest LiteRT the artifacts must load in (`"2.14"`), if any.
+    pub target_runtime: Option<String>,
+}
+
+impl ModelConfig {
+    /// The options for quantizing this model in `mode`.
+    ///
+    /// Float fallback is forbidden only in the integer modes and only when `TFLITE_BUILTINS_INT8` is the one
+    /// builtin op set; the I/O types apply to the mode they fit (int8/uint8 to `int8`, int16 to `int16x8`)
+    /// and are float32 in every other mode.
+    pub fn quant_options(&self, mode: Mode) -> QuantOptions {
+        let has = |set| self.op_sets.contains(&set);
+        let int8_only = has(OpSet::TfliteBuiltinsInt8) && !has(OpSet::TfliteBuiltins);
+        let io_type = |io: IoType| {
+            if io_type_fits(io, mode) {
+                io
+            } else {
+                IoType::Float32
+            }
+        };
+        QuantOptions {
+            per_channel: self.per_channel,
+            per_channel_dense: self.per_channel_dense,
+            allow_float_fallback: !(int8_only && mode.needs_calibration()),
+            select_tf_ops: has(OpSet::SelectTfOps),
+            inference_input_type: io_type(self.inference_input_type),
+            inference_output_type: io_type(self.inference_output_type),
+            exclude: self.exclude.clone(),
+            target_runtime: self.target_runtime.clone(),
+        }
+    }
+}
+
+/// Whether model I/O of type `io` can be used in `mode`.
+fn io_type_fits(io: IoType, mode: Mode) -> bool {
+    match io {
+        IoType::Float32 => true,
+        IoType::Int8 | IoType::Uint8 => mode == Mode::Int8,
+        IoType::Int16 => mode == Mode::Int16x8,
+    }
+}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        location: None,
+        key: None,
+        kind: ConfigErrorKind::Io,
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates `text`, the contents of the config file at `path`.
+///
+/// `path` names the file in errors, and its folder is the base for relative paths; the file itself is not
+/// read.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let keys = locate::KeyIndex::build(text, path)?;
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| keys.error(&e, text, path))?;
+    validate::validate(raw, &keys, text, path)
+}
