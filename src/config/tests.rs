@@ -748,7 +748,7 @@ fn quantize_toml_example_parses() {
     let digits = mlp.dataset.as_ref().and_then(|d| config.datasets.get(d));
     assert_eq!(
         digits.and_then(|d| d.path.clone()),
-        Some(root.join("tests/fixtures/data/digits_calib.npz"))
+        Some(root.join("tests/fixtures/data/digits_mlp_calib.npz"))
     );
 
     let strict = config
