@@ -17,9 +17,9 @@ pub struct DatasetError {
     pub sample: Option<usize>,
     /// The file or folder being read, when there is one.
     pub file: Option<PathBuf>,
-    /// What went wrong.
+    /// What went wrong (boxed: the context fields already make the error large, and it travels in `Result`s).
     #[source]
-    pub kind: DatasetErrorKind,
+    pub kind: Box<DatasetErrorKind>,
 }
 
 impl DatasetError {
@@ -30,7 +30,7 @@ impl DatasetError {
             input: None,
             sample: None,
             file: None,
-            kind,
+            kind: Box::new(kind),
         }
     }
 

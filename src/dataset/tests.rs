@@ -209,7 +209,7 @@ fn shape_mismatch_names_dataset_input_file_and_both_shapes() {
     write_npy(&path, &numbered(4, &[5])).unwrap();
     let spec = dataset("calib", DatasetFormat::Npy, Some(path.clone()));
     let err = open_one(&spec, &[input("serving_default_x:0", &[1, 6])]).unwrap_err();
-    assert!(matches!(err.kind, DatasetErrorKind::ShapeMismatch { .. }));
+    assert!(matches!(*err.kind, DatasetErrorKind::ShapeMismatch { .. }));
     let message = err.to_string();
     for part in [
         "dataset `calib`",
@@ -229,7 +229,7 @@ fn fortran_order_array_is_a_clear_error() {
     write_npy(&path, &numbered(3, &[4]).reversed_axes()).unwrap();
     let spec = dataset("d", DatasetFormat::Npy, Some(path));
     let err = open_one(&spec, &[input("x", &[1, 3])]).unwrap_err();
-    assert!(matches!(err.kind, DatasetErrorKind::FortranOrder), "{err}");
+    assert!(matches!(*err.kind, DatasetErrorKind::FortranOrder), "{err}");
     assert!(err.to_string().contains("Fortran order"));
 }
 
@@ -255,7 +255,7 @@ fn truncated_npy_file_reports_complete_samples() {
     let err = open_one(&spec, &[input("x", &[1, 8])]).unwrap_err();
     assert!(
         matches!(
-            err.kind,
+            *err.kind,
             DatasetErrorKind::Truncated {
                 complete: 2,
                 expected: 4
@@ -279,7 +279,7 @@ fn nan_and_infinity_are_reported_with_sample_and_position() {
     assert_eq!(err.sample, Some(3));
     assert_eq!(err.input.as_deref(), Some("x"));
     assert_eq!(err.file.as_deref(), Some(path.as_path()));
-    match &err.kind {
+    match err.kind.as_ref() {
         DatasetErrorKind::NotFinite { value, position } => {
             assert!(value.is_nan());
             assert_eq!(position, &vec![0, 1, 2]);
@@ -298,7 +298,7 @@ fn nan_and_infinity_are_reported_with_sample_and_position() {
         .next_batch(5)
         .unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::NotFinite { .. }) && err.sample == Some(0),
+        matches!(*err.kind, DatasetErrorKind::NotFinite { .. }) && err.sample == Some(0),
         "{err}"
     );
 }
@@ -313,7 +313,7 @@ fn float_data_cannot_feed_an_integer_input() {
     ids.dtype = fb::TensorType::INT32;
     let err = open_one(&spec, &[ids.clone()]).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::DtypeMismatch { .. }),
+        matches!(*err.kind, DatasetErrorKind::DtypeMismatch { .. }),
         "{err}"
     );
     assert!(err.to_string().contains("INT32"), "{err}");
@@ -333,7 +333,7 @@ fn npy_dataset_cannot_feed_two_inputs_without_a_map() {
     let spec = dataset("d", DatasetFormat::Npy, Some(path));
     let err = open_one(&spec, &[input("a", &[1, 3]), input("b", &[1, 3])]).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::OneInputPerDataset { .. }),
+        matches!(*err.kind, DatasetErrorKind::OneInputPerDataset { .. }),
         "{err}"
     );
 }
@@ -343,7 +343,7 @@ fn missing_path_is_an_error() {
     let spec = dataset("d", DatasetFormat::Npz, None);
     let err = open_one(&spec, &[input("x", &[1, 3])]).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::MissingPath { .. }),
+        matches!(*err.kind, DatasetErrorKind::MissingPath { .. }),
         "{err}"
     );
 }
@@ -449,7 +449,7 @@ fn npz_input_no_array_feeds_is_an_error_listing_the_arrays() {
     let spec = dataset("calib", DatasetFormat::Npz, Some(path));
     let err = open_one(&spec, &[input("serving_default_x:0", &[1, 4])]).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::InputNotFed { .. }),
+        matches!(*err.kind, DatasetErrorKind::InputNotFed { .. }),
         "{err}"
     );
     let message = err.to_string();
@@ -469,13 +469,13 @@ fn npz_map_to_a_missing_array_or_an_unknown_input_is_an_error() {
     spec.inputs.insert("x".into(), "nope".into());
     let err = open_one(&spec, &[input("x", &[1, 4])]).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::ArrayNotFound { .. }),
+        matches!(*err.kind, DatasetErrorKind::ArrayNotFound { .. }),
         "{err}"
     );
     spec.inputs = BTreeMap::from([("y".to_string(), "x".to_string())]);
     let err = open_one(&spec, &[input("x", &[1, 4])]).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::UnknownInput { .. }),
+        matches!(*err.kind, DatasetErrorKind::UnknownInput { .. }),
         "{err}"
     );
 }
@@ -493,7 +493,7 @@ fn npz_arrays_with_different_sample_counts_need_a_cap() {
     let inputs = [input("a", &[1, 1]), input("b", &[1, 1])];
     let err = open_one(&spec, &inputs).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::SampleCountMismatch { .. }),
+        matches!(*err.kind, DatasetErrorKind::SampleCountMismatch { .. }),
         "{err}"
     );
     spec.samples = Some(3);
@@ -522,7 +522,7 @@ fn npz_corrupt_member_fails_its_checksum() {
     let spec = dataset("d", DatasetFormat::Npz, Some(path));
     let err = read_all(&mut open_one(&spec, &[input("x", &[1, 2])]).unwrap(), 8).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::Checksum { .. }),
+        matches!(*err.kind, DatasetErrorKind::Checksum { .. }),
         "{err}"
     );
 }
@@ -534,7 +534,7 @@ fn not_a_zip_file_is_an_error_naming_the_file() {
     std::fs::write(&path, b"definitely not a zip archive").unwrap();
     let spec = dataset("d", DatasetFormat::Npz, Some(path.clone()));
     let err = open_one(&spec, &[input("x", &[1, 2])]).unwrap_err();
-    assert!(matches!(err.kind, DatasetErrorKind::Zip(_)), "{err}");
+    assert!(matches!(*err.kind, DatasetErrorKind::Zip(_)), "{err}");
     assert_eq!(err.file.as_deref(), Some(path.as_path()));
 }
 
@@ -635,7 +635,7 @@ fn images_use_per_channel_mean_and_std() {
     spec.std = vec![1.0, 2.0];
     let err = open_one(&spec, &[input("x", &[1, 1, 1, 3])]).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::Normalization(_)),
+        matches!(*err.kind, DatasetErrorKind::Normalization(_)),
         "{err}"
     );
 }
@@ -665,7 +665,7 @@ fn images_are_resized_to_resize_and_a_size_mismatch_without_it_is_an_error() {
     let err = open_one(&spec, &inputs).unwrap().next_batch(1).unwrap_err();
     assert!(
         matches!(
-            err.kind,
+            *err.kind,
             DatasetErrorKind::ImageSize {
                 found: [6, 8],
                 expected: [3, 4]
@@ -688,7 +688,7 @@ fn images_are_resized_to_resize_and_a_size_mismatch_without_it_is_an_error() {
     spec.resize = Some([4, 4]);
     let err = open_one(&spec, &inputs).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::ResizeMismatch { .. }),
+        matches!(*err.kind, DatasetErrorKind::ResizeMismatch { .. }),
         "{err}"
     );
 }
@@ -721,7 +721,7 @@ fn empty_image_folder_is_an_error() {
     std::fs::write(dir.path().join("readme.md"), "no images here").unwrap();
     let spec = images_dataset("photos", dir.path());
     let err = open_one(&spec, &[input("x", &[1, 2, 2, 3])]).unwrap_err();
-    assert!(matches!(err.kind, DatasetErrorKind::EmptyFolder), "{err}");
+    assert!(matches!(*err.kind, DatasetErrorKind::EmptyFolder), "{err}");
     assert!(err.to_string().contains("dataset `photos`"));
 }
 
@@ -748,7 +748,7 @@ fn images_need_an_nhwc_input_with_one_or_three_channels() {
     for shape in [&[1, 2, 2, 4][..], &[1, 4], &[2, 2, 2, 3]] {
         let err = open_one(&spec, &[input("x", shape)]).unwrap_err();
         assert!(
-            matches!(err.kind, DatasetErrorKind::ImageInputShape { .. }),
+            matches!(*err.kind, DatasetErrorKind::ImageInputShape { .. }),
             "{shape:?}: {err}"
         );
     }
@@ -787,7 +787,7 @@ fn multi_input_image_model_takes_one_dataset_per_input_through_the_map() {
         .insert("serving_default_b:0".into(), "nowhere".into());
     let err = open(&main, &all, &inputs).unwrap_err();
     assert!(
-        matches!(err.kind, DatasetErrorKind::UnknownDataset { .. }),
+        matches!(*err.kind, DatasetErrorKind::UnknownDataset { .. }),
         "{err}"
     );
 
@@ -842,7 +842,7 @@ fn random_range_must_be_ordered_and_finite() {
         spec.range = Some(range);
         let err = open_one(&spec, &[input("a", &[1, 2])]).unwrap_err();
         assert!(
-            matches!(err.kind, DatasetErrorKind::BadRange { .. }),
+            matches!(*err.kind, DatasetErrorKind::BadRange { .. }),
             "{range:?}: {err}"
         );
     }
@@ -853,7 +853,7 @@ fn zero_samples_is_an_error() {
     let mut spec = dataset("smoke", DatasetFormat::Random, None);
     spec.samples = Some(0);
     let err = open_one(&spec, &[input("a", &[1, 2])]).unwrap_err();
-    assert!(matches!(err.kind, DatasetErrorKind::Empty), "{err}");
+    assert!(matches!(*err.kind, DatasetErrorKind::Empty), "{err}");
 }
 
 #[test]
