@@ -1,8 +1,35 @@
 //! Representative data: `.npy`, `.npz`, image folders and seeded random data, streamed sample by sample.
+//!
+//! ## Brief overview
+//! * [`open`] matches a [`DatasetSpec`] to the model's inputs ([`InputSpec`]) and returns a [`SampleStream`]
+//!   that yields, per sample, one f32 array per model input, shaped exactly as that input with batch 1.
+//! * `npy`: one array whose first axis indexes samples; each sample has the input's shape with or without
+//!   its leading batch 1. `npz`: one such array per input, matched by tensor name (also without a
+//!   `serving_default_` prefix or `:0` suffix) or through `inputs = { tensor = "array" }`; a single array
+//!   feeds a single input; arrays that feed no input (`labels`) are ignored. Both are read a sample at a
+//!   time; npz members are inflated on the fly. Element types f2/f4/f8, u1..u8, i1..i8 and b1 become f32.
+//! * `images`: png/jpeg files sorted by name, RGB (or grayscale for 1-channel inputs), resized with a
+//!   triangle filter to `resize`, then `(pixel - mean[c]) / std[c]`, NHWC. A multi-input model takes one
+//!   dataset per input through `inputs = { tensor = "other_dataset" }`.
+//! * `random`: uniform in `range` from a ChaCha8 generator seeded with `seed`; [`SampleStream::is_synthetic`]
+//!   marks it so reports can say the run is a smoke test.
+//! * [`digest_files`] lists every file a dataset reads, for cache keys and rebuild triggers.
+//!
+//! Every problem is a [`DatasetError`] naming the dataset, the file, the input and the sample.
 
+mod array;
+mod error;
+mod images;
+mod npy;
+mod npz;
+mod random;
+mod source;
 mod spec;
+mod stream;
 
+pub use error::{DatasetError, DatasetErrorKind};
 pub use spec::{DatasetFormat, DatasetSpec};
+pub use stream::{digest_files, open, Sample, SampleStream, DEFAULT_RANDOM_SAMPLES};
 
 use crate::tflite::fb;
 
@@ -18,3 +45,6 @@ pub struct InputSpec {
     /// Element type of the float model's input (FLOAT32 for models litequant quantizes).
     pub dtype: fb::TensorType,
 }
+
+#[cfg(test)]
+mod tests;

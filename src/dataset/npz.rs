@@ -1,0 +1,154 @@
+//! `.npz` archives (numpy.savez / savez_compressed): a zip of `.npy` members, one per array.
+//!
+//! The zip crate reads the central directory; each member is then streamed from its own file handle
+//! (inflated on the fly when deflated), so several inputs read their arrays side by side without loading them.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use zip::{CompressionMethod, ZipArchive};
+
+use super::array::{ArrayOrigin, ArraySource};
+use super::error::{DatasetError, DatasetErrorKind};
+use super::source::{bare_name, InputLayout};
+
+/// An opened `.npz` archive: its arrays and where they are stored.
+pub(crate) struct NpzArchive {
+    dataset: String,
+    path: PathBuf,
+    archive: ZipArchive<File>,
+    /// Array names (member names without `.npy`) with their member index, in archive order.
+    arrays: Vec<(String, usize)>,
+}
+
+impl NpzArchive {
+    /// Reads the archive's directory.
+    pub fn open(dataset: &str, path: &Path) -> Result<NpzArchive, DatasetError> {
+        let fail = |kind| DatasetError::new(dataset, kind).with_file(path);
+        let file = File::open(path).map_err(|e| fail(DatasetErrorKind::Io(e)))?;
+        let archive = ZipArchive::new(file).map_err(|e| fail(DatasetErrorKind::Zip(e)))?;
+        let arrays = (0..archive.len())
+            .filter_map(|index| {
+                let name = archive.name_for_index(index)?;
+                Some((name.strip_suffix(".npy")?.to_string(), index))
+            })
+            .collect();
+        Ok(NpzArchive {
+            dataset: dataset.to_string(),
+            path: path.to_path_buf(),
+            archive,
+            arrays,
+        })
+    }
+
+    /// The archive's array names, in archive order.
+    pub fn array_names(&self) -> Vec<String> {
+        self.arrays.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Whether the archive holds `array`.
+    pub fn has(&self, array: &str) -> bool {
+        self.arrays.iter().any(|(name, _)| name == array)
+    }
+
+    /// The array that feeds `input`: the `mapped` one if given; else one named like the input (exactly, or
+    /// both without `serving_default_` and `:0`); else, when the archive feeds a single input and holds a
+    /// single array, that array.
+    pub fn array_for(
+        &self,
+        input: &str,
+        mapped: Option<&String>,
+        single_input: bool,
+    ) -> Result<String, DatasetErrorKind> {
+        if let Some(array) = mapped {
+            if self.has(array) {
+                return Ok(array.to_string());
+            }
+            return Err(DatasetErrorKind::ArrayNotFound {
+                array: array.to_string(),
+                available: self.array_names(),
+            });
+        }
+        if self.has(input) {
+            return Ok(input.to_string());
+        }
+        let candidates: Vec<String> = self
+            .arrays
+            .iter()
+            .filter(|(name, _)| bare_name(name) == bare_name(input))
+            .map(|(name, _)| name.clone())
+            .collect();
+        match candidates.as_slice() {
+            [] => {}
+            [only] => return Ok(only.clone()),
+            _ => return Err(DatasetErrorKind::AmbiguousArrays { candidates }),
+        }
+        if single_input && self.arrays.len() == 1 {
+            return Ok(self.arrays[0].0.clone());
+        }
+        Err(DatasetErrorKind::InputNotFed {
+            available: self.array_names(),
+        })
+    }
+
+    /// Opens `array` for streaming into `layout`'s input; `cap` is the dataset's `samples`.
+    pub fn open_array(
+        &mut self,
+        array: &str,
+        layout: &InputLayout,
+        cap: Option<usize>,
+    ) -> Result<ArraySource, DatasetError> {
+        let fail = |kind| {
+            DatasetError::new(self.dataset.clone(), kind)
+                .with_input(layout.name.clone())
+                .with_file(self.path.clone())
+        };
+        let Some(&(_, index)) = self.arrays.iter().find(|(name, _)| name == array) else {
+            return Err(fail(DatasetErrorKind::ArrayNotFound {
+                array: array.to_string(),
+                available: self.array_names(),
+            }));
+        };
+        let member = self
+            .archive
+            .by_index_raw(index)
+            .map_err(|e| fail(DatasetErrorKind::Zip(e)))?;
+        if member.encrypted() {
+            return Err(fail(DatasetErrorKind::Encrypted {
+                array: array.to_string(),
+            }));
+        }
+        let (method, data_start, compressed, size, crc32) = (
+            member.compression(),
+            member.data_start(),
+            member.compressed_size(),
+            member.size(),
+            member.crc32(),
+        );
+        drop(member);
+        let io_error = |e| fail(DatasetErrorKind::Io(e));
+        let mut file = File::open(&self.path).map_err(io_error)?;
+        file.seek(SeekFrom::Start(data_start)).map_err(io_error)?;
+        let raw = file.take(compressed);
+        // Compared with zip's constants: its `Deflated` variant exists only when zip inflates by itself.
+        let reader: Box<dyn Read + Send> = if method == CompressionMethod::STORE {
+            Box::new(raw)
+        } else if method == CompressionMethod::DEFLATE {
+            Box::new(flate2::read::DeflateDecoder::new(raw))
+        } else {
+            return Err(fail(DatasetErrorKind::CompressionMethod {
+                array: array.to_string(),
+                method: method.to_string(),
+            }));
+        };
+        let origin = ArrayOrigin {
+            dataset: self.dataset.clone(),
+            file: self.path.clone(),
+            array: Some(array.to_string()),
+            stored_len: size,
+            crc32: Some(crc32),
+        };
+        ArraySource::open(origin, reader, layout, cap)
+    }
+}
