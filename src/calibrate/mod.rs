@@ -4,9 +4,19 @@
 //! Kernels live in [`ops`], one module per op family, each registering its ops in a [`Registry`] keyed by the
 //! builtin op code. An op without a kernel is an error naming the op and its index, never a silent skip.
 
+mod calibrator;
+#[cfg(test)]
+mod corpus_tests;
+mod error;
+mod interpreter;
+mod observer;
 pub mod ops;
 mod value;
 
+pub use calibrator::{calibrate, calibrate_with, CalibrateOptions};
+pub use error::{CalibError, OpLocation};
+pub use interpreter::FloatInterpreter;
+pub use observer::{MinMaxObserver, RangeObserver};
 pub use value::Value;
 
 use crate::graph::{Graph, OpIndex};

@@ -1,11 +1,33 @@
 //! Float kernels, one module per op family. Each family module has `register(&mut Registry)`.
 
+pub mod activation;
+pub mod conv;
+pub mod fully_connected;
+mod kernel_args;
+pub mod normalization;
+pub mod pool;
+pub mod quantize_ops;
+pub mod reduce;
+pub mod resize;
+#[cfg(test)]
+pub(crate) mod testing;
+mod window;
+
 use super::Registry;
 use crate::tflite::fb;
 use ndarray::ArrayD;
 
 /// Registers every family's kernels.
-pub fn register_all(_r: &mut Registry) {}
+pub fn register_all(r: &mut Registry) {
+    activation::register(r);
+    conv::register(r);
+    fully_connected::register(r);
+    normalization::register(r);
+    pool::register(r);
+    quantize_ops::register(r);
+    reduce::register(r);
+    resize::register(r);
+}
 
 /// Applies a fused activation function in place, as TFLite's float kernels do after the op.
 pub fn apply_fused_activation(x: &mut ArrayD<f32>, act: fb::ActivationFunctionType) {

@@ -1,0 +1,340 @@
+//! CONV_2D and DEPTHWISE_CONV_2D on NHWC float tensors.
+//!
+//! CONV_2D gathers each output pixel's receptive field into a row (im2col) and multiplies by the OHWI filter
+//! seen as an `[out_channels, kh*kw*in_channels]` matrix; 1x1 stride-1 convolutions skip the gather.
+//! Depthwise convolutions are a direct loop whose inner step runs over contiguous channels.
+
+use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major, rows_with_bias};
+use super::window::Window;
+use super::apply_fused_activation;
+use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::tflite::fb;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, ArrayView2, ArrayViewMut2};
+
+/// Registers CONV_2D and DEPTHWISE_CONV_2D.
+pub fn register(r: &mut Registry) {
+    r.register(fb::BuiltinOperator::CONV_2D, conv_2d);
+    r.register(fb::BuiltinOperator::DEPTHWISE_CONV_2D, depthwise_conv_2d);
+}
+
+fn shape_error(e: ndarray::ShapeError) -> KernelError {
+    KernelError::Invalid(format!("internal: {e}"))
+}
+
+fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+    let o = ctx.operator().builtin_options.as_conv_2_doptions().ok_or_else(|| missing_options("Conv2DOptions"))?;
+    let input = row_major(ctx.input_f32(0)?);
+    let filter = row_major(ctx.input_f32(1)?);
+    let [n, h, w, c] = dims4(input.shape(), "input")?;
+    let [oc, kh, kw, fc] = dims4(filter.shape(), "filter")?;
+    // A filter with fewer input channels than the input is a grouped convolution (TFLite >= 2.9).
+    if fc == 0 || c % fc != 0 || oc % (c / fc) != 0 {
+        return Err(KernelError::Invalid(format!(
+            "filter {:?} does not fit input {:?} (input channels must be a multiple of the filter's, \
+             output channels of the group count)",
+            filter.shape(),
+            input.shape()
+        )));
+    }
+    let groups = c / fc;
+    let group_oc = oc / groups;
+    let bias = bias_values(ctx, 2, oc)?;
+    let wy = Window::new(o.padding, h, kh, o.stride_h, o.dilation_h_factor)?;
+    let wx = Window::new(o.padding, w, kw, o.stride_w, o.dilation_w_factor)?;
+    let rows = wy.out * wx.out;
+    let k = kh * kw * fc;
+    let x = flat(&input)?;
+    let f = flat(&filter)?;
+    let bias = match &bias {
+        Some(b) => Some(flat(b)?),
+        None => None,
+    };
+    let mut out = rows_with_bias(n * rows, oc, bias);
+    let weights = ArrayView2::from_shape((oc, k), f).map_err(shape_error)?;
+
+    let pointwise = kh == 1 && kw == 1 && wy.stride == 1 && wx.stride == 1 && wy.pad == 0 && wx.pad == 0 && groups == 1;
+    if pointwise {
+        // Every input pixel is one output pixel: the input already is the im2col matrix.
+        let lhs = ArrayView2::from_shape((n * h * w, c), x).map_err(shape_error)?;
+        let mut dst = ArrayViewMut2::from_shape((n * rows, oc), &mut out[..]).map_err(shape_error)?;
+        general_mat_mul(1.0, &lhs, &weights.t(), 1.0, &mut dst);
+    } else if rows > 0 {
+        let mut cols = vec![0.0f32; rows * k];
+        for b in 0..n {
+            let image = &x[b * h * w * c..(b + 1) * h * w * c];
+            let dst_rows = &mut out[b * rows * oc..(b + 1) * rows * oc];
+            for g in 0..groups {
+                im2col(image, [h, w, c], g * fc, fc, &wy, &wx, &mut cols);
+                let lhs = ArrayView2::from_shape((rows, k), &cols[..]).map_err(shape_error)?;
+                let rhs = weights.slice(s![g * group_oc..(g + 1) * group_oc, ..]);
+                let mut dst = ArrayViewMut2::from_shape((rows, oc), &mut dst_rows[..]).map_err(shape_error)?;
+                let mut dst = dst.slice_mut(s![.., g * group_oc..(g + 1) * group_oc]);
+                general_mat_mul(1.0, &lhs, &rhs.t(), 1.0, &mut dst);
+            }
+        }
+    }
+    let mut out = array(&[n, wy.out, wx.out, oc], out)?;
+    apply_fused_activation(&mut out, o.fused_activation_function);
+    Ok(vec![Value::F32(out)])
+}
+
+/// Writes one row per output pixel: the `channels` input channels from `first` of every tap, zero outside
+/// the image (the implicit padding).
+fn im2col(image: &[f32], [h, w, c]: [usize; 3], first: usize, channels: usize, wy: &Window, wx: &Window, cols: &mut [f32]) {
+    let k = wy.taps * wx.taps * channels;
+    for oy in 0..wy.out {
+        for ox in 0..wx.out {
+            let row = &mut cols[(oy * wx.out + ox) * k..][..k];
+            for ky in 0..wy.taps {
+                let iy = wy.tap(oy, ky, h);
+                for kx in 0..wx.taps {
+                    let dst = &mut row[(ky * wx.taps + kx) * channels..][..channels];
+                    match (iy, wx.tap(ox, kx, w)) {
+                        (Some(iy), Some(ix)) => dst.copy_from_slice(&image[(iy * w + ix) * c + first..][..channels]),
+                        _ => dst.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+    let o = ctx
+        .operator()
+        .builtin_options
+        .as_depthwise_conv_2_doptions()
+        .ok_or_else(|| missing_options("DepthwiseConv2DOptions"))?;
+    let input = row_major(ctx.input_f32(0)?);
+    let filter = row_major(ctx.input_f32(1)?);
+    let [n, h, w, c] = dims4(input.shape(), "input")?;
+    let [one, kh, kw, oc] = dims4(filter.shape(), "filter")?;
+    // The runtime derives the multiplier from the shapes; the option only has to agree when set.
+    if one != 1 || c == 0 || oc % c != 0 {
+        return Err(KernelError::Invalid(format!(
+            "filter {:?} does not fit input {:?} (expected [1, kh, kw, in_channels * depth_multiplier])",
+            filter.shape(),
+            input.shape()
+        )));
+    }
+    let m = oc / c;
+    if o.depth_multiplier > 0 && o.depth_multiplier as usize != m {
+        return Err(KernelError::Invalid(format!(
+            "depth_multiplier {} but the filter has {oc} channels for {c} input channels",
+            o.depth_multiplier
+        )));
+    }
+    let bias = bias_values(ctx, 2, oc)?;
+    let wy = Window::new(o.padding, h, kh, o.stride_h, o.dilation_h_factor)?;
+    let wx = Window::new(o.padding, w, kw, o.stride_w, o.dilation_w_factor)?;
+    let x = flat(&input)?;
+    let f = flat(&filter)?;
+    let bias = match &bias {
+        Some(b) => Some(flat(b)?),
+        None => None,
+    };
+    let mut out = rows_with_bias(n * wy.out * wx.out, oc, bias);
+    for b in 0..n {
+        for oy in 0..wy.out {
+            for ox in 0..wx.out {
+                let acc = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
+                for ky in 0..kh {
+                    let Some(iy) = wy.tap(oy, ky, h) else { continue };
+                    for kx in 0..kw {
+                        let Some(ix) = wx.tap(ox, kx, w) else { continue };
+                        let pixel = &x[((b * h + iy) * w + ix) * c..][..c];
+                        let taps = &f[(ky * kw + kx) * oc..][..oc];
+                        if m == 1 {
+                            for ((a, &v), &t) in acc.iter_mut().zip(pixel).zip(taps) {
+                                *a += v * t;
+                            }
+                        } else {
+                            for ((a, t), &v) in acc.chunks_exact_mut(m).zip(taps.chunks_exact(m)).zip(pixel) {
+                                for (a, &t) in a.iter_mut().zip(t) {
+                                    *a += v * t;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = array(&[n, wy.out, wx.out, oc], out)?;
+    apply_fused_activation(&mut out, o.fused_activation_function);
+    Ok(vec![Value::F32(out)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{run_op, Arg};
+    use crate::calibrate::Value;
+    use crate::tflite::fb;
+
+    fn conv_options(padding: fb::Padding, stride: i32, dilation: i32, act: fb::ActivationFunctionType) -> fb::BuiltinOptionsT {
+        fb::BuiltinOptionsT::Conv2DOptions(Box::new(fb::Conv2DOptionsT {
+            padding,
+            stride_w: stride,
+            stride_h: stride,
+            fused_activation_function: act,
+            dilation_w_factor: dilation,
+            dilation_h_factor: dilation,
+            ..Default::default()
+        }))
+    }
+
+    /// A direct, obviously-correct convolution to compare against.
+    #[allow(clippy::too_many_arguments)]
+    fn naive_conv(x: &[f32], [h, w, c]: [usize; 3], f: &[f32], [oc, kh, kw]: [usize; 3], stride: usize, dil: usize, pad: (usize, usize), out: (usize, usize)) -> Vec<f32> {
+        let mut y = vec![0.0; out.0 * out.1 * oc];
+        for oy in 0..out.0 {
+            for ox in 0..out.1 {
+                for o in 0..oc {
+                    let mut acc = 0.0;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * stride + ky * dil) as isize - pad.0 as isize;
+                            let ix = (ox * stride + kx * dil) as isize - pad.1 as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            for ci in 0..c {
+                                acc += x[(iy as usize * w + ix as usize) * c + ci] * f[((o * kh + ky) * kw + kx) * c + ci];
+                            }
+                        }
+                    }
+                    y[(oy * out.1 + ox) * oc + o] = acc;
+                }
+            }
+        }
+        y
+    }
+
+    fn ramp(n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7) % 11) as f32 * scale - 1.0).collect()
+    }
+
+    #[test]
+    fn conv_same_padding_stride_two_matches_direct_sum() {
+        let x = ramp(5 * 5 * 2, 0.25);
+        let f = ramp(3 * 3 * 3 * 2, 0.125);
+        let out = run_op(
+            fb::BuiltinOperator::CONV_2D,
+            conv_options(fb::Padding::SAME, 2, 1, fb::ActivationFunctionType::NONE),
+            vec![Arg::f32(&[1, 5, 5, 2], x.clone()), Arg::f32(&[3, 3, 3, 2], f.clone()), Arg::f32(&[3], vec![0.5, 0.0, -0.5])],
+        );
+        let Value::F32(y) = &out[0] else { panic!("float output") };
+        assert_eq!(y.shape(), &[1, 3, 3, 3]);
+        let mut want = naive_conv(&x, [5, 5, 2], &f, [3, 3, 3], 2, 1, (1, 1), (3, 3));
+        for (i, v) in want.iter_mut().enumerate() {
+            *v += [0.5, 0.0, -0.5][i % 3];
+        }
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn conv_dilation_valid_padding_and_relu6() {
+        let x = ramp(7 * 6 * 1, 1.0);
+        let f = ramp(2 * 3 * 3, 0.5);
+        let out = run_op(
+            fb::BuiltinOperator::CONV_2D,
+            conv_options(fb::Padding::VALID, 1, 2, fb::ActivationFunctionType::RELU6),
+            vec![Arg::f32(&[1, 7, 6, 1], x.clone()), Arg::f32(&[2, 3, 3, 1], f.clone()), Arg::Omitted],
+        );
+        let Value::F32(y) = &out[0] else { panic!("float output") };
+        // Extent 5: 7 -> 3 rows, 6 -> 2 columns.
+        assert_eq!(y.shape(), &[1, 3, 2, 2]);
+        let want: Vec<f32> = naive_conv(&x, [7, 6, 1], &f, [2, 3, 3], 1, 2, (0, 0), (3, 2)).iter().map(|v| v.clamp(0.0, 6.0)).collect();
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn pointwise_conv_is_a_matrix_product_per_pixel() {
+        let out = run_op(
+            fb::BuiltinOperator::CONV_2D,
+            conv_options(fb::Padding::SAME, 1, 1, fb::ActivationFunctionType::RELU),
+            vec![
+                Arg::f32(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+                Arg::f32(&[2, 1, 1, 2], vec![1.0, 1.0, 1.0, -1.0]),
+                Arg::f32(&[2], vec![0.0, 0.5]),
+            ],
+        );
+        // pixel (1,2): [3, -0.5 -> relu 0]; pixel (3,4): [7, -0.5 -> 0].
+        assert_eq!(out[0], Arg::f32(&[1, 1, 2, 2], vec![3.0, 0.0, 7.0, 0.0]).value());
+    }
+
+    #[test]
+    fn grouped_conv_uses_each_groups_channels() {
+        // 2 input channels, filter with 1 input channel: 2 groups, one output channel each.
+        let out = run_op(
+            fb::BuiltinOperator::CONV_2D,
+            conv_options(fb::Padding::VALID, 1, 1, fb::ActivationFunctionType::NONE),
+            vec![Arg::f32(&[1, 1, 2, 2], vec![1.0, 10.0, 2.0, 20.0]), Arg::f32(&[2, 1, 2, 1], vec![1.0, 1.0, 1.0, -1.0]), Arg::Omitted],
+        );
+        assert_eq!(out[0], Arg::f32(&[1, 1, 1, 2], vec![3.0, -10.0]).value());
+    }
+
+    #[test]
+    fn depthwise_multiplier_two_maps_channel_c_to_outputs_2c_and_2c_plus_1() {
+        let opts = fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
+            padding: fb::Padding::VALID,
+            stride_w: 1,
+            stride_h: 1,
+            depth_multiplier: 2,
+            fused_activation_function: fb::ActivationFunctionType::NONE,
+            dilation_w_factor: 1,
+            dilation_h_factor: 1,
+        }));
+        // 1x2 image, 2 channels; 1x2 filter, 4 output channels.
+        let out = run_op(
+            fb::BuiltinOperator::DEPTHWISE_CONV_2D,
+            opts,
+            vec![
+                Arg::f32(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+                Arg::f32(&[1, 1, 2, 4], vec![1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, 40.0]),
+                Arg::f32(&[4], vec![0.0, 0.0, 0.0, 100.0]),
+            ],
+        );
+        // out[0] = 1*1 + 3*10, out[1] = 1*2 + 3*20, out[2] = 2*3 + 4*30, out[3] = 2*4 + 4*40 + 100.
+        assert_eq!(out[0], Arg::f32(&[1, 1, 1, 4], vec![31.0, 62.0, 126.0, 268.0]).value());
+    }
+
+    #[test]
+    fn depthwise_same_padding_stride_two_with_dilation() {
+        let opts = fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
+            padding: fb::Padding::SAME,
+            stride_w: 2,
+            stride_h: 2,
+            depth_multiplier: 1,
+            fused_activation_function: fb::ActivationFunctionType::NONE,
+            dilation_w_factor: 2,
+            dilation_h_factor: 2,
+        }));
+        let x = ramp(5 * 5, 1.0);
+        let f = ramp(9, 0.5);
+        let out = run_op(fb::BuiltinOperator::DEPTHWISE_CONV_2D, opts, vec![Arg::f32(&[1, 5, 5, 1], x.clone()), Arg::f32(&[1, 3, 3, 1], f.clone()), Arg::Omitted]);
+        let Value::F32(y) = &out[0] else { panic!("float output") };
+        assert_eq!(y.shape(), &[1, 3, 3, 1]);
+        // Extent 5, 3 outputs at stride 2 need 9 cells: 4 padding, 2 before.
+        let want = naive_conv(&x, [5, 5, 1], &f, [1, 3, 3], 2, 2, (2, 2), (3, 3));
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn conv_rejects_mismatched_bias() {
+        let err = super::super::testing::try_run_op(
+            fb::BuiltinOperator::CONV_2D,
+            conv_options(fb::Padding::SAME, 1, 1, fb::ActivationFunctionType::NONE),
+            vec![Arg::f32(&[1, 1, 1, 1], vec![1.0]), Arg::f32(&[2, 1, 1, 1], vec![1.0, 1.0]), Arg::f32(&[3], vec![0.0; 3])],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CONV_2D") && err.to_string().contains("bias"), "{err}");
+    }
+}
