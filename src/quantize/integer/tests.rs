@@ -446,3 +446,37 @@ fn missing_range_names_the_tensor() {
         "{err}"
     );
 }
+
+#[test]
+fn legacy_op_codes_in_the_deprecated_field_are_recognized() {
+    let (mut g, ranges) = fc_div_softmax();
+    for code in g.model.operator_codes.as_mut().unwrap() {
+        // Pre-3a writers (MediaPipe's models among them) leave builtin_code at 0 (ADD).
+        code.deprecated_builtin_code = code.builtin_code.0 as i8;
+        code.builtin_code = Op::ADD;
+    }
+    let s = quantize_integer(&mut g, Mode::Int8, &QuantOptions::default(), &ranges).unwrap();
+    assert_eq!(s.ops_quantized, 2);
+    assert_eq!(
+        op_names(&g),
+        [
+            "QUANTIZE",
+            "FULLY_CONNECTED",
+            "DEQUANTIZE",
+            "DIV",
+            "QUANTIZE",
+            "SOFTMAX",
+            "DEQUANTIZE"
+        ]
+    );
+}
+
+#[test]
+fn quantizing_twice_gives_the_same_bytes() {
+    let run = || {
+        let (mut g, ranges) = fc_div_softmax();
+        quantize_integer(&mut g, Mode::Int8, &QuantOptions::default(), &ranges).unwrap();
+        g.to_bytes()
+    };
+    assert_eq!(run(), run());
+}
