@@ -1,7 +1,7 @@
 //! A model the corpus does not have: many op families, float16-stored weights behind DEQUANTIZE. Built
 //! here, calibrated in LiteRT, quantized in every integer mode, and run in LiteRT again.
 
-use super::{eval_files, float_ops, run_python, Env};
+use super::{eval_files, float_ops, run_python};
 use litequant::graph::{Graph, TensorId};
 use litequant::quantize::{quantize_integer, IoType, Mode, QuantOptions};
 use litequant::tflite::fb::{self, BuiltinOperator as Op, BuiltinOptionsT as O};
