@@ -4,9 +4,14 @@
 //! * `float16`: FLOAT16 constants, each behind one DEQUANTIZE.
 //! * `int8` / `int16x8`: full integer with calibrated activation ranges (see [`crate::calibrate`]).
 
+pub mod check;
 mod exclude;
+pub mod integer;
+pub mod params;
+pub mod rules;
 
 pub use exclude::ExcludeSet;
+pub use integer::quantize_integer;
 
 use crate::graph::{Graph, TensorId};
 use std::collections::BTreeMap;
@@ -170,14 +175,15 @@ pub enum QuantError {
 /// Quantizes `graph` in place.
 ///
 /// `ranges` must hold calibrated ranges for the integer modes (`int8`, `int16x8`) and is ignored otherwise.
-pub fn quantize(
-    graph: &mut Graph,
-    mode: Mode,
-    opts: &QuantOptions,
-    ranges: Option<&Ranges>,
-) -> Result<QuantSummary, QuantError> {
-    let _ = (graph, opts, ranges);
-    Err(QuantError::Unsupported(format!(
-        "mode {mode} is not implemented yet"
-    )))
+pub fn quantize(graph: &mut Graph, mode: Mode, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<QuantSummary, QuantError> {
+    match mode {
+        Mode::Int8 | Mode::Int16x8 => {
+            let ranges = ranges.ok_or_else(|| QuantError::Unsupported(format!("mode {mode} needs calibrated ranges")))?;
+            quantize_integer(graph, mode, opts, ranges)
+        }
+        _ => {
+            let _ = (graph, opts, ranges);
+            Err(QuantError::Unsupported(format!("mode {mode} is not implemented yet")))
+        }
+    }
 }

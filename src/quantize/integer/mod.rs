@@ -1,0 +1,145 @@
+//! The full-integer modes: `int8` (int8 activations and weights, int32 bias) and `int16x8` (int16 activations,
+//! int8 weights, int64 bias), with float fallback, op sets and model I/O types as TF's converter means them.
+//!
+//! Steps: fold float16-stored weights, decide every op ([`plan`]), rewrite the graph ([`rewrite`]), drop
+//! what became unused, and check the result ([`crate::quantize::check`]) before anyone writes it.
+
+mod constants;
+mod plan;
+mod rewrite;
+
+use crate::graph::{fold_fp16_constants, Graph, TensorId};
+use crate::quantize::params::ActivationType;
+use crate::quantize::rules::RuleRegistry;
+use crate::quantize::{check, IoType, Mode, QuantError, QuantOptions, QuantSummary, Ranges};
+use crate::tflite::fb;
+use plan::Decision;
+
+/// Quantizes `graph` in place to a full-integer mode (`Mode::Int8` or `Mode::Int16x8`).
+///
+/// `ranges` holds the calibrated `(min, max)` of every float activation of the source graph (as read, before
+/// float16 folding). Ops that cannot be quantized stay float between DEQUANTIZE and QUANTIZE ops when
+/// `opts.allow_float_fallback` is set, and fail the job otherwise, listing each of them.
+pub fn quantize_integer(
+    graph: &mut Graph,
+    mode: Mode,
+    opts: &QuantOptions,
+    ranges: &Ranges,
+) -> Result<QuantSummary, QuantError> {
+    let ty = match mode {
+        Mode::Int8 => ActivationType::Int8,
+        Mode::Int16x8 => ActivationType::Int16,
+        other => {
+            return Err(QuantError::Unsupported(format!(
+                "mode {other} is not a full-integer mode"
+            )))
+        }
+    };
+    check_io_types(mode, opts)?;
+    let ranges = fold_keeping_ranges(graph, ranges);
+    let src_types: Vec<fb::TensorType> = graph.tensors().iter().map(|t| t.type_).collect();
+    let rules = RuleRegistry::with_all_rules();
+    let decisions = plan::decide(graph, ty, opts, &rules, &ranges, &src_types)?;
+    let ops_float = plan::float_ops(graph, &decisions);
+    if !opts.allow_float_fallback {
+        let blocking: Vec<_> = decisions
+            .iter()
+            .zip(0..)
+            .filter(|(d, _)| matches!(d, Decision::Float(_)))
+            .filter_map(|(_, i)| ops_float.iter().find(|f| f.index == i).cloned())
+            .collect();
+        if !blocking.is_empty() {
+            return Err(QuantError::NotQuantizable {
+                mode,
+                ops: blocking,
+            });
+        }
+    }
+    let mut warnings: Vec<String> = crate::quantize::ExcludeSet::new(&opts.exclude)
+        .unmatched(graph)
+        .into_iter()
+        .map(|p| format!("exclude pattern {p:?} matches no op"))
+        .collect();
+    warnings.extend(graph.warnings.iter().cloned());
+    let ops_quantized = decisions
+        .iter()
+        .filter(|d| matches!(d, Decision::Quantize(_)))
+        .count();
+    let mut rewriter = rewrite::Rewriter::new(graph, ty, opts, &ranges);
+    rewriter.run(&decisions, &src_types)?;
+    let weights_quantized = rewriter.weights_quantized;
+    graph.remove_unused_tensors();
+    graph.remove_unused_buffers();
+    check::check_integer(graph, ty, &rules).map_err(QuantError::SelfCheck)?;
+    Ok(QuantSummary {
+        ops_quantized,
+        ops_float,
+        weights_quantized,
+        warnings,
+    })
+}
+
+fn check_io_types(mode: Mode, opts: &QuantOptions) -> Result<(), QuantError> {
+    let allowed: &[IoType] = match mode {
+        Mode::Int16x8 => &[IoType::Float32, IoType::Int16],
+        _ => &[IoType::Float32, IoType::Int8, IoType::Uint8],
+    };
+    for (what, t) in [
+        ("inference_input_type", opts.inference_input_type),
+        ("inference_output_type", opts.inference_output_type),
+    ] {
+        if !allowed.contains(&t) {
+            return Err(QuantError::Unsupported(format!(
+                "{what} {t:?} is not available in mode {mode} (expected one of {allowed:?})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Folds float16-stored constants, carrying the ranges across the tensor renumbering that folding does.
+///
+/// The ranges ride on the tensors' `min`/`max` quantization fields (where TF's calibrator stores them) while
+/// the graph is edited, and are read back by the new tensor ids.
+fn fold_keeping_ranges(graph: &mut Graph, ranges: &Ranges) -> Ranges {
+    let n = graph.tensors().len();
+    let mut carried = Vec::new();
+    for (&t, &(min, max)) in ranges {
+        if t.0 < n && graph.tensor(t).quantization.is_none() {
+            graph.tensor_mut(t).quantization = Some(Box::new(fb::QuantizationParametersT {
+                min: Some(vec![min]),
+                max: Some(vec![max]),
+                ..Default::default()
+            }));
+            carried.push(t);
+        }
+    }
+    if fold_fp16_constants(graph) == 0 {
+        for t in carried {
+            graph.tensor_mut(t).quantization = None;
+        }
+        return ranges
+            .iter()
+            .filter(|(t, _)| t.0 < n)
+            .map(|(&t, &r)| (t, r))
+            .collect();
+    }
+    let mut out = Ranges::new();
+    for i in 0..graph.tensors().len() {
+        let t = TensorId(i);
+        let Some(q) = graph.tensor(t).quantization.as_deref() else {
+            continue;
+        };
+        if q.scale.is_some() {
+            continue;
+        }
+        if let (Some([min]), Some([max])) = (q.min.as_deref(), q.max.as_deref()) {
+            out.insert(t, (*min, *max));
+            graph.tensor_mut(t).quantization = None;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
