@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use image::imageops::{self, FilterType};
-use image::ImageReader;
+use image::{DynamicImage, GrayImage, ImageReader, Luma};
 use ndarray::{ArrayD, IxDyn};
 use rayon::prelude::*;
 
@@ -132,7 +132,7 @@ impl ImageSource {
         }
         // 16-bit and float images are reduced to 8 bits per channel, so pixel values are 0..=255 throughout.
         let pixels: Vec<u8> = if self.channels == 1 {
-            let gray = image.to_luma8();
+            let gray = grayscale(&image);
             if size == [self.height, self.width] {
                 gray.into_raw()
             } else {
@@ -161,6 +161,23 @@ impl ImageSource {
                 expected: shape.to_vec(),
             })
         })
+    }
+}
+
+/// The image as 8-bit luma. Colour images use ITU-R 601 weights in PIL's fixed-point form
+/// (`L = (19595 R + 38470 G + 7471 B + 2^15) >> 16`), the conversion Keras and `tf.image.rgb_to_grayscale` apply
+/// to training data; the image crate's own `to_luma8` uses Rec. 709 weights, which would shift the inputs.
+fn grayscale(image: &DynamicImage) -> GrayImage {
+    if image.color().has_color() {
+        let rgb = image.to_rgb8();
+        GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+            let [r, g, b] = rgb.get_pixel(x, y).0;
+            let luma =
+                (19595 * u32::from(r) + 38470 * u32::from(g) + 7471 * u32::from(b) + 0x8000) >> 16;
+            Luma([u8::try_from(luma).unwrap_or(u8::MAX)])
+        })
+    } else {
+        image.to_luma8()
     }
 }
 

@@ -94,32 +94,36 @@ impl Dtype {
     /// Converts raw elements to f32, appending to `out`. `bytes.len()` must be a multiple of `self.size`.
     pub fn decode_into(&self, bytes: &[u8], out: &mut Vec<f32>) {
         out.reserve(bytes.len() / self.size.max(1));
-        for element in bytes.chunks_exact(self.size) {
-            out.push(self.decode_one(element));
-        }
-    }
-
-    fn decode_one(&self, element: &[u8]) -> f32 {
-        // Normalise to little-endian in a fixed buffer so each type is one `from_le_bytes`.
-        let mut le = [0u8; 8];
-        let width = element.len().min(8);
-        le[..width].copy_from_slice(&element[..width]);
-        if self.big_endian {
-            le[..width].reverse();
+        let big_endian = self.big_endian;
+        // One loop per type (the type is matched once, not per element): this is the hot path of
+        // reading a dataset.
+        macro_rules! convert {
+            ($width:literal, $to_f32:expr) => {
+                out.extend(bytes.chunks_exact($width).map(|chunk| {
+                    let mut element = [0u8; $width];
+                    element.copy_from_slice(chunk);
+                    if big_endian {
+                        element.reverse();
+                    }
+                    $to_f32(element)
+                }))
+            };
         }
         match (self.kind, self.size) {
-            (ElementKind::Bool, _) => f32::from(u8::from(le[0] != 0)),
-            (ElementKind::Unsigned, 1) => f32::from(le[0]),
-            (ElementKind::Unsigned, 2) => f32::from(u16::from_le_bytes([le[0], le[1]])),
-            (ElementKind::Unsigned, 4) => u32::from_le_bytes([le[0], le[1], le[2], le[3]]) as f32,
-            (ElementKind::Unsigned, _) => u64::from_le_bytes(le) as f32,
-            (ElementKind::Signed, 1) => f32::from(le[0] as i8),
-            (ElementKind::Signed, 2) => f32::from(i16::from_le_bytes([le[0], le[1]])),
-            (ElementKind::Signed, 4) => i32::from_le_bytes([le[0], le[1], le[2], le[3]]) as f32,
-            (ElementKind::Signed, _) => i64::from_le_bytes(le) as f32,
-            (ElementKind::Float, 2) => half::f16::from_le_bytes([le[0], le[1]]).to_f32(),
-            (ElementKind::Float, 4) => f32::from_le_bytes([le[0], le[1], le[2], le[3]]),
-            (ElementKind::Float, _) => f64::from_le_bytes(le) as f32,
+            (ElementKind::Bool, _) => {
+                out.extend(bytes.iter().map(|&b| f32::from(u8::from(b != 0))))
+            }
+            (ElementKind::Unsigned, 1) => out.extend(bytes.iter().map(|&b| f32::from(b))),
+            (ElementKind::Signed, 1) => out.extend(bytes.iter().map(|&b| f32::from(b as i8))),
+            (ElementKind::Unsigned, 2) => convert!(2, |e| f32::from(u16::from_le_bytes(e))),
+            (ElementKind::Unsigned, 4) => convert!(4, |e| u32::from_le_bytes(e) as f32),
+            (ElementKind::Unsigned, _) => convert!(8, |e| u64::from_le_bytes(e) as f32),
+            (ElementKind::Signed, 2) => convert!(2, |e| f32::from(i16::from_le_bytes(e))),
+            (ElementKind::Signed, 4) => convert!(4, |e| i32::from_le_bytes(e) as f32),
+            (ElementKind::Signed, _) => convert!(8, |e| i64::from_le_bytes(e) as f32),
+            (ElementKind::Float, 2) => convert!(2, |e| half::f16::from_le_bytes(e).to_f32()),
+            (ElementKind::Float, 4) => convert!(4, f32::from_le_bytes),
+            (ElementKind::Float, _) => convert!(8, |e| f64::from_le_bytes(e) as f32),
         }
     }
 }

@@ -127,6 +127,10 @@ pub(crate) fn bare_name(name: &str) -> &str {
 
 /// The position of the first non-finite value in `sample`, with the value.
 pub(crate) fn first_non_finite(sample: &ArrayD<f32>) -> Option<(Vec<usize>, f32)> {
+    // The common case (all finite) is a plain scan; positions are only computed for the report.
+    if sample.iter().all(|v| v.is_finite()) {
+        return None;
+    }
     sample
         .indexed_iter()
         .find(|(_, v)| !v.is_finite())

@@ -657,6 +657,26 @@ fn one_channel_input_reads_images_as_grayscale() {
 }
 
 #[test]
+fn colour_images_become_grayscale_with_itu_601_weights() {
+    let dir = TempDir::new().unwrap();
+    write_png(&dir.path().join("a.png"), 3, 1, |x, _| match x {
+        0 => [255, 0, 0],
+        1 => [0, 255, 0],
+        _ => [0, 0, 255],
+    });
+    let mut spec = images_dataset("d", dir.path());
+    spec.mean = vec![0.0];
+    spec.std = vec![1.0];
+    let samples = read_all(
+        &mut open_one(&spec, &[input("x", &[1, 1, 3, 1])]).unwrap(),
+        1,
+    )
+    .unwrap();
+    // 0.299, 0.587 and 0.114 of 255, rounded as PIL rounds.
+    assert_eq!(samples[0][0].as_slice().unwrap(), &[76.0, 150.0, 29.0]);
+}
+
+#[test]
 fn images_are_resized_to_resize_and_a_size_mismatch_without_it_is_an_error() {
     let dir = TempDir::new().unwrap();
     write_png(&dir.path().join("big.png"), 8, 6, |_, _| [200, 100, 0]);
