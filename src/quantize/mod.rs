@@ -4,9 +4,16 @@
 //! * `float16`: FLOAT16 constants, each behind one DEQUANTIZE.
 //! * `int8` / `int16x8`: full integer with calibrated activation ranges (see [`crate::calibrate`]).
 
+mod dynamic;
 mod exclude;
+mod float16;
+pub mod metadata;
+pub mod versions;
+pub mod weights;
 
+pub use dynamic::{quantize_dynamic, MIN_WEIGHT_ELEMENTS};
 pub use exclude::ExcludeSet;
+pub use float16::quantize_float16;
 
 use crate::graph::{Graph, TensorId};
 use std::collections::BTreeMap;
@@ -167,6 +174,12 @@ pub enum QuantError {
 ///
 /// `ranges` must hold calibrated ranges for the integer modes (`int8`, `int16x8`) and is ignored otherwise.
 pub fn quantize(graph: &mut Graph, mode: Mode, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<QuantSummary, QuantError> {
-    let _ = (graph, opts, ranges);
-    Err(QuantError::Unsupported(format!("mode {mode} is not implemented yet")))
+    match mode {
+        Mode::Dynamic => quantize_dynamic(graph, opts),
+        Mode::Float16 => quantize_float16(graph, opts),
+        _ => {
+            let _ = ranges;
+            Err(QuantError::Unsupported(format!("mode {mode} is not implemented yet")))
+        }
+    }
 }
