@@ -60,6 +60,7 @@ impl ConversionMetadata {
     pub fn parse(bytes: &[u8]) -> Option<ConversionMetadata> {
         let r = Reader { b: bytes };
         let root = r.u32(0)? as usize;
+        r.vtable(root)?;
         let mut out = ConversionMetadata::default();
         if let Some(env) = r.table_field(root, 0) {
             out.has_environment = true;
@@ -165,11 +166,16 @@ impl Reader<'_> {
         self.bytes(at).map(u64::from_le_bytes)
     }
 
-    /// Position of field `i`'s inline data in the table at `table`, if present and `size` bytes fit.
-    fn scalar_field(&self, table: usize, i: usize, size: usize) -> Option<usize> {
+    /// The vtable position and size of the table at `table`.
+    fn vtable(&self, table: usize) -> Option<(usize, usize)> {
         let soffset = self.u32(table)? as i32 as i64;
         let vtable = usize::try_from(table as i64 - soffset).ok()?;
-        let vt_size = usize::from(self.u16(vtable)?);
+        Some((vtable, usize::from(self.u16(vtable)?)))
+    }
+
+    /// Position of field `i`'s inline data in the table at `table`, if present and `size` bytes fit.
+    fn scalar_field(&self, table: usize, i: usize, size: usize) -> Option<usize> {
+        let (vtable, vt_size) = self.vtable(table)?;
         let slot = 4 + 2 * i;
         if slot + 2 > vt_size {
             return None;
