@@ -111,6 +111,12 @@ fn weight_rule(graph: &Graph, i: OpIndex, opts: &QuantOptions) -> Result<WeightR
     }
 }
 
+/// An op that gets int8 weights: its rule and the (input slot, tensor) pairs to quantize.
+type Plan = (OpIndex, WeightRule, Vec<(usize, TensorId)>);
+
+/// What makes two weight tensors quantize to the same bytes: buffer, shape and quantized axis.
+type WeightKey = (u32, Vec<i32>, Option<usize>);
+
 /// A float32 constant an op reads as weights: candidate for int8.
 fn float_weight(graph: &Graph, t: TensorId) -> bool {
     let tensor = graph.tensor(t);
@@ -136,7 +142,7 @@ pub fn quantize_dynamic(
 
     // Decide per op which weight tensors become int8, before editing anything.
     let n_ops = graph.ops().len();
-    let mut plans: Vec<(OpIndex, WeightRule, Vec<(usize, TensorId)>)> = Vec::new();
+    let mut plans: Vec<Plan> = Vec::new();
     for i in (0..n_ops).map(OpIndex) {
         let float_op = |reason: String| FloatOp {
             index: i.0,
@@ -162,6 +168,19 @@ pub fn quantize_dynamic(
             }
         };
         let inputs = graph.op_inputs(i);
+        // Hybrid kernels take float activations; an op already computing in integers is left alone.
+        let float_activation = inputs
+            .first()
+            .copied()
+            .flatten()
+            .is_some_and(|t| graph.tensor(t).type_ == fb::TensorType::FLOAT32);
+        let ids_input = graph.op_code(i) == Op::EMBEDDING_LOOKUP;
+        if rule.kernel == Kernel::Hybrid && !ids_input && !float_activation {
+            summary.ops_float.push(float_op(
+                "its input is not float32: no hybrid kernel applies".into(),
+            ));
+            continue;
+        }
         let weights: Vec<(usize, TensorId)> = rule
             .slots
             .iter()
@@ -190,8 +209,7 @@ pub fn quantize_dynamic(
     }
 
     // Quantize each weight once per (buffer, shape, axis): tied weights share one int8 buffer.
-    let mut int8_buffers: BTreeMap<(u32, Vec<i32>, Option<usize>), (u32, SymmetricWeights)> =
-        BTreeMap::new();
+    let mut int8_buffers: BTreeMap<WeightKey, (u32, SymmetricWeights)> = BTreeMap::new();
     let mut int8_tensors: BTreeMap<(TensorId, Option<usize>), TensorId> = BTreeMap::new();
     let mut dequantized: BTreeMap<TensorId, TensorId> = BTreeMap::new();
     let mut inserts: Vec<(OpIndex, fb::OperatorT)> = Vec::new();
@@ -387,7 +405,7 @@ mod tests {
     use fb::TensorType as T;
 
     fn fc_options() -> O {
-        O::FullyConnectedOptions(Box::new(fb::FullyConnectedOptionsT::default()))
+        O::FullyConnectedOptions(Box::<fb::FullyConnectedOptionsT>::default())
     }
 
     fn weight(i: usize) -> f32 {
@@ -401,7 +419,12 @@ mod tests {
         let w = b.weights("dense/MatMul", &[units, inputs], weight);
         let bias = b.weights("dense/BiasAdd", &[units], |i| i as f32);
         let y = b.tensor("y", T::FLOAT32, &[1, units]);
-        b.op(Op::FULLY_CONNECTED, &[Some(x), Some(w), Some(bias)], &[y], fc_options());
+        b.op(
+            Op::FULLY_CONNECTED,
+            &[Some(x), Some(w), Some(bias)],
+            &[y],
+            fc_options(),
+        );
         b.output(y);
         b.build()
     }
@@ -423,7 +446,13 @@ mod tests {
         assert_eq!(q.zero_point.as_ref().unwrap(), &vec![0; 32]);
         assert_eq!(q.quantized_dimension, 0);
         assert_eq!(input_of(&g, 0, 2).type_, T::FLOAT32, "bias stays float");
-        assert!(g.op(OpIndex(0)).builtin_options.as_fully_connected_options().unwrap().asymmetric_quantize_inputs);
+        assert!(
+            g.op(OpIndex(0))
+                .builtin_options
+                .as_fully_connected_options()
+                .unwrap()
+                .asymmetric_quantize_inputs
+        );
         assert_eq!(version_of(&g, Op::FULLY_CONNECTED), Some(12));
         assert_eq!(summary.ops_quantized, 1);
         assert_eq!(summary.weights_quantized, 1);
@@ -432,7 +461,10 @@ mod tests {
         assert_eq!(metadata(&g, "min_runtime_version"), Some(runtime));
         let conversion = metadata(&g, metadata::CONVERSION_METADATA_KEY).unwrap();
         let parsed = metadata::ConversionMetadata::parse(&conversion).unwrap();
-        assert_eq!(parsed.optimization_modes, vec![OptimizationMode::PtqDynamicRange as i32]);
+        assert_eq!(
+            parsed.optimization_modes,
+            vec![OptimizationMode::PtqDynamicRange as i32]
+        );
     }
 
     #[test]
@@ -441,28 +473,50 @@ mod tests {
         let summary = quantize_dynamic(&mut g, &QuantOptions::default()).unwrap();
         assert_eq!(input_of(&g, 0, 1).type_, T::FLOAT32);
         assert_eq!(summary.ops_quantized, 0);
-        assert!(summary.ops_float[0].reason.contains("640 elements"), "{:?}", summary.ops_float);
+        assert!(
+            summary.ops_float[0].reason.contains("640 elements"),
+            "{:?}",
+            summary.ops_float
+        );
         assert_eq!(version_of(&g, Op::FULLY_CONNECTED), Some(1));
     }
 
     #[test]
     fn dense_weights_are_per_tensor_when_per_channel_dense_is_off() {
         let mut g = mlp(32, 64);
-        let opts = QuantOptions { per_channel_dense: false, ..Default::default() };
+        let opts = QuantOptions {
+            per_channel_dense: false,
+            ..Default::default()
+        };
         quantize_dynamic(&mut g, &opts).unwrap();
         let w = input_of(&g, 0, 1);
-        assert_eq!(w.quantization.as_ref().unwrap().scale.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            w.quantization
+                .as_ref()
+                .unwrap()
+                .scale
+                .as_ref()
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(version_of(&g, Op::FULLY_CONNECTED), Some(9));
     }
 
     #[test]
     fn excluded_op_keeps_float_weights() {
         let mut g = mlp(32, 64);
-        let opts = QuantOptions { exclude: vec!["y".into(), "nothing_matches".into()], ..Default::default() };
+        let opts = QuantOptions {
+            exclude: vec!["y".into(), "nothing_matches".into()],
+            ..Default::default()
+        };
         let summary = quantize_dynamic(&mut g, &opts).unwrap();
         assert_eq!(input_of(&g, 0, 1).type_, T::FLOAT32);
         assert_eq!(summary.ops_float[0].reason, "excluded by the exclude list");
-        assert!(summary.warnings.iter().any(|w| w.contains("nothing_matches")));
+        assert!(summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("nothing_matches")));
     }
 
     #[test]
@@ -472,8 +526,19 @@ mod tests {
         let wc = b.weights("conv/w", &[16, 3, 3, 8], weight);
         let bc = b.weights("conv/b", &[16], |_| 0.0);
         let h = b.tensor("h", T::FLOAT32, &[1, 8, 8, 16]);
-        let conv = fb::Conv2DOptionsT { dilation_w_factor: 1, dilation_h_factor: 1, stride_w: 1, stride_h: 1, ..Default::default() };
-        b.op(Op::CONV_2D, &[Some(x), Some(wc), Some(bc)], &[h], O::Conv2DOptions(Box::new(conv)));
+        let conv = fb::Conv2DOptionsT {
+            dilation_w_factor: 1,
+            dilation_h_factor: 1,
+            stride_w: 1,
+            stride_h: 1,
+            ..Default::default()
+        };
+        b.op(
+            Op::CONV_2D,
+            &[Some(x), Some(wc), Some(bc)],
+            &[h],
+            O::Conv2DOptions(Box::new(conv)),
+        );
         let wd = b.weights("dw/w", &[1, 8, 8, 16], weight);
         let bd = b.weights("dw/b", &[16], |_| 0.0);
         let y = b.tensor("y", T::FLOAT32, &[1, 8, 8, 16]);
@@ -485,7 +550,12 @@ mod tests {
             depth_multiplier: 1,
             ..Default::default()
         };
-        b.op(Op::DEPTHWISE_CONV_2D, &[Some(h), Some(wd), Some(bd)], &[y], O::DepthwiseConv2DOptions(Box::new(dw)));
+        b.op(
+            Op::DEPTHWISE_CONV_2D,
+            &[Some(h), Some(wd), Some(bd)],
+            &[y],
+            O::DepthwiseConv2DOptions(Box::new(dw)),
+        );
         b.output(y);
         let mut g = b.build();
         quantize_dynamic(&mut g, &QuantOptions::default()).unwrap();
@@ -504,34 +574,66 @@ mod tests {
         let w = b.weights("tied", &[64, 64], weight);
         let h = b.tensor("h", T::FLOAT32, &[1, 64]);
         let y = b.tensor("y", T::FLOAT32, &[1, 64]);
-        b.op(Op::FULLY_CONNECTED, &[Some(x), Some(w), None], &[h], fc_options());
-        b.op(Op::FULLY_CONNECTED, &[Some(h), Some(w), None], &[y], fc_options());
+        b.op(
+            Op::FULLY_CONNECTED,
+            &[Some(x), Some(w), None],
+            &[h],
+            fc_options(),
+        );
+        b.op(
+            Op::FULLY_CONNECTED,
+            &[Some(h), Some(w), None],
+            &[y],
+            fc_options(),
+        );
         b.output(y);
         let mut g = b.build();
         let summary = quantize_dynamic(&mut g, &QuantOptions::default()).unwrap();
         assert_eq!(summary.weights_quantized, 1);
         assert_eq!(g.op_inputs(OpIndex(0))[1], g.op_inputs(OpIndex(1))[1]);
-        let int8_bytes: usize = g.model.buffers.as_ref().unwrap().iter().filter_map(|b| b.data.as_ref()).map(Vec::len).sum();
-        assert!(int8_bytes < 64 * 64 + 64, "the float copy is gone: {int8_bytes} bytes");
+        let int8_bytes: usize = g
+            .model
+            .buffers
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b.data.as_ref())
+            .map(Vec::len)
+            .sum();
+        assert!(
+            int8_bytes < 64 * 64 + 64,
+            "the float copy is gone: {int8_bytes} bytes"
+        );
     }
 
     #[test]
     fn fp16_stored_weights_are_folded_then_quantized_to_int8() {
         let mut b = ModelBuilder::new();
         let x = b.input("x", &[1, 64]);
-        let half: Vec<u8> = (0..32 * 64).flat_map(|i| half::f16::from_f32(weight(i)).to_le_bytes()).collect();
+        let half: Vec<u8> = (0..32 * 64)
+            .flat_map(|i| half::f16::from_f32(weight(i)).to_le_bytes())
+            .collect();
         let w16 = b.constant("w_fp16", T::FLOAT16, &[32, 64], half);
         let w = b.tensor("w", T::FLOAT32, &[32, 64]);
         b.op(Op::DEQUANTIZE, &[Some(w16)], &[w], O::NONE);
         let y = b.tensor("y", T::FLOAT32, &[1, 32]);
-        b.op(Op::FULLY_CONNECTED, &[Some(x), Some(w), None], &[y], fc_options());
+        b.op(
+            Op::FULLY_CONNECTED,
+            &[Some(x), Some(w), None],
+            &[y],
+            fc_options(),
+        );
         b.output(y);
         let mut g = b.build();
         let summary = quantize_dynamic(&mut g, &QuantOptions::default()).unwrap();
         assert_eq!(g.ops().len(), 1, "the DEQUANTIZE is folded away");
         assert_eq!(input_of(&g, 0, 1).type_, T::INT8);
         assert_eq!(summary.ops_quantized, 1);
-        assert_eq!(version_of(&g, Op::DEQUANTIZE), None, "no stale DEQUANTIZE code");
+        assert_eq!(
+            version_of(&g, Op::DEQUANTIZE),
+            None,
+            "no stale DEQUANTIZE code"
+        );
     }
 
     #[test]
@@ -541,7 +643,12 @@ mod tests {
         b.retype(ids, T::INT32);
         let table = b.weights("table", &[100, 16], weight);
         let y = b.tensor("y", T::FLOAT32, &[4, 16]);
-        b.op(Op::GATHER, &[Some(table), Some(ids)], &[y], O::GatherOptions(Box::new(fb::GatherOptionsT::default())));
+        b.op(
+            Op::GATHER,
+            &[Some(table), Some(ids)],
+            &[y],
+            O::GatherOptions(Box::<fb::GatherOptionsT>::default()),
+        );
         b.output(y);
         let mut g = b.build();
         let summary = quantize_dynamic(&mut g, &QuantOptions::default()).unwrap();

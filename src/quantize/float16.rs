@@ -145,7 +145,7 @@ mod tests {
             Op::FULLY_CONNECTED,
             &[Some(x), Some(w), Some(bias)],
             &[h],
-            O::FullyConnectedOptions(Box::new(fb::FullyConnectedOptionsT::default())),
+            O::FullyConnectedOptions(Box::<fb::FullyConnectedOptionsT>::default()),
         );
         let shape = b.constant("shape", T::INT32, &[1], 2i32.to_le_bytes().to_vec());
         let y = b.tensor("y", T::FLOAT32, &[2]);
@@ -160,7 +160,15 @@ mod tests {
         let summary = quantize_float16(&mut g, &QuantOptions::default()).unwrap();
         let g = round_trip(&g);
         let codes: Vec<Op> = (0..g.ops().len()).map(|i| g.op_code(OpIndex(i))).collect();
-        assert_eq!(codes, vec![Op::DEQUANTIZE, Op::DEQUANTIZE, Op::FULLY_CONNECTED, Op::RESHAPE]);
+        assert_eq!(
+            codes,
+            vec![
+                Op::DEQUANTIZE,
+                Op::DEQUANTIZE,
+                Op::FULLY_CONNECTED,
+                Op::RESHAPE
+            ]
+        );
         for i in 0..2 {
             let src = g.op_inputs(OpIndex(i))[0].unwrap();
             assert_eq!(g.tensor(src).type_, T::FLOAT16);
@@ -168,12 +176,21 @@ mod tests {
             assert!(!g.is_constant(dst));
         }
         let fc_inputs = g.op_inputs(OpIndex(2));
-        assert!(fc_inputs[1..].iter().all(|t| g.tensor(t.unwrap()).type_ == T::FLOAT32));
+        assert!(fc_inputs[1..]
+            .iter()
+            .all(|t| g.tensor(t.unwrap()).type_ == T::FLOAT32));
         let shape = g.op_inputs(OpIndex(3))[1].unwrap();
-        assert_eq!(g.tensor(shape).type_, T::INT32, "int32 constants stay as they are");
+        assert_eq!(
+            g.tensor(shape).type_,
+            T::INT32,
+            "int32 constants stay as they are"
+        );
         assert_eq!(summary.weights_quantized, 2);
         assert_eq!(version_of(&g, Op::DEQUANTIZE), Some(3));
-        assert_eq!(metadata(&g, "reduced_precision_support"), Some(b"fp16accfp32".to_vec()));
+        assert_eq!(
+            metadata(&g, "reduced_precision_support"),
+            Some(b"fp16accfp32".to_vec())
+        );
         let mut runtime = b"1.15.0".to_vec();
         runtime.resize(16, 0);
         assert_eq!(metadata(&g, "min_runtime_version"), Some(runtime));
@@ -182,17 +199,27 @@ mod tests {
     #[test]
     fn values_beyond_the_fp16_range_are_clamped() {
         let bytes = to_f16_bytes(&[1e6, -1e6, 0.5]);
-        let back: Vec<f32> = bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect();
+        let back: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect();
         assert_eq!(back, vec![65504.0, -65504.0, 0.5]);
     }
 
     #[test]
     fn constants_of_excluded_ops_stay_float32() {
         let mut g = model();
-        let opts = QuantOptions { exclude: vec!["FULLY_CONNECTED".into()], ..Default::default() };
+        let opts = QuantOptions {
+            exclude: vec!["FULLY_CONNECTED".into()],
+            ..Default::default()
+        };
         let summary = quantize_float16(&mut g, &opts).unwrap();
         assert_eq!(summary.weights_quantized, 0);
-        assert!(g.ops().iter().enumerate().all(|(i, _)| g.op_code(OpIndex(i)) != Op::DEQUANTIZE));
+        assert!(g
+            .ops()
+            .iter()
+            .enumerate()
+            .all(|(i, _)| g.op_code(OpIndex(i)) != Op::DEQUANTIZE));
     }
 
     #[test]

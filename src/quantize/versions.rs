@@ -1267,7 +1267,12 @@ pub(crate) mod testing {
                 buffers: Some(vec![fb::BufferT::default()]),
                 ..Default::default()
             };
-            ModelBuilder { graph: Graph { model, warnings: Vec::new() } }
+            ModelBuilder {
+                graph: Graph {
+                    model,
+                    warnings: Vec::new(),
+                },
+            }
         }
 
         pub(crate) fn tensor(&mut self, name: &str, ty: fb::TensorType, shape: &[i32]) -> TensorId {
@@ -1282,7 +1287,11 @@ pub(crate) mod testing {
         /// A float32 model input.
         pub(crate) fn input(&mut self, name: &str, shape: &[i32]) -> TensorId {
             let t = self.tensor(name, fb::TensorType::FLOAT32, shape);
-            self.graph.main_mut().inputs.get_or_insert_with(Vec::new).push(t.0 as i32);
+            self.graph
+                .main_mut()
+                .inputs
+                .get_or_insert_with(Vec::new)
+                .push(t.0 as i32);
             t
         }
 
@@ -1292,14 +1301,25 @@ pub(crate) mod testing {
         }
 
         /// A constant with raw little-endian data.
-        pub(crate) fn constant(&mut self, name: &str, ty: fb::TensorType, shape: &[i32], data: Vec<u8>) -> TensorId {
+        pub(crate) fn constant(
+            &mut self,
+            name: &str,
+            ty: fb::TensorType,
+            shape: &[i32],
+            data: Vec<u8>,
+        ) -> TensorId {
             let t = self.tensor(name, ty, shape);
             self.graph.set_tensor_data(t, data);
             t
         }
 
         /// A float32 constant holding `f(i)` at element `i`.
-        pub(crate) fn weights(&mut self, name: &str, shape: &[i32], f: impl Fn(usize) -> f32) -> TensorId {
+        pub(crate) fn weights(
+            &mut self,
+            name: &str,
+            shape: &[i32],
+            f: impl Fn(usize) -> f32,
+        ) -> TensorId {
             let n: i32 = shape.iter().product();
             let data = (0..n as usize).flat_map(|i| f(i).to_le_bytes()).collect();
             self.constant(name, fb::TensorType::FLOAT32, shape, data)
@@ -1325,14 +1345,27 @@ pub(crate) mod testing {
             options: fb::BuiltinOptionsT,
         ) {
             let mut op = self.graph.new_op(code, 1, &[], outputs);
-            op.inputs = Some(inputs.iter().map(|t| t.map_or(-1, |t| t.0 as i32)).collect());
+            op.inputs = Some(
+                inputs
+                    .iter()
+                    .map(|t| t.map_or(-1, |t| t.0 as i32))
+                    .collect(),
+            );
             op.builtin_options = options;
-            self.graph.main_mut().operators.get_or_insert_with(Vec::new).push(op);
+            self.graph
+                .main_mut()
+                .operators
+                .get_or_insert_with(Vec::new)
+                .push(op);
         }
 
         /// Marks a model output.
         pub(crate) fn output(&mut self, t: TensorId) {
-            self.graph.main_mut().outputs.get_or_insert_with(Vec::new).push(t.0 as i32);
+            self.graph
+                .main_mut()
+                .outputs
+                .get_or_insert_with(Vec::new)
+                .push(t.0 as i32);
         }
 
         /// The model, written and read back so it is a valid flatbuffer.
@@ -1348,12 +1381,20 @@ pub(crate) mod testing {
 
     /// The version of the operator code of `code` in the graph.
     pub(crate) fn version_of(g: &Graph, code: fb::BuiltinOperator) -> Option<i32> {
-        g.model.operator_codes.as_deref()?.iter().find(|c| crate::tflite::op_code(c) == code).map(|c| c.version)
+        g.model
+            .operator_codes
+            .as_deref()?
+            .iter()
+            .find(|c| crate::tflite::op_code(c) == code)
+            .map(|c| c.version)
     }
 
     /// The value of a metadata entry.
     pub(crate) fn metadata(g: &Graph, name: &str) -> Option<Vec<u8>> {
-        g.metadata().into_iter().find(|(n, _)| n == name).map(|(_, d)| d)
+        g.metadata()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d)
     }
 }
 
@@ -1365,7 +1406,7 @@ mod tests {
     use fb::BuiltinOptionsT as O;
 
     fn fc_options() -> O {
-        O::FullyConnectedOptions(Box::new(fb::FullyConnectedOptionsT::default()))
+        O::FullyConnectedOptions(Box::<fb::FullyConnectedOptionsT>::default())
     }
 
     /// FC reading float input and int8 weights of shape [4, 8], with `scales` scales.
@@ -1375,8 +1416,16 @@ mod tests {
         let w = b.constant("w", T::INT8, &[4, 8], vec![1; 32]);
         b.quantize(w, vec![0.1; scales], 0);
         let y = b.tensor("y", T::FLOAT32, &[1, 4]);
-        let opts = fb::FullyConnectedOptionsT { asymmetric_quantize_inputs: asymmetric, ..Default::default() };
-        b.op(Op::FULLY_CONNECTED, &[Some(x), Some(w), None], &[y], O::FullyConnectedOptions(Box::new(opts)));
+        let opts = fb::FullyConnectedOptionsT {
+            asymmetric_quantize_inputs: asymmetric,
+            ..Default::default()
+        };
+        b.op(
+            Op::FULLY_CONNECTED,
+            &[Some(x), Some(w), None],
+            &[y],
+            O::FullyConnectedOptions(Box::new(opts)),
+        );
         b.output(y);
         b.build()
     }
@@ -1392,7 +1441,10 @@ mod tests {
         let mut g = hybrid_fc(4, true);
         finalize(&mut g, None).unwrap();
         assert_eq!(version_of(&g, Op::FULLY_CONNECTED), Some(12));
-        assert_eq!(metadata(&g, MIN_RUNTIME_VERSION_KEY), Some(padded("2.17.0")));
+        assert_eq!(
+            metadata(&g, MIN_RUNTIME_VERSION_KEY),
+            Some(padded("2.17.0"))
+        );
     }
 
     #[test]
@@ -1422,7 +1474,10 @@ mod tests {
         let mut g = hybrid_fc(4, true);
         assert!(finalize(&mut g, Some("2.17")).is_ok());
         let mut g = hybrid_fc(4, true);
-        assert!(matches!(finalize(&mut g, Some("latest")), Err(QuantError::Unsupported(_))));
+        assert!(matches!(
+            finalize(&mut g, Some("latest")),
+            Err(QuantError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -1453,7 +1508,11 @@ mod tests {
             .map(|(i, (ty, shape, scales))| {
                 let t = b.tensor(&format!("in{i}"), *ty, shape);
                 if *scales > 0 {
-                    b.quantize(t, vec![0.5; *scales], if code == Op::DEPTHWISE_CONV_2D { 3 } else { 0 });
+                    b.quantize(
+                        t,
+                        vec![0.5; *scales],
+                        if code == Op::DEPTHWISE_CONV_2D { 3 } else { 0 },
+                    );
                 }
                 Some(t)
             })
@@ -1466,7 +1525,13 @@ mod tests {
 
     #[test]
     fn version_table_rows_match_tf_op_version() {
-        let conv = || O::Conv2DOptions(Box::new(fb::Conv2DOptionsT { dilation_w_factor: 1, dilation_h_factor: 1, ..Default::default() }));
+        let conv = || {
+            O::Conv2DOptions(Box::new(fb::Conv2DOptionsT {
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+                ..Default::default()
+            }))
+        };
         let dw = || {
             O::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
                 dilation_w_factor: 1,
@@ -1478,28 +1543,131 @@ mod tests {
         let filter: &[i32] = &[3, 1, 1, 2];
         let dw_filter: &[i32] = &[1, 1, 1, 2];
         // CONV_2D: float 1, hybrid per-tensor 2, hybrid per-channel 5, int8 3.
-        assert_eq!(version_for(Op::CONV_2D, &[(T::FLOAT32, act, 0), (T::FLOAT32, filter, 0)], T::FLOAT32, conv()), 1);
-        assert_eq!(version_for(Op::CONV_2D, &[(T::FLOAT32, act, 0), (T::INT8, filter, 1)], T::FLOAT32, conv()), 2);
-        assert_eq!(version_for(Op::CONV_2D, &[(T::FLOAT32, act, 0), (T::INT8, filter, 3)], T::FLOAT32, conv()), 5);
-        assert_eq!(version_for(Op::CONV_2D, &[(T::INT8, act, 1), (T::INT8, filter, 3)], T::INT8, conv()), 3);
+        assert_eq!(
+            version_for(
+                Op::CONV_2D,
+                &[(T::FLOAT32, act, 0), (T::FLOAT32, filter, 0)],
+                T::FLOAT32,
+                conv()
+            ),
+            1
+        );
+        assert_eq!(
+            version_for(
+                Op::CONV_2D,
+                &[(T::FLOAT32, act, 0), (T::INT8, filter, 1)],
+                T::FLOAT32,
+                conv()
+            ),
+            2
+        );
+        assert_eq!(
+            version_for(
+                Op::CONV_2D,
+                &[(T::FLOAT32, act, 0), (T::INT8, filter, 3)],
+                T::FLOAT32,
+                conv()
+            ),
+            5
+        );
+        assert_eq!(
+            version_for(
+                Op::CONV_2D,
+                &[(T::INT8, act, 1), (T::INT8, filter, 3)],
+                T::INT8,
+                conv()
+            ),
+            3
+        );
         // DEPTHWISE_CONV_2D: hybrid per-channel 6, int8 3.
-        assert_eq!(version_for(Op::DEPTHWISE_CONV_2D, &[(T::FLOAT32, act, 0), (T::INT8, dw_filter, 2)], T::FLOAT32, dw()), 6);
-        assert_eq!(version_for(Op::DEPTHWISE_CONV_2D, &[(T::INT8, act, 1), (T::INT8, dw_filter, 2)], T::INT8, dw()), 3);
+        assert_eq!(
+            version_for(
+                Op::DEPTHWISE_CONV_2D,
+                &[(T::FLOAT32, act, 0), (T::INT8, dw_filter, 2)],
+                T::FLOAT32,
+                dw()
+            ),
+            6
+        );
+        assert_eq!(
+            version_for(
+                Op::DEPTHWISE_CONV_2D,
+                &[(T::INT8, act, 1), (T::INT8, dw_filter, 2)],
+                T::INT8,
+                dw()
+            ),
+            3
+        );
         // FULLY_CONNECTED int8 4; DEQUANTIZE fp16 3, int8 2; QUANTIZE to int16 2.
         let v: &[i32] = &[1, 2];
-        assert_eq!(version_for(Op::FULLY_CONNECTED, &[(T::INT8, v, 1), (T::INT8, v, 1), (T::INT32, &[2], 1)], T::INT8, fc_options()), 4);
-        assert_eq!(version_for(Op::DEQUANTIZE, &[(T::FLOAT16, v, 0)], T::FLOAT32, O::NONE), 3);
-        assert_eq!(version_for(Op::DEQUANTIZE, &[(T::INT8, v, 1)], T::FLOAT32, O::NONE), 2);
-        assert_eq!(version_for(Op::QUANTIZE, &[(T::FLOAT32, v, 0)], T::INT16, O::NONE), 2);
+        assert_eq!(
+            version_for(
+                Op::FULLY_CONNECTED,
+                &[(T::INT8, v, 1), (T::INT8, v, 1), (T::INT32, &[2], 1)],
+                T::INT8,
+                fc_options()
+            ),
+            4
+        );
+        assert_eq!(
+            version_for(Op::DEQUANTIZE, &[(T::FLOAT16, v, 0)], T::FLOAT32, O::NONE),
+            3
+        );
+        assert_eq!(
+            version_for(Op::DEQUANTIZE, &[(T::INT8, v, 1)], T::FLOAT32, O::NONE),
+            2
+        );
+        assert_eq!(
+            version_for(Op::QUANTIZE, &[(T::FLOAT32, v, 0)], T::INT16, O::NONE),
+            2
+        );
         // SOFTMAX / ADD / MEAN: int8 2, int16 3 (ADD only with pot_scale_int16 off).
-        assert_eq!(version_for(Op::SOFTMAX, &[(T::INT8, v, 1)], T::INT8, O::NONE), 2);
-        assert_eq!(version_for(Op::SOFTMAX, &[(T::INT16, v, 1)], T::INT16, O::NONE), 3);
-        let add = |pot| O::AddOptions(Box::new(fb::AddOptionsT { pot_scale_int16: pot, ..Default::default() }));
-        assert_eq!(version_for(Op::ADD, &[(T::INT16, v, 1), (T::INT16, v, 1)], T::INT16, add(false)), 3);
-        assert_eq!(version_for(Op::ADD, &[(T::INT16, v, 1), (T::INT16, v, 1)], T::INT16, add(true)), 1);
-        assert_eq!(version_for(Op::MEAN, &[(T::INT8, v, 1), (T::INT32, &[1], 0)], T::INT8, O::NONE), 2);
+        assert_eq!(
+            version_for(Op::SOFTMAX, &[(T::INT8, v, 1)], T::INT8, O::NONE),
+            2
+        );
+        assert_eq!(
+            version_for(Op::SOFTMAX, &[(T::INT16, v, 1)], T::INT16, O::NONE),
+            3
+        );
+        let add = |pot| {
+            O::AddOptions(Box::new(fb::AddOptionsT {
+                pot_scale_int16: pot,
+                ..Default::default()
+            }))
+        };
+        assert_eq!(
+            version_for(
+                Op::ADD,
+                &[(T::INT16, v, 1), (T::INT16, v, 1)],
+                T::INT16,
+                add(false)
+            ),
+            3
+        );
+        assert_eq!(
+            version_for(
+                Op::ADD,
+                &[(T::INT16, v, 1), (T::INT16, v, 1)],
+                T::INT16,
+                add(true)
+            ),
+            1
+        );
+        assert_eq!(
+            version_for(
+                Op::MEAN,
+                &[(T::INT8, v, 1), (T::INT32, &[1], 0)],
+                T::INT8,
+                O::NONE
+            ),
+            2
+        );
         // Ops whose rules TF does not list are version 1.
-        assert_eq!(version_for(Op::HARD_SWISH, &[(T::INT8, v, 1)], T::INT8, O::NONE), 1);
+        assert_eq!(
+            version_for(Op::HARD_SWISH, &[(T::INT8, v, 1)], T::INT8, O::NONE),
+            1
+        );
     }
 
     #[test]

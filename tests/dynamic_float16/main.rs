@@ -99,6 +99,14 @@ fn hybrid_ops(row: &serde_json::Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// A decibel value: a number, or `"inf"` when outputs match exactly.
+fn db(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::String(s) => s.parse().unwrap_or(f64::NEG_INFINITY),
+        v => v.as_f64().unwrap_or(f64::NEG_INFINITY),
+    }
+}
+
 fn evaluate(python: &str, corpus: &Path, model_dir: &Path, artifact: &Path) -> serde_json::Value {
     let script = corpus.join("../tools/litert_eval.py");
     let out = Command::new(python)
@@ -154,7 +162,7 @@ fn corpus_models_in_dynamic_and_float16_reach_tf_in_litert() {
                 ));
                 continue;
             }
-            let sqnr = ours["sqnr_db"].as_f64().unwrap_or(f64::NEG_INFINITY);
+            let sqnr = db(&ours["sqnr_db"]);
             let size = ours["size_quant"].as_f64().unwrap_or(f64::INFINITY);
             let size_float = ours["size_float"].as_f64().unwrap_or(1.0);
             let hybrid = hybrid_ops(&ours);
@@ -164,7 +172,7 @@ fn corpus_models_in_dynamic_and_float16_reach_tf_in_litert() {
             let Some(tf) = anchor(&corpus, &name, mode) else {
                 continue;
             };
-            let tf_sqnr = tf["sqnr_db"].as_f64().unwrap_or(f64::INFINITY);
+            let tf_sqnr = db(&tf["sqnr_db"]);
             let tf_size = tf["size_quant"].as_f64().unwrap_or(0.0);
             table.push(format!(
                 "{:20} {:8} TF   {tf_sqnr:6.2} dB  size {tf_size:9} B  int8-weight ops {}",
