@@ -5,12 +5,19 @@
 //! * `int8` / `int16x8`: full integer with calibrated activation ranges (see [`crate::calibrate`]).
 
 pub mod check;
+mod dynamic;
 mod exclude;
+mod float16;
 pub mod integer;
+pub mod metadata;
 pub mod params;
 pub mod rules;
+pub mod versions;
+pub mod weights;
 
+pub use dynamic::{quantize_dynamic, MIN_WEIGHT_ELEMENTS};
 pub use exclude::ExcludeSet;
+pub use float16::quantize_float16;
 pub use integer::quantize_integer;
 
 use crate::graph::{Graph, TensorId};
@@ -177,13 +184,11 @@ pub enum QuantError {
 /// `ranges` must hold calibrated ranges for the integer modes (`int8`, `int16x8`) and is ignored otherwise.
 pub fn quantize(graph: &mut Graph, mode: Mode, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<QuantSummary, QuantError> {
     match mode {
+        Mode::Dynamic => quantize_dynamic(graph, opts),
+        Mode::Float16 => quantize_float16(graph, opts),
         Mode::Int8 | Mode::Int16x8 => {
             let ranges = ranges.ok_or_else(|| QuantError::Unsupported(format!("mode {mode} needs calibrated ranges")))?;
             quantize_integer(graph, mode, opts, ranges)
-        }
-        _ => {
-            let _ = (graph, opts, ranges);
-            Err(QuantError::Unsupported(format!("mode {mode} is not implemented yet")))
         }
     }
 }

@@ -1,0 +1,234 @@
+//! `float16` mode: constant float32 tensors stored as FLOAT16, each behind one DEQUANTIZE.
+//!
+//! Every op still computes in float32 on CPU (the DEQUANTIZE runs once, its output is cached as a constant);
+//! delegates such as the GPU one read the fp16 weights directly. Values beyond fp16's range are clamped to
+//! +-65504, as TF does. Like TF, the model gets `reduced_precision_support = "fp16accfp32"`.
+
+use super::dynamic::insert_ops_before;
+use super::metadata::{self, OptimizationMode};
+use super::{versions, ExcludeSet, FloatOp, QuantError, QuantOptions, QuantSummary};
+use crate::graph::{fold_fp16_constants, Graph, OpIndex, TensorId};
+use crate::tflite::fb;
+use half::f16;
+
+/// Largest finite float16 value.
+const F16_MAX: f32 = 65504.0;
+
+/// Converts float32 weights to float16 storage (clamped to the fp16 range, NaN kept).
+pub fn to_f16_bytes(values: &[f32]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|&v| {
+            f16::from_f32(if v.is_nan() {
+                v
+            } else {
+                v.clamp(-F16_MAX, F16_MAX)
+            })
+            .to_le_bytes()
+        })
+        .collect()
+}
+
+/// Quantizes `graph` in float16 mode.
+///
+/// Constants read only by excluded ops stay float32; a constant shared by excluded and other ops is kept
+/// float32 for the excluded ones. Writes op versions, `min_runtime_version`, `reduced_precision_support`
+/// and `CONVERSION_METADATA`.
+pub fn quantize_float16(
+    graph: &mut Graph,
+    opts: &QuantOptions,
+) -> Result<QuantSummary, QuantError> {
+    // Already-fp16 models: fold to float32 first so every constant goes through the same path once.
+    fold_fp16_constants(graph);
+    let exclude = ExcludeSet::new(&opts.exclude);
+    let mut summary = QuantSummary::default();
+    for p in exclude.unmatched(graph) {
+        summary
+            .warnings
+            .push(format!("exclude pattern {p:?} matches no op of the model"));
+    }
+    let n_ops = graph.ops().len();
+    let excluded: Vec<bool> = (0..n_ops)
+        .map(|i| exclude.matches(graph, OpIndex(i)))
+        .collect();
+    for i in (0..n_ops).map(OpIndex) {
+        let reason = if excluded[i.0] {
+            "excluded by the exclude list: constants stay float32"
+        } else {
+            "float16 mode stores weights in fp16; ops compute in float32"
+        };
+        summary.ops_float.push(FloatOp {
+            index: i.0,
+            op: graph.op_type_name(i),
+            output: graph
+                .op_outputs(i)
+                .first()
+                .map(|&t| graph.tensor_name(t).to_string())
+                .unwrap_or_default(),
+            reason: reason.into(),
+        });
+    }
+
+    let consumers = graph.consumers();
+    let mut inserts: Vec<(OpIndex, fb::OperatorT)> = Vec::new();
+    for t in (0..graph.tensors().len()).map(TensorId) {
+        let tensor = graph.tensor(t);
+        if tensor.type_ != fb::TensorType::FLOAT32 || tensor.is_variable || !graph.is_constant(t) {
+            continue;
+        }
+        let readers: Vec<OpIndex> = consumers
+            .get(t.0)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .copied()
+            .filter(|o| !excluded[o.0])
+            .collect();
+        let Some(&first) = readers.first() else {
+            continue;
+        };
+        let Some(values) = graph.const_f32(t) else {
+            continue;
+        };
+        let source = graph.tensor(t).clone();
+        let buffer = graph.add_buffer(to_f16_bytes(&values));
+        let half = graph.add_tensor(fb::TensorT {
+            shape: source.shape.clone(),
+            type_: fb::TensorType::FLOAT16,
+            buffer,
+            name: Some(format!("{}_fp16", source.name.as_deref().unwrap_or(""))),
+            shape_signature: source.shape_signature.clone(),
+            has_rank: source.has_rank,
+            ..Default::default()
+        });
+        let float = graph.add_tensor(fb::TensorT {
+            shape: source.shape.clone(),
+            type_: fb::TensorType::FLOAT32,
+            // Consumers read this tensor: it keeps the constant's name (and a re-run gives the same names).
+            name: source.name.clone(),
+            shape_signature: source.shape_signature.clone(),
+            has_rank: source.has_rank,
+            ..Default::default()
+        });
+        let op = graph.new_op(fb::BuiltinOperator::DEQUANTIZE, 3, &[half], &[float]);
+        inserts.push((first, op));
+        graph.redirect_reads(t, float, &readers);
+        summary.weights_quantized += 1;
+    }
+    insert_ops_before(graph, inserts);
+    graph.remove_unused_tensors();
+    graph.remove_unused_buffers();
+    graph.set_metadata(
+        metadata::REDUCED_PRECISION_KEY,
+        metadata::FP16_ACC_FP32.to_vec(),
+    );
+    metadata::set_conversion_metadata(graph, OptimizationMode::PtqFloat16);
+    versions::finalize(graph, opts.target_runtime.as_deref())?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::versions::testing::{metadata, round_trip, version_of, ModelBuilder};
+    use fb::BuiltinOperator as Op;
+    use fb::BuiltinOptionsT as O;
+    use fb::TensorType as T;
+
+    /// x -> FC(w, b) -> RESHAPE(shape) -> y
+    fn model() -> Graph {
+        let mut b = ModelBuilder::new();
+        let x = b.input("x", &[1, 4]);
+        let w = b.weights("w", &[2, 4], |i| i as f32 * 0.25 - 1.0);
+        let bias = b.weights("b", &[2], |i| if i == 0 { 1e6 } else { -0.5 });
+        let h = b.tensor("h", T::FLOAT32, &[1, 2]);
+        b.op(
+            Op::FULLY_CONNECTED,
+            &[Some(x), Some(w), Some(bias)],
+            &[h],
+            O::FullyConnectedOptions(Box::<fb::FullyConnectedOptionsT>::default()),
+        );
+        let shape = b.constant("shape", T::INT32, &[1], 2i32.to_le_bytes().to_vec());
+        let y = b.tensor("y", T::FLOAT32, &[2]);
+        b.op(Op::RESHAPE, &[Some(h), Some(shape)], &[y], O::NONE);
+        b.output(y);
+        b.build()
+    }
+
+    #[test]
+    fn every_float_constant_becomes_fp16_behind_one_dequantize() {
+        let mut g = model();
+        let summary = quantize_float16(&mut g, &QuantOptions::default()).unwrap();
+        let g = round_trip(&g);
+        let codes: Vec<Op> = (0..g.ops().len()).map(|i| g.op_code(OpIndex(i))).collect();
+        assert_eq!(
+            codes,
+            vec![
+                Op::DEQUANTIZE,
+                Op::DEQUANTIZE,
+                Op::FULLY_CONNECTED,
+                Op::RESHAPE
+            ]
+        );
+        for i in 0..2 {
+            let src = g.op_inputs(OpIndex(i))[0].unwrap();
+            assert_eq!(g.tensor(src).type_, T::FLOAT16);
+            let dst = g.op_outputs(OpIndex(i))[0];
+            assert!(!g.is_constant(dst));
+        }
+        let fc_inputs = g.op_inputs(OpIndex(2));
+        assert!(fc_inputs[1..]
+            .iter()
+            .all(|t| g.tensor(t.unwrap()).type_ == T::FLOAT32));
+        let shape = g.op_inputs(OpIndex(3))[1].unwrap();
+        assert_eq!(
+            g.tensor(shape).type_,
+            T::INT32,
+            "int32 constants stay as they are"
+        );
+        assert_eq!(summary.weights_quantized, 2);
+        assert_eq!(version_of(&g, Op::DEQUANTIZE), Some(3));
+        assert_eq!(
+            metadata(&g, "reduced_precision_support"),
+            Some(b"fp16accfp32".to_vec())
+        );
+        let mut runtime = b"1.15.0".to_vec();
+        runtime.resize(16, 0);
+        assert_eq!(metadata(&g, "min_runtime_version"), Some(runtime));
+    }
+
+    #[test]
+    fn values_beyond_the_fp16_range_are_clamped() {
+        let bytes = to_f16_bytes(&[1e6, -1e6, 0.5]);
+        let back: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect();
+        assert_eq!(back, vec![65504.0, -65504.0, 0.5]);
+    }
+
+    #[test]
+    fn constants_of_excluded_ops_stay_float32() {
+        let mut g = model();
+        let opts = QuantOptions {
+            exclude: vec!["FULLY_CONNECTED".into()],
+            ..Default::default()
+        };
+        let summary = quantize_float16(&mut g, &opts).unwrap();
+        assert_eq!(summary.weights_quantized, 0);
+        assert!(g
+            .ops()
+            .iter()
+            .enumerate()
+            .all(|(i, _)| g.op_code(OpIndex(i)) != Op::DEQUANTIZE));
+    }
+
+    #[test]
+    fn fp16_model_round_trips_to_the_same_structure() {
+        let mut once = model();
+        quantize_float16(&mut once, &QuantOptions::default()).unwrap();
+        let mut twice = round_trip(&once);
+        quantize_float16(&mut twice, &QuantOptions::default()).unwrap();
+        assert_eq!(once.ops().len(), twice.ops().len());
+        assert_eq!(once.to_bytes(), twice.to_bytes());
+    }
+}
