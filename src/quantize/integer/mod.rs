@@ -11,7 +11,8 @@ mod rewrite;
 use crate::graph::{fold_fp16_constants, Graph, TensorId};
 use crate::quantize::params::ActivationType;
 use crate::quantize::rules::RuleRegistry;
-use crate::quantize::{check, IoType, Mode, QuantError, QuantOptions, QuantSummary, Ranges};
+use crate::quantize::metadata::{self, OptimizationMode};
+use crate::quantize::{check, versions, IoType, Mode, QuantError, QuantOptions, QuantSummary, Ranges};
 use crate::tflite::fb;
 use plan::Decision;
 
@@ -71,6 +72,12 @@ pub fn quantize_integer(
     graph.remove_unused_tensors();
     graph.remove_unused_buffers();
     check::check_integer(graph, ty, &rules).map_err(QuantError::SelfCheck)?;
+    let optimization = match ty {
+        ActivationType::Int8 => OptimizationMode::PtqFullInteger,
+        ActivationType::Int16 => OptimizationMode::PtqInt16,
+    };
+    metadata::set_conversion_metadata(graph, optimization);
+    versions::finalize(graph, opts.target_runtime.as_deref())?;
     Ok(QuantSummary {
         ops_quantized,
         ops_float,
