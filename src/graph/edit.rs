@@ -131,7 +131,7 @@ impl Graph {
             }
         }
         for m in self.model.metadata.as_deref_mut().unwrap_or(&mut []) {
-            m.buffer = new_index[m.buffer as usize];
+            m.buffer = new_index.get(m.buffer as usize).copied().unwrap_or(0);
         }
         for m in self.model.metadata_buffer.as_deref_mut().unwrap_or(&mut []) {
             if let Some(&n) = usize::try_from(*m).ok().and_then(|i| new_index.get(i)) {
@@ -182,7 +182,7 @@ impl Graph {
         let remap = |ids: &mut Option<Vec<i32>>| {
             for t in ids.as_deref_mut().unwrap_or(&mut []) {
                 if *t >= 0 {
-                    *t = new_index[*t as usize];
+                    *t = new_index.get(*t as usize).copied().unwrap_or(-1);
                 }
             }
         };
@@ -199,7 +199,9 @@ impl Graph {
         for sig in self.model.signature_defs.as_deref_mut().unwrap_or(&mut []) {
             if sig.subgraph_index == 0 {
                 for m in sig.inputs.iter_mut().chain(sig.outputs.iter_mut()).flatten() {
-                    m.tensor_index = new_index[m.tensor_index as usize] as u32;
+                    if let Some(&n) = new_index.get(m.tensor_index as usize) {
+                        m.tensor_index = n as u32;
+                    }
                 }
             }
         }

@@ -27,7 +27,36 @@ pub struct Graph {
     pub warnings: Vec<String>,
 }
 
+/// Why a model file could not be opened: the path and the reason, printed on one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct ModelFileError {
+    /// The file that was asked for.
+    pub path: std::path::PathBuf,
+    /// What went wrong.
+    pub reason: ModelFileReason,
+}
+
+/// The reason inside a [`ModelFileError`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelFileReason {
+    /// The file could not be read (missing, a directory, no permission, ...).
+    #[error("cannot read the file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not a model litequant can read.
+    #[error(transparent)]
+    Model(#[from] tflite::ModelError),
+}
+
 impl Graph {
+    /// Reads and verifies the model stored at `path`.
+    pub fn from_file(path: &std::path::Path) -> Result<Graph, ModelFileError> {
+        let fail = |reason: ModelFileReason| ModelFileError { path: path.to_path_buf(), reason };
+        let bytes = std::fs::read(path).map_err(|e| fail(e.into()))?;
+        Graph::from_bytes(&bytes).map_err(|e| fail(e.into()))
+    }
+
     /// Reads and verifies a model from `.tflite` bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Graph, tflite::ModelError> {
         let out = tflite::read_model(bytes)?;
@@ -187,9 +216,9 @@ impl Graph {
         c
     }
 
-    /// Number of elements of a shape (1 for a scalar).
+    /// Number of elements of a shape (1 for a scalar; saturates instead of overflowing on absurd shapes).
     pub fn num_elements(&self, id: TensorId) -> usize {
-        self.shape(id).iter().map(|&d| d.max(0) as usize).product()
+        self.shape(id).iter().fold(1usize, |n, &d| n.saturating_mul(d.max(0) as usize))
     }
 
     /// Metadata entries (`name`, buffer bytes).

@@ -1,0 +1,179 @@
+//! The reader never panics: mutated fixture bytes (bit flips, overwritten bytes and words, truncations,
+//! splices, insertions, deletions) and random bytes go through read -> inspect -> write -> read.
+//!
+//! `PROPTEST_CASES` sets the number of cases (default 600, a few seconds); a long run:
+//! `PROPTEST_CASES=200000 cargo test --test tests reader_fuzz -- --nocapture`.
+
+use crate::support::fixtures;
+use litequant::graph::{fold_fp16_constants, Graph, OpIndex, TensorId};
+use litequant::inspect::inspect;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::{Config, TestRunner};
+use std::sync::OnceLock;
+
+fn seeds() -> &'static [(&'static str, Vec<u8>)] {
+    static SEEDS: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    SEEDS.get_or_init(fixtures::all)
+}
+
+/// One edit of a model's bytes. Positions pick the first 4 KiB half the time: tables sit at the front of
+/// files our writer and TF's produce, weights at the back, and flipping weights only tests arithmetic.
+#[derive(Debug, Clone)]
+enum Mutation {
+    FlipBit { at: Index, front: bool, bit: u8 },
+    SetByte { at: Index, front: bool, value: u8 },
+    SetWord { at: Index, front: bool, value: u32 },
+    Truncate { at: Index },
+    Splice { from: Index, to: Index, len: usize, seed: Index },
+    Insert { at: Index, front: bool, bytes: Vec<u8> },
+    Delete { at: Index, front: bool, len: usize },
+}
+
+fn position(bytes: &[u8], at: &Index, front: bool) -> usize {
+    let span = if front { bytes.len().min(4096) } else { bytes.len() };
+    if span == 0 {
+        0
+    } else {
+        at.index(span)
+    }
+}
+
+fn interesting_word() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        any::<u32>(),
+        Just(0u32),
+        Just(u32::MAX),
+        Just(0x8000_0000),
+        0u32..64,
+        (0u32..64).prop_map(|v| v.wrapping_neg()),
+    ]
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<Index>(), any::<bool>(), 0u8..8).prop_map(|(at, front, bit)| Mutation::FlipBit { at, front, bit }),
+        (any::<Index>(), any::<bool>(), any::<u8>()).prop_map(|(at, front, value)| Mutation::SetByte { at, front, value }),
+        (any::<Index>(), any::<bool>(), interesting_word()).prop_map(|(at, front, value)| Mutation::SetWord { at, front, value }),
+        any::<Index>().prop_map(|at| Mutation::Truncate { at }),
+        (any::<Index>(), any::<Index>(), 1usize..256, any::<Index>())
+            .prop_map(|(from, to, len, seed)| Mutation::Splice { from, to, len, seed }),
+        (any::<Index>(), any::<bool>(), prop::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, front, bytes)| Mutation::Insert { at, front, bytes }),
+        (any::<Index>(), any::<bool>(), 1usize..64).prop_map(|(at, front, len)| Mutation::Delete { at, front, len }),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+    match m {
+        Mutation::FlipBit { at, front, bit } => {
+            if !bytes.is_empty() {
+                let i = position(bytes, at, *front);
+                bytes[i] ^= 1 << bit;
+            }
+        }
+        Mutation::SetByte { at, front, value } => {
+            if !bytes.is_empty() {
+                let i = position(bytes, at, *front);
+                bytes[i] = *value;
+            }
+        }
+        Mutation::SetWord { at, front, value } => {
+            // Word-aligned, where flatbuffers keeps offsets, lengths and most scalars.
+            let i = position(bytes, at, *front) & !3;
+            if i + 4 <= bytes.len() {
+                bytes[i..i + 4].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        Mutation::Truncate { at } => {
+            let i = position(bytes, at, false);
+            bytes.truncate(i);
+        }
+        Mutation::Splice { from, to, len, seed } => {
+            let donor = &seeds()[seed.index(seeds().len())].1;
+            let start = position(donor, from, false);
+            let chunk: Vec<u8> = donor[start..(start + len).min(donor.len())].to_vec();
+            let dst = position(bytes, to, false);
+            let end = (dst + chunk.len()).min(bytes.len());
+            bytes[dst..end].copy_from_slice(&chunk[..end - dst]);
+        }
+        Mutation::Insert { at, front, bytes: new } => {
+            let i = position(bytes, at, *front);
+            bytes.splice(i..i, new.iter().copied());
+        }
+        Mutation::Delete { at, front, len } => {
+            let i = position(bytes, at, *front);
+            let end = (i + len).min(bytes.len());
+            bytes.drain(i..end);
+        }
+    }
+}
+
+/// Everything a later stage does with a graph it was handed, none of which may panic.
+fn exercise(bytes: &[u8]) {
+    let Ok(mut g) = Graph::from_bytes(bytes) else { return };
+    let report = inspect(&g, bytes.len() as u64);
+    let _ = report.to_string();
+    let _ = serde_json::to_string(&report).expect("an inspection serializes");
+    let _ = (g.producers(), g.consumers(), g.inputs(), g.outputs(), g.metadata());
+    for i in 0..g.ops().len() {
+        let op = OpIndex(i);
+        let _ = (g.op_code(op), g.op_type_name(op), g.op_inputs(op), g.op_outputs(op));
+    }
+    for t in 0..g.tensors().len() {
+        let t = TensorId(t);
+        let _ = (g.const_f32(t), g.const_i32(t), g.num_elements(t), g.tensor_name(t));
+    }
+    let written = g.to_bytes();
+    let again = Graph::from_bytes(&written).unwrap_or_else(|e| panic!("a model we accepted and wrote reads back: {e}"));
+    assert_eq!(again.to_bytes(), written, "writing is deterministic");
+    fold_fp16_constants(&mut g);
+    let _ = g.to_bytes();
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(600)
+}
+
+#[test]
+fn mutated_models_never_panic_the_reader() {
+    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let strategy = (any::<Index>(), prop::collection::vec(mutation(), 1..6));
+    let started = std::time::Instant::now();
+    let accepted = std::cell::Cell::new(0u32);
+    runner
+        .run(&strategy, |(seed, mutations)| {
+            let mut bytes = seeds()[seed.index(seeds().len())].1.clone();
+            for m in &mutations {
+                apply(&mut bytes, m);
+            }
+            if Graph::from_bytes(&bytes).is_ok() {
+                accepted.set(accepted.get() + 1);
+            }
+            exercise(&bytes);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "reader fuzz: {} mutated models in {:.1} s, {} accepted",
+        cases(),
+        started.elapsed().as_secs_f64(),
+        accepted.get()
+    );
+}
+
+#[test]
+fn random_bytes_never_panic_the_reader() {
+    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let strategy = (prop::collection::vec(any::<u8>(), 0..4096), any::<bool>());
+    runner
+        .run(&strategy, |(mut bytes, identifier)| {
+            // Half the cases carry the TFL3 identifier so they get past the first check.
+            if identifier && bytes.len() >= 8 {
+                bytes[4..8].copy_from_slice(b"TFL3");
+            }
+            exercise(&bytes);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
