@@ -61,7 +61,7 @@ fn inspect_reports_io_parameters_and_signatures_of_digits_mlp() {
     assert_eq!(report.file_size, 28336);
     assert_eq!(report.inputs.len(), 1);
     assert_eq!(report.inputs[0].name, "serving_default_x:0");
-    assert_eq!(report.inputs[0].shape, vec![-1, 64]);
+    assert_eq!(report.inputs[0].shape, vec![1, 64]);
     assert_eq!(report.inputs[0].dtype, "float32");
     assert!(report.inputs[0].scale.is_empty());
     assert_eq!(report.parameters, 6570);

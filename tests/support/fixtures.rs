@@ -74,13 +74,12 @@ pub fn fp16_weights_cnn() -> Vec<u8> {
         let halves: Vec<u8> = values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
         let buffer = g.add_buffer(halves);
         let source = g.tensor(t).clone();
-        let f16 = g.add_tensor(fb::TensorT {
-            shape: source.shape.clone(),
-            type_: fb::TensorType::FLOAT16,
-            buffer,
-            name: Some(format!("{}_fp16", source.name.as_deref().unwrap_or(""))),
-            ..Default::default()
-        });
+        let mut stored = fb::TensorT::default();
+        stored.shape = source.shape.clone();
+        stored.type_ = fb::TensorType::FLOAT16;
+        stored.buffer = buffer;
+        stored.name = Some(format!("{}_fp16", source.name.as_deref().unwrap_or("")));
+        let f16 = g.add_tensor(stored);
         g.tensor_mut(t).buffer = 0;
         let op = g.new_op(fb::BuiltinOperator::DEQUANTIZE, 3, &[f16], &[t]);
         g.insert_op(OpIndex(k), op);
@@ -90,37 +89,37 @@ pub fn fp16_weights_cnn() -> Vec<u8> {
 }
 
 fn tensor(name: &str, shape: &[i32], type_: fb::TensorType, buffer: u32) -> fb::TensorT {
-    fb::TensorT {
-        shape: Some(shape.to_vec()),
-        type_,
-        buffer,
-        name: Some(name.to_string()),
-        ..Default::default()
-    }
+    let mut t = fb::TensorT::default();
+    t.shape = Some(shape.to_vec());
+    t.type_ = type_;
+    t.buffer = buffer;
+    t.name = Some(name.to_string());
+    t
 }
 
 fn op(opcode_index: u32, inputs: &[i32], outputs: &[i32], options: fb::BuiltinOptionsT) -> fb::OperatorT {
-    fb::OperatorT {
-        opcode_index,
-        inputs: Some(inputs.to_vec()),
-        outputs: Some(outputs.to_vec()),
-        builtin_options: options,
-        debug_metadata_index: -1,
-        ..Default::default()
-    }
+    let mut op = fb::OperatorT::default();
+    op.opcode_index = opcode_index;
+    op.inputs = Some(inputs.to_vec());
+    op.outputs = Some(outputs.to_vec());
+    op.builtin_options = options;
+    op.debug_metadata_index = -1;
+    op
 }
 
 fn code(builtin: fb::BuiltinOperator, custom: Option<&str>) -> fb::OperatorCodeT {
-    fb::OperatorCodeT {
-        deprecated_builtin_code: builtin.0.min(127) as i8,
-        custom_code: custom.map(str::to_string),
-        version: 1,
-        builtin_code: builtin,
-    }
+    let mut c = fb::OperatorCodeT::default();
+    c.deprecated_builtin_code = builtin.0.min(127) as i8;
+    c.custom_code = custom.map(str::to_string);
+    c.version = 1;
+    c.builtin_code = builtin;
+    c
 }
 
 fn buffer(data: Vec<u8>) -> fb::BufferT {
-    fb::BufferT { data: Some(data), offset: 0, size: 0 }
+    let mut b = fb::BufferT::default();
+    b.data = Some(data);
+    b
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -129,86 +128,108 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 
 fn signature(inputs: &[(&str, u32)], outputs: &[(&str, u32)]) -> fb::SignatureDefT {
     let maps = |m: &[(&str, u32)]| {
-        Some(m.iter().map(|&(n, t)| fb::TensorMapT { name: Some(n.to_string()), tensor_index: t }).collect())
+        let maps = m.iter().map(|&(n, t)| {
+            let mut map = fb::TensorMapT::default();
+            map.name = Some(n.to_string());
+            map.tensor_index = t;
+            map
+        });
+        Some(maps.collect())
     };
-    fb::SignatureDefT {
-        inputs: maps(inputs),
-        outputs: maps(outputs),
-        signature_key: Some("serving_default".to_string()),
-        subgraph_index: 0,
-    }
+    let mut s = fb::SignatureDefT::default();
+    s.inputs = maps(inputs);
+    s.outputs = maps(outputs);
+    s.signature_key = Some("serving_default".to_string());
+    s
+}
+
+fn subgraph(name: &str, tensors: Vec<fb::TensorT>, inputs: &[i32], outputs: &[i32], ops: Vec<fb::OperatorT>) -> fb::SubGraphT {
+    let mut sg = fb::SubGraphT::default();
+    sg.tensors = Some(tensors);
+    sg.inputs = Some(inputs.to_vec());
+    sg.outputs = Some(outputs.to_vec());
+    sg.operators = Some(ops);
+    sg.name = Some(name.to_string());
+    sg.debug_metadata_index = -1;
+    sg
+}
+
+fn model(
+    description: &str,
+    codes: Vec<fb::OperatorCodeT>,
+    subgraphs: Vec<fb::SubGraphT>,
+    buffers: Vec<fb::BufferT>,
+    signature: fb::SignatureDefT,
+) -> fb::ModelT {
+    let mut m = fb::ModelT::default();
+    m.version = 3;
+    m.description = Some(description.to_string());
+    m.operator_codes = Some(codes);
+    m.subgraphs = Some(subgraphs);
+    m.buffers = Some(buffers);
+    m.signature_defs = Some(vec![signature]);
+    m
 }
 
 /// `y = x + 3 * w` computed by a WHILE loop: subgraph 1 is the condition (`i < 3`), subgraph 2 the body
 /// (`i + 1`, `x + w`). The body holds a float constant, so quantizers must leave it intact or refuse.
 pub fn while_loop() -> Vec<u8> {
     use fb::{BuiltinOperator as B, TensorType as T};
-    let main = fb::SubGraphT {
-        tensors: Some(vec![
+    let mut loop_options = fb::WhileOptionsT::default();
+    loop_options.cond_subgraph_index = 1;
+    loop_options.body_subgraph_index = 2;
+    let main = subgraph(
+        "main",
+        vec![
             tensor("x", &[1, 4], T::FLOAT32, 0),
             tensor("i0", &[], T::INT32, 1),
             tensor("while/i", &[], T::INT32, 0),
             tensor("y", &[1, 4], T::FLOAT32, 0),
-        ]),
-        inputs: Some(vec![0]),
-        outputs: Some(vec![3]),
-        operators: Some(vec![op(
-            0,
-            &[1, 0],
-            &[2, 3],
-            fb::BuiltinOptionsT::WhileOptions(Box::new(fb::WhileOptionsT {
-                cond_subgraph_index: 1,
-                body_subgraph_index: 2,
-            })),
-        )]),
-        name: Some("main".to_string()),
-        debug_metadata_index: -1,
-    };
-    let cond = fb::SubGraphT {
-        tensors: Some(vec![
+        ],
+        &[0],
+        &[3],
+        vec![op(0, &[1, 0], &[2, 3], fb::BuiltinOptionsT::WhileOptions(Box::new(loop_options)))],
+    );
+    let cond = subgraph(
+        "cond",
+        vec![
             tensor("cond/i", &[], T::INT32, 0),
             tensor("cond/x", &[1, 4], T::FLOAT32, 0),
             tensor("cond/limit", &[], T::INT32, 2),
             tensor("cond/less", &[], T::BOOL, 0),
-        ]),
-        inputs: Some(vec![0, 1]),
-        outputs: Some(vec![3]),
-        operators: Some(vec![op(1, &[0, 2], &[3], fb::BuiltinOptionsT::LessOptions(Box::default()))]),
-        name: Some("cond".to_string()),
-        debug_metadata_index: -1,
-    };
+        ],
+        &[0, 1],
+        &[3],
+        vec![op(1, &[0, 2], &[3], fb::BuiltinOptionsT::LessOptions(Box::default()))],
+    );
     let add = || fb::BuiltinOptionsT::AddOptions(Box::default());
-    let body = fb::SubGraphT {
-        tensors: Some(vec![
+    let body = subgraph(
+        "body",
+        vec![
             tensor("body/i", &[], T::INT32, 0),
             tensor("body/x", &[1, 4], T::FLOAT32, 0),
             tensor("body/one", &[], T::INT32, 3),
             tensor("body/i_next", &[], T::INT32, 0),
             tensor("body/w", &[4], T::FLOAT32, 4),
             tensor("body/x_next", &[1, 4], T::FLOAT32, 0),
-        ]),
-        inputs: Some(vec![0, 1]),
-        outputs: Some(vec![3, 5]),
-        operators: Some(vec![op(2, &[0, 2], &[3], add()), op(2, &[1, 4], &[5], add())]),
-        name: Some("body".to_string()),
-        debug_metadata_index: -1,
-    };
-    let model = fb::ModelT {
-        version: 3,
-        operator_codes: Some(vec![code(B::WHILE, None), code(B::LESS, None), code(B::ADD, None)]),
-        subgraphs: Some(vec![main, cond, body]),
-        description: Some("litequant fixture: WHILE loop over two subgraphs".to_string()),
-        buffers: Some(vec![
+        ],
+        &[0, 1],
+        &[3, 5],
+        vec![op(2, &[0, 2], &[3], add()), op(2, &[1, 4], &[5], add())],
+    );
+    write_model(&model(
+        "litequant fixture: WHILE loop over two subgraphs",
+        vec![code(B::WHILE, None), code(B::LESS, None), code(B::ADD, None)],
+        vec![main, cond, body],
+        vec![
             fb::BufferT::default(),
             buffer(0i32.to_le_bytes().to_vec()),
             buffer(3i32.to_le_bytes().to_vec()),
             buffer(1i32.to_le_bytes().to_vec()),
             buffer(f32_bytes(&[0.5, -1.0, 2.0, 0.25])),
-        ]),
-        signature_defs: Some(vec![signature(&[("x", 0)], &[("y", 3)])]),
-        ..Default::default()
-    };
-    write_model(&model)
+        ],
+        signature(&[("x", 0)], &[("y", 3)]),
+    ))
 }
 
 /// flexbuffers map `{magnitude_squared: true, stride: 8, window_size: 16}`, the custom options of
@@ -225,39 +246,28 @@ pub fn custom_op() -> Vec<u8> {
     use fb::{BuiltinOperator as B, TensorType as T};
     let weights: Vec<f32> = (0..36).map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0).collect();
     let bias = [0.25f32, -0.5, 0.0, 1.0];
-    let spectrogram = fb::OperatorT {
-        custom_options: Some(AUDIO_SPECTROGRAM_OPTIONS.to_vec()),
-        custom_options_format: fb::CustomOptionsFormat::FLEXBUFFERS,
-        ..op(0, &[0], &[1], fb::BuiltinOptionsT::NONE)
-    };
-    let dense = op(
-        1,
-        &[1, 2, 3],
-        &[4],
-        fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()),
-    );
-    let main = fb::SubGraphT {
-        tensors: Some(vec![
+    let mut spectrogram = op(0, &[0], &[1], fb::BuiltinOptionsT::NONE);
+    spectrogram.custom_options = Some(AUDIO_SPECTROGRAM_OPTIONS.to_vec());
+    spectrogram.custom_options_format = fb::CustomOptionsFormat::FLEXBUFFERS;
+    let dense = op(1, &[1, 2, 3], &[4], fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()));
+    let main = subgraph(
+        "main",
+        vec![
             tensor("audio", &[64, 1], T::FLOAT32, 0),
             tensor("spectrogram", &[1, 7, 9], T::FLOAT32, 0),
             tensor("dense/kernel", &[4, 9], T::FLOAT32, 1),
             tensor("dense/bias", &[4], T::FLOAT32, 2),
             tensor("dense/out", &[7, 4], T::FLOAT32, 0),
-        ]),
-        inputs: Some(vec![0]),
-        outputs: Some(vec![4]),
-        operators: Some(vec![spectrogram, dense]),
-        name: Some("main".to_string()),
-        debug_metadata_index: -1,
-    };
-    let model = fb::ModelT {
-        version: 3,
-        operator_codes: Some(vec![code(B::CUSTOM, Some("AudioSpectrogram")), code(B::FULLY_CONNECTED, None)]),
-        subgraphs: Some(vec![main]),
-        description: Some("litequant fixture: custom op".to_string()),
-        buffers: Some(vec![fb::BufferT::default(), buffer(f32_bytes(&weights)), buffer(f32_bytes(&bias))]),
-        signature_defs: Some(vec![signature(&[("audio", 0)], &[("out", 4)])]),
-        ..Default::default()
-    };
-    write_model(&model)
+        ],
+        &[0],
+        &[4],
+        vec![spectrogram, dense],
+    );
+    write_model(&model(
+        "litequant fixture: custom op",
+        vec![code(B::CUSTOM, Some("AudioSpectrogram")), code(B::FULLY_CONNECTED, None)],
+        vec![main],
+        vec![fb::BufferT::default(), buffer(f32_bytes(&weights)), buffer(f32_bytes(&bias))],
+        signature(&[("audio", 0)], &[("out", 4)]),
+    ))
 }
