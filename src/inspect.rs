@@ -292,7 +292,10 @@ pub fn inspect(graph: &Graph, file_size: u64) -> Inspection {
     let subgraphs = model.subgraphs.as_deref().unwrap_or(&[]);
     let buffers = model.buffers.as_deref().unwrap_or(&[]);
     let codes = model.operator_codes.as_deref().unwrap_or(&[]);
-    let main_tensors = subgraphs.first().and_then(|s| s.tensors.as_deref()).unwrap_or(&[]);
+    let main_tensors = subgraphs
+        .first()
+        .and_then(|s| s.tensors.as_deref())
+        .unwrap_or(&[]);
     let io = |ids: Option<&Vec<i32>>| -> Vec<TensorInfo> {
         ids.map(Vec::as_slice)
             .unwrap_or(&[])
@@ -317,12 +320,23 @@ pub fn inspect(graph: &Graph, file_size: u64) -> Inspection {
     }
     let mut histogram: BTreeMap<(String, i32, String), usize> = BTreeMap::new();
     for op in &ops {
-        let types = format!("{}->{}", op.input_types.join(","), op.output_types.join(","));
-        *histogram.entry((op.op.clone(), op.version, types)).or_default() += 1;
+        let types = format!(
+            "{}->{}",
+            op.input_types.join(","),
+            op.output_types.join(",")
+        );
+        *histogram
+            .entry((op.op.clone(), op.version, types))
+            .or_default() += 1;
     }
     let mut op_histogram: Vec<OpCount> = histogram
         .into_iter()
-        .map(|((op, version, types), count)| OpCount { op, version, types, count })
+        .map(|((op, version, types), count)| OpCount {
+            op,
+            version,
+            types,
+            count,
+        })
         .collect();
     op_histogram.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.op.cmp(&b.op)));
 
@@ -333,7 +347,10 @@ pub fn inspect(graph: &Graph, file_size: u64) -> Inspection {
         .unwrap_or(&[])
         .iter()
         .map(|m| {
-            let data = buffers.get(m.buffer as usize).and_then(|b| b.data.as_deref()).unwrap_or(&[]);
+            let data = buffers
+                .get(m.buffer as usize)
+                .and_then(|b| b.data.as_deref())
+                .unwrap_or(&[]);
             MetadataInfo {
                 name: m.name.clone().unwrap_or_default(),
                 buffer: m.buffer,
@@ -342,8 +359,10 @@ pub fn inspect(graph: &Graph, file_size: u64) -> Inspection {
             }
         })
         .collect();
-    let min_runtime_version =
-        metadata.iter().find(|m| m.name == "min_runtime_version").and_then(|m| m.text.clone());
+    let min_runtime_version = metadata
+        .iter()
+        .find(|m| m.name == "min_runtime_version")
+        .and_then(|m| m.text.clone());
     let signatures = model
         .signature_defs
         .as_deref()
@@ -351,7 +370,10 @@ pub fn inspect(graph: &Graph, file_size: u64) -> Inspection {
         .iter()
         .map(|s| {
             let maps = |m: &Option<Vec<fb::TensorMapT>>| -> Vec<(String, u32)> {
-                m.iter().flatten().map(|t| (t.name.clone().unwrap_or_default(), t.tensor_index)).collect()
+                m.iter()
+                    .flatten()
+                    .map(|t| (t.name.clone().unwrap_or_default(), t.tensor_index))
+                    .collect()
             };
             SignatureInfo {
                 key: s.signature_key.clone().unwrap_or_default(),
@@ -429,7 +451,11 @@ fn tensor_info(index: usize, t: &fb::TensorT) -> TensorInfo {
     TensorInfo {
         tensor: index,
         name: t.name.clone().unwrap_or_default(),
-        shape: t.shape_signature.clone().or_else(|| t.shape.clone()).unwrap_or_default(),
+        shape: t
+            .shape_signature
+            .clone()
+            .or_else(|| t.shape.clone())
+            .unwrap_or_default(),
         dtype: dtype(t.type_),
         scale: q.and_then(|q| q.scale.clone()).unwrap_or_default(),
         zero_point: q.and_then(|q| q.zero_point.clone()).unwrap_or_default(),
@@ -438,7 +464,11 @@ fn tensor_info(index: usize, t: &fb::TensorT) -> TensorInfo {
 }
 
 fn is_constant(t: &fb::TensorT, buffers: &[fb::BufferT]) -> bool {
-    t.buffer != 0 && buffers.get(t.buffer as usize).and_then(|b| b.data.as_ref()).is_some_and(|d| !d.is_empty())
+    t.buffer != 0
+        && buffers
+            .get(t.buffer as usize)
+            .and_then(|b| b.data.as_ref())
+            .is_some_and(|d| !d.is_empty())
 }
 
 fn op_info(
@@ -452,21 +482,37 @@ fn op_info(
     let entry = codes.get(op.opcode_index as usize);
     let code = entry.map_or(fb::BuiltinOperator::CUSTOM, tflite::op_code);
     let name = if code == fb::BuiltinOperator::CUSTOM {
-        format!("CUSTOM({})", entry.and_then(|e| e.custom_code.as_deref()).unwrap_or("?"))
+        format!(
+            "CUSTOM({})",
+            entry.and_then(|e| e.custom_code.as_deref()).unwrap_or("?")
+        )
     } else {
         tflite::op_name(code)
     };
     let tensor = |t: i32| usize::try_from(t).ok().and_then(|t| tensors.get(t));
     let op_inputs = op.inputs.as_deref().unwrap_or(&[]);
     let op_outputs = op.outputs.as_deref().unwrap_or(&[]);
-    let input_types = op_inputs.iter().map(|&t| tensor(t).map_or("-".to_string(), |t| short_dtype(t.type_))).collect();
-    let output_types = op_outputs.iter().map(|&t| tensor(t).map_or("-".to_string(), |t| short_dtype(t.type_))).collect();
-    let outputs = op_outputs.iter().map(|&t| tensor(t).and_then(|t| t.name.clone()).unwrap_or_default()).collect();
+    let input_types = op_inputs
+        .iter()
+        .map(|&t| tensor(t).map_or("-".to_string(), |t| short_dtype(t.type_)))
+        .collect();
+    let output_types = op_outputs
+        .iter()
+        .map(|&t| tensor(t).map_or("-".to_string(), |t| short_dtype(t.type_)))
+        .collect();
+    let outputs = op_outputs
+        .iter()
+        .map(|&t| tensor(t).and_then(|t| t.name.clone()).unwrap_or_default())
+        .collect();
     // Weights stored as float16 behind DEQUANTIZE are folded to float32 before quantizing, so they count.
     let float_constant = |t: &fb::TensorT| {
-        matches!(t.type_, fb::TensorType::FLOAT32 | fb::TensorType::FLOAT16) && is_constant(t, buffers)
+        matches!(t.type_, fb::TensorType::FLOAT32 | fb::TensorType::FLOAT16)
+            && is_constant(t, buffers)
     };
-    let has_float_weights = op_inputs.iter().filter_map(|&t| tensor(t)).any(float_constant);
+    let has_float_weights = op_inputs
+        .iter()
+        .filter_map(|&t| tensor(t))
+        .any(float_constant);
     let modes = if subgraph == 0 && code != fb::BuiltinOperator::CUSTOM {
         supported_modes(code)
             .into_iter()
@@ -487,7 +533,10 @@ fn op_info(
     }
 }
 
-fn count_parameters(subgraphs: &[fb::SubGraphT], buffers: &[fb::BufferT]) -> (u64, BTreeMap<String, u64>, u64) {
+fn count_parameters(
+    subgraphs: &[fb::SubGraphT],
+    buffers: &[fb::BufferT],
+) -> (u64, BTreeMap<String, u64>, u64) {
     let mut seen = BTreeSet::new();
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut bytes = 0u64;
@@ -495,9 +544,17 @@ fn count_parameters(subgraphs: &[fb::SubGraphT], buffers: &[fb::BufferT]) -> (u6
         if !is_constant(t, buffers) || !seen.insert(t.buffer) {
             continue;
         }
-        let elements: u64 = t.shape.iter().flatten().map(|&d| u64::try_from(d).unwrap_or(0)).product();
+        let elements: u64 = t
+            .shape
+            .iter()
+            .flatten()
+            .map(|&d| u64::try_from(d).unwrap_or(0))
+            .product();
         *by_type.entry(dtype(t.type_)).or_default() += elements;
-        bytes += buffers.get(t.buffer as usize).and_then(|b| b.data.as_ref()).map_or(0, |d| d.len() as u64);
+        bytes += buffers
+            .get(t.buffer as usize)
+            .and_then(|b| b.data.as_ref())
+            .map_or(0, |d| d.len() as u64);
     }
     (by_type.values().sum(), by_type, bytes)
 }
@@ -505,21 +562,32 @@ fn count_parameters(subgraphs: &[fb::SubGraphT], buffers: &[fb::BufferT]) -> (u6
 fn printable(data: &[u8]) -> Option<String> {
     let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let text = std::str::from_utf8(&data[..end]).ok()?;
-    (!text.is_empty() && text.chars().all(|c| !c.is_control() || c == '\n' || c == '\t')).then(|| text.to_string())
+    (!text.is_empty()
+        && text
+            .chars()
+            .all(|c| !c.is_control() || c == '\n' || c == '\t'))
+    .then(|| text.to_string())
 }
 
 /// Writes rows as columns padded to the widest cell, each line indented by two spaces.
 fn table(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Result {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..columns).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for row in rows {
         let mut line = String::from(" ");
         for (c, cell) in row.iter().enumerate() {
             line.push(' ');
             line.push_str(cell);
             if c + 1 < row.len() {
-                line.extend(std::iter::repeat_n(' ', widths[c] - cell.chars().count()));
+                line.push_str(&" ".repeat(widths[c] - cell.chars().count()));
             }
         }
         writeln!(f, "{}", line.trim_end())?;
@@ -528,13 +596,23 @@ fn table(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Result {
 }
 
 fn shape_text(shape: &[i32]) -> String {
-    format!("[{}]", shape.iter().map(i32::to_string).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        shape
+            .iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 fn quant_text(t: &TensorInfo) -> String {
     match t.scale.as_slice() {
         [] => String::new(),
-        [scale] => format!("scale {scale} zero_point {}", t.zero_point.first().copied().unwrap_or(0)),
+        [scale] => format!(
+            "scale {scale} zero_point {}",
+            t.zero_point.first().copied().unwrap_or(0)
+        ),
         scales => format!("{} scales on axis {}", scales.len(), t.quantized_dimension),
     }
 }
@@ -543,13 +621,21 @@ fn modes_text(modes: &[Mode]) -> String {
     if modes.is_empty() {
         return "-".to_string();
     }
-    modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")
+    modes
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n_ops: usize = self.subgraphs.iter().map(|s| s.ops).sum();
-        let by_type: Vec<String> = self.parameters_by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        let by_type: Vec<String> = self
+            .parameters_by_type
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
         writeln!(
             f,
             "{} bytes, schema v{}, {} subgraph(s), {n_ops} ops, {} parameters ({}), {} bytes of constants",
@@ -563,7 +649,11 @@ impl fmt::Display for Inspection {
         if let Some(d) = &self.description {
             writeln!(f, "description: {d}")?;
         }
-        writeln!(f, "min_runtime_version: {}", self.min_runtime_version.as_deref().unwrap_or("-"))?;
+        writeln!(
+            f,
+            "min_runtime_version: {}",
+            self.min_runtime_version.as_deref().unwrap_or("-")
+        )?;
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
         }
@@ -571,15 +661,33 @@ impl fmt::Display for Inspection {
             writeln!(f, "\n{title}")?;
             let rows: Vec<Vec<String>> = list
                 .iter()
-                .map(|t| vec![format!("#{}", t.tensor), t.name.clone(), shape_text(&t.shape), t.dtype.clone(), quant_text(t)])
+                .map(|t| {
+                    vec![
+                        format!("#{}", t.tensor),
+                        t.name.clone(),
+                        shape_text(&t.shape),
+                        t.dtype.clone(),
+                        quant_text(t),
+                    ]
+                })
                 .collect();
             table(f, &rows)?;
         }
         writeln!(f, "\nop histogram")?;
-        let mut rows = vec![vec!["count".into(), "op".into(), "version".into(), "types".into()]];
-        rows.extend(
-            self.op_histogram.iter().map(|h| vec![h.count.to_string(), h.op.clone(), format!("v{}", h.version), h.types.clone()]),
-        );
+        let mut rows = vec![vec![
+            "count".into(),
+            "op".into(),
+            "version".into(),
+            "types".into(),
+        ]];
+        rows.extend(self.op_histogram.iter().map(|h| {
+            vec![
+                h.count.to_string(),
+                h.op.clone(),
+                format!("v{}", h.version),
+                h.types.clone(),
+            ]
+        }));
         table(f, &rows)?;
         if self.subgraphs.len() > 1 {
             writeln!(f, "\nsubgraphs")?;
@@ -602,8 +710,18 @@ impl fmt::Display for Inspection {
             .signatures
             .iter()
             .map(|s| {
-                let maps = |m: &[(String, u32)]| m.iter().map(|(n, t)| format!("{n}=#{t}")).collect::<Vec<_>>().join(" ");
-                vec![s.key.clone(), format!("subgraph {}", s.subgraph), format!("in {}", maps(&s.inputs)), format!("out {}", maps(&s.outputs))]
+                let maps = |m: &[(String, u32)]| {
+                    m.iter()
+                        .map(|(n, t)| format!("{n}=#{t}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                vec![
+                    s.key.clone(),
+                    format!("subgraph {}", s.subgraph),
+                    format!("in {}", maps(&s.inputs)),
+                    format!("out {}", maps(&s.outputs)),
+                ]
             })
             .collect();
         if rows.is_empty() {
@@ -614,7 +732,13 @@ impl fmt::Display for Inspection {
         let rows: Vec<Vec<String>> = self
             .metadata
             .iter()
-            .map(|m| vec![m.name.clone(), format!("{} bytes", m.size), m.text.as_ref().map_or(String::new(), |t| format!("{t:?}"))])
+            .map(|m| {
+                vec![
+                    m.name.clone(),
+                    format!("{} bytes", m.size),
+                    m.text.as_ref().map_or(String::new(), |t| format!("{t:?}")),
+                ]
+            })
             .collect();
         if rows.is_empty() {
             writeln!(f, "  (none)")?;
@@ -622,10 +746,26 @@ impl fmt::Display for Inspection {
         table(f, &rows)?;
         writeln!(f, "\nops")?;
         let multi = self.subgraphs.len() > 1;
-        let mut rows = vec![vec!["#".into(), "op".into(), "version".into(), "modes".into(), "outputs".into()]];
+        let mut rows = vec![vec![
+            "#".into(),
+            "op".into(),
+            "version".into(),
+            "modes".into(),
+            "outputs".into(),
+        ]];
         rows.extend(self.ops.iter().map(|o| {
-            let index = if multi { format!("{}:{}", o.subgraph, o.index) } else { o.index.to_string() };
-            vec![index, o.op.clone(), format!("v{}", o.version), modes_text(&o.modes), o.outputs.join(" | ")]
+            let index = if multi {
+                format!("{}:{}", o.subgraph, o.index)
+            } else {
+                o.index.to_string()
+            };
+            vec![
+                index,
+                o.op.clone(),
+                format!("v{}", o.version),
+                modes_text(&o.modes),
+                o.outputs.join(" | "),
+            ]
         }));
         table(f, &rows)
     }
@@ -638,17 +778,35 @@ mod tests {
     #[test]
     fn supported_modes_follow_the_operator_property_table() {
         use fb::BuiltinOperator as B;
-        assert_eq!(supported_modes(B::FULLY_CONNECTED), vec![Mode::Dynamic, Mode::Float16, Mode::Int8, Mode::Int16x8]);
-        assert_eq!(supported_modes(B::SOFTMAX), vec![Mode::Float16, Mode::Int8, Mode::Int16x8]);
-        assert_eq!(supported_modes(B::HARD_SWISH), vec![Mode::Float16, Mode::Int8]);
-        assert_eq!(supported_modes(B::SVDF), vec![Mode::Dynamic, Mode::Float16, Mode::Int8]);
-        assert_eq!(supported_modes(B::EMBEDDING_LOOKUP), vec![Mode::Dynamic, Mode::Float16]);
+        assert_eq!(
+            supported_modes(B::FULLY_CONNECTED),
+            vec![Mode::Dynamic, Mode::Float16, Mode::Int8, Mode::Int16x8]
+        );
+        assert_eq!(
+            supported_modes(B::SOFTMAX),
+            vec![Mode::Float16, Mode::Int8, Mode::Int16x8]
+        );
+        assert_eq!(
+            supported_modes(B::HARD_SWISH),
+            vec![Mode::Float16, Mode::Int8]
+        );
+        assert_eq!(
+            supported_modes(B::SVDF),
+            vec![Mode::Dynamic, Mode::Float16, Mode::Int8]
+        );
+        assert_eq!(
+            supported_modes(B::EMBEDDING_LOOKUP),
+            vec![Mode::Dynamic, Mode::Float16]
+        );
         assert_eq!(supported_modes(B::CUMSUM), vec![Mode::Float16]);
     }
 
     #[test]
     fn metadata_text_drops_trailing_nuls_and_refuses_binary() {
-        assert_eq!(printable(b"1.14.0\0\0\0\0\0\0\0\0\0\0"), Some("1.14.0".to_string()));
+        assert_eq!(
+            printable(b"1.14.0\0\0\0\0\0\0\0\0\0\0"),
+            Some("1.14.0".to_string())
+        );
         assert_eq!(printable(&[0x1c, 0, 0, 0, 0x54]), None);
         assert_eq!(printable(&[0, 0]), None);
     }

@@ -8,12 +8,19 @@ use litequant::tflite::{fb, op_code};
 fn fixture_files_match_their_generator() {
     let bless = std::env::var_os("LITEQUANT_BLESS").is_some();
     for (name, bytes) in fixtures::generated() {
-        let path = fixtures::fixtures_dir().join("models").join(format!("{name}.tflite"));
+        let path = fixtures::fixtures_dir()
+            .join("models")
+            .join(format!("{name}.tflite"));
         if bless {
             std::fs::write(&path, &bytes).expect("write fixture");
         }
-        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (LITEQUANT_BLESS=1 writes it)", path.display()));
-        assert!(committed == bytes, "{} differs from its generator; rerun with LITEQUANT_BLESS=1", path.display());
+        let committed = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (LITEQUANT_BLESS=1 writes it)", path.display()));
+        assert!(
+            committed == bytes,
+            "{} differs from its generator; rerun with LITEQUANT_BLESS=1",
+            path.display()
+        );
     }
 }
 
@@ -32,8 +39,17 @@ fn legacy_fixture_keeps_op_codes_only_in_the_deprecated_field() {
     }
     assert!(raw.signature_defs().is_none());
     let g = Graph::from_bytes(&bytes).expect("reads");
-    let codes: Vec<_> = g.model.operator_codes.iter().flatten().map(op_code).collect();
-    assert!(codes.contains(&fb::BuiltinOperator::FULLY_CONNECTED) && codes.contains(&fb::BuiltinOperator::SOFTMAX));
+    let codes: Vec<_> = g
+        .model
+        .operator_codes
+        .iter()
+        .flatten()
+        .map(op_code)
+        .collect();
+    assert!(
+        codes.contains(&fb::BuiltinOperator::FULLY_CONNECTED)
+            && codes.contains(&fb::BuiltinOperator::SOFTMAX)
+    );
 }
 
 #[test]
@@ -48,6 +64,9 @@ fn fp16_fixture_folds_back_to_the_float_weights() {
         .count();
     assert!(float_constants > 0);
     assert_eq!(dequantize, float_constants);
-    assert_eq!(litequant::graph::fold_fp16_constants(&mut g), float_constants);
+    assert_eq!(
+        litequant::graph::fold_fp16_constants(&mut g),
+        float_constants
+    );
     assert_eq!(g.ops().len(), source.ops().len());
 }

@@ -8,7 +8,10 @@ use litequant::quantize::Mode;
 use std::collections::BTreeMap;
 
 fn inspect_bytes(bytes: &[u8]) -> Inspection {
-    inspect(&Graph::from_bytes(bytes).expect("reads"), bytes.len() as u64)
+    inspect(
+        &Graph::from_bytes(bytes).expect("reads"),
+        bytes.len() as u64,
+    )
 }
 
 fn info(model: &std::path::Path) -> serde_json::Value {
@@ -31,9 +34,16 @@ fn inspect_names_every_op_of_every_corpus_model_and_tf_reference() {
             let n_ops: usize = report.subgraphs.iter().map(|s| s.ops).sum();
             assert_eq!(report.ops.len(), n_ops, "{}", file.display());
             for op in &report.ops {
-                assert!(!op.op.contains("UNKNOWN") && !op.op.contains('?'), "{}: op {op:?}", file.display());
+                assert!(
+                    !op.op.contains("UNKNOWN") && !op.op.contains('?'),
+                    "{}: op {op:?}",
+                    file.display()
+                );
             }
-            assert!(report.to_string().lines().count() > n_ops, "{name}: every op gets a line");
+            assert!(
+                report.to_string().lines().count() > n_ops,
+                "{name}: every op gets a line"
+            );
         }
         // The float source: the histogram and parameters agree with what the corpus recorded.
         let report = inspect_file(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -47,10 +57,17 @@ fn inspect_names_every_op_of_every_corpus_model_and_tf_reference() {
         assert_eq!(ops, expected, "{name}: op histogram");
         let expected: BTreeMap<String, u64> =
             serde_json::from_value(info["const_elements_by_dtype"].clone()).expect("a map");
-        assert_eq!(report.parameters_by_type, expected, "{name}: parameters by type");
+        assert_eq!(
+            report.parameters_by_type, expected,
+            "{name}: parameters by type"
+        );
         let inputs: Vec<&str> = report.inputs.iter().map(|t| t.name.as_str()).collect();
-        let expected: Vec<String> =
-            info["inputs"].as_array().expect("inputs").iter().map(|i| i["name"].as_str().unwrap_or("").to_string()).collect();
+        let expected: Vec<String> = info["inputs"]
+            .as_array()
+            .expect("inputs")
+            .iter()
+            .map(|i| i["name"].as_str().unwrap_or("").to_string())
+            .collect();
         assert_eq!(inputs, expected, "{name}: inputs");
     }
 }
@@ -76,7 +93,10 @@ fn inspect_lists_the_modes_that_can_quantize_each_op() {
     let report = inspect_bytes(&fixtures::corpus_copy("digits_mlp"));
     for op in &report.ops {
         match op.op.as_str() {
-            "FULLY_CONNECTED" => assert_eq!(op.modes, vec![Mode::Dynamic, Mode::Float16, Mode::Int8, Mode::Int16x8]),
+            "FULLY_CONNECTED" => assert_eq!(
+                op.modes,
+                vec![Mode::Dynamic, Mode::Float16, Mode::Int8, Mode::Int16x8]
+            ),
             // No constant input: nothing for dynamic or float16 to store narrower.
             "SOFTMAX" => assert_eq!(op.modes, vec![Mode::Int8, Mode::Int16x8]),
             other => panic!("unexpected op {other}"),
@@ -93,7 +113,10 @@ fn inspect_shows_quantization_of_a_tf_int8_model() {
     assert_eq!(input.dtype, "int8");
     assert_eq!(input.scale.len(), 1);
     assert_eq!(input.zero_point.len(), 1);
-    assert!(report.op_histogram.iter().any(|h| h.op == "FULLY_CONNECTED" && h.types.starts_with("i8,i8,i32")));
+    assert!(report
+        .op_histogram
+        .iter()
+        .any(|h| h.op == "FULLY_CONNECTED" && h.types.starts_with("i8,i8,i32")));
     assert!(report.min_runtime_version.is_some());
 }
 
@@ -102,9 +125,16 @@ fn inspect_covers_every_subgraph_but_offers_modes_only_for_the_main_one() {
     let report = inspect_bytes(&fixtures::while_loop());
     assert_eq!(report.subgraphs.len(), 3);
     assert_eq!(report.ops.len(), 4);
-    assert!(report.ops.iter().filter(|o| o.subgraph > 0).all(|o| o.modes.is_empty()));
+    assert!(report
+        .ops
+        .iter()
+        .filter(|o| o.subgraph > 0)
+        .all(|o| o.modes.is_empty()));
     assert_eq!(report.ops[0].op, "WHILE");
-    assert!(report.to_string().contains("0:0"), "ops of several subgraphs are numbered subgraph:index");
+    assert!(
+        report.to_string().contains("0:0"),
+        "ops of several subgraphs are numbered subgraph:index"
+    );
 }
 
 #[test]
@@ -114,13 +144,22 @@ fn inspect_names_custom_ops_and_legacy_codes() {
     assert!(report.ops[0].modes.is_empty());
     let report = inspect_bytes(&fixtures::legacy_opcodes_mlp());
     assert!(report.signatures.is_empty());
-    assert!(report.ops.iter().all(|o| o.op == "FULLY_CONNECTED" || o.op == "SOFTMAX"));
+    assert!(report
+        .ops
+        .iter()
+        .all(|o| o.op == "FULLY_CONNECTED" || o.op == "SOFTMAX"));
 }
 
 #[test]
 fn inspect_human_output_is_stable() {
-    insta::assert_snapshot!("digits_mlp_human", inspect_bytes(&fixtures::corpus_copy("digits_mlp")).to_string());
-    insta::assert_snapshot!("while_loop_human", inspect_bytes(&fixtures::while_loop()).to_string());
+    insta::assert_snapshot!(
+        "digits_mlp_human",
+        inspect_bytes(&fixtures::corpus_copy("digits_mlp")).to_string()
+    );
+    insta::assert_snapshot!(
+        "while_loop_human",
+        inspect_bytes(&fixtures::while_loop()).to_string()
+    );
 }
 
 #[test]
@@ -138,8 +177,16 @@ fn files_that_are_not_models_give_one_line_errors_naming_the_path() {
     old_schema.model.version = 2;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.tflite", Vec::new(), "too short"),
-        ("truncated.tflite", mlp[..mlp.len() / 2].to_vec(), "corrupt or truncated"),
-        ("text.tflite", b"this is not a flatbuffer at all".to_vec(), "not a TFLite model"),
+        (
+            "truncated.tflite",
+            mlp[..mlp.len() / 2].to_vec(),
+            "corrupt or truncated",
+        ),
+        (
+            "text.tflite",
+            b"this is not a flatbuffer at all".to_vec(),
+            "not a TFLite model",
+        ),
         ("identifier.tflite", wrong_identifier, "file identifier"),
         ("schema.tflite", old_schema.to_bytes(), "schema version 2"),
     ];
@@ -153,7 +200,10 @@ fn files_that_are_not_models_give_one_line_errors_naming_the_path() {
     }
     for path in [dir.path().join("missing.tflite"), dir.path().to_path_buf()] {
         let message = inspect_file(&path).expect_err("unreadable").to_string();
-        assert!(message.starts_with(&path.display().to_string()) && message.contains("cannot read"), "{message}");
+        assert!(
+            message.starts_with(&path.display().to_string()) && message.contains("cannot read"),
+            "{message}"
+        );
         assert_eq!(message.lines().count(), 1, "{message}");
     }
 }

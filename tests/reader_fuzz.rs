@@ -21,17 +21,48 @@ fn seeds() -> &'static [(&'static str, Vec<u8>)] {
 /// files our writer and TF's produce, weights at the back, and flipping weights only tests arithmetic.
 #[derive(Debug, Clone)]
 enum Mutation {
-    FlipBit { at: Index, front: bool, bit: u8 },
-    SetByte { at: Index, front: bool, value: u8 },
-    SetWord { at: Index, front: bool, value: u32 },
-    Truncate { at: Index },
-    Splice { from: Index, to: Index, len: usize, seed: Index },
-    Insert { at: Index, front: bool, bytes: Vec<u8> },
-    Delete { at: Index, front: bool, len: usize },
+    FlipBit {
+        at: Index,
+        front: bool,
+        bit: u8,
+    },
+    SetByte {
+        at: Index,
+        front: bool,
+        value: u8,
+    },
+    SetWord {
+        at: Index,
+        front: bool,
+        value: u32,
+    },
+    Truncate {
+        at: Index,
+    },
+    Splice {
+        from: Index,
+        to: Index,
+        len: usize,
+        seed: Index,
+    },
+    Insert {
+        at: Index,
+        front: bool,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        at: Index,
+        front: bool,
+        len: usize,
+    },
 }
 
 fn position(bytes: &[u8], at: &Index, front: bool) -> usize {
-    let span = if front { bytes.len().min(4096) } else { bytes.len() };
+    let span = if front {
+        bytes.len().min(4096)
+    } else {
+        bytes.len()
+    };
     if span == 0 {
         0
     } else {
@@ -52,15 +83,35 @@ fn interesting_word() -> impl Strategy<Value = u32> {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        (any::<Index>(), any::<bool>(), 0u8..8).prop_map(|(at, front, bit)| Mutation::FlipBit { at, front, bit }),
-        (any::<Index>(), any::<bool>(), any::<u8>()).prop_map(|(at, front, value)| Mutation::SetByte { at, front, value }),
-        (any::<Index>(), any::<bool>(), interesting_word()).prop_map(|(at, front, value)| Mutation::SetWord { at, front, value }),
+        (any::<Index>(), any::<bool>(), 0u8..8).prop_map(|(at, front, bit)| Mutation::FlipBit {
+            at,
+            front,
+            bit
+        }),
+        (any::<Index>(), any::<bool>(), any::<u8>())
+            .prop_map(|(at, front, value)| Mutation::SetByte { at, front, value }),
+        (any::<Index>(), any::<bool>(), interesting_word())
+            .prop_map(|(at, front, value)| Mutation::SetWord { at, front, value }),
         any::<Index>().prop_map(|at| Mutation::Truncate { at }),
-        (any::<Index>(), any::<Index>(), 1usize..256, any::<Index>())
-            .prop_map(|(from, to, len, seed)| Mutation::Splice { from, to, len, seed }),
-        (any::<Index>(), any::<bool>(), prop::collection::vec(any::<u8>(), 1..16))
+        (any::<Index>(), any::<Index>(), 1usize..256, any::<Index>()).prop_map(
+            |(from, to, len, seed)| Mutation::Splice {
+                from,
+                to,
+                len,
+                seed
+            }
+        ),
+        (
+            any::<Index>(),
+            any::<bool>(),
+            prop::collection::vec(any::<u8>(), 1..16)
+        )
             .prop_map(|(at, front, bytes)| Mutation::Insert { at, front, bytes }),
-        (any::<Index>(), any::<bool>(), 1usize..64).prop_map(|(at, front, len)| Mutation::Delete { at, front, len }),
+        (any::<Index>(), any::<bool>(), 1usize..64).prop_map(|(at, front, len)| Mutation::Delete {
+            at,
+            front,
+            len
+        }),
     ]
 }
 
@@ -89,7 +140,12 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
             let i = position(bytes, at, false);
             bytes.truncate(i);
         }
-        Mutation::Splice { from, to, len, seed } => {
+        Mutation::Splice {
+            from,
+            to,
+            len,
+            seed,
+        } => {
             let donor = &seeds()[seed.index(seeds().len())].1;
             let start = position(donor, from, false);
             let chunk: Vec<u8> = donor[start..(start + len).min(donor.len())].to_vec();
@@ -97,7 +153,11 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
             let end = (dst + chunk.len()).min(bytes.len());
             bytes[dst..end].copy_from_slice(&chunk[..end - dst]);
         }
-        Mutation::Insert { at, front, bytes: new } => {
+        Mutation::Insert {
+            at,
+            front,
+            bytes: new,
+        } => {
             let i = position(bytes, at, *front);
             bytes.splice(i..i, new.iter().copied());
         }
@@ -111,33 +171,59 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
 
 /// Everything a later stage does with a graph it was handed, none of which may panic.
 fn exercise(bytes: &[u8]) {
-    let Ok(mut g) = Graph::from_bytes(bytes) else { return };
+    let Ok(mut g) = Graph::from_bytes(bytes) else {
+        return;
+    };
     let report = inspect(&g, bytes.len() as u64);
     let _ = report.to_string();
     let _ = serde_json::to_string(&report).expect("an inspection serializes");
-    let _ = (g.producers(), g.consumers(), g.inputs(), g.outputs(), g.metadata());
+    let _ = (
+        g.producers(),
+        g.consumers(),
+        g.inputs(),
+        g.outputs(),
+        g.metadata(),
+    );
     for i in 0..g.ops().len() {
         let op = OpIndex(i);
-        let _ = (g.op_code(op), g.op_type_name(op), g.op_inputs(op), g.op_outputs(op));
+        let _ = (
+            g.op_code(op),
+            g.op_type_name(op),
+            g.op_inputs(op),
+            g.op_outputs(op),
+        );
     }
     for t in 0..g.tensors().len() {
         let t = TensorId(t);
-        let _ = (g.const_f32(t), g.const_i32(t), g.num_elements(t), g.tensor_name(t));
+        let _ = (
+            g.const_f32(t),
+            g.const_i32(t),
+            g.num_elements(t),
+            g.tensor_name(t),
+        );
     }
     let written = g.to_bytes();
-    let again = Graph::from_bytes(&written).unwrap_or_else(|e| panic!("a model we accepted and wrote reads back: {e}"));
+    let again = Graph::from_bytes(&written)
+        .unwrap_or_else(|e| panic!("a model we accepted and wrote reads back: {e}"));
     assert_eq!(again.to_bytes(), written, "writing is deterministic");
     fold_fp16_constants(&mut g);
     let _ = g.to_bytes();
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(600)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(600)
 }
 
 #[test]
 fn mutated_models_never_panic_the_reader() {
-    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
     let strategy = (any::<Index>(), prop::collection::vec(mutation(), 1..6));
     let started = std::time::Instant::now();
     let accepted = std::cell::Cell::new(0u32);
@@ -164,7 +250,11 @@ fn mutated_models_never_panic_the_reader() {
 
 #[test]
 fn random_bytes_never_panic_the_reader() {
-    let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
     let strategy = (prop::collection::vec(any::<u8>(), 0..4096), any::<bool>());
     runner
         .run(&strategy, |(mut bytes, identifier)| {

@@ -23,15 +23,18 @@ pub(super) fn check_invariants(model: &fb::ModelT) -> Result<(), ModelError> {
             check_tensor(s, t, tensor, buffers)?;
         }
         let n = tensors.len();
-        let check = |what: &str, ids: Option<&Vec<i32>>, optional: bool| -> Result<(), ModelError> {
-            for &id in ids.map(Vec::as_slice).unwrap_or(&[]) {
-                let ok = usize::try_from(id).is_ok_and(|i| i < n) || (optional && id == -1);
-                if !ok {
-                    return Err(invalid(format!("subgraph {s}: {what} refers to tensor {id} but the subgraph has {n}")));
+        let check =
+            |what: &str, ids: Option<&Vec<i32>>, optional: bool| -> Result<(), ModelError> {
+                for &id in ids.map(Vec::as_slice).unwrap_or(&[]) {
+                    let ok = usize::try_from(id).is_ok_and(|i| i < n) || (optional && id == -1);
+                    if !ok {
+                        return Err(invalid(format!(
+                            "subgraph {s}: {what} refers to tensor {id} but the subgraph has {n}"
+                        )));
+                    }
                 }
-            }
-            Ok(())
-        };
+                Ok(())
+            };
         check("an input", sg.inputs.as_ref(), false)?;
         check("an output", sg.outputs.as_ref(), false)?;
         for (o, op) in sg.operators.as_deref().unwrap_or(&[]).iter().enumerate() {
@@ -43,7 +46,11 @@ pub(super) fn check_invariants(model: &fb::ModelT) -> Result<(), ModelError> {
             }
             check(&format!("operator {o} input"), op.inputs.as_ref(), true)?;
             check(&format!("operator {o} output"), op.outputs.as_ref(), false)?;
-            check(&format!("operator {o} intermediate"), op.intermediates.as_ref(), false)?;
+            check(
+                &format!("operator {o} intermediate"),
+                op.intermediates.as_ref(),
+                false,
+            )?;
             for (field, target) in called_subgraphs(op) {
                 let in_range = usize::try_from(target).is_ok_and(|t| t < subgraphs.len());
                 if !in_range || target == s as i64 {
@@ -68,7 +75,9 @@ pub(super) fn check_invariants(model: &fb::ModelT) -> Result<(), ModelError> {
     }
     for &b in model.metadata_buffer.as_deref().unwrap_or(&[]) {
         if !usize::try_from(b).is_ok_and(|b| b < n_buffers) {
-            return Err(invalid(format!("metadata_buffer lists buffer {b} but the model has {n_buffers}")));
+            return Err(invalid(format!(
+                "metadata_buffer lists buffer {b} but the model has {n_buffers}"
+            )));
         }
     }
     Ok(())
@@ -79,17 +88,31 @@ fn invalid(msg: impl Into<String>) -> ModelError {
 }
 
 fn tensor_label(s: usize, t: usize, tensor: &fb::TensorT) -> String {
-    format!("subgraph {s} tensor {t} ({:?})", tensor.name.as_deref().unwrap_or(""))
+    format!(
+        "subgraph {s} tensor {t} ({:?})",
+        tensor.name.as_deref().unwrap_or("")
+    )
 }
 
-fn check_tensor(s: usize, t: usize, tensor: &fb::TensorT, buffers: &[fb::BufferT]) -> Result<(), ModelError> {
+fn check_tensor(
+    s: usize,
+    t: usize,
+    tensor: &fb::TensorT,
+    buffers: &[fb::BufferT],
+) -> Result<(), ModelError> {
     let label = || tensor_label(s, t, tensor);
     let shape = tensor.shape.as_deref().unwrap_or(&[]);
     if let Some(d) = shape.iter().find(|&&d| d < 0) {
-        return Err(invalid(format!("{} has a negative dimension {d} in shape {shape:?}", label())));
+        return Err(invalid(format!(
+            "{} has a negative dimension {d} in shape {shape:?}",
+            label()
+        )));
     }
     if let Some(d) = tensor.shape_signature.iter().flatten().find(|&&d| d < -1) {
-        return Err(invalid(format!("{} has dimension {d} in its shape signature (only -1 may be negative)", label())));
+        return Err(invalid(format!(
+            "{} has dimension {d} in its shape signature (only -1 may be negative)",
+            label()
+        )));
     }
     if tensor.external_buffer != 0 {
         return Err(ModelError::Unsupported(format!(
@@ -103,11 +126,16 @@ fn check_tensor(s: usize, t: usize, tensor: &fb::TensorT, buffers: &[fb::BufferT
         if b == 0 {
             return Ok(());
         }
-        return Err(invalid(format!("{} refers to buffer {b} but the model has {}", label(), buffers.len())));
+        return Err(invalid(format!(
+            "{} refers to buffer {b} but the model has {}",
+            label(),
+            buffers.len()
+        )));
     };
     let data = buffer.data.as_deref().unwrap_or(&[]);
     if !data.is_empty() {
-        check_constant_size(tensor, shape, data).map_err(|why| invalid(format!("{}: {why}", label())))?;
+        check_constant_size(tensor, shape, data)
+            .map_err(|why| invalid(format!("{}: {why}", label())))?;
     }
     if let Some(q) = tensor.quantization.as_deref() {
         check_quantization(q, shape).map_err(|why| invalid(format!("{}: {why}", label())))?;
@@ -143,7 +171,9 @@ fn check_constant_size(tensor: &fb::TensorT, shape: &[i32], data: &[u8]) -> Resu
     if tensor.type_ == fb::TensorType::STRING {
         return check_string_buffer(elements, data);
     }
-    let Some((num, den)) = element_size(tensor.type_) else { return Ok(()) };
+    let Some((num, den)) = element_size(tensor.type_) else {
+        return Ok(());
+    };
     let expected = elements
         .checked_mul(num)
         .map(|bytes| bytes.div_ceil(den))
@@ -162,17 +192,23 @@ fn check_constant_size(tensor: &fb::TensorT, shape: &[i32], data: &[u8]) -> Resu
 fn check_string_buffer(elements: u64, data: &[u8]) -> Result<(), String> {
     let word = |i: usize| -> Option<i64> {
         let bytes = data.get(4 * i..4 * i + 4)?;
-        Some(i64::from(i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])))
+        Some(i64::from(i32::from_le_bytes([
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ])))
     };
     let count = word(0).ok_or("a STRING constant's buffer is too short for its header")?;
     if count < 0 || count as u64 != elements {
-        return Err(format!("a STRING constant of {elements} elements has a buffer holding {count} strings"));
+        return Err(format!(
+            "a STRING constant of {elements} elements has a buffer holding {count} strings"
+        ));
     }
     let mut previous = 4 * (count + 2);
     for i in 0..=count as usize {
         let offset = word(1 + i).ok_or("a STRING constant's offset table runs past its buffer")?;
         if offset < previous || offset > data.len() as i64 {
-            return Err(format!("a STRING constant's offset {i} ({offset}) is out of order or past its buffer"));
+            return Err(format!(
+                "a STRING constant's offset {i} ({offset}) is out of order or past its buffer"
+            ));
         }
         previous = offset;
     }
@@ -187,17 +223,24 @@ fn check_quantization(q: &fb::QuantizationParametersT, shape: &[i32]) -> Result<
         return Ok(());
     }
     if scales != zero_points {
-        return Err(format!("quantization has {scales} scales but {zero_points} zero points"));
+        return Err(format!(
+            "quantization has {scales} scales but {zero_points} zero points"
+        ));
     }
     if scales > 1 {
         let axis = q.quantized_dimension;
         let dim = usize::try_from(axis).ok().and_then(|a| shape.get(a));
         match dim {
             None => {
-                return Err(format!("quantized_dimension {axis} is outside the tensor's rank {}", shape.len()));
+                return Err(format!(
+                    "quantized_dimension {axis} is outside the tensor's rank {}",
+                    shape.len()
+                ));
             }
             Some(&d) if d as usize != scales => {
-                return Err(format!("{scales} scales for quantized_dimension {axis} of size {d}"));
+                return Err(format!(
+                    "{scales} scales for quantized_dimension {axis} of size {d}"
+                ));
             }
             Some(_) => {}
         }
@@ -212,29 +255,59 @@ fn called_subgraphs(op: &fb::OperatorT) -> Vec<(&'static str, i64)> {
     let mut out: Vec<(&'static str, i64)> = match &op.builtin_options {
         O::CallOptions(o) => vec![("CallOptions.subgraph", i64::from(o.subgraph))],
         O::IfOptions(o) => vec![
-            ("IfOptions.then_subgraph_index", i64::from(o.then_subgraph_index)),
-            ("IfOptions.else_subgraph_index", i64::from(o.else_subgraph_index)),
+            (
+                "IfOptions.then_subgraph_index",
+                i64::from(o.then_subgraph_index),
+            ),
+            (
+                "IfOptions.else_subgraph_index",
+                i64::from(o.else_subgraph_index),
+            ),
         ],
         O::WhileOptions(o) => vec![
-            ("WhileOptions.cond_subgraph_index", i64::from(o.cond_subgraph_index)),
-            ("WhileOptions.body_subgraph_index", i64::from(o.body_subgraph_index)),
+            (
+                "WhileOptions.cond_subgraph_index",
+                i64::from(o.cond_subgraph_index),
+            ),
+            (
+                "WhileOptions.body_subgraph_index",
+                i64::from(o.body_subgraph_index),
+            ),
         ],
-        O::CallOnceOptions(o) => vec![("CallOnceOptions.init_subgraph_index", i64::from(o.init_subgraph_index))],
+        O::CallOnceOptions(o) => vec![(
+            "CallOnceOptions.init_subgraph_index",
+            i64::from(o.init_subgraph_index),
+        )],
         _ => Vec::new(),
     };
     match &op.builtin_options_2 {
         O2::StablehloReduceWindowOptions(o) => {
-            out.push(("StablehloReduceWindowOptions.body_subgraph_index", i64::from(o.body_subgraph_index)));
+            out.push((
+                "StablehloReduceWindowOptions.body_subgraph_index",
+                i64::from(o.body_subgraph_index),
+            ));
         }
         O2::StablehloWhileOptions(o) => {
-            out.push(("StablehloWhileOptions.cond_subgraph_index", i64::from(o.cond_subgraph_index)));
-            out.push(("StablehloWhileOptions.body_subgraph_index", i64::from(o.body_subgraph_index)));
+            out.push((
+                "StablehloWhileOptions.cond_subgraph_index",
+                i64::from(o.cond_subgraph_index),
+            ));
+            out.push((
+                "StablehloWhileOptions.body_subgraph_index",
+                i64::from(o.body_subgraph_index),
+            ));
         }
         O2::StablehloSortOptions(o) => {
-            out.push(("StablehloSortOptions.comparator_subgraph_index", i64::from(o.comparator_subgraph_index)));
+            out.push((
+                "StablehloSortOptions.comparator_subgraph_index",
+                i64::from(o.comparator_subgraph_index),
+            ));
         }
         O2::StablehloReduceOptions(o) => {
-            out.push(("StablehloReduceOptions.body_subgraph_index", i64::from(o.body_subgraph_index)));
+            out.push((
+                "StablehloReduceOptions.body_subgraph_index",
+                i64::from(o.body_subgraph_index),
+            ));
         }
         O2::StablehloScatterOptions(o) => out.push((
             "StablehloScatterOptions.update_computation_subgraph_index",
@@ -303,7 +376,11 @@ mod tests {
                 builtin_code: fb::BuiltinOperator::FULLY_CONNECTED,
             }]),
             subgraphs: Some(vec![fb::SubGraphT {
-                tensors: Some(vec![tensor("x", &[1, 4], 0), tensor("w", &[3, 4], 1), tensor("y", &[1, 3], 0)]),
+                tensors: Some(vec![
+                    tensor("x", &[1, 4], 0),
+                    tensor("w", &[3, 4], 1),
+                    tensor("y", &[1, 3], 0),
+                ]),
                 inputs: Some(vec![0]),
                 outputs: Some(vec![2]),
                 operators: Some(vec![fb::OperatorT {
@@ -316,7 +393,14 @@ mod tests {
                 name: Some("main".into()),
                 debug_metadata_index: -1,
             }]),
-            buffers: Some(vec![fb::BufferT::default(), fb::BufferT { data: Some(vec![0; 48]), offset: 0, size: 0 }]),
+            buffers: Some(vec![
+                fb::BufferT::default(),
+                fb::BufferT {
+                    data: Some(vec![0; 48]),
+                    offset: 0,
+                    size: 0,
+                },
+            ]),
             ..Default::default()
         }
     }
@@ -343,7 +427,10 @@ mod tests {
         let mut m = dense_model();
         m.buffers.as_mut().expect("buffers")[1].data = Some(vec![0; 10]);
         let why = invalid_reason(&m);
-        assert!(why.contains("\"w\"") && why.contains("48 bytes") && why.contains("10"), "{why}");
+        assert!(
+            why.contains("\"w\"") && why.contains("48 bytes") && why.contains("10"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -351,16 +438,28 @@ mod tests {
         let mut m = dense_model();
         main_sg(&mut m).tensors.as_mut().expect("tensors")[1].type_ = fb::TensorType::INT4;
         m.buffers.as_mut().expect("buffers")[1].data = Some(vec![0; 6]);
-        assert!(read_model(&write_model(&m)).is_ok(), "12 int4 values fit in 6 bytes");
+        assert!(
+            read_model(&write_model(&m)).is_ok(),
+            "12 int4 values fit in 6 bytes"
+        );
         let mut m = dense_model();
         let t = &mut main_sg(&mut m).tensors.as_mut().expect("tensors")[1];
         t.type_ = fb::TensorType::STRING;
         t.shape = Some(vec![2]);
         // count 2, offsets 16, 17, 19, then "abc".
-        let data: Vec<u8> = [2i32, 16, 17, 19].iter().flat_map(|v| v.to_le_bytes()).chain(*b"abc").collect();
+        let data: Vec<u8> = [2i32, 16, 17, 19]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .chain(*b"abc")
+            .collect();
         m.buffers.as_mut().expect("buffers")[1].data = Some(data);
         assert!(read_model(&write_model(&m)).is_ok());
-        m.buffers.as_mut().expect("buffers")[1].data = Some([2i32, 16, 17, 99].iter().flat_map(|v| v.to_le_bytes()).collect());
+        m.buffers.as_mut().expect("buffers")[1].data = Some(
+            [2i32, 16, 17, 99]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        );
         assert!(invalid_reason(&m).contains("STRING"));
     }
 
@@ -371,7 +470,10 @@ mod tests {
         assert!(invalid_reason(&m).contains("negative dimension -1"));
         let mut m = dense_model();
         main_sg(&mut m).tensors.as_mut().expect("tensors")[0].shape_signature = Some(vec![-1, 4]);
-        assert!(read_model(&write_model(&m)).is_ok(), "-1 marks a dynamic dimension in shape_signature");
+        assert!(
+            read_model(&write_model(&m)).is_ok(),
+            "-1 marks a dynamic dimension in shape_signature"
+        );
         main_sg(&mut m).tensors.as_mut().expect("tensors")[0].shape_signature = Some(vec![-2, 4]);
         assert!(invalid_reason(&m).contains("-2"));
     }
@@ -386,7 +488,10 @@ mod tests {
         assert!(invalid_reason(&m).contains("tensor 7"));
         let mut m = dense_model();
         main_sg(&mut m).operators.as_mut().expect("ops")[0].outputs = Some(vec![-1]);
-        assert!(invalid_reason(&m).contains("tensor -1"), "outputs are never optional");
+        assert!(
+            invalid_reason(&m).contains("tensor -1"),
+            "outputs are never optional"
+        );
         let mut m = dense_model();
         main_sg(&mut m).tensors.as_mut().expect("tensors")[2].buffer = 5;
         assert!(invalid_reason(&m).contains("buffer 5"));
@@ -394,7 +499,10 @@ mod tests {
         m.metadata_buffer = Some(vec![-1]);
         assert!(invalid_reason(&m).contains("metadata_buffer"));
         let mut m = dense_model();
-        m.metadata = Some(vec![fb::MetadataT { name: Some("min_runtime_version".into()), buffer: 9 }]);
+        m.metadata = Some(vec![fb::MetadataT {
+            name: Some("min_runtime_version".into()),
+            buffer: 9,
+        }]);
         assert!(invalid_reason(&m).contains("min_runtime_version"));
     }
 
@@ -402,12 +510,20 @@ mod tests {
     fn control_flow_must_call_existing_other_subgraphs() {
         let mut m = dense_model();
         main_sg(&mut m).operators.as_mut().expect("ops")[0].builtin_options =
-            fb::BuiltinOptionsT::WhileOptions(Box::new(fb::WhileOptionsT { cond_subgraph_index: 0, body_subgraph_index: 4 }));
+            fb::BuiltinOptionsT::WhileOptions(Box::new(fb::WhileOptionsT {
+                cond_subgraph_index: 0,
+                body_subgraph_index: 4,
+            }));
         let why = invalid_reason(&m);
-        assert!(why.contains("cond_subgraph_index is 0") && why.contains("its own subgraph"), "{why}");
+        assert!(
+            why.contains("cond_subgraph_index is 0") && why.contains("its own subgraph"),
+            "{why}"
+        );
         let mut m = dense_model();
         main_sg(&mut m).operators.as_mut().expect("ops")[0].builtin_options =
-            fb::BuiltinOptionsT::CallOnceOptions(Box::new(fb::CallOnceOptionsT { init_subgraph_index: -3 }));
+            fb::BuiltinOptionsT::CallOnceOptions(Box::new(fb::CallOnceOptionsT {
+                init_subgraph_index: -3,
+            }));
         assert!(invalid_reason(&m).contains("init_subgraph_index is -3"));
     }
 
@@ -415,7 +531,10 @@ mod tests {
     fn signatures_must_name_existing_tensors() {
         let mut m = dense_model();
         m.signature_defs = Some(vec![fb::SignatureDefT {
-            inputs: Some(vec![fb::TensorMapT { name: Some("x".into()), tensor_index: 3 }]),
+            inputs: Some(vec![fb::TensorMapT {
+                name: Some("x".into()),
+                tensor_index: 3,
+            }]),
             outputs: None,
             signature_key: Some("serving_default".into()),
             subgraph_index: 0,
@@ -436,13 +555,17 @@ mod tests {
                 ..Default::default()
             }))
         };
-        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization = q(vec![0.1, 0.2, 0.3], vec![0, 0, 0], 0);
+        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization =
+            q(vec![0.1, 0.2, 0.3], vec![0, 0, 0], 0);
         assert!(read_model(&write_model(&m)).is_ok());
-        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization = q(vec![0.1, 0.2, 0.3], vec![0], 0);
+        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization =
+            q(vec![0.1, 0.2, 0.3], vec![0], 0);
         assert!(invalid_reason(&m).contains("3 scales but 1 zero points"));
-        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization = q(vec![0.1, 0.2, 0.3], vec![0, 0, 0], 1);
+        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization =
+            q(vec![0.1, 0.2, 0.3], vec![0, 0, 0], 1);
         assert!(invalid_reason(&m).contains("quantized_dimension 1 of size 4"));
-        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization = q(vec![0.1, 0.2, 0.3], vec![0, 0, 0], 5);
+        main_sg(&mut m).tensors.as_mut().expect("tensors")[1].quantization =
+            q(vec![0.1, 0.2, 0.3], vec![0, 0, 0], 5);
         assert!(invalid_reason(&m).contains("outside the tensor's rank"));
     }
 

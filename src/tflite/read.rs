@@ -29,6 +29,9 @@ pub enum ModelError {
     /// A valid model using a feature litequant does not read (external data files, ...).
     #[error("unsupported model: {0}")]
     Unsupported(String),
+    /// The model is already quantized where a float32 source is needed.
+    #[error("not a float32 model: {0}")]
+    NotFloat(String),
 }
 
 /// A model read from bytes, with what the reader noticed but could carry.
@@ -60,7 +63,8 @@ pub fn read_model(bytes: &[u8]) -> Result<ReadOutcome, ModelError> {
         max_apparent_size: 1 << 32,
         ignore_missing_null_terminator: false,
     };
-    let root = fb::root_as_model_with_opts(&opts, bytes).map_err(|e| ModelError::Corrupt(short(&e)))?;
+    let root =
+        fb::root_as_model_with_opts(&opts, bytes).map_err(|e| ModelError::Corrupt(short(&e)))?;
     if root.version() != 3 {
         return Err(ModelError::SchemaVersion(root.version()));
     }
@@ -80,7 +84,12 @@ fn short(e: &impl fmt::Display) -> String {
 }
 
 /// The bytes `offset..offset + size` of the file, or why they are not there.
-fn file_range<'a>(bytes: &'a [u8], offset: u64, size: u64, what: &dyn Fn() -> String) -> Result<&'a [u8], ModelError> {
+fn file_range<'a>(
+    bytes: &'a [u8],
+    offset: u64,
+    size: u64,
+    what: &dyn Fn() -> String,
+) -> Result<&'a [u8], ModelError> {
     let range = usize::try_from(offset)
         .ok()
         .zip(usize::try_from(size).ok())
@@ -99,8 +108,14 @@ fn file_range<'a>(bytes: &'a [u8], offset: u64, size: u64, what: &dyn Fn() -> St
 /// Moves buffers stored after the flatbuffer (`offset > 1`, TF's layout for models near 2 GB) into the model.
 ///
 /// Offsets count from the start of the file, which the writer changes, so they cannot be carried as such.
-fn inline_offset_buffers(model: &mut fb::ModelT, bytes: &[u8], warnings: &mut Vec<String>) -> Result<(), ModelError> {
-    let Some(buffers) = model.buffers.as_mut() else { return Ok(()) };
+fn inline_offset_buffers(
+    model: &mut fb::ModelT,
+    bytes: &[u8],
+    warnings: &mut Vec<String>,
+) -> Result<(), ModelError> {
+    let Some(buffers) = model.buffers.as_mut() else {
+        return Ok(());
+    };
     let mut moved = 0usize;
     for (i, b) in buffers.iter_mut().enumerate() {
         if b.offset <= 1 {
@@ -119,7 +134,9 @@ fn inline_offset_buffers(model: &mut fb::ModelT, bytes: &[u8], warnings: &mut Ve
         moved += 1;
     }
     if moved > 0 {
-        warnings.push(format!("{moved} buffers stored after the flatbuffer were read inline"));
+        warnings.push(format!(
+            "{moved} buffers stored after the flatbuffer were read inline"
+        ));
     }
     Ok(())
 }
@@ -142,7 +159,12 @@ fn inline_large_custom_options(
                 )));
             }
             let what = || format!("the large custom options of subgraph {s} operator {o}");
-            let data = file_range(bytes, op.large_custom_options_offset, op.large_custom_options_size, &what)?;
+            let data = file_range(
+                bytes,
+                op.large_custom_options_offset,
+                op.large_custom_options_size,
+                &what,
+            )?;
             op.custom_options = Some(data.to_vec());
             op.large_custom_options_offset = 0;
             op.large_custom_options_size = 0;
@@ -150,7 +172,9 @@ fn inline_large_custom_options(
         }
     }
     if moved > 0 {
-        warnings.push(format!("{moved} large custom options stored after the flatbuffer were read inline"));
+        warnings.push(format!(
+            "{moved} large custom options stored after the flatbuffer were read inline"
+        ));
     }
     Ok(())
 }
@@ -173,11 +197,12 @@ fn newer_fields(root: &fb::Model<'_>, warnings: &mut Vec<String>) {
     let mut tables: Vec<&str> = Vec::new();
     let mut dropped_unions: Vec<String> = Vec::new();
     let mut unknown_enums: Vec<String> = Vec::new();
-    let mut table = |name: &'static str, t: &flatbuffers::Table<'_>, last: flatbuffers::VOffsetT| {
-        if has_newer_fields(t, last) && !tables.contains(&name) {
-            tables.push(name);
-        }
-    };
+    let mut table =
+        |name: &'static str, t: &flatbuffers::Table<'_>, last: flatbuffers::VOffsetT| {
+            if has_newer_fields(t, last) && !tables.contains(&name) {
+                tables.push(name);
+            }
+        };
     let push_unique = |list: &mut Vec<String>, what: String| {
         if !list.contains(&what) {
             list.push(what);
@@ -185,9 +210,16 @@ fn newer_fields(root: &fb::Model<'_>, warnings: &mut Vec<String>) {
     };
     table("Model", &root._tab, fb::Model::VT_EXTERNAL_BUFFERS);
     for code in root.operator_codes().iter().flatten() {
-        table("OperatorCode", &code._tab, fb::OperatorCode::VT_BUILTIN_CODE);
+        table(
+            "OperatorCode",
+            &code._tab,
+            fb::OperatorCode::VT_BUILTIN_CODE,
+        );
         if code.builtin_code().variant_name().is_none() {
-            push_unique(&mut unknown_enums, format!("builtin operator code {}", code.builtin_code().0));
+            push_unique(
+                &mut unknown_enums,
+                format!("builtin operator code {}", code.builtin_code().0),
+            );
         }
     }
     for b in root.buffers().iter().flatten() {
@@ -204,28 +236,50 @@ fn newer_fields(root: &fb::Model<'_>, warnings: &mut Vec<String>) {
                 push_unique(&mut unknown_enums, format!("tensor type {}", t.type_().0));
             }
             if let Some(q) = t.quantization() {
-                table("QuantizationParameters", &q._tab, fb::QuantizationParameters::VT_QUANTIZED_DIMENSION);
+                table(
+                    "QuantizationParameters",
+                    &q._tab,
+                    fb::QuantizationParameters::VT_QUANTIZED_DIMENSION,
+                );
                 if q.details_type().variant_name().is_none() {
-                    push_unique(&mut dropped_unions, format!("quantization details type {}", q.details_type().0));
+                    push_unique(
+                        &mut dropped_unions,
+                        format!("quantization details type {}", q.details_type().0),
+                    );
                 }
             }
             if let Some(sp) = t.sparsity() {
-                table("SparsityParameters", &sp._tab, fb::SparsityParameters::VT_DIM_METADATA);
+                table(
+                    "SparsityParameters",
+                    &sp._tab,
+                    fb::SparsityParameters::VT_DIM_METADATA,
+                );
             }
         }
         for op in sg.operators().iter().flatten() {
             table("Operator", &op._tab, fb::Operator::VT_DEBUG_METADATA_INDEX);
             if op.builtin_options_type().variant_name().is_none() {
-                push_unique(&mut dropped_unions, format!("builtin options type {}", op.builtin_options_type().0));
+                push_unique(
+                    &mut dropped_unions,
+                    format!("builtin options type {}", op.builtin_options_type().0),
+                );
             }
             if op.builtin_options_2_type().variant_name().is_none() {
-                push_unique(&mut dropped_unions, format!("builtin options 2 type {}", op.builtin_options_2_type().0));
+                push_unique(
+                    &mut dropped_unions,
+                    format!("builtin options 2 type {}", op.builtin_options_2_type().0),
+                );
             }
         }
     }
     for s in root.signature_defs().iter().flatten() {
         table("SignatureDef", &s._tab, fb::SignatureDef::VT_SUBGRAPH_INDEX);
-        for m in s.inputs().iter().flatten().chain(s.outputs().iter().flatten()) {
+        for m in s
+            .inputs()
+            .iter()
+            .flatten()
+            .chain(s.outputs().iter().flatten())
+        {
             table("TensorMap", &m._tab, fb::TensorMap::VT_TENSOR_INDEX);
         }
     }
@@ -235,10 +289,14 @@ fn newer_fields(root: &fb::Model<'_>, warnings: &mut Vec<String>) {
         ));
     }
     for what in dropped_unions {
-        warnings.push(format!("{what} is newer than litequant's schema; those options are dropped on write"));
+        warnings.push(format!(
+            "{what} is newer than litequant's schema; those options are dropped on write"
+        ));
     }
     for what in unknown_enums {
-        warnings.push(format!("{what} is newer than litequant's schema; it is kept but cannot be interpreted"));
+        warnings.push(format!(
+            "{what} is newer than litequant's schema; it is kept but cannot be interpreted"
+        ));
     }
 }
 
@@ -260,8 +318,17 @@ mod tests {
             }]),
             subgraphs: Some(vec![fb::SubGraphT {
                 tensors: Some(vec![
-                    fb::TensorT { shape: Some(vec![2]), buffer: 1, name: Some("w".into()), ..Default::default() },
-                    fb::TensorT { shape: Some(vec![1, 2]), name: Some("y".into()), ..Default::default() },
+                    fb::TensorT {
+                        shape: Some(vec![2]),
+                        buffer: 1,
+                        name: Some("w".into()),
+                        ..Default::default()
+                    },
+                    fb::TensorT {
+                        shape: Some(vec![1, 2]),
+                        name: Some("y".into()),
+                        ..Default::default()
+                    },
                 ]),
                 outputs: Some(vec![1]),
                 operators: Some(vec![fb::OperatorT {
@@ -273,7 +340,10 @@ mod tests {
                 debug_metadata_index: -1,
                 ..Default::default()
             }]),
-            buffers: Some(vec![fb::BufferT::default(), fb::BufferT { data, offset, size }]),
+            buffers: Some(vec![
+                fb::BufferT::default(),
+                fb::BufferT { data, offset, size },
+            ]),
             ..Default::default()
         }
     }
@@ -284,11 +354,19 @@ mod tests {
         let bytes = write_model(&model_with_constant(Some(vec![0; 8]), 0, 0));
         let mut foreign = bytes.clone();
         foreign[4..8].copy_from_slice(b"ONNX");
-        assert!(matches!(read_model(&foreign), Err(ModelError::WrongIdentifier { found }) if found == "ONNX"));
-        assert!(matches!(read_model(&bytes[..bytes.len() - 20]), Err(ModelError::Corrupt(_))));
+        assert!(
+            matches!(read_model(&foreign), Err(ModelError::WrongIdentifier { found }) if found == "ONNX")
+        );
+        assert!(matches!(
+            read_model(&bytes[..bytes.len() - 20]),
+            Err(ModelError::Corrupt(_))
+        ));
         let mut old = model_with_constant(Some(vec![0; 8]), 0, 0);
         old.version = 2;
-        assert_eq!(read_model(&write_model(&old)).unwrap_err(), ModelError::SchemaVersion(2));
+        assert_eq!(
+            read_model(&write_model(&old)).unwrap_err(),
+            ModelError::SchemaVersion(2)
+        );
     }
 
     /// Writes `model` with buffer 1 stored after the flatbuffer, as TF does for models near 2 GB.
@@ -305,7 +383,10 @@ mod tests {
 
     #[test]
     fn buffers_stored_after_the_flatbuffer_are_read_inline() {
-        let data: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let data: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let out = read_model(&with_buffer_after_flatbuffer(&data, 8)).expect("reads");
         let buffer = &out.model.buffers.as_ref().expect("buffers")[1];
         assert_eq!(buffer.data.as_deref(), Some(&data[..]));
@@ -316,9 +397,16 @@ mod tests {
     #[test]
     fn buffers_pointing_past_the_end_of_the_file_are_refused() {
         let err = read_model(&with_buffer_after_flatbuffer(&[0; 8], 4096)).unwrap_err();
-        assert!(matches!(&err, ModelError::Invalid(why) if why.contains("buffer 1 lies outside the file")), "{err}");
-        let err = read_model(&write_model(&model_with_constant(None, u64::MAX - 2, 8))).unwrap_err();
-        assert!(matches!(&err, ModelError::Invalid(why) if why.contains("outside the file")), "{err}");
+        assert!(
+            matches!(&err, ModelError::Invalid(why) if why.contains("buffer 1 lies outside the file")),
+            "{err}"
+        );
+        let err =
+            read_model(&write_model(&model_with_constant(None, u64::MAX - 2, 8))).unwrap_err();
+        assert!(
+            matches!(&err, ModelError::Invalid(why) if why.contains("outside the file")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -326,7 +414,10 @@ mod tests {
         let mut m = model_with_constant(Some(vec![0; 8]), 0, 0);
         let options = b"custom-options".to_vec();
         let set = |m: &mut fb::ModelT, offset: u64| {
-            let op = &mut m.subgraphs.as_mut().expect("subgraphs")[0].operators.as_mut().expect("ops")[0];
+            let op = &mut m.subgraphs.as_mut().expect("subgraphs")[0]
+                .operators
+                .as_mut()
+                .expect("ops")[0];
             op.large_custom_options_offset = offset;
             op.large_custom_options_size = options.len() as u64;
         };
@@ -336,7 +427,10 @@ mod tests {
         let mut bytes = write_model(&m);
         bytes.extend_from_slice(&options);
         let out = read_model(&bytes).expect("reads");
-        let op = &out.model.subgraphs.as_ref().expect("subgraphs")[0].operators.as_ref().expect("ops")[0];
+        let op = &out.model.subgraphs.as_ref().expect("subgraphs")[0]
+            .operators
+            .as_ref()
+            .expect("ops")[0];
         assert_eq!(op.custom_options.as_deref(), Some(&options[..]));
         assert_eq!(op.large_custom_options_offset, 0);
     }
@@ -355,14 +449,24 @@ mod tests {
         let io = fbb.create_vector(&[0i32]);
         let subgraph = fb::SubGraph::create(
             &mut fbb,
-            &fb::SubGraphArgs { tensors: Some(tensors), inputs: Some(io), outputs: Some(io), ..Default::default() },
+            &fb::SubGraphArgs {
+                tensors: Some(tensors),
+                inputs: Some(io),
+                outputs: Some(io),
+                ..Default::default()
+            },
         );
         let subgraphs = fbb.create_vector(&[subgraph]);
         let empty = fb::Buffer::create(&mut fbb, &fb::BufferArgs::default());
         let buffers = fbb.create_vector(&[empty]);
         let model = fb::Model::create(
             &mut fbb,
-            &fb::ModelArgs { version: 3, subgraphs: Some(subgraphs), buffers: Some(buffers), ..Default::default() },
+            &fb::ModelArgs {
+                version: 3,
+                subgraphs: Some(subgraphs),
+                buffers: Some(buffers),
+                ..Default::default()
+            },
         );
         fb::finish_model_buffer(&mut fbb, model);
         fbb.finished_data().to_vec()
@@ -370,9 +474,14 @@ mod tests {
 
     #[test]
     fn fields_newer_than_our_schema_are_reported() {
-        let out = read_model(&model_with_newer_tensor_field()).expect("a newer field does not make a model invalid");
+        let out = read_model(&model_with_newer_tensor_field())
+            .expect("a newer field does not make a model invalid");
         assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
-        assert!(out.warnings[0].starts_with("Tensor tables carry fields newer"), "{:?}", out.warnings);
+        assert!(
+            out.warnings[0].starts_with("Tensor tables carry fields newer"),
+            "{:?}",
+            out.warnings
+        );
         let mut m = model_with_constant(Some(vec![0; 8]), 0, 0);
         m.operator_codes.as_mut().expect("codes")[0].builtin_code = fb::BuiltinOperator(500);
         let out = read_model(&write_model(&m)).expect("reads");
@@ -387,12 +496,21 @@ mod tests {
         let t = &mut sg.tensors.as_mut().expect("tensors")[1];
         t.has_rank = true;
         t.shape_signature = Some(vec![-1, 2]);
-        t.quantization = Some(Box::new(fb::QuantizationParametersT { quantized_dimension: 1, ..Default::default() }));
+        t.quantization = Some(Box::new(fb::QuantizationParametersT {
+            quantized_dimension: 1,
+            ..Default::default()
+        }));
         let op = &mut sg.operators.as_mut().expect("ops")[0];
         op.debug_metadata_index = 2;
-        op.builtin_options_2 = fb::BuiltinOptions2T::StablehloIotaOptions(Box::new(fb::StablehloIotaOptionsT { iota_dimension: 1 }));
+        op.builtin_options_2 =
+            fb::BuiltinOptions2T::StablehloIotaOptions(Box::new(fb::StablehloIotaOptionsT {
+                iota_dimension: 1,
+            }));
         m.signature_defs = Some(vec![fb::SignatureDefT {
-            outputs: Some(vec![fb::TensorMapT { name: Some("y".into()), tensor_index: 1 }]),
+            outputs: Some(vec![fb::TensorMapT {
+                name: Some("y".into()),
+                tensor_index: 1,
+            }]),
             signature_key: Some("serving_default".into()),
             ..Default::default()
         }]);

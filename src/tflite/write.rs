@@ -23,9 +23,13 @@ impl Push for Align16 {
     }
 }
 
-fn aligned_bytes<'b>(fbb: &mut FlatBufferBuilder<'b>, data: &[u8]) -> WIPOffset<flatbuffers::Vector<'b, u8>> {
+fn aligned_bytes<'b>(
+    fbb: &mut FlatBufferBuilder<'b>,
+    data: &[u8],
+) -> WIPOffset<flatbuffers::Vector<'b, u8>> {
     fbb.push(Align16);
-    let pad = (BUFFER_ALIGNMENT - (fbb.unfinished_data().len() + data.len()) % BUFFER_ALIGNMENT) % BUFFER_ALIGNMENT;
+    let pad = (BUFFER_ALIGNMENT - (fbb.unfinished_data().len() + data.len()) % BUFFER_ALIGNMENT)
+        % BUFFER_ALIGNMENT;
     for _ in 0..pad {
         fbb.push(0u8);
     }
@@ -42,7 +46,12 @@ pub const INLINE_BUFFER_LIMIT: usize = (3 << 30) / 2;
 /// `deprecated_builtin_code = min(code, 127)` so that runtimes reading either field agree. Models with more
 /// than [`INLINE_BUFFER_LIMIT`] bytes of buffer data are written with [`write_model_with_buffers_after`].
 pub fn write_model(model: &fb::ModelT) -> Vec<u8> {
-    let data: usize = model.buffers.iter().flatten().map(|b| b.data.as_ref().map_or(0, Vec::len)).sum();
+    let data: usize = model
+        .buffers
+        .iter()
+        .flatten()
+        .map(|b| b.data.as_ref().map_or(0, Vec::len))
+        .sum();
     if data > INLINE_BUFFER_LIMIT {
         write_model_with_buffers_after(model)
     } else {
@@ -54,15 +63,23 @@ pub fn write_model(model: &fb::ModelT) -> Vec<u8> {
 /// schema 3c), each on a 16-byte boundary: the layout of models over 2 GB. Deterministic like
 /// [`write_model`]; the reader moves such buffers back inline.
 pub fn write_model_with_buffers_after(model: &fb::ModelT) -> Vec<u8> {
-    let datas: Vec<&[u8]> =
-        model.buffers.iter().flatten().map(|b| b.data.as_deref().unwrap_or(&[])).collect();
+    let datas: Vec<&[u8]> = model
+        .buffers
+        .iter()
+        .flatten()
+        .map(|b| b.data.as_deref().unwrap_or(&[]))
+        .collect();
     let outline = |offsets: &dyn Fn(usize) -> u64| -> fb::ModelT {
         let buffers = model.buffers.as_ref().map(|bufs| {
             bufs.iter()
                 .enumerate()
                 .map(|(i, b)| match datas[i] {
                     [] => b.clone(),
-                    d => fb::BufferT { data: None, offset: offsets(i), size: d.len() as u64 },
+                    d => fb::BufferT {
+                        data: None,
+                        offset: offsets(i),
+                        size: d.len() as u64,
+                    },
                 })
                 .collect()
         });
@@ -101,10 +118,11 @@ pub fn write_model_with_buffers_after(model: &fb::ModelT) -> Vec<u8> {
 }
 
 fn write_inline(model: &fb::ModelT) -> Vec<u8> {
-    let size_hint = model
-        .buffers
-        .as_ref()
-        .map_or(0, |b| b.iter().map(|b| b.data.as_ref().map_or(0, Vec::len) + 32).sum::<usize>());
+    let size_hint = model.buffers.as_ref().map_or(0, |b| {
+        b.iter()
+            .map(|b| b.data.as_ref().map_or(0, Vec::len) + 32)
+            .sum::<usize>()
+    });
     let mut fbb = FlatBufferBuilder::with_capacity(size_hint + (1 << 16));
 
     // Buffers first: they end up at the back of the file, after the graph, like TF's exporter puts them.
@@ -114,7 +132,14 @@ fn write_inline(model: &fb::ModelT) -> Vec<u8> {
             .rev()
             .map(|b| {
                 let data = b.data.as_ref().map(|d| aligned_bytes(&mut fbb, d));
-                fb::Buffer::create(&mut fbb, &fb::BufferArgs { data, offset: b.offset, size: b.size })
+                fb::Buffer::create(
+                    &mut fbb,
+                    &fb::BufferArgs {
+                        data,
+                        offset: b.offset,
+                        size: b.size,
+                    },
+                )
             })
             .collect::<Vec<_>>()
             .into_iter()
@@ -236,8 +261,16 @@ mod tests {
     fn op_codes_are_written_in_both_fields() {
         let mut m = model_with_buffers(&[]);
         m.operator_codes = Some(vec![
-            fb::OperatorCodeT { deprecated_builtin_code: 9, version: 1, ..Default::default() },
-            fb::OperatorCodeT { builtin_code: fb::BuiltinOperator::GELU, version: 1, ..Default::default() },
+            fb::OperatorCodeT {
+                deprecated_builtin_code: 9,
+                version: 1,
+                ..Default::default()
+            },
+            fb::OperatorCodeT {
+                builtin_code: fb::BuiltinOperator::GELU,
+                version: 1,
+                ..Default::default()
+            },
         ]);
         let bytes = write_model(&m);
         let codes: Vec<(i8, i32)> = fb::root_as_model(&bytes)

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 /// `tests/fixtures` of this crate.
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
 }
 
 /// The committed copy of a corpus model (`digits_mlp`, `digits_cnn`).
@@ -34,7 +36,10 @@ pub fn generated() -> Vec<(&'static str, Vec<u8>)> {
 
 /// Every fixture model, committed corpus copies and generated ones: `(name, bytes)`.
 pub fn all() -> Vec<(&'static str, Vec<u8>)> {
-    let mut all = vec![("digits_mlp", corpus_copy("digits_mlp")), ("digits_cnn", corpus_copy("digits_cnn"))];
+    let mut all = vec![
+        ("digits_mlp", corpus_copy("digits_mlp")),
+        ("digits_cnn", corpus_copy("digits_cnn")),
+    ];
     all.extend(generated());
     all
 }
@@ -54,7 +59,8 @@ pub fn legacy_opcodes_mlp() -> Vec<u8> {
     let mut g = Graph::from_bytes(&corpus_copy("digits_mlp")).expect("digits_mlp fixture reads");
     for code in g.model.operator_codes.iter_mut().flatten() {
         let real = litequant::tflite::op_code(code);
-        code.deprecated_builtin_code = i8::try_from(real.0).expect("digits_mlp uses codes below 128");
+        code.deprecated_builtin_code =
+            i8::try_from(real.0).expect("digits_mlp uses codes below 128");
         code.builtin_code = fb::BuiltinOperator::ADD;
     }
     g.model.signature_defs = None;
@@ -71,7 +77,10 @@ pub fn fp16_weights_cnn() -> Vec<u8> {
         .collect();
     for (k, &t) in constants.iter().enumerate() {
         let values = g.const_f32(t).expect("a FLOAT32 constant");
-        let halves: Vec<u8> = values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+        let halves: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
         let buffer = g.add_buffer(halves);
         let source = g.tensor(t).clone();
         let mut stored = fb::TensorT::default();
@@ -97,7 +106,12 @@ fn tensor(name: &str, shape: &[i32], type_: fb::TensorType, buffer: u32) -> fb::
     t
 }
 
-fn op(opcode_index: u32, inputs: &[i32], outputs: &[i32], options: fb::BuiltinOptionsT) -> fb::OperatorT {
+fn op(
+    opcode_index: u32,
+    inputs: &[i32],
+    outputs: &[i32],
+    options: fb::BuiltinOptionsT,
+) -> fb::OperatorT {
     let mut op = fb::OperatorT::default();
     op.opcode_index = opcode_index;
     op.inputs = Some(inputs.to_vec());
@@ -143,7 +157,13 @@ fn signature(inputs: &[(&str, u32)], outputs: &[(&str, u32)]) -> fb::SignatureDe
     s
 }
 
-fn subgraph(name: &str, tensors: Vec<fb::TensorT>, inputs: &[i32], outputs: &[i32], ops: Vec<fb::OperatorT>) -> fb::SubGraphT {
+fn subgraph(
+    name: &str,
+    tensors: Vec<fb::TensorT>,
+    inputs: &[i32],
+    outputs: &[i32],
+    ops: Vec<fb::OperatorT>,
+) -> fb::SubGraphT {
     let mut sg = fb::SubGraphT::default();
     sg.tensors = Some(tensors);
     sg.inputs = Some(inputs.to_vec());
@@ -188,7 +208,12 @@ pub fn while_loop() -> Vec<u8> {
         ],
         &[0],
         &[3],
-        vec![op(0, &[1, 0], &[2, 3], fb::BuiltinOptionsT::WhileOptions(Box::new(loop_options)))],
+        vec![op(
+            0,
+            &[1, 0],
+            &[2, 3],
+            fb::BuiltinOptionsT::WhileOptions(Box::new(loop_options)),
+        )],
     );
     let cond = subgraph(
         "cond",
@@ -200,7 +225,12 @@ pub fn while_loop() -> Vec<u8> {
         ],
         &[0, 1],
         &[3],
-        vec![op(1, &[0, 2], &[3], fb::BuiltinOptionsT::LessOptions(Box::default()))],
+        vec![op(
+            1,
+            &[0, 2],
+            &[3],
+            fb::BuiltinOptionsT::LessOptions(Box::default()),
+        )],
     );
     let add = || fb::BuiltinOptionsT::AddOptions(Box::default());
     let body = subgraph(
@@ -219,7 +249,11 @@ pub fn while_loop() -> Vec<u8> {
     );
     write_model(&model(
         "litequant fixture: WHILE loop over two subgraphs",
-        vec![code(B::WHILE, None), code(B::LESS, None), code(B::ADD, None)],
+        vec![
+            code(B::WHILE, None),
+            code(B::LESS, None),
+            code(B::ADD, None),
+        ],
         vec![main, cond, body],
         vec![
             fb::BufferT::default(),
@@ -235,21 +269,28 @@ pub fn while_loop() -> Vec<u8> {
 /// flexbuffers map `{magnitude_squared: true, stride: 8, window_size: 16}`, the custom options of
 /// `AudioSpectrogram` (as `flexbuffers.Dumps` writes it: sorted keys, then the values and their types).
 const AUDIO_SPECTROGRAM_OPTIONS: [u8; 53] = [
-    119, 105, 110, 100, 111, 119, 95, 115, 105, 122, 101, 0, 115, 116, 114, 105, 100, 101, 0, 109, 97, 103, 110,
-    105, 116, 117, 100, 101, 95, 115, 113, 117, 97, 114, 101, 100, 0, 3, 19, 27, 40, 3, 1, 3, 1, 8, 16, 104, 4, 4, 6,
-    36, 1,
+    119, 105, 110, 100, 111, 119, 95, 115, 105, 122, 101, 0, 115, 116, 114, 105, 100, 101, 0, 109,
+    97, 103, 110, 105, 116, 117, 100, 101, 95, 115, 113, 117, 97, 114, 101, 100, 0, 3, 19, 27, 40,
+    3, 1, 3, 1, 8, 16, 104, 4, 4, 6, 36, 1,
 ];
 
 /// A CUSTOM op (`AudioSpectrogram`: 64 samples, window 16, stride 8 -> [1, 7, 9]) feeding a
 /// FULLY_CONNECTED with float weights ([7, 9] x [4, 9]^T -> [7, 4]).
 pub fn custom_op() -> Vec<u8> {
     use fb::{BuiltinOperator as B, TensorType as T};
-    let weights: Vec<f32> = (0..36).map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0).collect();
+    let weights: Vec<f32> = (0..36)
+        .map(|i| ((i * 37 % 17) as f32 - 8.0) / 8.0)
+        .collect();
     let bias = [0.25f32, -0.5, 0.0, 1.0];
     let mut spectrogram = op(0, &[0], &[1], fb::BuiltinOptionsT::NONE);
     spectrogram.custom_options = Some(AUDIO_SPECTROGRAM_OPTIONS.to_vec());
     spectrogram.custom_options_format = fb::CustomOptionsFormat::FLEXBUFFERS;
-    let dense = op(1, &[1, 2, 3], &[4], fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()));
+    let dense = op(
+        1,
+        &[1, 2, 3],
+        &[4],
+        fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()),
+    );
     let main = subgraph(
         "main",
         vec![
@@ -265,9 +306,16 @@ pub fn custom_op() -> Vec<u8> {
     );
     write_model(&model(
         "litequant fixture: custom op",
-        vec![code(B::CUSTOM, Some("AudioSpectrogram")), code(B::FULLY_CONNECTED, None)],
+        vec![
+            code(B::CUSTOM, Some("AudioSpectrogram")),
+            code(B::FULLY_CONNECTED, None),
+        ],
         vec![main],
-        vec![fb::BufferT::default(), buffer(f32_bytes(&weights)), buffer(f32_bytes(&bias))],
+        vec![
+            fb::BufferT::default(),
+            buffer(f32_bytes(&weights)),
+            buffer(f32_bytes(&bias)),
+        ],
         signature(&[("audio", 0)], &[("out", 4)]),
     ))
 }

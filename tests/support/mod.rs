@@ -28,11 +28,20 @@ pub fn corpus_models() -> Vec<(String, PathBuf)> {
     let mut models: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .filter_map(Result::ok)
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path().join("model.tflite")))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.path().join("model.tflite"),
+            )
+        })
         .filter(|(_, p)| p.is_file())
         .collect();
     models.sort();
-    assert!(!models.is_empty(), "no <model>/model.tflite under {}", dir.display());
+    assert!(
+        !models.is_empty(),
+        "no <model>/model.tflite under {}",
+        dir.display()
+    );
     models
 }
 
@@ -49,7 +58,8 @@ pub fn litert_python() -> PathBuf {
 
 /// Offsets (from the file start) of every non-empty buffer's data in a written model.
 pub fn buffer_data_offsets(bytes: &[u8]) -> Vec<usize> {
-    let model = litequant::tflite::fb::root_as_model(bytes).expect("a model litequant wrote verifies");
+    let model =
+        litequant::tflite::fb::root_as_model(bytes).expect("a model litequant wrote verifies");
     let base = bytes.as_ptr() as usize;
     model
         .buffers()
