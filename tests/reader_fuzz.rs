@@ -1,7 +1,7 @@
 //! The reader never panics: mutated fixture bytes (bit flips, overwritten bytes and words, truncations,
 //! splices, insertions, deletions) and random bytes go through read -> inspect -> write -> read.
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 600, a few seconds); a long run:
+//! `PROPTEST_CASES` sets the number of cases (default 2000, a few seconds); a long run:
 //! `PROPTEST_CASES=200000 cargo test --test tests reader_fuzz -- --nocapture`.
 
 use crate::support::fixtures;
@@ -214,7 +214,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(600)
+        .unwrap_or(2000)
 }
 
 #[test]

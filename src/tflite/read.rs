@@ -57,10 +57,13 @@ pub fn read_model(bytes: &[u8]) -> Result<ReadOutcome, ModelError> {
             found: String::from_utf8_lossy(&bytes[4..8]).into_owned(),
         });
     }
+    // Flatbuffers may point many times at one object; unpacking copies it each time. Bounding the verified
+    // ("apparent") size and table count by the file's size keeps a small crafted file from unpacking into
+    // gigabytes, while real models, which share little, stay far below the bounds.
     let opts = flatbuffers::VerifierOptions {
         max_depth: 128,
-        max_tables: 100_000_000,
-        max_apparent_size: 1 << 32,
+        max_tables: bytes.len() / 4 + 1024,
+        max_apparent_size: bytes.len().saturating_mul(4).clamp(1 << 20, 1 << 32),
         ignore_missing_null_terminator: false,
     };
     let root =
@@ -433,6 +436,42 @@ mod tests {
             .expect("ops")[0];
         assert_eq!(op.custom_options.as_deref(), Some(&options[..]));
         assert_eq!(op.large_custom_options_offset, 0);
+    }
+
+    #[test]
+    fn a_small_file_pointing_many_times_at_one_table_is_refused() {
+        let mut fbb = FlatBufferBuilder::new();
+        let shape = fbb.create_vector(&[1i32; 1000]);
+        let tensor = fb::Tensor::create(
+            &mut fbb,
+            &fb::TensorArgs {
+                shape: Some(shape),
+                ..Default::default()
+            },
+        );
+        let tensors = fbb.create_vector(&vec![tensor; 100_000]);
+        let subgraph = fb::SubGraph::create(
+            &mut fbb,
+            &fb::SubGraphArgs {
+                tensors: Some(tensors),
+                ..Default::default()
+            },
+        );
+        let subgraphs = fbb.create_vector(&[subgraph]);
+        let model = fb::Model::create(
+            &mut fbb,
+            &fb::ModelArgs {
+                version: 3,
+                subgraphs: Some(subgraphs),
+                ..Default::default()
+            },
+        );
+        fb::finish_model_buffer(&mut fbb, model);
+        // 400 KB that would unpack into 100 000 tensors of 1000 dimensions (400 MB).
+        assert!(matches!(
+            read_model(fbb.finished_data()),
+            Err(ModelError::Corrupt(_))
+        ));
     }
 
     /// A model whose single tensor has a field at the slot after `external_buffer`, as a newer schema writes.
