@@ -267,3 +267,163 @@ fn random_bytes_never_panic_the_reader() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// One edit of a model's fields through the object API: an index, a dimension, a type or a buffer set to a
+/// value near or beyond its valid range. The writer does not validate, so these reach the reader's checks.
+#[derive(Debug, Clone)]
+struct FieldEdit {
+    kind: u8,
+    which: Index,
+    slot: Index,
+    value: i64,
+}
+
+fn field_edit() -> impl Strategy<Value = FieldEdit> {
+    (
+        0u8..12,
+        any::<Index>(),
+        any::<Index>(),
+        prop_oneof![-3i64..40, any::<i32>().prop_map(i64::from)],
+    )
+        .prop_map(|(kind, which, slot, value)| FieldEdit {
+            kind,
+            which,
+            slot,
+            value,
+        })
+}
+
+fn pick<'a, T>(items: &'a mut [T], at: &Index) -> Option<&'a mut T> {
+    if items.is_empty() {
+        None
+    } else {
+        let i = at.index(items.len());
+        items.get_mut(i)
+    }
+}
+
+fn apply_field_edit(model: &mut litequant::tflite::fb::ModelT, e: &FieldEdit) {
+    use litequant::tflite::fb;
+    let v = e.value;
+    let subgraphs = model.subgraphs.as_deref_mut().unwrap_or(&mut []);
+    let Some(sg) = pick(subgraphs, &e.which) else {
+        return;
+    };
+    let tensors = sg.tensors.as_deref_mut().unwrap_or(&mut []);
+    match e.kind {
+        0 => {
+            if let Some(t) = pick(tensors, &e.slot) {
+                t.buffer = v as u32;
+            }
+        }
+        1 => {
+            if let Some(t) = pick(tensors, &e.slot) {
+                if let Some(d) = pick(t.shape.as_deref_mut().unwrap_or(&mut []), &e.which) {
+                    *d = v as i32;
+                }
+            }
+        }
+        2 => {
+            if let Some(t) = pick(tensors, &e.slot) {
+                t.type_ = fb::TensorType(v as i8);
+            }
+        }
+        3 => {
+            if let Some(t) = pick(tensors, &e.slot) {
+                let n = (v.rem_euclid(5)) as usize;
+                let mut q = fb::QuantizationParametersT::default();
+                q.scale = Some(vec![0.5; n]);
+                q.zero_point = Some(vec![0; n.saturating_sub((v & 1) as usize)]);
+                q.quantized_dimension = (v >> 8) as i32 % 4;
+                t.quantization = Some(Box::new(q));
+            }
+        }
+        4..=6 => {
+            let ops = sg.operators.as_deref_mut().unwrap_or(&mut []);
+            if let Some(op) = pick(ops, &e.slot) {
+                let list = match e.kind {
+                    4 => &mut op.inputs,
+                    5 => &mut op.outputs,
+                    _ => &mut op.intermediates,
+                };
+                match pick(list.get_or_insert_with(Vec::new), &e.which) {
+                    Some(t) => *t = v as i32,
+                    None => *list = Some(vec![v as i32]),
+                }
+            }
+        }
+        7 => {
+            if let Some(op) = pick(sg.operators.as_deref_mut().unwrap_or(&mut []), &e.slot) {
+                op.opcode_index = v as u32;
+            }
+        }
+        8 => {
+            if let Some(op) = pick(sg.operators.as_deref_mut().unwrap_or(&mut []), &e.slot) {
+                let mut w = fb::WhileOptionsT::default();
+                w.cond_subgraph_index = v as i32;
+                w.body_subgraph_index = (v >> 4) as i32;
+                op.builtin_options = fb::BuiltinOptionsT::WhileOptions(Box::new(w));
+            }
+        }
+        9 => {
+            for s in model.signature_defs.iter_mut().flatten() {
+                for m in s.inputs.iter_mut().flatten() {
+                    m.tensor_index = v as u32;
+                }
+                s.subgraph_index = (v >> 4) as u32;
+            }
+        }
+        10 => {
+            if let Some(b) = pick(model.buffers.as_deref_mut().unwrap_or(&mut []), &e.slot) {
+                let data = b.data.get_or_insert_with(Vec::new);
+                data.resize(v.rem_euclid(64) as usize, 0);
+            }
+        }
+        _ => {
+            let io = if v & 1 == 0 {
+                &mut sg.inputs
+            } else {
+                &mut sg.outputs
+            };
+            if let Some(t) = pick(io.as_deref_mut().unwrap_or(&mut []), &e.slot) {
+                *t = (v >> 1) as i32;
+            }
+        }
+    }
+}
+
+#[test]
+fn models_with_out_of_range_fields_are_refused_or_fully_usable() {
+    let models: Vec<litequant::tflite::fb::ModelT> = seeds()
+        .iter()
+        .map(|(_, b)| Graph::from_bytes(b).expect("seed reads").model)
+        .collect();
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (any::<Index>(), prop::collection::vec(field_edit(), 1..4));
+    let started = std::time::Instant::now();
+    let accepted = std::cell::Cell::new(0u32);
+    runner
+        .run(&strategy, |(seed, edits)| {
+            let mut model = models[seed.index(models.len())].clone();
+            for e in &edits {
+                apply_field_edit(&mut model, e);
+            }
+            let bytes = litequant::tflite::write_model(&model);
+            if Graph::from_bytes(&bytes).is_ok() {
+                accepted.set(accepted.get() + 1);
+            }
+            exercise(&bytes);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "reader fuzz: {} models with edited fields in {:.1} s, {} accepted",
+        cases(),
+        started.elapsed().as_secs_f64(),
+        accepted.get()
+    );
+}
