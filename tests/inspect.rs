@@ -207,3 +207,13 @@ fn files_that_are_not_models_give_one_line_errors_naming_the_path() {
         assert_eq!(message.lines().count(), 1, "{message}");
     }
 }
+
+/// Prints the report of `LITEQUANT_INSPECT` (a path), for eyeballing: `cargo test --test tests print_inspection -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints a report for a person to read"]
+fn print_inspection() {
+    let path =
+        std::env::var_os("LITEQUANT_INSPECT").expect("set LITEQUANT_INSPECT to a .tflite path");
+    let report = inspect_file(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
+    println!("{report}");
+}
