@@ -19,6 +19,7 @@ pub mod config;
 pub mod dataset;
 pub mod engine;
 pub mod graph;
+pub mod inspect;
 pub mod quantize;
 pub mod tflite;
 
