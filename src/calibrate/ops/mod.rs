@@ -1,11 +1,37 @@
 //! Float kernels, one module per op family. Each family module has `register(&mut Registry)`.
 
+mod argmax;
+mod arithmetic;
+mod broadcast;
+mod compare;
+mod concat;
+mod gather;
+mod pad;
+mod shape;
+#[cfg(test)]
+mod single_op;
+mod slice;
+mod space;
+mod typed;
+mod unary;
+
 use super::Registry;
 use crate::tflite::fb;
 use ndarray::ArrayD;
 
 /// Registers every family's kernels.
-pub fn register_all(_r: &mut Registry) {}
+pub fn register_all(r: &mut Registry) {
+    arithmetic::register(r);
+    compare::register(r);
+    unary::register(r);
+    shape::register(r);
+    slice::register(r);
+    pad::register(r);
+    concat::register(r);
+    gather::register(r);
+    space::register(r);
+    argmax::register(r);
+}
 
 /// Applies a fused activation function in place, as TFLite's float kernels do after the op.
 pub fn apply_fused_activation(x: &mut ArrayD<f32>, act: fb::ActivationFunctionType) {
