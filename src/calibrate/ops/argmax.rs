@@ -38,9 +38,14 @@ fn arg_extreme(ctx: &OpContext<'_>, max: bool) -> Result<Vec<Value>, KernelError
         _ => options_type == Some(fb::TensorType::INT64),
     };
     let out = if wants_i64 {
-        Value::I64(from_shape_vec(&shape, indices.iter().map(|&i| i as i64).collect())?)
+        Value::I64(from_shape_vec(
+            &shape,
+            indices.iter().map(|&i| i as i64).collect(),
+        )?)
     } else {
-        let data = indices.iter().map(|&i| i32::try_from(i).map_err(|_| invalid("index too large for INT32")));
+        let data = indices
+            .iter()
+            .map(|&i| i32::try_from(i).map_err(|_| invalid("index too large for INT32")));
         Value::I32(from_shape_vec(&shape, data.collect::<Result<_, _>>()?)?)
     };
     Ok(vec![out])
@@ -49,14 +54,21 @@ fn arg_extreme(ctx: &OpContext<'_>, max: bool) -> Result<Vec<Value>, KernelError
 /// Row-major indices of the extreme along `axis`; a later element wins only if strictly better.
 fn arg_along<T: Copy + PartialOrd>(a: &ArrayD<T>, axis: usize, max: bool) -> Vec<usize> {
     // Move the reduced axis last so every lane is one contiguous run, in row-major order of the rest.
-    let moved = standard(a.view().permuted_axes(ndarray::IxDyn(&order_with_last(a.ndim(), axis))));
+    let moved = standard(
+        a.view()
+            .permuted_axes(ndarray::IxDyn(&order_with_last(a.ndim(), axis))),
+    );
     moved
         .lanes(Axis(a.ndim() - 1))
         .into_iter()
         .map(|lane| {
             let mut best = 0;
             for (i, v) in lane.iter().enumerate().skip(1) {
-                let better = if max { *v > lane[best] } else { *v < lane[best] };
+                let better = if max {
+                    *v > lane[best]
+                } else {
+                    *v < lane[best]
+                };
                 if better {
                     best = i;
                 }
@@ -79,7 +91,9 @@ mod tests {
     #[test]
     fn arg_max_over_the_last_axis_picks_the_first_of_ties() {
         let x = f32s(&[2, 3], &[1., 5., 5., 7., 0., 2.]);
-        let out = SingleOp::new(Op::ARG_MAX).outputs(&[(fb::TensorType::INT32, &[2])]).run1(&[x, i32s(&[], &[-1])]);
+        let out = SingleOp::new(Op::ARG_MAX)
+            .outputs(&[(fb::TensorType::INT32, &[2])])
+            .run1(&[x, i32s(&[], &[-1])]);
         assert_eq!(out, i32s(&[2], &[1, 0]));
     }
 
@@ -87,13 +101,19 @@ mod tests {
     fn arg_min_over_the_first_axis_in_int64() {
         let x = f32s(&[2, 3], &[1., 5., 5., 7., 0., 2.]);
         let op = SingleOp::new(Op::ARG_MIN)
-            .options(fb::BuiltinOptionsT::ArgMinOptions(Box::new(fb::ArgMinOptionsT { output_type: fb::TensorType::INT64 })))
+            .options(fb::BuiltinOptionsT::ArgMinOptions(Box::new(
+                fb::ArgMinOptionsT {
+                    output_type: fb::TensorType::INT64,
+                },
+            )))
             .outputs(&[(fb::TensorType::INT64, &[3])]);
         assert_eq!(op.run1(&[x, i32s(&[1], &[0])]), i64s(&[3], &[0, 1, 1]));
     }
 
     #[test]
     fn arg_max_rejects_an_axis_out_of_range() {
-        assert!(SingleOp::new(Op::ARG_MAX).run(&[f32s(&[2], &[1., 2.]), i32s(&[], &[1])]).is_err());
+        assert!(SingleOp::new(Op::ARG_MAX)
+            .run(&[f32s(&[2], &[1., 2.]), i32s(&[], &[1])])
+            .is_err());
     }
 }

@@ -19,7 +19,9 @@ pub(crate) fn register(r: &mut Registry) {
     r.register(Op::SUB, |ctx| binary(ctx, Arith::Sub));
     r.register(Op::MUL, |ctx| binary(ctx, Arith::Mul));
     r.register(Op::DIV, |ctx| binary(ctx, Arith::Div));
-    r.register(Op::SQUARED_DIFFERENCE, |ctx| binary(ctx, Arith::SquaredDifference));
+    r.register(Op::SQUARED_DIFFERENCE, |ctx| {
+        binary(ctx, Arith::SquaredDifference)
+    });
     r.register(Op::MAXIMUM, |ctx| binary(ctx, Arith::Maximum));
     r.register(Op::MINIMUM, |ctx| binary(ctx, Arith::Minimum));
     r.register(Op::POW, |ctx| binary(ctx, Arith::Pow));
@@ -182,7 +184,9 @@ fn int_binary<T: IntElement>(
     y: &ArrayD<T>,
     act: fb::ActivationFunctionType,
 ) -> Result<ArrayD<T>, KernelError> {
-    if matches!(op, Arith::Div | Arith::FloorDiv | Arith::FloorMod) && y.iter().any(|&v| v == T::ZERO) {
+    if matches!(op, Arith::Div | Arith::FloorDiv | Arith::FloorMod)
+        && y.iter().any(|&v| v == T::ZERO)
+    {
         return Err(invalid(format!("integer {op:?} by zero")));
     }
     if op == Arith::Pow {
@@ -325,9 +329,11 @@ mod tests {
 
     #[test]
     fn int32_shape_arithmetic_multiplies_and_clamps_with_relu() {
-        let op = SingleOp::new(Op::MUL).options(fb::BuiltinOptionsT::MulOptions(Box::new(fb::MulOptionsT {
-            fused_activation_function: fb::ActivationFunctionType::RELU,
-        })));
+        let op = SingleOp::new(Op::MUL).options(fb::BuiltinOptionsT::MulOptions(Box::new(
+            fb::MulOptionsT {
+                fused_activation_function: fb::ActivationFunctionType::RELU,
+            },
+        )));
         let out = op.run1(&[i32s(&[3], &[2, -3, 4]), i32s(&[1], &[5])]);
         assert_eq!(int_data(&out), (vec![3], vec![10, 0, 20]));
         assert!(matches!(out, Value::I32(_)));
@@ -343,8 +349,14 @@ mod tests {
         assert_eq!(r, vec![1., 1., -1., -1.]);
         let ai = i64s(&[4], &[7, -7, 7, -7]);
         let bi = i64s(&[4], &[2, 2, -2, -2]);
-        assert_eq!(int_data(&SingleOp::new(Op::FLOOR_DIV).run1(&[ai.clone(), bi.clone()])).1, vec![3, -4, -4, 3]);
-        assert_eq!(int_data(&SingleOp::new(Op::FLOOR_MOD).run1(&[ai, bi])).1, vec![1, 1, -1, -1]);
+        assert_eq!(
+            int_data(&SingleOp::new(Op::FLOOR_DIV).run1(&[ai.clone(), bi.clone()])).1,
+            vec![3, -4, -4, 3]
+        );
+        assert_eq!(
+            int_data(&SingleOp::new(Op::FLOOR_MOD).run1(&[ai, bi])).1,
+            vec![1, 1, -1, -1]
+        );
     }
 
     #[test]
@@ -357,27 +369,52 @@ mod tests {
     fn maximum_minimum_pow_and_squared_difference() {
         let a = f32s(&[3], &[1., 4., -2.]);
         let b = f32s(&[3], &[3., 2., -2.]);
-        assert_eq!(f32_data(&SingleOp::new(Op::MAXIMUM).run1(&[a.clone(), b.clone()])).1, vec![3., 4., -2.]);
-        assert_eq!(f32_data(&SingleOp::new(Op::MINIMUM).run1(&[a.clone(), b.clone()])).1, vec![1., 2., -2.]);
-        assert_eq!(f32_data(&SingleOp::new(Op::SQUARED_DIFFERENCE).run1(&[a.clone(), b])).1, vec![4., 4., 0.]);
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::MAXIMUM).run1(&[a.clone(), b.clone()])).1,
+            vec![3., 4., -2.]
+        );
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::MINIMUM).run1(&[a.clone(), b.clone()])).1,
+            vec![1., 2., -2.]
+        );
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::SQUARED_DIFFERENCE).run1(&[a.clone(), b])).1,
+            vec![4., 4., 0.]
+        );
         let e = f32s(&[1], &[2.]);
-        assert_eq!(f32_data(&SingleOp::new(Op::POW).run1(&[a, e])).1, vec![1., 16., 4.]);
-        assert_eq!(int_data(&SingleOp::new(Op::POW).run1(&[i32s(&[2], &[3, -2]), i32s(&[], &[3])])).1, vec![27, -8]);
-        assert!(SingleOp::new(Op::POW).run(&[i32s(&[1], &[3]), i32s(&[1], &[-1])]).is_err());
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::POW).run1(&[a, e])).1,
+            vec![1., 16., 4.]
+        );
+        assert_eq!(
+            int_data(&SingleOp::new(Op::POW).run1(&[i32s(&[2], &[3, -2]), i32s(&[], &[3])])).1,
+            vec![27, -8]
+        );
+        assert!(SingleOp::new(Op::POW)
+            .run(&[i32s(&[1], &[3]), i32s(&[1], &[-1])])
+            .is_err());
     }
 
     #[test]
     fn incompatible_shapes_are_an_error_not_a_panic() {
         let err = SingleOp::new(Op::ADD).run(&[f32s(&[2, 3], &[0.; 6]), f32s(&[4, 3], &[0.; 12])]);
         assert!(matches!(err, Err(KernelError::Invalid(m)) if m.contains("do not broadcast")));
-        assert!(SingleOp::new(Op::ADD).run(&[f32s(&[1], &[0.]), i32s(&[1], &[0])]).is_err());
+        assert!(SingleOp::new(Op::ADD)
+            .run(&[f32s(&[1], &[0.]), i32s(&[1], &[0])])
+            .is_err());
         assert!(SingleOp::new(Op::ADD).run(&[f32s(&[1], &[0.])]).is_err());
     }
 
     #[test]
     fn add_n_sums_every_input() {
-        let out = SingleOp::new(Op::ADD_N).run1(&[f32s(&[2], &[1., 2.]), f32s(&[2], &[3., 4.]), f32s(&[2], &[5., 6.])]);
+        let out = SingleOp::new(Op::ADD_N).run1(&[
+            f32s(&[2], &[1., 2.]),
+            f32s(&[2], &[3., 4.]),
+            f32s(&[2], &[5., 6.]),
+        ]);
         assert_eq!(f32_data(&out).1, vec![9., 12.]);
-        assert!(SingleOp::new(Op::ADD_N).run(&[f32s(&[2], &[1., 2.]), f32s(&[1], &[3.])]).is_err());
+        assert!(SingleOp::new(Op::ADD_N)
+            .run(&[f32s(&[2], &[1., 2.]), f32s(&[1], &[3.])])
+            .is_err());
     }
 }

@@ -35,7 +35,9 @@ fn compare(ctx: &OpContext<'_>, op: Cmp) -> Result<Vec<Value>, KernelError> {
         (Value::I32(x), Value::I32(y)) => compare_arrays(op, x, y)?,
         (Value::I64(x), Value::I64(y)) => compare_arrays(op, x, y)?,
         // TFLite compares BOOL tensors for (in)equality only.
-        (Value::Bool(x), Value::Bool(y)) if matches!(op, Cmp::Equal | Cmp::NotEqual) => compare_arrays(op, x, y)?,
+        (Value::Bool(x), Value::Bool(y)) if matches!(op, Cmp::Equal | Cmp::NotEqual) => {
+            compare_arrays(op, x, y)?
+        }
         (x, y) => {
             return Err(invalid(format!(
                 "{op:?} cannot compare {} with {}",
@@ -47,7 +49,11 @@ fn compare(ctx: &OpContext<'_>, op: Cmp) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::Bool(out)])
 }
 
-fn compare_arrays<T: Copy + PartialOrd>(op: Cmp, x: &ArrayD<T>, y: &ArrayD<T>) -> Result<ArrayD<bool>, KernelError> {
+fn compare_arrays<T: Copy + PartialOrd>(
+    op: Cmp,
+    x: &ArrayD<T>,
+    y: &ArrayD<T>,
+) -> Result<ArrayD<bool>, KernelError> {
     match op {
         Cmp::Less => broadcast_map(x, y, |a, b| a < b),
         Cmp::Greater => broadcast_map(x, y, |a, b| a > b),
@@ -69,21 +75,44 @@ fn select(ctx: &OpContext<'_>, v2: bool) -> Result<Vec<Value>, KernelError> {
 fn select_typed<T: Element>(ctx: &OpContext<'_>, v2: bool) -> Result<Value, KernelError> {
     let cond = match ctx.input(0)? {
         Value::Bool(c) => c,
-        other => return Err(invalid(format!("condition (input 0) is {}, expected BOOL", other.type_name()))),
+        other => {
+            return Err(invalid(format!(
+                "condition (input 0) is {}, expected BOOL",
+                other.type_name()
+            )))
+        }
     };
     let x = typed_input::<T>(ctx, 1)?;
     let y = typed_input::<T>(ctx, 2)?;
-    if let (true, Some(c), Some(xs), Some(ys)) =
-        (cond.shape() == x.shape() && x.shape() == y.shape(), cond.as_slice(), x.as_slice(), y.as_slice())
-    {
-        let data = c.iter().zip(xs).zip(ys).map(|((&c, &a), &b)| if c { a } else { b }).collect();
-        return Ok(T::into_value(super::typed::from_shape_vec(x.shape(), data)?));
+    if let (true, Some(c), Some(xs), Some(ys)) = (
+        cond.shape() == x.shape() && x.shape() == y.shape(),
+        cond.as_slice(),
+        x.as_slice(),
+        y.as_slice(),
+    ) {
+        let data = c
+            .iter()
+            .zip(xs)
+            .zip(ys)
+            .map(|((&c, &a), &b)| if c { a } else { b })
+            .collect();
+        return Ok(T::into_value(super::typed::from_shape_vec(
+            x.shape(),
+            data,
+        )?));
     }
     let (shape, cond_view) = if v2 {
-        (broadcast_shape3(cond.shape(), x.shape(), y.shape())?, cond.view())
+        (
+            broadcast_shape3(cond.shape(), x.shape(), y.shape())?,
+            cond.view(),
+        )
     } else {
         if x.shape() != y.shape() {
-            return Err(invalid(format!("SELECT needs x and y of one shape, got {:?} and {:?}", x.shape(), y.shape())));
+            return Err(invalid(format!(
+                "SELECT needs x and y of one shape, got {:?} and {:?}",
+                x.shape(),
+                y.shape()
+            )));
         }
         let cond_view = if cond.shape() == x.shape() || cond.ndim() == 0 {
             cond.view()
@@ -103,12 +132,25 @@ fn select_typed<T: Element>(ctx: &OpContext<'_>, v2: bool) -> Result<Value, Kern
         };
         (x.shape().to_vec(), cond_view)
     };
-    let not_broadcast = || invalid(format!("SELECT shapes {:?}, {:?}, {:?} do not broadcast", cond.shape(), x.shape(), y.shape()));
-    let c = cond_view.broadcast(IxDyn(&shape)).ok_or_else(not_broadcast)?;
+    let not_broadcast = || {
+        invalid(format!(
+            "SELECT shapes {:?}, {:?}, {:?} do not broadcast",
+            cond.shape(),
+            x.shape(),
+            y.shape()
+        ))
+    };
+    let c = cond_view
+        .broadcast(IxDyn(&shape))
+        .ok_or_else(not_broadcast)?;
     let xb = x.broadcast(IxDyn(&shape)).ok_or_else(not_broadcast)?;
     let yb = y.broadcast(IxDyn(&shape)).ok_or_else(not_broadcast)?;
     let mut out = ArrayD::from_elem(IxDyn(&shape), T::default());
-    Zip::from(&mut out).and(&c).and(&xb).and(&yb).for_each(|o, &c, &a, &b| *o = if c { a } else { b });
+    Zip::from(&mut out)
+        .and(&c)
+        .and(&xb)
+        .and(&yb)
+        .for_each(|o, &c, &a, &b| *o = if c { a } else { b });
     Ok(T::into_value(out))
 }
 
@@ -128,14 +170,18 @@ mod tests {
         assert_eq!(run(Op::NOT_EQUAL), vec![true, true, true, true]);
         assert_eq!(run(Op::LESS_EQUAL), vec![true, true, false, false]);
         assert_eq!(run(Op::GREATER_EQUAL), vec![false, false, true, true]);
-        let (shape, eq) = bool_data(&SingleOp::new(Op::EQUAL).run1(&[i32s(&[3], &[1, 2, 3]), i32s(&[], &[2])]));
+        let (shape, eq) =
+            bool_data(&SingleOp::new(Op::EQUAL).run1(&[i32s(&[3], &[1, 2, 3]), i32s(&[], &[2])]));
         assert_eq!((shape, eq), (vec![3], vec![false, true, false]));
     }
 
     #[test]
     fn bool_tensors_compare_only_for_equality() {
         let t = bools(&[2], &[true, false]);
-        assert_eq!(bool_data(&SingleOp::new(Op::EQUAL).run1(&[t.clone(), t.clone()])).1, vec![true, true]);
+        assert_eq!(
+            bool_data(&SingleOp::new(Op::EQUAL).run1(&[t.clone(), t.clone()])).1,
+            vec![true, true]
+        );
         assert!(SingleOp::new(Op::LESS).run(&[t.clone(), t]).is_err());
     }
 
@@ -151,7 +197,9 @@ mod tests {
     #[test]
     fn select_v1_rejects_x_and_y_of_different_shapes() {
         let c = bools(&[2], &[true, false]);
-        assert!(SingleOp::new(Op::SELECT).run(&[c, f32s(&[2], &[1., 2.]), f32s(&[1], &[0.])]).is_err());
+        assert!(SingleOp::new(Op::SELECT)
+            .run(&[c, f32s(&[2], &[1., 2.]), f32s(&[1], &[0.])])
+            .is_err());
     }
 
     #[test]
@@ -166,7 +214,8 @@ mod tests {
     #[test]
     fn select_same_shape_is_element_wise() {
         let c = bools(&[3], &[false, true, false]);
-        let out = SingleOp::new(Op::SELECT_V2).run1(&[c, i32s(&[3], &[1, 2, 3]), i32s(&[3], &[7, 8, 9])]);
+        let out =
+            SingleOp::new(Op::SELECT_V2).run1(&[c, i32s(&[3], &[1, 2, 3]), i32s(&[3], &[7, 8, 9])]);
         assert_eq!(out, i32s(&[3], &[7, 2, 9]));
     }
 }

@@ -1,7 +1,9 @@
 //! Gathering: GATHER (axis, batch_dims) and GATHER_ND. An index outside the gathered dimension is an
 //! error, as in TFLite's kernels.
 
-use super::typed::{element_count, from_shape_vec, invalid, standard, typed_input, with_element_type, Element};
+use super::typed::{
+    element_count, from_shape_vec, invalid, standard, typed_input, with_element_type, Element,
+};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb::BuiltinOperator as Op;
 use ndarray::ArrayD;
@@ -22,13 +24,24 @@ struct GatherLayout {
     out_shape: Vec<usize>,
 }
 
-fn gather_layout(params: &[usize], indices: &[usize], axis: i64, batch_dims: i64) -> Result<GatherLayout, KernelError> {
+fn gather_layout(
+    params: &[usize],
+    indices: &[usize],
+    axis: i64,
+    batch_dims: i64,
+) -> Result<GatherLayout, KernelError> {
     let rank = params.len() as i64;
     let index_rank = indices.len() as i64;
     let axis = if axis < 0 { axis + rank } else { axis };
-    let batch_dims = if batch_dims < 0 { batch_dims + index_rank } else { batch_dims };
+    let batch_dims = if batch_dims < 0 {
+        batch_dims + index_rank
+    } else {
+        batch_dims
+    };
     if axis < 0 || axis >= rank {
-        return Err(invalid(format!("GATHER axis {axis} is out of range for params of shape {params:?}")));
+        return Err(invalid(format!(
+            "GATHER axis {axis} is out of range for params of shape {params:?}"
+        )));
     }
     if batch_dims < 0 || batch_dims > axis || batch_dims > index_rank {
         return Err(invalid(format!(
@@ -37,10 +50,16 @@ fn gather_layout(params: &[usize], indices: &[usize], axis: i64, batch_dims: i64
     }
     let (axis, batch_dims) = (axis as usize, batch_dims as usize);
     if params[..batch_dims] != indices[..batch_dims] {
-        return Err(invalid(format!("GATHER batch dims differ: params {params:?}, indices {indices:?}")));
+        return Err(invalid(format!(
+            "GATHER batch dims differ: params {params:?}, indices {indices:?}"
+        )));
     }
-    let out_shape: Vec<usize> =
-        params[..axis].iter().chain(&indices[batch_dims..]).chain(&params[axis + 1..]).copied().collect();
+    let out_shape: Vec<usize> = params[..axis]
+        .iter()
+        .chain(&indices[batch_dims..])
+        .chain(&params[axis + 1..])
+        .copied()
+        .collect();
     element_count(&out_shape)?;
     Ok(GatherLayout {
         batch: params[..batch_dims].iter().product(),
@@ -64,9 +83,15 @@ fn gather(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![out])
 }
 
-fn gather_typed<T: Element>(params: &ArrayD<T>, indices: &[i64], l: &GatherLayout) -> Result<ArrayD<T>, KernelError> {
+fn gather_typed<T: Element>(
+    params: &ArrayD<T>,
+    indices: &[i64],
+    l: &GatherLayout,
+) -> Result<ArrayD<T>, KernelError> {
     let params = standard(params.view());
-    let p = params.as_slice().ok_or_else(|| invalid("params are not contiguous"))?;
+    let p = params
+        .as_slice()
+        .ok_or_else(|| invalid("params are not contiguous"))?;
     let mut data = Vec::with_capacity(l.out_shape.iter().product());
     for b in 0..l.batch {
         for o in 0..l.outer {
@@ -74,7 +99,12 @@ fn gather_typed<T: Element>(params: &ArrayD<T>, indices: &[i64], l: &GatherLayou
                 let i = usize::try_from(index)
                     .ok()
                     .filter(|&i| i < l.axis_size)
-                    .ok_or_else(|| invalid(format!("GATHER index {index} is outside [0, {})", l.axis_size)))?;
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "GATHER index {index} is outside [0, {})",
+                            l.axis_size
+                        ))
+                    })?;
                 let start = ((b * l.outer + o) * l.axis_size + i) * l.inner;
                 data.extend_from_slice(&p[start..start + l.inner]);
             }
@@ -93,7 +123,10 @@ fn gather_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         .ok_or_else(|| invalid("GATHER_ND indices must have rank >= 1"))?;
     let pshape = params.shape();
     if depth > pshape.len() {
-        return Err(invalid(format!("GATHER_ND index depth {depth} exceeds params rank {}", pshape.len())));
+        return Err(invalid(format!(
+            "GATHER_ND index depth {depth} exceeds params rank {}",
+            pshape.len()
+        )));
     }
     let out_shape: Vec<usize> = leading.iter().chain(&pshape[depth..]).copied().collect();
     element_count(&out_shape)?;
@@ -131,8 +164,9 @@ mod tests {
     use crate::tflite::fb;
 
     fn gather_op(axis: i32, batch_dims: i32) -> SingleOp {
-        SingleOp::new(Op::GATHER)
-            .options(fb::BuiltinOptionsT::GatherOptions(Box::new(fb::GatherOptionsT { axis, batch_dims })))
+        SingleOp::new(Op::GATHER).options(fb::BuiltinOptionsT::GatherOptions(Box::new(
+            fb::GatherOptionsT { axis, batch_dims },
+        )))
     }
 
     #[test]
@@ -146,7 +180,10 @@ mod tests {
     fn gather_on_a_negative_axis_with_matrix_indices() {
         let params = f32s(&[2, 3], &[1., 2., 3., 4., 5., 6.]);
         let out = gather_op(-1, 0).run1(&[params, i64s(&[2, 2], &[0, 2, 1, 1])]);
-        assert_eq!(f32_data(&out), (vec![2, 2, 2], vec![1., 3., 2., 2., 4., 6., 5., 5.]));
+        assert_eq!(
+            f32_data(&out),
+            (vec![2, 2, 2], vec![1., 3., 2., 2., 4., 6., 5., 5.])
+        );
     }
 
     #[test]
@@ -159,18 +196,25 @@ mod tests {
     #[test]
     fn gather_out_of_range_index_is_an_error() {
         let params = f32s(&[3], &[1., 2., 3.]);
-        assert!(gather_op(0, 0).run(&[params.clone(), i32s(&[1], &[3])]).is_err());
-        assert!(gather_op(0, 0).run(&[params.clone(), i32s(&[1], &[-1])]).is_err());
+        assert!(gather_op(0, 0)
+            .run(&[params.clone(), i32s(&[1], &[3])])
+            .is_err());
+        assert!(gather_op(0, 0)
+            .run(&[params.clone(), i32s(&[1], &[-1])])
+            .is_err());
         assert!(gather_op(1, 0).run(&[params, i32s(&[1], &[0])]).is_err());
     }
 
     #[test]
     fn gather_nd_addresses_elements_and_slices() {
         let params = f32s(&[2, 2], &[1., 2., 3., 4.]);
-        let out = SingleOp::new(Op::GATHER_ND).run1(&[params.clone(), i32s(&[2, 2], &[1, 0, 0, 1])]);
+        let out =
+            SingleOp::new(Op::GATHER_ND).run1(&[params.clone(), i32s(&[2, 2], &[1, 0, 0, 1])]);
         assert_eq!(f32_data(&out), (vec![2], vec![3., 2.]));
         let out = SingleOp::new(Op::GATHER_ND).run1(&[params.clone(), i32s(&[1, 1], &[1])]);
         assert_eq!(f32_data(&out), (vec![1, 2], vec![3., 4.]));
-        assert!(SingleOp::new(Op::GATHER_ND).run(&[params, i32s(&[1, 2], &[2, 0])]).is_err());
+        assert!(SingleOp::new(Op::GATHER_ND)
+            .run(&[params, i32s(&[1, 2], &[2, 0])])
+            .is_err());
     }
 }

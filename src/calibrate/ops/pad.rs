@@ -1,6 +1,8 @@
 //! Padding: PAD and PADV2 (a constant value) and MIRROR_PAD (REFLECT or SYMMETRIC).
 
-use super::typed::{element_count, invalid, standard, to_dims, typed_input, with_element_type, Element};
+use super::typed::{
+    element_count, invalid, standard, to_dims, typed_input, with_element_type, Element,
+};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 use fb::BuiltinOperator as Op;
@@ -18,7 +20,10 @@ fn paddings(ctx: &OpContext<'_>, rank: usize) -> Result<Vec<(usize, usize)>, Ker
     let p = ctx.input(1)?;
     let values = to_dims(&ctx.input_ints(1)?, "paddings")?;
     if p.shape() != [rank, 2] {
-        return Err(invalid(format!("paddings have shape {:?}, expected [{rank}, 2]", p.shape())));
+        return Err(invalid(format!(
+            "paddings have shape {:?}, expected [{rank}, 2]",
+            p.shape()
+        )));
     }
     Ok(values.chunks_exact(2).map(|c| (c[0], c[1])).collect())
 }
@@ -44,7 +49,11 @@ fn pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![out])
 }
 
-pub(crate) fn constant_pad<T: Element>(a: &ArrayD<T>, pads: &[(usize, usize)], value: T) -> Result<ArrayD<T>, KernelError> {
+pub(crate) fn constant_pad<T: Element>(
+    a: &ArrayD<T>,
+    pads: &[(usize, usize)],
+    value: T,
+) -> Result<ArrayD<T>, KernelError> {
     let shape: Vec<usize> = a
         .shape()
         .iter()
@@ -67,7 +76,11 @@ pub(crate) fn constant_pad<T: Element>(a: &ArrayD<T>, pads: &[(usize, usize)], v
 fn mirror_pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let pads = paddings(ctx, x.shape().len())?;
-    let mode = ctx.operator().builtin_options.as_mirror_pad_options().map_or(fb::MirrorPadMode::REFLECT, |o| o.mode);
+    let mode = ctx
+        .operator()
+        .builtin_options
+        .as_mirror_pad_options()
+        .map_or(fb::MirrorPadMode::REFLECT, |o| o.mode);
     let symmetric = match mode {
         fb::MirrorPadMode::REFLECT => false,
         fb::MirrorPadMode::SYMMETRIC => true,
@@ -76,7 +89,9 @@ fn mirror_pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     for (&d, &(b, e)) in x.shape().iter().zip(&pads) {
         let limit = if symmetric { d } else { d.saturating_sub(1) };
         if b > limit || e > limit {
-            return Err(invalid(format!("MIRROR_PAD paddings {pads:?} exceed what a dim of {d} can mirror")));
+            return Err(invalid(format!(
+                "MIRROR_PAD paddings {pads:?} exceed what a dim of {d} can mirror"
+            )));
         }
     }
     let out = with_element_type!(x, T => {
@@ -115,7 +130,13 @@ mod tests {
     fn pad_surrounds_with_zeros() {
         let x = f32s(&[2, 2], &[1., 2., 3., 4.]);
         let out = SingleOp::new(Op::PAD).run1(&[x, i32s(&[2, 2], &[1, 0, 0, 2])]);
-        assert_eq!(f32_data(&out), (vec![3, 4], vec![0., 0., 0., 0., 1., 2., 0., 0., 3., 4., 0., 0.]));
+        assert_eq!(
+            f32_data(&out),
+            (
+                vec![3, 4],
+                vec![0., 0., 0., 0., 1., 2., 0., 0., 3., 4., 0., 0.]
+            )
+        );
     }
 
     #[test]
@@ -128,12 +149,18 @@ mod tests {
     #[test]
     fn pad_rejects_negative_or_misshaped_paddings() {
         let x = f32s(&[2], &[1., 2.]);
-        assert!(SingleOp::new(Op::PAD).run(&[x.clone(), i32s(&[1, 2], &[-1, 0])]).is_err());
-        assert!(SingleOp::new(Op::PAD).run(&[x, i32s(&[2, 2], &[0, 0, 0, 0])]).is_err());
+        assert!(SingleOp::new(Op::PAD)
+            .run(&[x.clone(), i32s(&[1, 2], &[-1, 0])])
+            .is_err());
+        assert!(SingleOp::new(Op::PAD)
+            .run(&[x, i32s(&[2, 2], &[0, 0, 0, 0])])
+            .is_err());
     }
 
     fn mirror(mode: fb::MirrorPadMode) -> SingleOp {
-        SingleOp::new(Op::MIRROR_PAD).options(fb::BuiltinOptionsT::MirrorPadOptions(Box::new(fb::MirrorPadOptionsT { mode })))
+        SingleOp::new(Op::MIRROR_PAD).options(fb::BuiltinOptionsT::MirrorPadOptions(Box::new(
+            fb::MirrorPadOptionsT { mode },
+        )))
     }
 
     #[test]
@@ -144,13 +171,18 @@ mod tests {
         assert_eq!(f32_data(&reflect).1, vec![3., 2., 1., 2., 3., 2., 1.]);
         let symmetric = mirror(fb::MirrorPadMode::SYMMETRIC).run1(&[x.clone(), p]);
         assert_eq!(f32_data(&symmetric).1, vec![2., 1., 1., 2., 3., 3., 2.]);
-        assert!(mirror(fb::MirrorPadMode::REFLECT).run(&[x, i32s(&[1, 2], &[3, 0])]).is_err());
+        assert!(mirror(fb::MirrorPadMode::REFLECT)
+            .run(&[x, i32s(&[1, 2], &[3, 0])])
+            .is_err());
     }
 
     #[test]
     fn mirror_pad_works_on_every_axis() {
         let x = f32s(&[2, 2], &[1., 2., 3., 4.]);
         let out = mirror(fb::MirrorPadMode::SYMMETRIC).run1(&[x, i32s(&[2, 2], &[1, 0, 0, 1])]);
-        assert_eq!(f32_data(&out), (vec![3, 3], vec![1., 2., 2., 1., 2., 2., 3., 4., 4.]));
+        assert_eq!(
+            f32_data(&out),
+            (vec![3, 3], vec![1., 2., 2., 1., 2., 2., 3., 4., 4.])
+        );
     }
 }

@@ -14,7 +14,11 @@ pub(crate) struct SingleOp {
 impl SingleOp {
     /// An op with no options and one FLOAT32 output of unknown shape.
     pub(crate) fn new(code: fb::BuiltinOperator) -> SingleOp {
-        SingleOp { code, options: fb::BuiltinOptionsT::NONE, outputs: vec![(fb::TensorType::FLOAT32, vec![])] }
+        SingleOp {
+            code,
+            options: fb::BuiltinOptionsT::NONE,
+            outputs: vec![(fb::TensorType::FLOAT32, vec![])],
+        }
     }
 
     /// Sets the op's builtin options.
@@ -82,10 +86,17 @@ impl SingleOp {
             buffers: Some(vec![fb::BufferT::default()]),
             ..Default::default()
         };
-        let graph = Graph { model, warnings: vec![] };
+        let graph = Graph {
+            model,
+            warnings: vec![],
+        };
         let registry = Registry::with_all_ops();
         let kernel = registry.get(self.code).ok_or(KernelError::Unsupported)?;
-        let ctx = OpContext { graph: &graph, op: OpIndex(0), inputs: inputs.iter().map(Option::as_ref).collect() };
+        let ctx = OpContext {
+            graph: &graph,
+            op: OpIndex(0),
+            inputs: inputs.iter().map(Option::as_ref).collect(),
+        };
         kernel(&ctx)
     }
 
@@ -107,22 +118,34 @@ impl SingleOp {
 
 /// A FLOAT32 value of a shape from row-major data.
 pub(crate) fn f32s(shape: &[usize], data: &[f32]) -> Value {
-    Value::F32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec()).expect("test shape matches data"))
+    Value::F32(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec())
+            .expect("test shape matches data"),
+    )
 }
 
 /// An INT32 value of a shape from row-major data.
 pub(crate) fn i32s(shape: &[usize], data: &[i32]) -> Value {
-    Value::I32(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec()).expect("test shape matches data"))
+    Value::I32(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec())
+            .expect("test shape matches data"),
+    )
 }
 
 /// An INT64 value of a shape from row-major data.
 pub(crate) fn i64s(shape: &[usize], data: &[i64]) -> Value {
-    Value::I64(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec()).expect("test shape matches data"))
+    Value::I64(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec())
+            .expect("test shape matches data"),
+    )
 }
 
 /// A BOOL value of a shape from row-major data.
 pub(crate) fn bools(shape: &[usize], data: &[bool]) -> Value {
-    Value::Bool(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec()).expect("test shape matches data"))
+    Value::Bool(
+        ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), data.to_vec())
+            .expect("test shape matches data"),
+    )
 }
 
 /// The shape and row-major data of a FLOAT32 value (panics on other types: tests only).

@@ -4,7 +4,9 @@
 //! Each is a reshape, an axis permutation and a reshape back, so one row-major copy does the work.
 
 use super::pad::constant_pad;
-use super::typed::{element_count, invalid, standard, to_dims, typed_input, with_element_type, Element};
+use super::typed::{
+    element_count, invalid, standard, to_dims, typed_input, with_element_type, Element,
+};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb::{self, BuiltinOperator as Op};
 use ndarray::{ArrayD, IxDyn, Slice};
@@ -18,7 +20,12 @@ pub(crate) fn register(r: &mut Registry) {
 }
 
 /// Views `a` as `split`, permutes the axes by `perm` and returns the row-major result shaped `out`.
-fn rearrange<T: Element>(a: &ArrayD<T>, split: &[usize], perm: &[usize], out: &[usize]) -> Result<ArrayD<T>, KernelError> {
+fn rearrange<T: Element>(
+    a: &ArrayD<T>,
+    split: &[usize],
+    perm: &[usize],
+    out: &[usize],
+) -> Result<ArrayD<T>, KernelError> {
     let a = standard(a.view());
     let view = a
         .view()
@@ -36,11 +43,15 @@ fn block_size(ctx: &OpContext<'_>) -> Result<usize, KernelError> {
         fb::BuiltinOptionsT::DepthToSpaceOptions(o) => o.block_size,
         _ => return Err(invalid("missing block_size options")),
     };
-    usize::try_from(size).ok().filter(|&s| s > 0).ok_or_else(|| invalid(format!("block_size {size} must be positive")))
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or_else(|| invalid(format!("block_size {size} must be positive")))
 }
 
 fn nhwc(shape: &[usize]) -> Result<[usize; 4], KernelError> {
-    <[usize; 4]>::try_from(shape).map_err(|_| invalid(format!("expected an NHWC input, got shape {shape:?}")))
+    <[usize; 4]>::try_from(shape)
+        .map_err(|_| invalid(format!("expected an NHWC input, got shape {shape:?}")))
 }
 
 /// SPACE_TO_DEPTH: each `bs x bs` block of pixels becomes `bs*bs*C` channels, ordered (row, col, channel).
@@ -49,11 +60,15 @@ fn space_to_depth(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let [n, h, w, c] = nhwc(x.shape())?;
     if h % bs != 0 || w % bs != 0 {
-        return Err(invalid(format!("height {h} and width {w} must be multiples of block_size {bs}")));
+        return Err(invalid(format!(
+            "height {h} and width {w} must be multiples of block_size {bs}"
+        )));
     }
     let split = [n, h / bs, bs, w / bs, bs, c];
     let out = [n, h / bs, w / bs, bs * bs * c];
-    Ok(vec![with_element_type!(x, T => T::into_value(rearrange(typed_input::<T>(ctx, 0)?, &split, &[0, 1, 3, 2, 4, 5], &out)?))])
+    Ok(vec![
+        with_element_type!(x, T => T::into_value(rearrange(typed_input::<T>(ctx, 0)?, &split, &[0, 1, 3, 2, 4, 5], &out)?)),
+    ])
 }
 
 /// DEPTH_TO_SPACE (DCR): channel `(dy * bs + dx) * C_out + c` moves to pixel offset `(dy, dx)`.
@@ -62,24 +77,39 @@ fn depth_to_space(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let [n, h, w, c] = nhwc(x.shape())?;
     if c % (bs * bs) != 0 {
-        return Err(invalid(format!("depth {c} must be a multiple of block_size {bs} squared")));
+        return Err(invalid(format!(
+            "depth {c} must be a multiple of block_size {bs} squared"
+        )));
     }
     let oc = c / (bs * bs);
     let split = [n, h, w, bs, bs, oc];
     let out = [n, h * bs, w * bs, oc];
-    Ok(vec![with_element_type!(x, T => T::into_value(rearrange(typed_input::<T>(ctx, 0)?, &split, &[0, 1, 3, 2, 4, 5], &out)?))])
+    Ok(vec![
+        with_element_type!(x, T => T::into_value(rearrange(typed_input::<T>(ctx, 0)?, &split, &[0, 1, 3, 2, 4, 5], &out)?)),
+    ])
 }
 
+/// (before, after) amounts per spatial dim: paddings or crops.
+type Edges = Vec<(usize, usize)>;
+
 /// The block shape (input 1) and its `[M, 2]` paddings or crops (input 2), checked against the input.
-fn blocks_and_edges(ctx: &OpContext<'_>, shape: &[usize]) -> Result<(Vec<usize>, Vec<(usize, usize)>), KernelError> {
+fn blocks_and_edges(
+    ctx: &OpContext<'_>,
+    shape: &[usize],
+) -> Result<(Vec<usize>, Edges), KernelError> {
     let block = to_dims(&ctx.input_ints(1)?, "block_shape")?;
     let m = block.len();
     if m == 0 || m + 1 > shape.len() || block.contains(&0) {
-        return Err(invalid(format!("block_shape {block:?} does not fit an input of shape {shape:?}")));
+        return Err(invalid(format!(
+            "block_shape {block:?} does not fit an input of shape {shape:?}"
+        )));
     }
     let edges_value = ctx.input(2)?;
     if edges_value.shape() != [m, 2] {
-        return Err(invalid(format!("paddings/crops have shape {:?}, expected [{m}, 2]", edges_value.shape())));
+        return Err(invalid(format!(
+            "paddings/crops have shape {:?}, expected [{m}, 2]",
+            edges_value.shape()
+        )));
     }
     let edges = to_dims(&ctx.input_ints(2)?, "paddings/crops")?;
     Ok((block, edges.chunks_exact(2).map(|c| (c[0], c[1])).collect()))
@@ -94,7 +124,11 @@ fn space_to_batch_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![out])
 }
 
-fn space_to_batch_typed<T: Element>(a: &ArrayD<T>, block: &[usize], pads: &[(usize, usize)]) -> Result<ArrayD<T>, KernelError> {
+fn space_to_batch_typed<T: Element>(
+    a: &ArrayD<T>,
+    block: &[usize],
+    pads: &[(usize, usize)],
+) -> Result<ArrayD<T>, KernelError> {
     let m = block.len();
     let rank = a.ndim();
     let mut all_pads = vec![(0, 0); rank];
@@ -106,7 +140,9 @@ fn space_to_batch_typed<T: Element>(a: &ArrayD<T>, block: &[usize], pads: &[(usi
     for (k, &b) in block.iter().enumerate() {
         let d = shape[k + 1];
         if d % b != 0 {
-            return Err(invalid(format!("padded spatial dim {d} is not a multiple of block {b}")));
+            return Err(invalid(format!(
+                "padded spatial dim {d} is not a multiple of block {b}"
+            )));
         }
         split.extend([d / b, b]);
         out.push(d / b);
@@ -132,12 +168,19 @@ fn batch_to_space_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![out])
 }
 
-fn batch_to_space_typed<T: Element>(a: &ArrayD<T>, block: &[usize], crops: &[(usize, usize)]) -> Result<ArrayD<T>, KernelError> {
+fn batch_to_space_typed<T: Element>(
+    a: &ArrayD<T>,
+    block: &[usize],
+    crops: &[(usize, usize)],
+) -> Result<ArrayD<T>, KernelError> {
     let m = block.len();
     let shape = a.shape();
     let blocks: usize = block.iter().product();
     if shape[0] % blocks != 0 {
-        return Err(invalid(format!("batch {} is not a multiple of the block count {blocks}", shape[0])));
+        return Err(invalid(format!(
+            "batch {} is not a multiple of the block count {blocks}",
+            shape[0]
+        )));
     }
     let n = shape[0] / blocks;
     let mut split: Vec<usize> = block.to_vec();
@@ -155,7 +198,10 @@ fn batch_to_space_typed<T: Element>(a: &ArrayD<T>, block: &[usize], crops: &[(us
     let full = rearrange(a, &split, &perm, &out)?;
     for (k, &(lo, hi)) in crops.iter().enumerate() {
         if lo.saturating_add(hi) > out[k + 1] {
-            return Err(invalid(format!("crops {crops:?} exceed the spatial dim {}", out[k + 1])));
+            return Err(invalid(format!(
+                "crops {crops:?} exceed the spatial dim {}",
+                out[k + 1]
+            )));
         }
     }
     let cropped = full.slice_each_axis(|ax| {
@@ -180,31 +226,47 @@ mod tests {
 
     #[test]
     fn space_to_depth_moves_2x2_blocks_into_channels() {
-        let op = SingleOp::new(Op::SPACE_TO_DEPTH)
-            .options(fb::BuiltinOptionsT::SpaceToDepthOptions(Box::new(fb::SpaceToDepthOptionsT { block_size: 2 })));
+        let op =
+            SingleOp::new(Op::SPACE_TO_DEPTH).options(fb::BuiltinOptionsT::SpaceToDepthOptions(
+                Box::new(fb::SpaceToDepthOptionsT { block_size: 2 }),
+            ));
         let out = op.run1(&[iota(&[1, 2, 2, 1])]);
         assert_eq!(f32_data(&out), (vec![1, 1, 1, 4], vec![0., 1., 2., 3.]));
         let out = op.run1(&[iota(&[1, 2, 4, 1])]);
-        assert_eq!(f32_data(&out), (vec![1, 1, 2, 4], vec![0., 1., 4., 5., 2., 3., 6., 7.]));
+        assert_eq!(
+            f32_data(&out),
+            (vec![1, 1, 2, 4], vec![0., 1., 4., 5., 2., 3., 6., 7.])
+        );
         assert!(op.run(&[iota(&[1, 3, 2, 1])]).is_err());
     }
 
     #[test]
     fn depth_to_space_inverts_space_to_depth() {
-        let d2s = SingleOp::new(Op::DEPTH_TO_SPACE)
-            .options(fb::BuiltinOptionsT::DepthToSpaceOptions(Box::new(fb::DepthToSpaceOptionsT { block_size: 2 })));
-        let s2d = SingleOp::new(Op::SPACE_TO_DEPTH)
-            .options(fb::BuiltinOptionsT::SpaceToDepthOptions(Box::new(fb::SpaceToDepthOptionsT { block_size: 2 })));
+        let d2s =
+            SingleOp::new(Op::DEPTH_TO_SPACE).options(fb::BuiltinOptionsT::DepthToSpaceOptions(
+                Box::new(fb::DepthToSpaceOptionsT { block_size: 2 }),
+            ));
+        let s2d =
+            SingleOp::new(Op::SPACE_TO_DEPTH).options(fb::BuiltinOptionsT::SpaceToDepthOptions(
+                Box::new(fb::SpaceToDepthOptionsT { block_size: 2 }),
+            ));
         let x = iota(&[2, 4, 6, 3]);
-        assert_eq!(d2s.run1(&[s2d.run1(&[x.clone()])]), x);
+        assert_eq!(d2s.run1(&[s2d.run1(std::slice::from_ref(&x))]), x);
         let out = d2s.run1(&[iota(&[1, 1, 1, 8])]);
-        assert_eq!(f32_data(&out), (vec![1, 2, 2, 2], vec![0., 1., 2., 3., 4., 5., 6., 7.]));
+        assert_eq!(
+            f32_data(&out),
+            (vec![1, 2, 2, 2], vec![0., 1., 2., 3., 4., 5., 6., 7.])
+        );
     }
 
     #[test]
     fn space_to_batch_nd_pads_then_moves_blocks_into_the_batch() {
         let x = iota(&[1, 2, 3, 1]);
-        let out = SingleOp::new(Op::SPACE_TO_BATCH_ND).run1(&[x, i32s(&[2], &[2, 2]), i32s(&[2, 2], &[0, 0, 0, 1])]);
+        let out = SingleOp::new(Op::SPACE_TO_BATCH_ND).run1(&[
+            x,
+            i32s(&[2], &[2, 2]),
+            i32s(&[2, 2], &[0, 0, 0, 1]),
+        ]);
         let (shape, data) = f32_data(&out);
         assert_eq!(shape, vec![4, 1, 2, 1]);
         // Padded [[0,1,2,pad],[3,4,5,pad]]; batch k = (dy * 2 + dx) takes pixels (dy, dx), (dy, dx + 2).
@@ -216,7 +278,8 @@ mod tests {
         let x = iota(&[2, 4, 6, 3]);
         let block = i32s(&[2], &[2, 3]);
         let edges = i32s(&[2, 2], &[1, 1, 0, 3]);
-        let batched = SingleOp::new(Op::SPACE_TO_BATCH_ND).run1(&[x.clone(), block.clone(), edges.clone()]);
+        let batched =
+            SingleOp::new(Op::SPACE_TO_BATCH_ND).run1(&[x.clone(), block.clone(), edges.clone()]);
         assert_eq!(batched.shape(), &[12, 3, 3, 3]);
         let back = SingleOp::new(Op::BATCH_TO_SPACE_ND).run1(&[batched, block, edges]);
         assert_eq!(back, x);
@@ -225,8 +288,14 @@ mod tests {
     #[test]
     fn batch_to_space_nd_on_a_3d_input() {
         let x = iota(&[2, 2, 1]);
-        let out = SingleOp::new(Op::BATCH_TO_SPACE_ND).run1(&[x, i32s(&[1], &[2]), i32s(&[1, 2], &[0, 1])]);
+        let out = SingleOp::new(Op::BATCH_TO_SPACE_ND).run1(&[
+            x,
+            i32s(&[1], &[2]),
+            i32s(&[1, 2], &[0, 1]),
+        ]);
         assert_eq!(f32_data(&out), (vec![1, 3, 1], vec![0., 2., 1.]));
-        assert!(SingleOp::new(Op::BATCH_TO_SPACE_ND).run(&[iota(&[3, 2, 1]), i32s(&[1], &[2]), i32s(&[1, 2], &[0, 0])]).is_err());
+        assert!(SingleOp::new(Op::BATCH_TO_SPACE_ND)
+            .run(&[iota(&[3, 2, 1]), i32s(&[1], &[2]), i32s(&[1, 2], &[0, 0])])
+            .is_err());
     }
 }

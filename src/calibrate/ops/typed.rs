@@ -72,7 +72,11 @@ pub(crate) fn typed_input<'a, T: Element>(
 ) -> Result<&'a ArrayD<T>, KernelError> {
     let value = ctx.input(i)?;
     T::array(value).ok_or_else(|| {
-        invalid(format!("input {i} is {}, expected {} like the op's data input", value.type_name(), T::TYPE_NAME))
+        invalid(format!(
+            "input {i} is {}, expected {} like the op's data input",
+            value.type_name(),
+            T::TYPE_NAME
+        ))
     })
 }
 
@@ -80,7 +84,9 @@ pub(crate) fn typed_input<'a, T: Element>(
 pub(crate) fn resolve_axis(axis: i64, rank: usize, what: &str) -> Result<usize, KernelError> {
     let r = rank as i64;
     if axis < -r || axis >= r {
-        return Err(invalid(format!("{what} {axis} is out of range for rank {rank}")));
+        return Err(invalid(format!(
+            "{what} {axis} is out of range for rank {rank}"
+        )));
     }
     Ok(if axis < 0 { axis + r } else { axis } as usize)
 }
@@ -90,7 +96,10 @@ pub(crate) fn scalar_int(ctx: &OpContext<'_>, i: usize, what: &str) -> Result<i6
     let values = ctx.input_ints(i)?;
     match values.as_slice() {
         [v] => Ok(*v),
-        _ => Err(invalid(format!("{what} (input {i}) must hold one integer, it holds {}", values.len()))),
+        _ => Err(invalid(format!(
+            "{what} (input {i}) must hold one integer, it holds {}",
+            values.len()
+        ))),
     }
 }
 
@@ -98,7 +107,10 @@ pub(crate) fn scalar_int(ctx: &OpContext<'_>, i: usize, what: &str) -> Result<i6
 pub(crate) fn to_dims(values: &[i64], what: &str) -> Result<Vec<usize>, KernelError> {
     values
         .iter()
-        .map(|&v| usize::try_from(v).map_err(|_| invalid(format!("{what} {values:?} has a negative entry"))))
+        .map(|&v| {
+            usize::try_from(v)
+                .map_err(|_| invalid(format!("{what} {values:?} has a negative entry")))
+        })
         .collect()
 }
 
@@ -114,10 +126,19 @@ pub(crate) fn from_shape_vec<T>(shape: &[usize], data: Vec<T>) -> Result<ArrayD<
         .map_err(|e| invalid(format!("cannot shape {len} elements as {shape:?}: {e}")))
 }
 
+/// The most elements one tensor may have: TFLite sizes tensors with int32 dimensions and flat sizes, and a
+/// shape read from a hostile model must fail here rather than abort the process in the allocator.
+pub(crate) const MAX_ELEMENTS: usize = i32::MAX as usize;
+
 /// Checked product of dimensions, so a hostile shape is an error rather than an overflow.
 pub(crate) fn element_count(shape: &[usize]) -> Result<usize, KernelError> {
     shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| invalid(format!("shape {shape:?} has too many elements")))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            invalid(format!(
+                "shape {shape:?} has more than {MAX_ELEMENTS} elements"
+            ))
+        })
 }

@@ -22,7 +22,9 @@ fn float_map(ctx: &OpContext<'_>, f: fn(f32) -> f32) -> Result<Vec<Value>, Kerne
 
 fn zeros_like(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
-    Ok(vec![with_element_type!(x, T => T::into_value(ArrayD::from_elem(x.shape(), T::default())))])
+    Ok(vec![
+        with_element_type!(x, T => T::into_value(ArrayD::from_elem(x.shape(), T::default()))),
+    ])
 }
 
 /// CAST to the output tensor's declared type, converting as C++'s `static_cast` does (float to integer
@@ -31,10 +33,16 @@ fn cast(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let target = ctx.output_type(0);
     let x = ctx.input(0)?;
     let out = match target {
-        fb::TensorType::FLOAT32 => Value::F32(convert(x, |v| v as f32, |v| v as f32, |v| v as f32, f32::from)),
-        fb::TensorType::INT32 => Value::I32(convert(x, |v| v as i32, |v| v, |v| v as i32, i32::from)),
+        fb::TensorType::FLOAT32 => {
+            Value::F32(convert(x, |v| v, |v| v as f32, |v| v as f32, f32::from))
+        }
+        fb::TensorType::INT32 => {
+            Value::I32(convert(x, |v| v as i32, |v| v, |v| v as i32, i32::from))
+        }
         fb::TensorType::INT64 => Value::I64(convert(x, |v| v as i64, i64::from, |v| v, i64::from)),
-        fb::TensorType::BOOL => Value::Bool(convert(x, |v| v != 0.0, |v| v != 0, |v| v != 0, |v| v)),
+        fb::TensorType::BOOL => {
+            Value::Bool(convert(x, |v| v != 0.0, |v| v != 0, |v| v != 0, |v| v))
+        }
         other => {
             return Err(invalid(format!(
                 "CAST to {} is not supported by the float interpreter",
@@ -68,35 +76,56 @@ mod tests {
     #[test]
     fn round_is_half_to_even() {
         let x = f32s(&[6], &[0.5, 1.5, 2.5, -0.5, -1.5, 2.6]);
-        assert_eq!(f32_data(&SingleOp::new(Op::ROUND).run1(&[x])).1, vec![0., 2., 2., -0., -2., 3.]);
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::ROUND).run1(&[x])).1,
+            vec![0., 2., 2., -0., -2., 3.]
+        );
     }
 
     #[test]
     fn floor_and_ceil() {
         let x = f32s(&[3], &[-1.5, 0.2, 2.0]);
-        assert_eq!(f32_data(&SingleOp::new(Op::FLOOR).run1(&[x.clone()])).1, vec![-2., 0., 2.]);
-        assert_eq!(f32_data(&SingleOp::new(Op::CEIL).run1(&[x])).1, vec![-1., 1., 2.]);
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::FLOOR).run1(std::slice::from_ref(&x))).1,
+            vec![-2., 0., 2.]
+        );
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::CEIL).run1(&[x])).1,
+            vec![-1., 1., 2.]
+        );
     }
 
     #[test]
     fn cast_follows_the_declared_output_type() {
         let x = f32s(&[4], &[-1.7, 0.0, 2.9, 3.0]);
         let to_i32 = SingleOp::new(Op::CAST).outputs(&[(fb::TensorType::INT32, &[4])]);
-        let out = to_i32.run1(&[x.clone()]);
+        let out = to_i32.run1(std::slice::from_ref(&x));
         assert_eq!(out, i32s(&[4], &[-1, 0, 2, 3]));
         let to_bool = SingleOp::new(Op::CAST).outputs(&[(fb::TensorType::BOOL, &[4])]);
         assert_eq!(to_bool.run1(&[x]), bools(&[4], &[true, false, true, true]));
         let to_f32 = SingleOp::new(Op::CAST).outputs(&[(fb::TensorType::FLOAT32, &[2])]);
-        assert_eq!(f32_data(&to_f32.run1(&[bools(&[2], &[true, false])])).1, vec![1., 0.]);
+        assert_eq!(
+            f32_data(&to_f32.run1(&[bools(&[2], &[true, false])])).1,
+            vec![1., 0.]
+        );
         let to_i64 = SingleOp::new(Op::CAST).outputs(&[(fb::TensorType::INT64, &[2])]);
-        assert_eq!(int_data(&to_i64.run1(&[i32s(&[2], &[-5, 7])])).1, vec![-5, 7]);
+        assert_eq!(
+            int_data(&to_i64.run1(&[i32s(&[2], &[-5, 7])])).1,
+            vec![-5, 7]
+        );
         let to_u8 = SingleOp::new(Op::CAST).outputs(&[(fb::TensorType::UINT8, &[2])]);
         assert!(to_u8.run(&[i32s(&[2], &[1, 2])]).is_err());
     }
 
     #[test]
     fn zeros_like_keeps_type_and_shape() {
-        assert_eq!(SingleOp::new(Op::ZEROS_LIKE).run1(&[i32s(&[2, 1], &[4, 5])]), i32s(&[2, 1], &[0, 0]));
-        assert_eq!(f32_data(&SingleOp::new(Op::ZEROS_LIKE).run1(&[f32s(&[1], &[3.])])).1, vec![0.]);
+        assert_eq!(
+            SingleOp::new(Op::ZEROS_LIKE).run1(&[i32s(&[2, 1], &[4, 5])]),
+            i32s(&[2, 1], &[0, 0])
+        );
+        assert_eq!(
+            f32_data(&SingleOp::new(Op::ZEROS_LIKE).run1(&[f32s(&[1], &[3.])])).1,
+            vec![0.]
+        );
     }
 }
