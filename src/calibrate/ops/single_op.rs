@@ -33,8 +33,8 @@ impl SingleOp {
         self
     }
 
-    /// Builds the model and runs the op's registered kernel on `inputs` (`None`: an omitted input).
-    pub(crate) fn run_optional(&self, inputs: &[Option<Value>]) -> Result<Vec<Value>, KernelError> {
+    /// The one-op model reading `inputs` (`None`: an omitted input) as subgraph inputs.
+    pub(crate) fn model(&self, inputs: &[Option<Value>]) -> fb::ModelT {
         let mut tensors = Vec::new();
         let mut input_ids = Vec::new();
         for (i, v) in inputs.iter().enumerate() {
@@ -68,7 +68,7 @@ impl SingleOp {
             builtin_options: self.options.clone(),
             ..Default::default()
         };
-        let model = fb::ModelT {
+        fb::ModelT {
             version: 3,
             operator_codes: Some(vec![fb::OperatorCodeT {
                 deprecated_builtin_code: self.code.0.min(127) as i8,
@@ -85,9 +85,13 @@ impl SingleOp {
             }]),
             buffers: Some(vec![fb::BufferT::default()]),
             ..Default::default()
-        };
+        }
+    }
+
+    /// Builds the model and runs the op's registered kernel on `inputs` (`None`: an omitted input).
+    pub(crate) fn run_optional(&self, inputs: &[Option<Value>]) -> Result<Vec<Value>, KernelError> {
         let graph = Graph {
-            model,
+            model: self.model(inputs),
             warnings: vec![],
         };
         let registry = Registry::with_all_ops();
