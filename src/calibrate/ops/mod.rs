@@ -12,6 +12,20 @@ pub mod resize;
 #[cfg(test)]
 pub(crate) mod testing;
 mod window;
+mod argmax;
+mod arithmetic;
+mod broadcast;
+mod compare;
+mod concat;
+mod gather;
+mod pad;
+mod shape;
+#[cfg(test)]
+mod single_op;
+mod slice;
+mod space;
+mod typed;
+mod unary;
 
 use super::Registry;
 use crate::tflite::fb;
@@ -27,6 +41,16 @@ pub fn register_all(r: &mut Registry) {
     quantize_ops::register(r);
     reduce::register(r);
     resize::register(r);
+    arithmetic::register(r);
+    compare::register(r);
+    unary::register(r);
+    shape::register(r);
+    slice::register(r);
+    pad::register(r);
+    concat::register(r);
+    gather::register(r);
+    space::register(r);
+    argmax::register(r);
 }
 
 /// Applies a fused activation function in place, as TFLite's float kernels do after the op.
