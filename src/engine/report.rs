@@ -71,22 +71,35 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
-    /// One line for a person: `digits.int8  11.5 KiB (0.41x)  4 ops quantized, 0 float  0.21 s`.
+    /// One line for a person: `digits.int8  11.5 KiB (0.41x of 27.7 KiB)  4 ops int8, 0 float  210 ms`.
     pub fn summary_line(&self) -> String {
-        let floats = self.quantization.ops_float.len();
+        let q = &self.quantization;
+        let floats = q.ops_float.len();
+        let what = match self.mode.as_str() {
+            "dynamic" => format!("{} ops with int8 weights, {floats} float", q.ops_quantized),
+            "float16" => format!("{} weights float16", q.weights_quantized),
+            mode => format!("{} ops {mode}, {floats} float", q.ops_quantized),
+        };
         let synthetic = if self.synthetic_calibration_data { "  [random calibration data]" } else { "" };
         format!(
-            "{}.{}  {}  ({:.2}x of {})  {} ops quantized, {} float  {:.2} s{}",
+            "{}.{}  {}  ({:.2}x of {})  {what}  {}{}",
             self.model,
             self.mode,
             human_size(self.artifact_bytes),
             self.size_ratio,
             human_size(self.source_bytes),
-            self.quantization.ops_quantized,
-            floats,
-            self.seconds,
+            human_time(self.seconds),
             synthetic
         )
+    }
+}
+
+/// `0.2104` -> `210 ms`, `3.5` -> `3.50 s`.
+pub fn human_time(seconds: f64) -> String {
+    if seconds < 1.0 {
+        format!("{:.0} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.2} s")
     }
 }
 
