@@ -57,10 +57,10 @@ where
         b.as_slice(),
         shape == a.shape() && is_row(b.shape(), &shape),
     ) {
-        let data = x
-            .chunks_exact(y.len().max(1))
-            .flat_map(|row| row.iter().zip(y).map(|(&x, &y)| f(x, y)))
-            .collect();
+        let mut data = Vec::with_capacity(x.len());
+        for row in x.chunks_exact(y.len().max(1)) {
+            data.extend(row.iter().zip(y).map(|(&x, &y)| f(x, y)));
+        }
         return from_shape_vec(&shape, data);
     }
     if let (Some(x), Some(y), true) = (
@@ -68,11 +68,17 @@ where
         b.as_slice(),
         shape == b.shape() && is_row(a.shape(), &shape),
     ) {
-        let data = y
-            .chunks_exact(x.len().max(1))
-            .flat_map(|row| x.iter().zip(row).map(|(&x, &y)| f(x, y)))
-            .collect();
+        let mut data = Vec::with_capacity(y.len());
+        for row in y.chunks_exact(x.len().max(1)) {
+            data.extend(x.iter().zip(row).map(|(&x, &y)| f(x, y)));
+        }
         return from_shape_vec(&shape, data);
+    }
+    if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
+        return from_shape_vec(
+            &shape,
+            broadcast_rows(x, a.shape(), y, b.shape(), &shape, &f),
+        );
     }
     let not_broadcast = || {
         invalid(format!(
@@ -89,6 +95,79 @@ where
         .and(&bv)
         .for_each(|o, &x, &y| *o = f(x, y));
     Ok(out)
+}
+
+/// Row-major strides of `dims` seen from a broadcast `shape`: 0 where the dim repeats or is missing.
+fn broadcast_strides(dims: &[usize], shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; shape.len()];
+    let offset = shape.len() - dims.len();
+    let mut step = 1;
+    for k in (0..dims.len()).rev() {
+        if dims[k] != 1 {
+            strides[k + offset] = step;
+        }
+        step *= dims[k];
+    }
+    strides
+}
+
+/// The general broadcast over row-major data, one output row (last dim) at a time: an odometer over the
+/// leading dims tracks where each input's row starts, and the inner loop reads each input contiguously or
+/// repeats its single element.
+fn broadcast_rows<A: Copy, B: Copy, O: Copy>(
+    x: &[A],
+    x_dims: &[usize],
+    y: &[B],
+    y_dims: &[usize],
+    shape: &[usize],
+    f: &impl Fn(A, B) -> O,
+) -> Vec<O> {
+    let total: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(total);
+    let Some((&inner, outer_dims)) = shape.split_last() else {
+        if let (Some(&x), Some(&y)) = (x.first(), y.first()) {
+            data.push(f(x, y));
+        }
+        return data;
+    };
+    if total == 0 {
+        return data;
+    }
+    let xs = broadcast_strides(x_dims, shape);
+    let ys = broadcast_strides(y_dims, shape);
+    let (x_inner, y_inner) = (xs[shape.len() - 1], ys[shape.len() - 1]);
+    let mut index = vec![0usize; outer_dims.len()];
+    let (mut xo, mut yo) = (0usize, 0usize);
+    loop {
+        match (x_inner, y_inner) {
+            (1, 1) => data.extend(
+                x[xo..xo + inner]
+                    .iter()
+                    .zip(&y[yo..yo + inner])
+                    .map(|(&a, &b)| f(a, b)),
+            ),
+            (1, _) => data.extend(x[xo..xo + inner].iter().map(|&a| f(a, y[yo]))),
+            (_, 1) => data.extend(y[yo..yo + inner].iter().map(|&b| f(x[xo], b))),
+            _ => data.extend(std::iter::repeat(f(x[xo], y[yo])).take(inner)),
+        }
+        // Advance the odometer over the leading dims, moving each input's row start along.
+        let mut k = outer_dims.len();
+        loop {
+            if k == 0 {
+                return data;
+            }
+            k -= 1;
+            index[k] += 1;
+            xo += xs[k];
+            yo += ys[k];
+            if index[k] < outer_dims[k] {
+                break;
+            }
+            xo -= xs[k] * outer_dims[k];
+            yo -= ys[k] * outer_dims[k];
+            index[k] = 0;
+        }
+    }
 }
 
 /// Whether `small` broadcasts to `full` by repetition along leading dims only: after dropping its leading
@@ -119,6 +198,21 @@ mod tests {
         assert_eq!(broadcast_shape(&[], &[5]).unwrap(), vec![5]);
         assert_eq!(broadcast_shape(&[1, 0], &[3, 1]).unwrap(), vec![3, 0]);
         assert!(broadcast_shape(&[2, 3], &[4, 3]).is_err());
+    }
+
+    #[test]
+    fn a_middle_dimension_broadcasts_row_by_row() {
+        let a =
+            ArrayD::from_shape_vec(IxDyn(&[2, 2, 3]), (0..12).map(|v| v as f32).collect()).unwrap();
+        let b = ArrayD::from_shape_vec(IxDyn(&[2, 1, 3]), vec![100., 200., 300., 400., 500., 600.])
+            .unwrap();
+        let out = broadcast_map(&a, &b, |x, y| x + y).unwrap();
+        let want = [
+            100., 201., 302., 103., 204., 305., 406., 507., 608., 409., 510., 611.,
+        ];
+        assert_eq!(out.iter().copied().collect::<Vec<_>>(), want);
+        let column_major = a.t().as_standard_layout().into_owned().reversed_axes();
+        assert_eq!(broadcast_map(&column_major, &b, |x, y| x + y).unwrap(), out);
     }
 
     /// Two broadcast-compatible shapes: each dimension of `b` equals `a`'s, or one of them is 1.
@@ -166,6 +260,7 @@ mod tests {
         fn broadcasting_add_equals_f64_reference(
             (sa, sb) in compatible_shapes(),
             swap in any::<bool>(),
+            column_major in any::<bool>(),
             seed in prop::collection::vec(-1000.0f32..1000.0, 64),
         ) {
             let (sa, sb) = if swap { (sb, sa) } else { (sa, sb) };
@@ -174,6 +269,8 @@ mod tests {
                 ArrayD::from_shape_vec(IxDyn(s), (0..n).map(|i| seed[(i * 7 + k) % seed.len()]).collect()).unwrap()
             };
             let (a, b) = (fill(&sa, 0), fill(&sb, 3));
+            // Column-major storage of the same logical array takes the general (non-contiguous) path.
+            let a = if column_major { a.t().as_standard_layout().into_owned().reversed_axes() } else { a };
             let out = broadcast_map(&a, &b, |x, y| x + y).unwrap();
             let shape = broadcast_shape(&sa, &sb).unwrap();
             prop_assert_eq!(out.shape(), shape.as_slice());

@@ -96,6 +96,17 @@ pub(crate) fn concat<T: Element>(
     }
 }
 
+/// Checks that the op declares one output per piece, so no result is dropped or left unset.
+fn check_output_count(ctx: &OpContext<'_>, pieces: usize) -> Result<(), KernelError> {
+    let declared = ctx.graph.op_outputs(ctx.op).len();
+    if declared != pieces {
+        return Err(invalid(format!(
+            "the op makes {pieces} pieces but declares {declared} outputs"
+        )));
+    }
+    Ok(())
+}
+
 /// Cuts `a` along `axis` into consecutive pieces of the given sizes.
 fn split_into<T: Element>(a: &ArrayD<T>, axis: usize, sizes: &[usize]) -> Vec<Value> {
     let mut start = 0;
@@ -131,6 +142,7 @@ fn split(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         )));
     }
     let sizes = vec![dim / num; num];
+    check_output_count(ctx, sizes.len())?;
     Ok(with_element_type!(x, T => split_into(typed_input::<T>(ctx, 1)?, axis, &sizes)))
 }
 
@@ -167,6 +179,7 @@ fn split_v(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
             "SPLIT_V sizes {spec:?} do not add up to the dim {dim}"
         )));
     }
+    check_output_count(ctx, sizes.len())?;
     Ok(with_element_type!(x, T => split_into(typed_input::<T>(ctx, 0)?, axis, &sizes)))
 }
 
@@ -207,6 +220,7 @@ fn unpack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
             )));
         }
     }
+    check_output_count(ctx, dim)?;
     Ok(with_element_type!(x, T => {
         let a = typed_input::<T>(ctx, 0)?;
         a.axis_iter(Axis(axis)).map(|v| T::into_value(standard(v))).collect()
@@ -217,6 +231,11 @@ fn unpack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, SingleOp};
     use super::*;
+
+    const TWO_OUTPUTS: &[(fb::TensorType, &[i32])] = &[
+        (fb::TensorType::FLOAT32, &[]),
+        (fb::TensorType::FLOAT32, &[]),
+    ];
 
     fn concat_op(axis: i32, act: fb::ActivationFunctionType) -> SingleOp {
         SingleOp::new(Op::CONCATENATION).options(fb::BuiltinOptionsT::ConcatenationOptions(
@@ -292,6 +311,7 @@ mod tests {
     #[test]
     fn split_v_infers_the_minus_one_piece() {
         let out = SingleOp::new(Op::SPLIT_V)
+            .outputs(TWO_OUTPUTS)
             .run(&[
                 f32s(&[5], &[1., 2., 3., 4., 5.]),
                 i32s(&[2], &[-1, 2]),
@@ -301,8 +321,19 @@ mod tests {
         assert_eq!(f32_data(&out[0]).1, vec![1., 2., 3.]);
         assert_eq!(f32_data(&out[1]).1, vec![4., 5.]);
         assert!(SingleOp::new(Op::SPLIT_V)
+            .outputs(TWO_OUTPUTS)
             .run(&[f32s(&[5], &[0.; 5]), i32s(&[2], &[1, 2]), i32s(&[], &[0])])
             .is_err());
+    }
+
+    #[test]
+    fn split_with_fewer_declared_outputs_than_pieces_is_an_error() {
+        let err = SingleOp::new(Op::SPLIT_V).run(&[
+            f32s(&[5], &[0.; 5]),
+            i32s(&[2], &[3, 2]),
+            i32s(&[], &[0]),
+        ]);
+        assert!(matches!(err, Err(KernelError::Invalid(m)) if m.contains("declares 1 outputs")));
     }
 
     #[test]
@@ -318,7 +349,7 @@ mod tests {
         let unpack = SingleOp::new(Op::UNPACK).options(fb::BuiltinOptionsT::UnpackOptions(
             Box::new(fb::UnpackOptionsT { num: 2, axis: -1 }),
         ));
-        let parts = unpack.run(&[packed]).unwrap();
+        let parts = unpack.outputs(TWO_OUTPUTS).run(&[packed]).unwrap();
         assert_eq!(f32_data(&parts[0]), (vec![2], vec![1., 2.]));
         assert_eq!(f32_data(&parts[1]), (vec![2], vec![3., 4.]));
     }

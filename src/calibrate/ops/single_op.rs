@@ -175,3 +175,73 @@ pub(crate) fn bool_data(v: &Value) -> (Vec<usize>, Vec<bool>) {
         other => panic!("expected BOOL, got {}", other.type_name()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::calibrate::Registry;
+    use crate::tflite::fb::BuiltinOperator as Op;
+
+    #[test]
+    fn registry_has_every_element_wise_shape_and_array_op() {
+        let registry = Registry::with_all_ops();
+        let ops = [
+            Op::ADD,
+            Op::SUB,
+            Op::MUL,
+            Op::DIV,
+            Op::SQUARED_DIFFERENCE,
+            Op::MAXIMUM,
+            Op::MINIMUM,
+            Op::POW,
+            Op::FLOOR_DIV,
+            Op::FLOOR_MOD,
+            Op::LESS,
+            Op::GREATER,
+            Op::EQUAL,
+            Op::NOT_EQUAL,
+            Op::LESS_EQUAL,
+            Op::GREATER_EQUAL,
+            Op::SELECT,
+            Op::SELECT_V2,
+            Op::FLOOR,
+            Op::CEIL,
+            Op::ROUND,
+            Op::CAST,
+            Op::ZEROS_LIKE,
+            Op::ADD_N,
+            Op::RESHAPE,
+            Op::SQUEEZE,
+            Op::EXPAND_DIMS,
+            Op::TRANSPOSE,
+            Op::SHAPE,
+            Op::FILL,
+            Op::BROADCAST_TO,
+            Op::TILE,
+            Op::SLICE,
+            Op::STRIDED_SLICE,
+            Op::PAD,
+            Op::PADV2,
+            Op::MIRROR_PAD,
+            Op::SPLIT,
+            Op::SPLIT_V,
+            Op::PACK,
+            Op::UNPACK,
+            Op::CONCATENATION,
+            Op::GATHER,
+            Op::GATHER_ND,
+            Op::SPACE_TO_DEPTH,
+            Op::DEPTH_TO_SPACE,
+            Op::BATCH_TO_SPACE_ND,
+            Op::SPACE_TO_BATCH_ND,
+            Op::REVERSE_V2,
+            Op::ARG_MAX,
+            Op::ARG_MIN,
+        ];
+        let missing: Vec<String> = ops
+            .iter()
+            .filter(|&&op| !registry.supports(op))
+            .map(|&op| crate::tflite::op_name(op))
+            .collect();
+        assert!(missing.is_empty(), "no kernel for {missing:?}");
+    }
+}
