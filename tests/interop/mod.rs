@@ -11,38 +11,17 @@ pub fn repo() -> PathBuf {
 
 /// The Python that has `ai-edge-litert` and `numpy` (set by `scripts/test.sh`).
 pub fn python() -> PathBuf {
-    match std::env::var_os("LITEQUANT_TEST_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => panic!(
-            "LITEQUANT_TEST_PYTHON is not set: the LiteRT interop tests need a Python with ai-edge-litert and \
-             numpy. Run the tests with ./scripts/test.sh, which creates one."
-        ),
-    }
+    crate::support::litert_python()
 }
 
 /// The model corpus (`LITEQUANT_CORPUS`, else `../shared/corpus` beside the repository).
 pub fn corpus() -> PathBuf {
-    let dir = std::env::var_os("LITEQUANT_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/corpus"));
-    assert!(
-        dir.join("ANCHORS.md").exists(),
-        "no model corpus at {} (set LITEQUANT_CORPUS to the folder holding ANCHORS.md and the model folders)",
-        dir.display()
-    );
-    dir
+    crate::support::corpus_dir()
 }
 
 /// Names of the corpus models (folders with a model.tflite), sorted.
 pub fn corpus_models() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(corpus())
-        .expect("corpus folder is readable")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("model.tflite").exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    crate::support::corpus_models().into_iter().map(|(name, _)| name).collect()
 }
 
 /// What LiteRT said about a quantized model run beside its float source.

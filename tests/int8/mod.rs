@@ -5,8 +5,8 @@
 //! top-1 agreement no more than 0.01 below it, no more float compute ops than TF's, and none in strict int8.
 //! Ranges come from LiteRT itself (`tests/litert/ranges_from_litert.py`).
 //!
-//! Skipped (with a note) when the corpus or the LiteRT Python environment is not on this machine.
-//! `LITEQUANT_CORPUS` and `LITEQUANT_PYTHON` override their locations.
+//! Needs the corpus (`LITEQUANT_CORPUS`) and a Python with LiteRT (`LITEQUANT_TEST_PYTHON`); `scripts/test.sh`
+//! sets both.
 
 use litequant::graph::{Graph, TensorId};
 use litequant::quantize::{quantize_integer, IoType, Mode, QuantOptions, Ranges};
@@ -30,18 +30,10 @@ struct Env {
 }
 
 fn env() -> Option<Env> {
-    let corpus = PathBuf::from(
-        std::env::var("LITEQUANT_CORPUS").unwrap_or_else(|_| "/work/shared/corpus".into()),
-    );
-    let python = PathBuf::from(
-        std::env::var("LITEQUANT_PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into()),
-    );
-    if !corpus.join("anchors.jsonl").exists() || !python.exists() {
-        eprintln!("skipping: corpus or LiteRT python not found");
-        return None;
-    }
+    let corpus = crate::support::corpus_dir();
+    let python = crate::support::litert_python();
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("int8");
-    std::fs::create_dir_all(&out).ok()?;
+    std::fs::create_dir_all(&out).expect("the target tmp dir is writable");
     Some(Env {
         corpus,
         python,
