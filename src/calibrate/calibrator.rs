@@ -21,11 +21,13 @@ pub struct CalibrateOptions {
     pub threads: usize,
     /// Samples requested from the data source at a time (bounds the memory held by decoded samples).
     pub batch: usize,
+    /// Pass custom/Flex ops through (`SELECT_TF_OPS`): they and what depends on them get no range.
+    pub pass_through_custom_ops: bool,
 }
 
 impl Default for CalibrateOptions {
     fn default() -> Self {
-        CalibrateOptions { threads: 0, batch: 64 }
+        CalibrateOptions { threads: 0, batch: 64, pass_through_custom_ops: false }
     }
 }
 
@@ -46,7 +48,11 @@ pub fn calibrate(
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Ranges, CalibError> {
     let registry = Registry::with_all_ops();
-    let interp = FloatInterpreter::new(graph, &registry)?;
+    let interp = if opts.pass_through_custom_ops {
+        FloatInterpreter::new_passing_custom_ops(graph, &registry)?
+    } else {
+        FloatInterpreter::new(graph, &registry)?
+    };
     let observers = calibrate_with(&interp, &MinMaxObserver::new, samples, total, opts, progress, cancelled)?;
     Ok(observers.into_iter().filter_map(|(t, o)| o.range().map(|r| (t, r))).collect())
 }
@@ -124,7 +130,7 @@ fn run_task<O: RangeObserver>(
                 }
             }
         };
-        interp.run(sample, &mut observe).map_err(|e| e.at_sample(first + i))?;
+        interp.observe_sample(sample, &mut observe).map_err(|e| e.at_sample(first + i))?;
     }
     Ok(observers)
 }
@@ -157,7 +163,7 @@ mod tests {
         let g = relu6_model();
         let data: Vec<[f32; 3]> = (0..23).map(|i| [i as f32 - 11.0, 0.5, (i % 5) as f32 * 2.0]).collect();
         let calls = AtomicUsize::new(0);
-        let opts = CalibrateOptions { threads: 2, batch: 10 };
+        let opts = CalibrateOptions { threads: 2, batch: 10, ..Default::default() };
         let ranges = calibrate(&g, &mut stream(data), 23, &opts, &|_, _| {
             calls.fetch_add(1, Ordering::Relaxed);
         }, &|| false)
@@ -173,7 +179,7 @@ mod tests {
         let g = relu6_model();
         let data: Vec<[f32; 3]> = (0..37).map(|i| [(i as f32 * 0.37).sin() * 9.0, (i as f32).cos(), i as f32 * 0.1]).collect();
         let run = |threads, batch| {
-            let opts = CalibrateOptions { threads, batch };
+            let opts = CalibrateOptions { threads, batch, ..Default::default() };
             calibrate(&g, &mut stream(data.clone()), 37, &opts, &|_, _| {}, &|| false).unwrap()
         };
         let one = run(1, 37);

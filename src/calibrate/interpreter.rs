@@ -27,7 +27,8 @@ pub struct FloatInterpreter<'g> {
 /// One op, ready to evaluate.
 struct Step {
     op: OpIndex,
-    kernel: Kernel,
+    /// `None` for an op that is passed through: a custom/Flex op, or an op reading one's output.
+    kernel: Option<Kernel>,
     inputs: Vec<Option<TensorId>>,
     outputs: Vec<TensorId>,
     /// Activations nobody reads after this op: dropped once it has run, to keep the working set small.
@@ -49,6 +50,17 @@ impl<'g> FloatInterpreter<'g> {
     /// values (FLOAT32, INT32, INT64, BOOL; FLOAT16 and quantized integer constants dequantized to float32,
     /// so a DEQUANTIZE of a constant works).
     pub fn new(graph: &'g Graph, registry: &Registry) -> Result<Self, CalibError> {
+        Self::build(graph, registry, false)
+    }
+
+    /// Like [`new`](Self::new), but custom (and Flex) ops, which no float kernel can run, are passed through
+    /// (`SELECT_TF_OPS`): they and every op that depends on them are skipped, their outputs get no value and
+    /// are never observed, so quantization keeps them float.
+    pub fn new_passing_custom_ops(graph: &'g Graph, registry: &Registry) -> Result<Self, CalibError> {
+        Self::build(graph, registry, true)
+    }
+
+    fn build(graph: &'g Graph, registry: &Registry, pass_custom: bool) -> Result<Self, CalibError> {
         let tensors = graph.tensors();
         let n = tensors.len();
         let n_codes = graph.model.operator_codes.as_ref().map_or(0, Vec::len);
@@ -73,8 +85,10 @@ impl<'g> FloatInterpreter<'g> {
             for &t in op.outputs.as_deref().unwrap_or(&[]) {
                 in_range(TensorId(t.max(0) as usize), &format!("op #{i}'s output"))?;
             }
-            match registry.get(graph.op_code(OpIndex(i))) {
-                Some(k) => kernels.push(k),
+            let code = graph.op_code(OpIndex(i));
+            match registry.get(code) {
+                Some(k) => kernels.push(Some(k)),
+                None if pass_custom && code == fb::BuiltinOperator::CUSTOM => kernels.push(None),
                 None => missing.push(location(graph, OpIndex(i))),
             }
         }
@@ -113,9 +127,12 @@ impl<'g> FloatInterpreter<'g> {
         let mut steps = Vec::with_capacity(kernels.len());
         let mut last_read: Vec<Option<usize>> = vec![None; n];
         let mut produced_at: Vec<Option<usize>> = vec![None; n];
+        // Tensors written by a passed-through op, directly or through the ops that depend on one.
+        let mut passed: Vec<bool> = vec![false; n];
         for (i, kernel) in kernels.into_iter().enumerate() {
             let op = OpIndex(i);
             let op_inputs = graph.op_inputs(op);
+            let kernel = kernel.filter(|_| !op_inputs.iter().flatten().any(|t| passed.get(t.0).copied().unwrap_or(false)));
             for &t in op_inputs.iter().flatten() {
                 let t = in_range(t, &format!("op #{i}'s input"))?;
                 if !available[t.0] {
@@ -136,6 +153,7 @@ impl<'g> FloatInterpreter<'g> {
             for &t in &op_outputs {
                 available[t.0] = true;
                 produced_at[t.0] = Some(i);
+                passed[t.0] = kernel.is_none();
             }
             steps.push(Step { op, kernel, inputs: op_inputs, outputs: op_outputs, release: Vec::new() });
         }
@@ -159,7 +177,8 @@ impl<'g> FloatInterpreter<'g> {
         let observed = tensors
             .iter()
             .zip(&constants)
-            .map(|(t, c)| t.type_ == fb::TensorType::FLOAT32 && c.is_none())
+            .zip(&passed)
+            .map(|((t, c), &p)| t.type_ == fb::TensorType::FLOAT32 && c.is_none() && !p)
             .collect();
         Ok(FloatInterpreter { graph, steps, constants, inputs, outputs, observed })
     }
@@ -184,6 +203,27 @@ impl<'g> FloatInterpreter<'g> {
     /// `observe` is called for every FLOAT32 non-constant tensor value (model inputs and every op output),
     /// in execution order. Returns the model outputs in model output order.
     pub fn run(&self, inputs: &[ArrayD<f32>], observe: &mut dyn FnMut(TensorId, &Value)) -> Result<Vec<Value>, CalibError> {
+        let values = self.evaluate(inputs, observe)?;
+        self.outputs
+            .iter()
+            .map(|t| {
+                values[t.0].clone().or_else(|| self.constants[t.0].clone()).ok_or_else(|| {
+                    CalibError::Model(format!(
+                        "model output {:?} has no value (never written, or computed by a passed-through custom op)",
+                        self.graph.tensor_name(*t)
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one sample for its observations only: passed-through ops leave their outputs without a value.
+    pub fn observe_sample(&self, inputs: &[ArrayD<f32>], observe: &mut dyn FnMut(TensorId, &Value)) -> Result<(), CalibError> {
+        self.evaluate(inputs, observe).map(|_| ())
+    }
+
+    /// Evaluates every step; returns the values of model outputs (and nothing else: intermediates are released).
+    fn evaluate(&self, inputs: &[ArrayD<f32>], observe: &mut dyn FnMut(TensorId, &Value)) -> Result<Vec<Option<Value>>, CalibError> {
         if inputs.len() != self.inputs.len() {
             return Err(CalibError::Data {
                 sample: None,
@@ -199,6 +239,7 @@ impl<'g> FloatInterpreter<'g> {
             values[spec.id.0] = Some(v);
         }
         for step in &self.steps {
+            let Some(kernel) = step.kernel else { continue };
             let outs = {
                 let mut args = Vec::with_capacity(step.inputs.len());
                 for t in &step.inputs {
@@ -217,7 +258,7 @@ impl<'g> FloatInterpreter<'g> {
                     args.push(Some(v));
                 }
                 let ctx = OpContext { graph: self.graph, op: step.op, inputs: args };
-                (step.kernel)(&ctx).map_err(|source| self.kernel_error(step.op, source))?
+                kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?
             };
             if outs.len() != step.outputs.len() {
                 let msg = format!("the kernel produced {} output(s), the op declares {}", outs.len(), step.outputs.len());
@@ -243,14 +284,7 @@ impl<'g> FloatInterpreter<'g> {
                 values[t.0] = None;
             }
         }
-        self.outputs
-            .iter()
-            .map(|t| {
-                values[t.0].clone().or_else(|| self.constants[t.0].clone()).ok_or_else(|| {
-                    CalibError::Model(format!("model output {:?} is never written", self.graph.tensor_name(*t)))
-                })
-            })
-            .collect()
+        Ok(values)
     }
 
     fn kernel_error(&self, op: OpIndex, source: super::KernelError) -> CalibError {

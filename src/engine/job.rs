@@ -166,7 +166,7 @@ fn calibrate_job(job: &Job, graph: &Graph, opts: &RunOptions<'_>) -> Result<(Ran
         }
     };
     let cancelled = || opts.cancel.is_cancelled();
-    let copts = CalibrateOptions { threads: opts.threads, batch: 32 };
+    let copts = CalibrateOptions { threads: opts.threads, batch: 32, pass_through_custom_ops: job.options.select_tf_ops };
     let result = calibrate::calibrate(graph, &mut next, total, &copts, &progress, &cancelled);
     match result {
         Ok(ranges) => Ok((ranges, total, synthetic)),

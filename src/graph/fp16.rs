@@ -6,7 +6,8 @@ use crate::tflite::fb;
 /// Replaces every `DEQUANTIZE` of a constant FLOAT16 tensor in the main subgraph by a FLOAT32 constant.
 ///
 /// Models already stored in fp16 keep their weights behind such ops; folding them first lets every mode
-/// treat them as ordinary float weights. Returns how many were folded.
+/// treat them as ordinary float weights. Returns how many were folded. Tensor ids do not change; the folded
+/// FLOAT16 tensors are left unused (see [`Graph::remove_unused_tensors`]).
 pub fn fold_fp16_constants(g: &mut Graph) -> usize {
     let mut remove = Vec::new();
     for i in 0..g.ops().len() {
@@ -46,9 +47,7 @@ pub fn fold_fp16_constants(g: &mut Graph) -> usize {
             .expect("ops exist")
             .remove(op.0);
     }
-    if n > 0 {
-        g.remove_unused_tensors();
-        g.remove_unused_buffers();
-    }
+    // The FLOAT16 tensors stay (unused) so tensor ids keep their meaning: calibrated ranges are keyed by the
+    // source's ids. Every mode drops unused tensors and buffers when it is done.
     n
 }

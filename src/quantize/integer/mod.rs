@@ -8,7 +8,7 @@ mod constants;
 mod plan;
 mod rewrite;
 
-use crate::graph::{fold_fp16_constants, Graph, TensorId};
+use crate::graph::{fold_fp16_constants, Graph};
 use crate::quantize::params::ActivationType;
 use crate::quantize::rules::RuleRegistry;
 use crate::quantize::metadata::{self, OptimizationMode};
@@ -37,10 +37,11 @@ pub fn quantize_integer(
         }
     };
     check_io_types(mode, opts)?;
-    let ranges = fold_keeping_ranges(graph, ranges);
+    // Folding keeps tensor ids, so the source's ranges still apply.
+    fold_fp16_constants(graph);
     let src_types: Vec<fb::TensorType> = graph.tensors().iter().map(|t| t.type_).collect();
     let rules = RuleRegistry::with_all_rules();
-    let decisions = plan::decide(graph, ty, opts, &rules, &ranges, &src_types)?;
+    let decisions = plan::decide(graph, ty, opts, &rules, ranges, &src_types)?;
     let ops_float = plan::float_ops(graph, &decisions);
     if !opts.allow_float_fallback {
         let blocking: Vec<_> = decisions
@@ -66,7 +67,7 @@ pub fn quantize_integer(
         .iter()
         .filter(|d| matches!(d, Decision::Quantize(_)))
         .count();
-    let mut rewriter = rewrite::Rewriter::new(graph, ty, opts, &ranges);
+    let mut rewriter = rewrite::Rewriter::new(graph, ty, opts, ranges);
     rewriter.run(&decisions, &src_types)?;
     let weights_quantized = rewriter.weights_quantized;
     graph.remove_unused_tensors();
@@ -102,50 +103,6 @@ fn check_io_types(mode: Mode, opts: &QuantOptions) -> Result<(), QuantError> {
         }
     }
     Ok(())
-}
-
-/// Folds float16-stored constants, carrying the ranges across the tensor renumbering that folding does.
-///
-/// The ranges ride on the tensors' `min`/`max` quantization fields (where TF's calibrator stores them) while
-/// the graph is edited, and are read back by the new tensor ids.
-fn fold_keeping_ranges(graph: &mut Graph, ranges: &Ranges) -> Ranges {
-    let n = graph.tensors().len();
-    let mut carried = Vec::new();
-    for (&t, &(min, max)) in ranges {
-        if t.0 < n && graph.tensor(t).quantization.is_none() {
-            graph.tensor_mut(t).quantization = Some(Box::new(fb::QuantizationParametersT {
-                min: Some(vec![min]),
-                max: Some(vec![max]),
-                ..Default::default()
-            }));
-            carried.push(t);
-        }
-    }
-    if fold_fp16_constants(graph) == 0 {
-        for t in carried {
-            graph.tensor_mut(t).quantization = None;
-        }
-        return ranges
-            .iter()
-            .filter(|(t, _)| t.0 < n)
-            .map(|(&t, &r)| (t, r))
-            .collect();
-    }
-    let mut out = Ranges::new();
-    for i in 0..graph.tensors().len() {
-        let t = TensorId(i);
-        let Some(q) = graph.tensor(t).quantization.as_deref() else {
-            continue;
-        };
-        if q.scale.is_some() {
-            continue;
-        }
-        if let (Some([min]), Some([max])) = (q.min.as_deref(), q.max.as_deref()) {
-            out.insert(t, (*min, *max));
-            graph.tensor_mut(t).quantization = None;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
