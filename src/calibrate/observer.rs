@@ -28,7 +28,10 @@ pub struct MinMaxObserver {
 
 impl Default for MinMaxObserver {
     fn default() -> Self {
-        MinMaxObserver { min: f32::INFINITY, max: f32::NEG_INFINITY }
+        MinMaxObserver {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
     }
 }
 
@@ -44,20 +47,20 @@ const LANES: usize = 8;
 
 impl RangeObserver for MinMaxObserver {
     fn observe(&mut self, values: &[f32]) {
-        // `f32::min`/`max` return the other operand when one is NaN, which is exactly "skip NaN".
+        // A comparison with NaN is false, so `if v < lo` skips NaN; it is also a single min/max instruction.
         let mut lo = [f32::INFINITY; LANES];
         let mut hi = [f32::NEG_INFINITY; LANES];
         let chunks = values.chunks_exact(LANES);
         let rest = chunks.remainder();
         for c in chunks {
             for i in 0..LANES {
-                lo[i] = lo[i].min(c[i]);
-                hi[i] = hi[i].max(c[i]);
+                lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+                hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
             }
         }
         for &v in rest {
-            lo[0] = lo[0].min(v);
-            hi[0] = hi[0].max(v);
+            lo[0] = if v < lo[0] { v } else { lo[0] };
+            hi[0] = if v > hi[0] { v } else { hi[0] };
         }
         for i in 0..LANES {
             self.min = self.min.min(lo[i]);
@@ -90,7 +93,18 @@ mod tests {
     #[test]
     fn minmax_skips_nan_values() {
         let mut o = MinMaxObserver::new();
-        o.observe(&[f32::NAN, 1.0, f32::NAN, -2.0, 0.0, 0.0, 0.0, 0.0, 0.0, f32::NAN]);
+        o.observe(&[
+            f32::NAN,
+            1.0,
+            f32::NAN,
+            -2.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            f32::NAN,
+        ]);
         assert_eq!(o.range(), Some((-2.0, 1.0)));
     }
 

@@ -1,2 +1,4 @@
 //! CLI
-pub fn run() -> i32 { 0 }
+pub fn run() -> i32 {
+    0
+}
