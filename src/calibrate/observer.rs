@@ -47,6 +47,22 @@ const LANES: usize = 8;
 
 impl RangeObserver for MinMaxObserver {
     fn observe(&mut self, values: &[f32]) {
+        super::vector::with_wide_vectors(|| self.observe_lanes(values));
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    fn range(&self) -> Option<(f32, f32)> {
+        (self.min <= self.max).then_some((self.min, self.max))
+    }
+}
+
+impl MinMaxObserver {
+    #[inline(always)]
+    fn observe_lanes(&mut self, values: &[f32]) {
         // A comparison with NaN is false, so `if v < lo` skips NaN; it is also a single min/max instruction.
         let mut lo = [f32::INFINITY; LANES];
         let mut hi = [f32::NEG_INFINITY; LANES];
@@ -66,15 +82,6 @@ impl RangeObserver for MinMaxObserver {
             self.min = self.min.min(lo[i]);
             self.max = self.max.max(hi[i]);
         }
-    }
-
-    fn merge(&mut self, other: &Self) {
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-    }
-
-    fn range(&self) -> Option<(f32, f32)> {
-        (self.min <= self.max).then_some((self.min, self.max))
     }
 }
 

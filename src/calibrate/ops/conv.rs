@@ -7,6 +7,7 @@
 use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
 use super::matmul::{add_bias_and_activate, matmul_weights_t};
 use super::window::Window;
+use crate::calibrate::vector::with_wide_vectors;
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 use ndarray::{s, ArrayView2, ArrayViewMut2};
@@ -178,6 +179,24 @@ fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         None => None,
     };
     let mut out = vec![0.0f32; n * wy.out * wx.out * oc];
+    with_wide_vectors(|| depthwise_loops(x, [n, h, w, c], f, [kh, kw, oc], &wy, &wx, &mut out));
+    // Bias after the sum, as TFLite adds it.
+    add_bias_and_activate(&mut out, oc, bias, o.fused_activation_function);
+    Ok(vec![Value::F32(array(&[n, wy.out, wx.out, oc], out)?)])
+}
+
+/// The depthwise accumulation: every output pixel sums its taps, channel `c * m + j` reading input channel `c`.
+#[inline(always)]
+fn depthwise_loops(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    f: &[f32],
+    [kh, kw, oc]: [usize; 3],
+    wy: &Window,
+    wx: &Window,
+    out: &mut [f32],
+) {
+    let m = oc / c.max(1);
     for b in 0..n {
         for oy in 0..wy.out {
             for ox in 0..wx.out {
@@ -208,13 +227,10 @@ fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
             }
         }
     }
-    // Bias after the sum, as TFLite adds it.
-    add_bias_and_activate(&mut out, oc, bias, o.fused_activation_function);
-    Ok(vec![Value::F32(array(&[n, wy.out, wx.out, oc], out)?)])
 }
 
 /// `acc += x * w` element-wise, in fixed 8-wide blocks the compiler turns into vector instructions.
-#[inline]
+#[inline(always)]
 fn multiply_accumulate(acc: &mut [f32], x: &[f32], w: &[f32]) {
     const LANES: usize = 8;
     let mut a = acc.chunks_exact_mut(LANES);

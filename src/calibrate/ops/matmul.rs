@@ -5,6 +5,7 @@
 //! maps, batch-1 dense layers) are dot products, because packing both operands would cost more than the
 //! arithmetic.
 
+use crate::calibrate::vector::with_wide_vectors;
 use crate::tflite::fb;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -23,11 +24,13 @@ pub(crate) fn matmul_weights_t(
         let rows: Option<Vec<&[f32]>> = lhs.rows().into_iter().map(|r| r.to_slice()).collect();
         if let (Some(rows), Some(w)) = (rows, weights.as_slice()) {
             // Each weight row is read once and used against every input row while it is in cache.
-            for (o, w_row) in w.chunks_exact(depth).enumerate() {
-                for (r, x) in rows.iter().enumerate() {
-                    dst[[r, o]] = dot(x, w_row);
+            with_wide_vectors(|| {
+                for (o, w_row) in w.chunks_exact(depth).enumerate() {
+                    for (r, x) in rows.iter().enumerate() {
+                        dst[[r, o]] = dot(x, w_row);
+                    }
                 }
-            }
+            });
             return;
         }
     }
@@ -35,7 +38,7 @@ pub(crate) fn matmul_weights_t(
 }
 
 /// A dot product with eight independent partial sums, which the compiler keeps in vector registers.
-#[inline]
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
     let mut acc = [0.0f32; LANES];
@@ -74,7 +77,7 @@ pub(crate) fn add_bias_and_activate(
             v
         }
     };
-    match bias {
+    with_wide_vectors(|| match bias {
         Some(b) if channels > 0 => {
             for row in out.chunks_exact_mut(channels) {
                 for (v, &b) in row.iter_mut().zip(b) {
@@ -83,7 +86,7 @@ pub(crate) fn add_bias_and_activate(
             }
         }
         _ => out.iter_mut().for_each(|v| *v = clamp(*v)),
-    }
+    });
     match act {
         fb::ActivationFunctionType::TANH => out.iter_mut().for_each(|v| *v = v.tanh()),
         fb::ActivationFunctionType::SIGN_BIT => out
