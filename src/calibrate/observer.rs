@@ -4,6 +4,8 @@
 //! range. Workers keep their own observers and merge them in a fixed order, so a method whose merge is not
 //! exact (histograms for percentile, MSE or entropy) still gives results independent of scheduling.
 
+use crate::calibrate::vector::wide_vectors;
+
 /// Accumulates the values of one tensor over the representative data into a quantization range.
 pub trait RangeObserver: Send {
     /// Records the values of the tensor for one sample (any layout order).
@@ -47,7 +49,7 @@ const LANES: usize = 8;
 
 impl RangeObserver for MinMaxObserver {
     fn observe(&mut self, values: &[f32]) {
-        super::vector::with_wide_vectors(|| self.observe_lanes(values));
+        (self.min, self.max) = extend_range(self.min, self.max, values);
     }
 
     fn merge(&mut self, other: &Self) {
@@ -60,29 +62,33 @@ impl RangeObserver for MinMaxObserver {
     }
 }
 
-impl MinMaxObserver {
-    #[inline(always)]
-    fn observe_lanes(&mut self, values: &[f32]) {
-        // A comparison with NaN is false, so `if v < lo` skips NaN; it is also a single min/max instruction.
-        let mut lo = [f32::INFINITY; LANES];
-        let mut hi = [f32::NEG_INFINITY; LANES];
-        let chunks = values.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for i in 0..LANES {
-                lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
-                hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
-            }
-        }
-        for &v in rest {
-            lo[0] = if v < lo[0] { v } else { lo[0] };
-            hi[0] = if v > hi[0] { v } else { hi[0] };
-        }
+wide_vectors! {
+    /// `(min, max)` widened by `values`, NaN skipped.
+    fn extend_range(min: f32, max: f32, values: &[f32]) -> (f32, f32) => extend_range_lanes;
+}
+
+#[inline(always)]
+fn extend_range_lanes(mut min: f32, mut max: f32, values: &[f32]) -> (f32, f32) {
+    // A comparison with NaN is false, so `if v < lo` skips NaN; it is also a single min/max instruction.
+    let mut lo = [f32::INFINITY; LANES];
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
         for i in 0..LANES {
-            self.min = self.min.min(lo[i]);
-            self.max = self.max.max(hi[i]);
+            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
         }
     }
+    for &v in rest {
+        lo[0] = if v < lo[0] { v } else { lo[0] };
+        hi[0] = if v > hi[0] { v } else { hi[0] };
+    }
+    for i in 0..LANES {
+        min = min.min(lo[i]);
+        max = max.max(hi[i]);
+    }
+    (min, max)
 }
 
 #[cfg(test)]

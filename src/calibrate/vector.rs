@@ -4,19 +4,28 @@
 //! over fixed 8-wide blocks) compute the same lane-by-lane operations at any vector width, so running them
 //! compiled for AVX2 changes speed, not results: calibration stays bit-identical across CPUs.
 
-/// Runs `f` compiled with AVX2 enabled when the CPU has it, else as is.
-#[inline(always)]
-pub(crate) fn with_wide_vectors<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// Defines `fn $name(args) -> ret` that runs `$body` (an `#[inline(always)]` function with the same
+/// arguments) compiled with AVX2 when the CPU has it, and as built otherwise.
+macro_rules! wide_vectors {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path;) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is available on this CPU (checked on the line above).
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            $body($($arg),*)
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is available on this CPU (checked on the line above).
-            return unsafe { wide(f) };
-        }
-    }
-    f()
+    };
 }
+
+pub(crate) use wide_vectors;

@@ -7,7 +7,7 @@
 use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
 use super::matmul::{add_bias_and_activate, matmul_weights_t};
 use super::window::Window;
-use crate::calibrate::vector::with_wide_vectors;
+use crate::calibrate::vector::wide_vectors;
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 use ndarray::{s, ArrayView2, ArrayViewMut2};
@@ -179,13 +179,25 @@ fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         None => None,
     };
     let mut out = vec![0.0f32; n * wy.out * wx.out * oc];
-    with_wide_vectors(|| depthwise_loops(x, [n, h, w, c], f, [kh, kw, oc], &wy, &wx, &mut out));
+    depthwise_accumulate(x, [n, h, w, c], f, [kh, kw, oc], &wy, &wx, &mut out);
     // Bias after the sum, as TFLite adds it.
     add_bias_and_activate(&mut out, oc, bias, o.fused_activation_function);
     Ok(vec![Value::F32(array(&[n, wy.out, wx.out, oc], out)?)])
 }
 
-/// The depthwise accumulation: every output pixel sums its taps, channel `c * m + j` reading input channel `c`.
+wide_vectors! {
+    /// The depthwise accumulation: every output pixel sums its taps, channel `c * m + j` reading input channel `c`.
+    fn depthwise_accumulate(
+        x: &[f32],
+        input: [usize; 4],
+        f: &[f32],
+        filter: [usize; 3],
+        wy: &Window,
+        wx: &Window,
+        out: &mut [f32],
+    ) => depthwise_loops;
+}
+
 #[inline(always)]
 fn depthwise_loops(
     x: &[f32],

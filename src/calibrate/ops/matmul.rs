@@ -5,7 +5,7 @@
 //! maps, batch-1 dense layers) are dot products, because packing both operands would cost more than the
 //! arithmetic.
 
-use crate::calibrate::vector::with_wide_vectors;
+use crate::calibrate::vector::wide_vectors;
 use crate::tflite::fb;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -24,17 +24,26 @@ pub(crate) fn matmul_weights_t(
         let rows: Option<Vec<&[f32]>> = lhs.rows().into_iter().map(|r| r.to_slice()).collect();
         if let (Some(rows), Some(w)) = (rows, weights.as_slice()) {
             // Each weight row is read once and used against every input row while it is in cache.
-            with_wide_vectors(|| {
-                for (o, w_row) in w.chunks_exact(depth).enumerate() {
-                    for (r, x) in rows.iter().enumerate() {
-                        dst[[r, o]] = dot(x, w_row);
-                    }
-                }
-            });
+            dots(&rows, w, depth, dst);
             return;
         }
     }
     general_mat_mul(1.0, lhs, &weights.t(), 0.0, dst);
+}
+
+wide_vectors! {
+    /// `dst[r, o] = rows[r] · w[o]` for every weight row `o` of length `depth`.
+    fn dots(rows: &[&[f32]], w: &[f32], depth: usize, dst: &mut ArrayViewMut2<'_, f32>) => dot_loops;
+}
+
+#[inline(always)]
+fn dot_loops(rows: &[&[f32]], w: &[f32], depth: usize, dst: &mut ArrayViewMut2<'_, f32>) {
+    // Each weight row is read once and used against every input row while it is in cache.
+    for (o, w_row) in w.chunks_exact(depth).enumerate() {
+        for (r, x) in rows.iter().enumerate() {
+            dst[[r, o]] = dot(x, w_row);
+        }
+    }
 }
 
 /// A dot product with eight independent partial sums, which the compiler keeps in vector registers.
@@ -69,6 +78,23 @@ pub(crate) fn add_bias_and_activate(
         fb::ActivationFunctionType::RELU_N1_TO_1 => (-1.0, 1.0),
         _ => (f32::NEG_INFINITY, f32::INFINITY),
     };
+    bias_and_clamp(out, channels, bias, lo, hi);
+    match act {
+        fb::ActivationFunctionType::TANH => out.iter_mut().for_each(|v| *v = v.tanh()),
+        fb::ActivationFunctionType::SIGN_BIT => out
+            .iter_mut()
+            .for_each(|v| *v = if v.is_sign_negative() { 1.0 } else { 0.0 }),
+        _ => {}
+    }
+}
+
+wide_vectors! {
+    /// `v = clamp(v + bias[channel], lo, hi)` over `channels`-wide rows (no bias: clamp only).
+    fn bias_and_clamp(out: &mut [f32], channels: usize, bias: Option<&[f32]>, lo: f32, hi: f32) => bias_and_clamp_lanes;
+}
+
+#[inline(always)]
+fn bias_and_clamp_lanes(out: &mut [f32], channels: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
     let clamp = |v: f32| {
         let v = if v < lo { lo } else { v };
         if v > hi {
@@ -77,7 +103,7 @@ pub(crate) fn add_bias_and_activate(
             v
         }
     };
-    with_wide_vectors(|| match bias {
+    match bias {
         Some(b) if channels > 0 => {
             for row in out.chunks_exact_mut(channels) {
                 for (v, &b) in row.iter_mut().zip(b) {
@@ -86,13 +112,6 @@ pub(crate) fn add_bias_and_activate(
             }
         }
         _ => out.iter_mut().for_each(|v| *v = clamp(*v)),
-    });
-    match act {
-        fb::ActivationFunctionType::TANH => out.iter_mut().for_each(|v| *v = v.tanh()),
-        fb::ActivationFunctionType::SIGN_BIT => out
-            .iter_mut()
-            .for_each(|v| *v = if v.is_sign_negative() { 1.0 } else { 0.0 }),
-        _ => {}
     }
 }
 
