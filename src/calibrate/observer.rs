@@ -69,20 +69,20 @@ wide_vectors! {
 
 #[inline(always)]
 fn extend_range_lanes(mut min: f32, mut max: f32, values: &[f32]) -> (f32, f32) {
-    // A comparison with NaN is false, so `if v < lo` skips NaN; it is also a single min/max instruction.
+    // `f32::min`/`max` return the other operand when one is NaN, which is exactly "skip NaN".
     let mut lo = [f32::INFINITY; LANES];
     let mut hi = [f32::NEG_INFINITY; LANES];
     let chunks = values.chunks_exact(LANES);
     let rest = chunks.remainder();
     for c in chunks {
         for i in 0..LANES {
-            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
-            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
+            lo[i] = lo[i].min(c[i]);
+            hi[i] = hi[i].max(c[i]);
         }
     }
     for &v in rest {
-        lo[0] = if v < lo[0] { v } else { lo[0] };
-        hi[0] = if v > hi[0] { v } else { hi[0] };
+        lo[0] = lo[0].min(v);
+        hi[0] = hi[0].max(v);
     }
     for i in 0..LANES {
         min = min.min(lo[i]);
