@@ -4,8 +4,6 @@
 //! range. Workers keep their own observers and merge them in a fixed order, so a method whose merge is not
 //! exact (histograms for percentile, MSE or entropy) still gives results independent of scheduling.
 
-use crate::calibrate::vector::wide_vectors;
-
 /// Accumulates the values of one tensor over the representative data into a quantization range.
 pub trait RangeObserver: Send {
     /// Records the values of the tensor for one sample (any layout order).
@@ -62,12 +60,48 @@ impl RangeObserver for MinMaxObserver {
     }
 }
 
-wide_vectors! {
-    /// `(min, max)` widened by `values`, NaN skipped.
-    fn extend_range(min: f32, max: f32, values: &[f32]) -> (f32, f32) => extend_range_lanes;
+/// `(min, max)` widened by `values`, NaN skipped. Min and max are exact, so every path gives the same bits.
+fn extend_range(min: f32, max: f32, values: &[f32]) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX is available on this CPU (checked on the line above).
+            return unsafe { extend_range_avx(min, max, values) };
+        }
+    }
+    extend_range_lanes(min, max, values)
 }
 
-#[inline(always)]
+/// The AVX scan: `vminps(v, lo)` returns `lo` when `v` is NaN, which skips NaN in one instruction
+/// (LLVM does not vectorize the portable form's NaN handling).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn extend_range_avx(min: f32, max: f32, values: &[f32]) -> (f32, f32) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_set1_ps, _mm256_storeu_ps,
+    };
+    let mut lo = _mm256_set1_ps(f32::INFINITY);
+    let mut hi = _mm256_set1_ps(f32::NEG_INFINITY);
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        // SAFETY: `c` holds exactly LANES = 8 floats; unaligned loads are allowed.
+        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+        lo = _mm256_min_ps(v, lo);
+        hi = _mm256_max_ps(v, hi);
+    }
+    let (mut l, mut h) = ([0.0f32; LANES], [0.0f32; LANES]);
+    // SAFETY: both arrays hold 8 floats.
+    unsafe {
+        _mm256_storeu_ps(l.as_mut_ptr(), lo);
+        _mm256_storeu_ps(h.as_mut_ptr(), hi);
+    }
+    let (min, max) = extend_range_lanes(min, max, rest);
+    let min = l.iter().fold(min, |m, &v| m.min(v));
+    let max = h.iter().fold(max, |m, &v| m.max(v));
+    (min, max)
+}
+
 fn extend_range_lanes(mut min: f32, mut max: f32, values: &[f32]) -> (f32, f32) {
     // `f32::min`/`max` return the other operand when one is NaN, which is exactly "skip NaN".
     let mut lo = [f32::INFINITY; LANES];
