@@ -127,7 +127,7 @@ fn compare_model(python: &str, dir: &Path, tmp: &Path) -> Result<ModelReport, St
                 report.max_error = err;
                 report.worst = format!("tensor {} {tensor_name:?}", t.0);
             }
-            if !(err <= TOLERANCE) {
+            if err.is_nan() || err > TOLERANCE {
                 report.problems.push(format!(
                     "sample {s}: tensor {} {tensor_name:?}: relative error {err:e}",
                     t.0

@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn conv_dilation_valid_padding_and_relu6() {
-        let x = ramp(7 * 6 * 1, 1.0);
+        let x = ramp(7 * 6, 1.0);
         let f = ramp(2 * 3 * 3, 0.5);
         let out = run_op(
             fb::BuiltinOperator::CONV_2D,
