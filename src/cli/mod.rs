@@ -1,4 +1,2 @@
 //! CLI
-pub fn run() -> i32 {
-    0
-}
+pub fn run() -> i32 { 0 }

@@ -6,15 +6,8 @@ use crate::tflite::{self, fb};
 impl Graph {
     /// Appends a buffer holding `data` and returns its index.
     pub fn add_buffer(&mut self, data: Vec<u8>) -> u32 {
-        let buffers = self
-            .model
-            .buffers
-            .get_or_insert_with(|| vec![fb::BufferT::default()]);
-        buffers.push(fb::BufferT {
-            data: Some(data),
-            offset: 0,
-            size: 0,
-        });
+        let buffers = self.model.buffers.get_or_insert_with(|| vec![fb::BufferT::default()]);
+        buffers.push(fb::BufferT { data: Some(data), offset: 0, size: 0 });
         (buffers.len() - 1) as u32
     }
 
@@ -36,12 +29,7 @@ impl Graph {
     /// The index of the operator-code entry for `code` (custom ops: `custom_code`), adding it if needed.
     ///
     /// An existing entry with a lower version is raised to `version`: one entry serves every op of a code.
-    pub fn op_code_index(
-        &mut self,
-        code: fb::BuiltinOperator,
-        custom_code: Option<&str>,
-        version: i32,
-    ) -> u32 {
+    pub fn op_code_index(&mut self, code: fb::BuiltinOperator, custom_code: Option<&str>, version: i32) -> u32 {
         let codes = self.model.operator_codes.get_or_insert_with(Vec::new);
         if let Some(i) = codes
             .iter()
@@ -67,13 +55,7 @@ impl Graph {
     }
 
     /// A plain operator reading `inputs` and writing `outputs`.
-    pub fn new_op(
-        &mut self,
-        code: fb::BuiltinOperator,
-        version: i32,
-        inputs: &[TensorId],
-        outputs: &[TensorId],
-    ) -> fb::OperatorT {
+    pub fn new_op(&mut self, code: fb::BuiltinOperator, version: i32, inputs: &[TensorId], outputs: &[TensorId]) -> fb::OperatorT {
         fb::OperatorT {
             opcode_index: self.op_code_index(code, None, version),
             inputs: Some(inputs.iter().map(|t| t.0 as i32).collect()),
@@ -103,10 +85,7 @@ impl Graph {
         if let Some(m) = entries.iter_mut().find(|m| m.name.as_deref() == Some(name)) {
             m.buffer = b;
         } else {
-            entries.push(fb::MetadataT {
-                name: Some(name.to_string()),
-                buffer: b,
-            });
+            entries.push(fb::MetadataT { name: Some(name.to_string()), buffer: b });
         }
     }
 
@@ -114,9 +93,7 @@ impl Graph {
     ///
     /// Buffer 0 (the empty sentinel) always stays.
     pub fn remove_unused_buffers(&mut self) {
-        let Some(buffers) = self.model.buffers.as_ref() else {
-            return;
-        };
+        let Some(buffers) = self.model.buffers.as_ref() else { return };
         let mut used = vec![false; buffers.len()];
         if !used.is_empty() {
             used[0] = true;
@@ -147,13 +124,7 @@ impl Graph {
             }
         }
         let old = self.model.buffers.take().unwrap_or_default();
-        self.model.buffers = Some(
-            old.into_iter()
-                .zip(&used)
-                .filter(|(_, &u)| u)
-                .map(|(b, _)| b)
-                .collect(),
-        );
+        self.model.buffers = Some(old.into_iter().zip(&used).filter(|(_, &u)| u).map(|(b, _)| b).collect());
         for sg in self.model.subgraphs.as_deref_mut().unwrap_or(&mut []) {
             for t in sg.tensors.as_deref_mut().unwrap_or(&mut []) {
                 t.buffer = new_index.get(t.buffer as usize).copied().unwrap_or(0);
@@ -217,13 +188,7 @@ impl Graph {
         };
         let sg = self.main_mut();
         let old = sg.tensors.take().unwrap_or_default();
-        sg.tensors = Some(
-            old.into_iter()
-                .zip(&used)
-                .filter(|(_, &u)| u)
-                .map(|(t, _)| t)
-                .collect(),
-        );
+        sg.tensors = Some(old.into_iter().zip(&used).filter(|(_, &u)| u).map(|(t, _)| t).collect());
         remap(&mut sg.inputs);
         remap(&mut sg.outputs);
         for op in sg.operators.as_deref_mut().unwrap_or(&mut []) {
@@ -233,12 +198,7 @@ impl Graph {
         }
         for sig in self.model.signature_defs.as_deref_mut().unwrap_or(&mut []) {
             if sig.subgraph_index == 0 {
-                for m in sig
-                    .inputs
-                    .iter_mut()
-                    .chain(sig.outputs.iter_mut())
-                    .flatten()
-                {
+                for m in sig.inputs.iter_mut().chain(sig.outputs.iter_mut()).flatten() {
                     m.tensor_index = new_index[m.tensor_index as usize] as u32;
                 }
             }

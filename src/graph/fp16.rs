@@ -14,37 +14,23 @@ pub fn fold_fp16_constants(g: &mut Graph) -> usize {
         if g.op_code(op) != fb::BuiltinOperator::DEQUANTIZE {
             continue;
         }
-        let (Some(Some(src)), Some(&dst)) =
-            (g.op_inputs(op).first().copied(), g.op_outputs(op).first())
-        else {
+        let (Some(Some(src)), Some(&dst)) = (g.op_inputs(op).first().copied(), g.op_outputs(op).first()) else {
             continue;
         };
-        if g.tensor(src).type_ != fb::TensorType::FLOAT16
-            || g.tensor(dst).type_ != fb::TensorType::FLOAT32
-        {
+        if g.tensor(src).type_ != fb::TensorType::FLOAT16 || g.tensor(dst).type_ != fb::TensorType::FLOAT32 {
             continue;
         }
-        let Some(data) = g.buffer_data(src) else {
-            continue;
-        };
+        let Some(data) = g.buffer_data(src) else { continue };
         let values: Vec<u8> = data
             .chunks_exact(2)
-            .flat_map(|c| {
-                half::f16::from_le_bytes([c[0], c[1]])
-                    .to_f32()
-                    .to_le_bytes()
-            })
+            .flat_map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32().to_le_bytes())
             .collect();
         g.set_tensor_data(dst, values);
         remove.push(op);
     }
     let n = remove.len();
     for op in remove.into_iter().rev() {
-        g.main_mut()
-            .operators
-            .as_mut()
-            .expect("ops exist")
-            .remove(op.0);
+        g.main_mut().operators.as_mut().expect("ops exist").remove(op.0);
     }
     if n > 0 {
         g.remove_unused_tensors();
@@ -52,3 +38,4 @@ pub fn fold_fp16_constants(g: &mut Graph) -> usize {
     }
     n
 }
+

@@ -31,10 +31,7 @@ impl Graph {
     /// Reads and verifies a model from `.tflite` bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Graph, tflite::ModelError> {
         let out = tflite::read_model(bytes)?;
-        Ok(Graph {
-            model: out.model,
-            warnings: out.warnings,
-        })
+        Ok(Graph { model: out.model, warnings: out.warnings })
     }
 
     /// Serializes the model (deterministic, 16-byte aligned buffers).
@@ -44,20 +41,12 @@ impl Graph {
 
     /// The main subgraph.
     pub fn main(&self) -> &fb::SubGraphT {
-        &self
-            .model
-            .subgraphs
-            .as_ref()
-            .expect("a read model has a subgraph")[0]
+        &self.model.subgraphs.as_ref().expect("a read model has a subgraph")[0]
     }
 
     /// The main subgraph, mutable.
     pub fn main_mut(&mut self) -> &mut fb::SubGraphT {
-        &mut self
-            .model
-            .subgraphs
-            .as_mut()
-            .expect("a read model has a subgraph")[0]
+        &mut self.model.subgraphs.as_mut().expect("a read model has a subgraph")[0]
     }
 
     /// Tensors of the main subgraph.
@@ -72,11 +61,7 @@ impl Graph {
 
     /// One tensor of the main subgraph, mutable.
     pub fn tensor_mut(&mut self, id: TensorId) -> &mut fb::TensorT {
-        &mut self
-            .main_mut()
-            .tensors
-            .as_mut()
-            .expect("tensor ids come from this graph")[id.0]
+        &mut self.main_mut().tensors.as_mut().expect("tensor ids come from this graph")[id.0]
     }
 
     /// A tensor's name ("" when it has none).
@@ -101,11 +86,7 @@ impl Graph {
 
     /// One operator of the main subgraph, mutable.
     pub fn op_mut(&mut self, i: OpIndex) -> &mut fb::OperatorT {
-        &mut self
-            .main_mut()
-            .operators
-            .as_mut()
-            .expect("op indices come from this graph")[i.0]
+        &mut self.main_mut().operators.as_mut().expect("op indices come from this graph")[i.0]
     }
 
     /// The builtin code of an operator (`max` of the two code fields).
@@ -115,21 +96,14 @@ impl Graph {
 
     /// The operator-code table entry of an operator (version, custom code).
     pub fn op_code_entry(&self, i: OpIndex) -> &fb::OperatorCodeT {
-        &self
-            .model
-            .operator_codes
-            .as_ref()
-            .expect("a model with ops has codes")[self.op(i).opcode_index as usize]
+        &self.model.operator_codes.as_ref().expect("a model with ops has codes")[self.op(i).opcode_index as usize]
     }
 
     /// Printable name of an op's type: the builtin name, or the custom code for CUSTOM ops.
     pub fn op_type_name(&self, i: OpIndex) -> String {
         let code = self.op_code(i);
         if code == fb::BuiltinOperator::CUSTOM {
-            format!(
-                "CUSTOM({})",
-                self.op_code_entry(i).custom_code.as_deref().unwrap_or("?")
-            )
+            format!("CUSTOM({})", self.op_code_entry(i).custom_code.as_deref().unwrap_or("?"))
         } else {
             tflite::op_name(code)
         }
@@ -137,46 +111,22 @@ impl Graph {
 
     /// An op's input tensors; `None` for an omitted optional input (-1).
     pub fn op_inputs(&self, i: OpIndex) -> Vec<Option<TensorId>> {
-        self.op(i)
-            .inputs
-            .as_deref()
-            .unwrap_or(&[])
-            .iter()
-            .map(|&t| (t >= 0).then_some(TensorId(t as usize)))
-            .collect()
+        self.op(i).inputs.as_deref().unwrap_or(&[]).iter().map(|&t| (t >= 0).then_some(TensorId(t as usize))).collect()
     }
 
     /// An op's output tensors.
     pub fn op_outputs(&self, i: OpIndex) -> Vec<TensorId> {
-        self.op(i)
-            .outputs
-            .as_deref()
-            .unwrap_or(&[])
-            .iter()
-            .map(|&t| TensorId(t as usize))
-            .collect()
+        self.op(i).outputs.as_deref().unwrap_or(&[]).iter().map(|&t| TensorId(t as usize)).collect()
     }
 
     /// The main subgraph's input tensors.
     pub fn inputs(&self) -> Vec<TensorId> {
-        self.main()
-            .inputs
-            .as_deref()
-            .unwrap_or(&[])
-            .iter()
-            .map(|&t| TensorId(t as usize))
-            .collect()
+        self.main().inputs.as_deref().unwrap_or(&[]).iter().map(|&t| TensorId(t as usize)).collect()
     }
 
     /// The main subgraph's output tensors.
     pub fn outputs(&self) -> Vec<TensorId> {
-        self.main()
-            .outputs
-            .as_deref()
-            .unwrap_or(&[])
-            .iter()
-            .map(|&t| TensorId(t as usize))
-            .collect()
+        self.main().outputs.as_deref().unwrap_or(&[]).iter().map(|&t| TensorId(t as usize)).collect()
     }
 
     /// The raw bytes of a tensor's buffer, if it has non-empty data (a constant).
@@ -185,13 +135,7 @@ impl Graph {
         if b == 0 {
             return None;
         }
-        self.model
-            .buffers
-            .as_ref()?
-            .get(b)?
-            .data
-            .as_deref()
-            .filter(|d| !d.is_empty())
+        self.model.buffers.as_ref()?.get(b)?.data.as_deref().filter(|d| !d.is_empty())
     }
 
     /// Whether a tensor holds constant data.
@@ -205,11 +149,7 @@ impl Graph {
             return None;
         }
         let data = self.buffer_data(id)?;
-        Some(
-            data.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
+        Some(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     /// A constant INT32 tensor's values, or `None` if it is not one.
@@ -218,11 +158,7 @@ impl Graph {
             return None;
         }
         let data = self.buffer_data(id)?;
-        Some(
-            data.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        )
+        Some(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     /// For every tensor, the op that produces it (none for inputs and constants).
@@ -265,10 +201,7 @@ impl Graph {
             .unwrap_or(&[])
             .iter()
             .map(|m| {
-                let data = buffers
-                    .get(m.buffer as usize)
-                    .and_then(|b| b.data.clone())
-                    .unwrap_or_default();
+                let data = buffers.get(m.buffer as usize).and_then(|b| b.data.clone()).unwrap_or_default();
                 (m.name.clone().unwrap_or_default(), data)
             })
             .collect()

@@ -12,9 +12,7 @@ use crate::graph::{Graph, TensorId};
 use std::collections::BTreeMap;
 
 /// A quantization mode, named as in `quantize.toml`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Dynamic range: int8 weights, float activations.
@@ -51,9 +49,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// The element type of a model input or output in the quantized model.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IoType {
     /// Float I/O: QUANTIZE at inputs, DEQUANTIZE at outputs.
@@ -170,14 +166,7 @@ pub enum QuantError {
 /// Quantizes `graph` in place.
 ///
 /// `ranges` must hold calibrated ranges for the integer modes (`int8`, `int16x8`) and is ignored otherwise.
-pub fn quantize(
-    graph: &mut Graph,
-    mode: Mode,
-    opts: &QuantOptions,
-    ranges: Option<&Ranges>,
-) -> Result<QuantSummary, QuantError> {
+pub fn quantize(graph: &mut Graph, mode: Mode, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<QuantSummary, QuantError> {
     let _ = (graph, opts, ranges);
-    Err(QuantError::Unsupported(format!(
-        "mode {mode} is not implemented yet"
-    )))
+    Err(QuantError::Unsupported(format!("mode {mode} is not implemented yet")))
 }

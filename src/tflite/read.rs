@@ -56,8 +56,7 @@ pub fn read_model(bytes: &[u8]) -> Result<ReadOutcome, ModelError> {
         max_apparent_size: 1 << 32,
         ignore_missing_null_terminator: false,
     };
-    let root =
-        fb::root_as_model_with_opts(&opts, bytes).map_err(|e| ModelError::Corrupt(short(&e)))?;
+    let root = fb::root_as_model_with_opts(&opts, bytes).map_err(|e| ModelError::Corrupt(short(&e)))?;
     if root.version() != 3 {
         return Err(ModelError::SchemaVersion(root.version()));
     }
@@ -75,30 +74,19 @@ fn short(e: &impl fmt::Display) -> String {
     s.lines().next().unwrap_or("").trim().to_string()
 }
 
-fn inline_offset_buffers(
-    model: &mut fb::ModelT,
-    bytes: &[u8],
-    warnings: &mut Vec<String>,
-) -> Result<(), ModelError> {
-    let Some(buffers) = model.buffers.as_mut() else {
-        return Ok(());
-    };
+fn inline_offset_buffers(model: &mut fb::ModelT, bytes: &[u8], warnings: &mut Vec<String>) -> Result<(), ModelError> {
+    let Some(buffers) = model.buffers.as_mut() else { return Ok(()) };
     let mut moved = 0usize;
     for (i, b) in buffers.iter_mut().enumerate() {
         if b.offset > 1 {
-            let start = usize::try_from(b.offset)
-                .map_err(|_| ModelError::Invalid(format!("buffer {i}: offset too large")))?;
-            let size = usize::try_from(b.size)
-                .map_err(|_| ModelError::Invalid(format!("buffer {i}: size too large")))?;
-            let end = start
-                .checked_add(size)
-                .filter(|&e| e <= bytes.len())
-                .ok_or_else(|| {
-                    ModelError::Invalid(format!(
+            let start = usize::try_from(b.offset).map_err(|_| ModelError::Invalid(format!("buffer {i}: offset too large")))?;
+            let size = usize::try_from(b.size).map_err(|_| ModelError::Invalid(format!("buffer {i}: size too large")))?;
+            let end = start.checked_add(size).filter(|&e| e <= bytes.len()).ok_or_else(|| {
+                ModelError::Invalid(format!(
                     "buffer {i} lies outside the file (offset {start}, size {size}, file {} bytes)",
                     bytes.len()
                 ))
-                })?;
+            })?;
             b.data = Some(bytes[start..end].to_vec());
             b.offset = 0;
             b.size = 0;
@@ -106,9 +94,7 @@ fn inline_offset_buffers(
         }
     }
     if moved > 0 {
-        warnings.push(format!(
-            "{moved} buffers stored after the flatbuffer were read inline"
-        ));
+        warnings.push(format!("{moved} buffers stored after the flatbuffer were read inline"));
     }
     Ok(())
 }
@@ -132,18 +118,17 @@ fn check_invariants(model: &fb::ModelT) -> Result<(), ModelError> {
                 )));
             }
         }
-        let check =
-            |what: &str, ids: Option<&Vec<i32>>, optional: bool| -> Result<(), ModelError> {
-                for &id in ids.map(Vec::as_slice).unwrap_or(&[]) {
-                    let ok = (id >= 0 && (id as usize) < n) || (optional && id == -1);
-                    if !ok {
-                        return Err(ModelError::Invalid(format!(
-                            "subgraph {s}: {what} refers to tensor {id} but the subgraph has {n}"
-                        )));
-                    }
+        let check = |what: &str, ids: Option<&Vec<i32>>, optional: bool| -> Result<(), ModelError> {
+            for &id in ids.map(Vec::as_slice).unwrap_or(&[]) {
+                let ok = (id >= 0 && (id as usize) < n) || (optional && id == -1);
+                if !ok {
+                    return Err(ModelError::Invalid(format!(
+                        "subgraph {s}: {what} refers to tensor {id} but the subgraph has {n}"
+                    )));
                 }
-                Ok(())
-            };
+            }
+            Ok(())
+        };
         check("an input", sg.inputs.as_ref(), false)?;
         check("an output", sg.outputs.as_ref(), false)?;
         for (o, op) in sg.operators.as_deref().unwrap_or(&[]).iter().enumerate() {
@@ -155,11 +140,7 @@ fn check_invariants(model: &fb::ModelT) -> Result<(), ModelError> {
             }
             check(&format!("operator {o} input"), op.inputs.as_ref(), true)?;
             check(&format!("operator {o} output"), op.outputs.as_ref(), false)?;
-            check(
-                &format!("operator {o} intermediate"),
-                op.intermediates.as_ref(),
-                false,
-            )?;
+            check(&format!("operator {o} intermediate"), op.intermediates.as_ref(), false)?;
         }
     }
     for sig in model.signature_defs.as_deref().unwrap_or(&[]) {
@@ -238,16 +219,10 @@ fn newer_fields(root: &fb::Model<'_>, warnings: &mut Vec<String>) {
                 note("Operator".into());
             }
             if op.builtin_options_type().variant_name().is_none() {
-                note(format!(
-                    "builtin options type {}",
-                    op.builtin_options_type().0
-                ));
+                note(format!("builtin options type {}", op.builtin_options_type().0));
             }
             if op.builtin_options_2_type().variant_name().is_none() {
-                note(format!(
-                    "builtin options 2 type {}",
-                    op.builtin_options_2_type().0
-                ));
+                note(format!("builtin options 2 type {}", op.builtin_options_2_type().0));
             }
         }
     }

@@ -23,13 +23,9 @@ impl Push for Align16 {
     }
 }
 
-fn aligned_bytes<'b>(
-    fbb: &mut FlatBufferBuilder<'b>,
-    data: &[u8],
-) -> WIPOffset<flatbuffers::Vector<'b, u8>> {
+fn aligned_bytes<'b>(fbb: &mut FlatBufferBuilder<'b>, data: &[u8]) -> WIPOffset<flatbuffers::Vector<'b, u8>> {
     fbb.push(Align16);
-    let pad = (BUFFER_ALIGNMENT - (fbb.unfinished_data().len() + data.len()) % BUFFER_ALIGNMENT)
-        % BUFFER_ALIGNMENT;
+    let pad = (BUFFER_ALIGNMENT - (fbb.unfinished_data().len() + data.len()) % BUFFER_ALIGNMENT) % BUFFER_ALIGNMENT;
     for _ in 0..pad {
         fbb.push(0u8);
     }
@@ -41,11 +37,10 @@ fn aligned_bytes<'b>(
 /// Every buffer's data starts on a 16-byte boundary of the output. The opcode table gets
 /// `deprecated_builtin_code = min(code, 127)` so that runtimes reading either field agree.
 pub fn write_model(model: &fb::ModelT) -> Vec<u8> {
-    let size_hint = model.buffers.as_ref().map_or(0, |b| {
-        b.iter()
-            .map(|b| b.data.as_ref().map_or(0, Vec::len) + 32)
-            .sum::<usize>()
-    });
+    let size_hint = model
+        .buffers
+        .as_ref()
+        .map_or(0, |b| b.iter().map(|b| b.data.as_ref().map_or(0, Vec::len) + 32).sum::<usize>());
     let mut fbb = FlatBufferBuilder::with_capacity(size_hint + (1 << 16));
 
     // Buffers first: they end up at the back of the file, after the graph, like TF's exporter puts them.
@@ -55,14 +50,7 @@ pub fn write_model(model: &fb::ModelT) -> Vec<u8> {
             .rev()
             .map(|b| {
                 let data = b.data.as_ref().map(|d| aligned_bytes(&mut fbb, d));
-                fb::Buffer::create(
-                    &mut fbb,
-                    &fb::BufferArgs {
-                        data,
-                        offset: b.offset,
-                        size: b.size,
-                    },
-                )
+                fb::Buffer::create(&mut fbb, &fb::BufferArgs { data, offset: b.offset, size: b.size })
             })
             .collect::<Vec<_>>()
             .into_iter()
