@@ -67,29 +67,51 @@ pub fn calibrate_with<O: RangeObserver>(
     progress: &(dyn Fn(usize, usize) + Sync),
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<(TensorId, O)>, CalibError> {
-    let observed: Vec<TensorId> = (0..interp.num_tensors()).map(TensorId).filter(|&t| interp.is_observed(t)).collect();
+    let observed: Vec<TensorId> = (0..interp.num_tensors())
+        .map(TensorId)
+        .filter(|&t| interp.is_observed(t))
+        .collect();
     // Tensor index -> position in a task's observer list.
     let mut slot_of = vec![None; interp.num_tensors()];
     for (slot, t) in observed.iter().enumerate() {
         slot_of[t.0] = Some(slot);
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads).build().map_err(|e| CalibError::ThreadPool(e.to_string()))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| CalibError::ThreadPool(e.to_string()))?;
     let mut merged: Vec<O> = observed.iter().map(|_| new_observer()).collect();
     let mut done = 0usize;
     loop {
         if cancelled() {
             return Err(CalibError::Cancelled);
         }
-        let batch = samples(opts.batch.max(1)).map_err(|message| CalibError::Data { sample: Some(done), message })?;
+        let batch = samples(opts.batch.max(1)).map_err(|message| CalibError::Data {
+            sample: Some(done),
+            message,
+        })?;
         if batch.is_empty() {
             break;
         }
-        let tasks: Vec<(usize, &[Sample])> =
-            batch.chunks(SAMPLES_PER_TASK).enumerate().map(|(i, chunk)| (done + i * SAMPLES_PER_TASK, chunk)).collect();
+        let tasks: Vec<(usize, &[Sample])> = batch
+            .chunks(SAMPLES_PER_TASK)
+            .enumerate()
+            .map(|(i, chunk)| (done + i * SAMPLES_PER_TASK, chunk))
+            .collect();
         let results: Vec<Result<Vec<O>, CalibError>> = pool.install(|| {
             tasks
                 .par_iter()
-                .map(|&(first, chunk)| run_task(interp, &slot_of, observed.len(), new_observer, first, chunk, cancelled))
+                .map(|&(first, chunk)| {
+                    run_task(
+                        interp,
+                        &slot_of,
+                        observed.len(),
+                        new_observer,
+                        first,
+                        chunk,
+                        cancelled,
+                    )
+                })
                 .collect()
         });
         // In task order: the first failing sample is the one reported, whatever ran first.
@@ -102,7 +124,10 @@ pub fn calibrate_with<O: RangeObserver>(
         progress(done, total);
     }
     if done == 0 {
-        return Err(CalibError::Data { sample: None, message: "the representative dataset yielded no samples".into() });
+        return Err(CalibError::Data {
+            sample: None,
+            message: "the representative dataset yielded no samples".into(),
+        });
     }
     Ok(observed.into_iter().zip(merged).collect())
 }
@@ -146,8 +171,18 @@ mod tests {
 
     /// RELU6 on a model input: x -> relu6(x), both float.
     fn relu6_model() -> Graph {
-        let mut g = one_op_graph(fb::BuiltinOperator::RELU6, fb::BuiltinOptionsT::NONE, vec![], &[fb::TensorType::FLOAT32]);
-        let x = g.add_tensor(fb::TensorT { shape: Some(vec![1, 3]), type_: fb::TensorType::FLOAT32, name: Some("x".into()), ..Default::default() });
+        let mut g = one_op_graph(
+            fb::BuiltinOperator::RELU6,
+            fb::BuiltinOptionsT::NONE,
+            vec![],
+            &[fb::TensorType::FLOAT32],
+        );
+        let x = g.add_tensor(fb::TensorT {
+            shape: Some(vec![1, 3]),
+            type_: fb::TensorType::FLOAT32,
+            name: Some("x".into()),
+            ..Default::default()
+        });
         g.main_mut().inputs = Some(vec![x.0 as i32]);
         g.op_mut(crate::graph::OpIndex(0)).inputs = Some(vec![x.0 as i32]);
         g
@@ -155,13 +190,21 @@ mod tests {
 
     fn stream(values: Vec<[f32; 3]>) -> impl FnMut(usize) -> Result<Vec<Sample>, String> {
         let mut rest = values.into_iter();
-        move |n| Ok(rest.by_ref().take(n).map(|v| vec![ArrayD::from_shape_vec(IxDyn(&[1, 3]), v.to_vec()).expect("shape")]).collect())
+        move |n| {
+            Ok(rest
+                .by_ref()
+                .take(n)
+                .map(|v| vec![ArrayD::from_shape_vec(IxDyn(&[1, 3]), v.to_vec()).expect("shape")])
+                .collect())
+        }
     }
 
     #[test]
     fn minmax_ranges_cover_every_sample_of_inputs_and_outputs() {
         let g = relu6_model();
-        let data: Vec<[f32; 3]> = (0..23).map(|i| [i as f32 - 11.0, 0.5, (i % 5) as f32 * 2.0]).collect();
+        let data: Vec<[f32; 3]> = (0..23)
+            .map(|i| [i as f32 - 11.0, 0.5, (i % 5) as f32 * 2.0])
+            .collect();
         let calls = AtomicUsize::new(0);
         let opts = CalibrateOptions { threads: 2, batch: 10, ..Default::default() };
         let ranges = calibrate(&g, &mut stream(data), 23, &opts, &|_, _| {
@@ -177,7 +220,15 @@ mod tests {
     #[test]
     fn ranges_do_not_depend_on_thread_count_or_batch_size() {
         let g = relu6_model();
-        let data: Vec<[f32; 3]> = (0..37).map(|i| [(i as f32 * 0.37).sin() * 9.0, (i as f32).cos(), i as f32 * 0.1]).collect();
+        let data: Vec<[f32; 3]> = (0..37)
+            .map(|i| {
+                [
+                    (i as f32 * 0.37).sin() * 9.0,
+                    (i as f32).cos(),
+                    i as f32 * 0.1,
+                ]
+            })
+            .collect();
         let run = |threads, batch| {
             let opts = CalibrateOptions { threads, batch, ..Default::default() };
             calibrate(&g, &mut stream(data.clone()), 37, &opts, &|_, _| {}, &|| false).unwrap()
@@ -197,24 +248,59 @@ mod tests {
             if shape.is_empty() {
                 return Ok(vec![]);
             }
-            Ok((0..6).map(|i| vec![ArrayD::zeros(IxDyn(if i == 5 { &[1, 2] } else { shape }))]).collect())
+            Ok((0..6)
+                .map(|i| vec![ArrayD::zeros(IxDyn(if i == 5 { &[1, 2] } else { shape }))])
+                .collect())
         };
-        let err = calibrate(&g, &mut samples, 6, &CalibrateOptions::default(), &|_, _| {}, &|| false).unwrap_err();
-        assert!(matches!(err, CalibError::Data { sample: Some(5), .. }), "{err}");
+        let err = calibrate(
+            &g,
+            &mut samples,
+            6,
+            &CalibrateOptions::default(),
+            &|_, _| {},
+            &|| false,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CalibError::Data {
+                    sample: Some(5),
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("\"x\""), "{err}");
     }
 
     #[test]
     fn cancellation_stops_calibration() {
         let g = relu6_model();
-        let err = calibrate(&g, &mut stream(vec![[0.0; 3]; 4]), 4, &CalibrateOptions::default(), &|_, _| {}, &|| true).unwrap_err();
+        let err = calibrate(
+            &g,
+            &mut stream(vec![[0.0; 3]; 4]),
+            4,
+            &CalibrateOptions::default(),
+            &|_, _| {},
+            &|| true,
+        )
+        .unwrap_err();
         assert_eq!(err, CalibError::Cancelled);
     }
 
     #[test]
     fn an_empty_dataset_is_an_error() {
         let g = relu6_model();
-        let err = calibrate(&g, &mut stream(vec![]), 0, &CalibrateOptions::default(), &|_, _| {}, &|| false).unwrap_err();
+        let err = calibrate(
+            &g,
+            &mut stream(vec![]),
+            0,
+            &CalibrateOptions::default(),
+            &|_, _| {},
+            &|| false,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no samples"), "{err}");
     }
 }

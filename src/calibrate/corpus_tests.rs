@@ -18,7 +18,10 @@ const TOLERANCE: f32 = 1e-4;
 /// Per tensor: max |ours - LiteRT| over max |LiteRT| (a relative error that stays meaningful near zero).
 fn relative_error(ours: &ArrayD<f32>, theirs: &ArrayD<f32>) -> f32 {
     let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    let diff = ours.iter().zip(theirs).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let diff = ours
+        .iter()
+        .zip(theirs)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     diff / scale
 }
 
@@ -31,7 +34,10 @@ struct ModelReport {
 }
 
 fn compare_model(python: &str, dir: &Path, tmp: &Path) -> Result<ModelReport, String> {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let model = dir.join("model.tflite");
     let eval = dir.join("eval.npz");
     let dump = tmp.join(format!("{name}.npz"));
@@ -45,21 +51,35 @@ fn compare_model(python: &str, dir: &Path, tmp: &Path) -> Result<ModelReport, St
         .status()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
     if !status.success() {
-        return Err(format!("{} failed on {}: {status}", script.display(), model.display()));
+        return Err(format!(
+            "{} failed on {}: {status}",
+            script.display(),
+            model.display()
+        ));
     }
     let bytes = std::fs::read(&model).map_err(|e| format!("{}: {e}", model.display()))?;
     let graph = Graph::from_bytes(&bytes).map_err(|e| format!("{}: {e}", model.display()))?;
-    let interp = FloatInterpreter::new(&graph, &Registry::with_all_ops()).map_err(|e| format!("{name}: {e}"))?;
+    let interp = FloatInterpreter::new(&graph, &Registry::with_all_ops())
+        .map_err(|e| format!("{name}: {e}"))?;
     let open = |p: &Path| -> Result<NpzReader<std::fs::File>, String> {
-        NpzReader::new(std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))
+        NpzReader::new(std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?)
+            .map_err(|e| format!("{}: {e}", p.display()))
     };
     let mut reference = open(&dump)?;
-    let mut report = ModelReport { name: name.clone(), tensors: 0, max_error: 0.0, worst: String::new(), problems: Vec::new() };
+    let mut report = ModelReport {
+        name: name.clone(),
+        tensors: 0,
+        max_error: 0.0,
+        worst: String::new(),
+        problems: Vec::new(),
+    };
     for s in 0..SAMPLES {
         // The inputs LiteRT ran on, as it saw them (eval.npz itself is deflated, which the reader need not support).
         let mut sample = Vec::new();
         for id in graph.inputs() {
-            let a: ArrayD<f32> = reference.by_name(&format!("s{s}_t{}", id.0)).map_err(|e| format!("{name}: input {} of sample {s}: {e}", id.0))?;
+            let a: ArrayD<f32> = reference
+                .by_name(&format!("s{s}_t{}", id.0))
+                .map_err(|e| format!("{name}: input {} of sample {s}: {e}", id.0))?;
             sample.push(a);
         }
         let mut ours: HashMap<TensorId, ArrayD<f32>> = HashMap::new();
@@ -70,21 +90,35 @@ fn compare_model(python: &str, dir: &Path, tmp: &Path) -> Result<ModelReport, St
                 }
             })
             .map_err(|e| format!("{name}: sample {s}: {e}"))?;
-        for t in (0..graph.tensors().len()).map(TensorId).filter(|&t| interp.is_observed(t)) {
+        for t in (0..graph.tensors().len())
+            .map(TensorId)
+            .filter(|&t| interp.is_observed(t))
+        {
             let tensor_name = graph.tensor_name(t);
             let Some(mine) = ours.get(&t) else {
-                report.problems.push(format!("sample {s}: tensor {} {tensor_name:?} was not computed", t.0));
+                report.problems.push(format!(
+                    "sample {s}: tensor {} {tensor_name:?} was not computed",
+                    t.0
+                ));
                 continue;
             };
             let theirs: ArrayD<f32> = match reference.by_name(&format!("s{s}_t{}", t.0)) {
                 Ok(a) => a,
                 Err(e) => {
-                    report.problems.push(format!("sample {s}: LiteRT gave no value for tensor {} {tensor_name:?}: {e}", t.0));
+                    report.problems.push(format!(
+                        "sample {s}: LiteRT gave no value for tensor {} {tensor_name:?}: {e}",
+                        t.0
+                    ));
                     continue;
                 }
             };
             if mine.shape() != theirs.shape() {
-                report.problems.push(format!("sample {s}: tensor {} {tensor_name:?} has shape {:?}, LiteRT {:?}", t.0, mine.shape(), theirs.shape()));
+                report.problems.push(format!(
+                    "sample {s}: tensor {} {tensor_name:?} has shape {:?}, LiteRT {:?}",
+                    t.0,
+                    mine.shape(),
+                    theirs.shape()
+                ));
                 continue;
             }
             let err = relative_error(mine, &theirs);
@@ -93,8 +127,11 @@ fn compare_model(python: &str, dir: &Path, tmp: &Path) -> Result<ModelReport, St
                 report.max_error = err;
                 report.worst = format!("tensor {} {tensor_name:?}", t.0);
             }
-            if !(err <= TOLERANCE) {
-                report.problems.push(format!("sample {s}: tensor {} {tensor_name:?}: relative error {err:e}", t.0));
+            if err.is_nan() || err > TOLERANCE {
+                report.problems.push(format!(
+                    "sample {s}: tensor {} {tensor_name:?}: relative error {err:e}",
+                    t.0
+                ));
             }
         }
     }
@@ -124,17 +161,29 @@ fn float_interpreter_matches_litert_on_corpus() {
         .filter(|p| p.join("model.tflite").is_file() && p.join("eval.npz").is_file())
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no <model>/model.tflite with eval.npz under {}", corpus.display());
+    assert!(
+        !dirs.is_empty(),
+        "no <model>/model.tflite with eval.npz under {}",
+        corpus.display()
+    );
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let mut failures = Vec::new();
     for dir in &dirs {
         match compare_model(&python, dir, tmp.path()) {
             Ok(r) => {
-                eprintln!("{:<24} {:>4} tensor values compared, max relative error {:.2e} ({})", r.name, r.tensors, r.max_error, r.worst);
+                eprintln!(
+                    "{:<24} {:>4} tensor values compared, max relative error {:.2e} ({})",
+                    r.name, r.tensors, r.max_error, r.worst
+                );
                 failures.extend(r.problems.iter().map(|p| format!("{}: {p}", r.name)));
             }
             Err(e) => failures.push(e),
         }
     }
-    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} problem(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -15,7 +15,11 @@ pub struct OpLocation {
 
 impl std::fmt::Display for OpLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "op #{} {} (output {:?})", self.index, self.op, self.output)
+        write!(
+            f,
+            "op #{} {} (output {:?})",
+            self.index, self.op, self.output
+        )
     }
 }
 
@@ -62,15 +66,32 @@ impl CalibError {
     /// The same error, attributed to sample `index` if it concerns one sample and names none yet.
     pub(crate) fn at_sample(self, index: usize) -> CalibError {
         match self {
-            CalibError::Kernel { op, sample: None, source } => CalibError::Kernel { op, sample: Some(index), source },
-            CalibError::Data { sample: None, message } => CalibError::Data { sample: Some(index), message },
+            CalibError::Kernel {
+                op,
+                sample: None,
+                source,
+            } => CalibError::Kernel {
+                op,
+                sample: Some(index),
+                source,
+            },
+            CalibError::Data {
+                sample: None,
+                message,
+            } => CalibError::Data {
+                sample: Some(index),
+                message,
+            },
             other => other,
         }
     }
 }
 
 fn list(ops: &[OpLocation]) -> String {
-    ops.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    ops.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn sample_prefix(sample: Option<usize>) -> String {

@@ -68,7 +68,10 @@ impl<'g> FloatInterpreter<'g> {
             if t.0 < n {
                 Ok(t)
             } else {
-                Err(CalibError::Model(format!("{what} refers to tensor {} but the main subgraph has {n}", t.0)))
+                Err(CalibError::Model(format!(
+                    "{what} refers to tensor {} but the main subgraph has {n}",
+                    t.0
+                )))
             }
         };
 
@@ -122,7 +125,11 @@ impl<'g> FloatInterpreter<'g> {
                 dtype: t.type_,
             });
         }
-        let outputs = graph.outputs().into_iter().map(|t| in_range(t, "a model output")).collect::<Result<Vec<_>, _>>()?;
+        let outputs = graph
+            .outputs()
+            .into_iter()
+            .map(|t| in_range(t, "a model output"))
+            .collect::<Result<Vec<_>, _>>()?;
 
         let mut steps = Vec::with_capacity(kernels.len());
         let mut last_read: Vec<Option<usize>> = vec![None; n];
@@ -138,7 +145,10 @@ impl<'g> FloatInterpreter<'g> {
                 if !available[t.0] {
                     let why = match &constant_problems[t.0] {
                         Some(problem) => problem.clone(),
-                        None => "no earlier op writes it and it is neither a model input nor a constant".into(),
+                        None => {
+                            "no earlier op writes it and it is neither a model input nor a constant"
+                                .into()
+                        }
                     };
                     return Err(CalibError::Model(format!(
                         "{} reads tensor {} ({:?}): {why}",
@@ -155,7 +165,13 @@ impl<'g> FloatInterpreter<'g> {
                 produced_at[t.0] = Some(i);
                 passed[t.0] = kernel.is_none();
             }
-            steps.push(Step { op, kernel, inputs: op_inputs, outputs: op_outputs, release: Vec::new() });
+            steps.push(Step {
+                op,
+                kernel,
+                inputs: op_inputs,
+                outputs: op_outputs,
+                release: Vec::new(),
+            });
         }
         let mut keep = vec![false; n];
         for t in &outputs {
@@ -180,7 +196,14 @@ impl<'g> FloatInterpreter<'g> {
             .zip(&passed)
             .map(|((t, c), &p)| t.type_ == fb::TensorType::FLOAT32 && c.is_none() && !p)
             .collect();
-        Ok(FloatInterpreter { graph, steps, constants, inputs, outputs, observed })
+        Ok(FloatInterpreter {
+            graph,
+            steps,
+            constants,
+            inputs,
+            outputs,
+            observed,
+        })
     }
 
     /// The graph this interpreter runs.
@@ -227,7 +250,11 @@ impl<'g> FloatInterpreter<'g> {
         if inputs.len() != self.inputs.len() {
             return Err(CalibError::Data {
                 sample: None,
-                message: format!("the model has {} input(s) but {} array(s) were given", self.inputs.len(), inputs.len()),
+                message: format!(
+                    "the model has {} input(s) but {} array(s) were given",
+                    self.inputs.len(),
+                    inputs.len()
+                ),
             });
         }
         let mut values: Vec<Option<Value>> = (0..self.constants.len()).map(|_| None).collect();
@@ -247,21 +274,28 @@ impl<'g> FloatInterpreter<'g> {
                         args.push(None);
                         continue;
                     };
-                    let v = self.constants[t.0].as_ref().or(values[t.0].as_ref()).ok_or_else(|| {
-                        CalibError::Model(format!(
-                            "{} reads tensor {} ({:?}) which holds no value",
-                            location(self.graph, step.op),
-                            t.0,
-                            self.graph.tensor_name(*t)
-                        ))
-                    })?;
+                    let v = self.constants[t.0]
+                        .as_ref()
+                        .or(values[t.0].as_ref())
+                        .ok_or_else(|| {
+                            CalibError::Model(format!(
+                                "{} reads tensor {} ({:?}) which holds no value",
+                                location(self.graph, step.op),
+                                t.0,
+                                self.graph.tensor_name(*t)
+                            ))
+                        })?;
                     args.push(Some(v));
                 }
                 let ctx = OpContext { graph: self.graph, op: step.op, inputs: args };
                 kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?
             };
             if outs.len() != step.outputs.len() {
-                let msg = format!("the kernel produced {} output(s), the op declares {}", outs.len(), step.outputs.len());
+                let msg = format!(
+                    "the kernel produced {} output(s), the op declares {}",
+                    outs.len(),
+                    step.outputs.len()
+                );
                 return Err(self.kernel_error(step.op, super::KernelError::Invalid(msg)));
             }
             for (&t, v) in step.outputs.iter().zip(outs) {
@@ -288,7 +322,11 @@ impl<'g> FloatInterpreter<'g> {
     }
 
     fn kernel_error(&self, op: OpIndex, source: super::KernelError) -> CalibError {
-        CalibError::Kernel { op: location(self.graph, op), sample: None, source }
+        CalibError::Kernel {
+            op: location(self.graph, op),
+            sample: None,
+            source,
+        }
     }
 }
 
@@ -303,7 +341,11 @@ pub(crate) fn location(graph: &Graph, op: OpIndex) -> OpLocation {
         .and_then(|t| graph.tensors().get(t))
         .and_then(|t| t.name.clone())
         .unwrap_or_default();
-    OpLocation { index: op.0, op: graph.op_type_name(op), output }
+    OpLocation {
+        index: op.0,
+        op: graph.op_type_name(op),
+        output,
+    }
 }
 
 /// Whether a value may live in a tensor of the declared type (quantized integers are carried as INT32 codes).
@@ -311,7 +353,10 @@ fn holds(declared: fb::TensorType, v: &Value) -> bool {
     use fb::TensorType as T;
     match v {
         Value::F32(_) => declared == T::FLOAT32,
-        Value::I32(_) => matches!(declared, T::INT32 | T::INT8 | T::UINT8 | T::INT16 | T::UINT16 | T::UINT32),
+        Value::I32(_) => matches!(
+            declared,
+            T::INT32 | T::INT8 | T::UINT8 | T::INT16 | T::UINT16 | T::UINT32
+        ),
         Value::I64(_) => declared == T::INT64,
         Value::Bool(_) => declared == T::BOOL,
     }
@@ -322,13 +367,22 @@ fn input_value(spec: &ModelInput, data: &ArrayD<f32>) -> Result<Value, CalibErro
     let got = data.shape();
     let fits = got.len() == spec.shape.len()
         && got.iter().enumerate().all(|(d, &g)| {
-            let dynamic = spec.signature.as_ref().and_then(|s| s.get(d)).is_some_and(|&s| s < 0);
+            let dynamic = spec
+                .signature
+                .as_ref()
+                .and_then(|s| s.get(d))
+                .is_some_and(|&s| s < 0);
             dynamic || i64::try_from(g).ok() == spec.shape.get(d).map(|&s| i64::from(s))
         });
     if !fits {
         return Err(CalibError::Data {
             sample: None,
-            message: format!("input {:?} has shape {:?}, the model expects {:?}", spec.name, got, spec.signature.as_ref().unwrap_or(&spec.shape)),
+            message: format!(
+                "input {:?} has shape {:?}, the model expects {:?}",
+                spec.name,
+                got,
+                spec.signature.as_ref().unwrap_or(&spec.shape)
+            ),
         });
     }
     use fb::TensorType as T;
@@ -353,14 +407,18 @@ fn input_value(spec: &ModelInput, data: &ArrayD<f32>) -> Result<Value, CalibErro
 
 /// Decodes a constant tensor: `Ok(None)` for activations, `Err` for constant data the interpreter cannot use.
 fn load_constant(graph: &Graph, id: TensorId) -> Result<Option<Value>, String> {
-    let Some(data) = graph.buffer_data(id) else { return Ok(None) };
+    let Some(data) = graph.buffer_data(id) else {
+        return Ok(None);
+    };
     let t = graph.tensor(id);
     if t.sparsity.is_some() {
         return Err("sparse constants are not supported".into());
     }
     let mut shape = Vec::new();
     for &d in t.shape.as_deref().unwrap_or(&[]) {
-        shape.push(usize::try_from(d).map_err(|_| format!("constant with a negative dimension {d}"))?);
+        shape.push(
+            usize::try_from(d).map_err(|_| format!("constant with a negative dimension {d}"))?,
+        );
     }
     let count: usize = shape.iter().product();
     let width = match t.type_ {
@@ -368,7 +426,12 @@ fn load_constant(graph: &Graph, id: TensorId) -> Result<Option<Value>, String> {
         fb::TensorType::INT64 => 8,
         fb::TensorType::FLOAT16 | fb::TensorType::INT16 => 2,
         fb::TensorType::BOOL | fb::TensorType::INT8 | fb::TensorType::UINT8 => 1,
-        other => return Err(format!("constants of type {} are not supported", tflite::type_name(other))),
+        other => {
+            return Err(format!(
+                "constants of type {} are not supported",
+                tflite::type_name(other)
+            ))
+        }
     };
     if data.len() != count * width {
         return Err(format!(
@@ -382,26 +445,46 @@ fn load_constant(graph: &Graph, id: TensorId) -> Result<Option<Value>, String> {
     let array = |v| ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| e.to_string());
     let le4 = |c: &[u8]| [c[0], c[1], c[2], c[3]];
     let value = match t.type_ {
-        fb::TensorType::FLOAT32 => Value::F32(array(data.chunks_exact(4).map(|c| f32::from_le_bytes(le4(c))).collect())?),
-        fb::TensorType::FLOAT16 => {
-            Value::F32(array(data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())?)
-        }
+        fb::TensorType::FLOAT32 => Value::F32(array(
+            data.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(le4(c)))
+                .collect(),
+        )?),
+        fb::TensorType::FLOAT16 => Value::F32(array(
+            data.chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        )?),
         fb::TensorType::INT64 => {
-            let v = data.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect();
+            let v = data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect();
             Value::I64(ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| e.to_string())?)
         }
-        fb::TensorType::BOOL => Value::Bool(ArrayD::from_shape_vec(IxDyn(&shape), data.iter().map(|&b| b != 0).collect()).map_err(|e| e.to_string())?),
+        fb::TensorType::BOOL => Value::Bool(
+            ArrayD::from_shape_vec(IxDyn(&shape), data.iter().map(|&b| b != 0).collect())
+                .map_err(|e| e.to_string())?,
+        ),
         integer => {
             let codes: Vec<i32> = match integer {
-                fb::TensorType::INT32 => data.chunks_exact(4).map(|c| i32::from_le_bytes(le4(c))).collect(),
-                fb::TensorType::INT16 => data.chunks_exact(2).map(|c| i32::from(i16::from_le_bytes([c[0], c[1]]))).collect(),
+                fb::TensorType::INT32 => data
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(le4(c)))
+                    .collect(),
+                fb::TensorType::INT16 => data
+                    .chunks_exact(2)
+                    .map(|c| i32::from(i16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
                 fb::TensorType::INT8 => data.iter().map(|&b| i32::from(b as i8)).collect(),
                 _ => data.iter().map(|&b| i32::from(b)).collect(),
             };
             // A quantized integer constant (int8 weights, an int8 tensor behind DEQUANTIZE) is its real value.
             match affine_params(t.quantization.as_deref()) {
                 Some(params) => Value::F32(dequantize_codes(&codes, &shape, &params)?),
-                None => Value::I32(ArrayD::from_shape_vec(IxDyn(&shape), codes).map_err(|e| e.to_string())?),
+                None => Value::I32(
+                    ArrayD::from_shape_vec(IxDyn(&shape), codes).map_err(|e| e.to_string())?,
+                ),
             }
         }
     };
@@ -416,9 +499,24 @@ mod tests {
 
     fn two_relus() -> Graph {
         // x -> RELU -> y -> RELU6 -> z
-        let mut g = one_op_graph(fb::BuiltinOperator::RELU, fb::BuiltinOptionsT::NONE, vec![], &[fb::TensorType::FLOAT32]);
-        let x = g.add_tensor(fb::TensorT { shape: Some(vec![2]), type_: fb::TensorType::FLOAT32, name: Some("x".into()), ..Default::default() });
-        let z = g.add_tensor(fb::TensorT { shape: Some(vec![2]), type_: fb::TensorType::FLOAT32, name: Some("z".into()), ..Default::default() });
+        let mut g = one_op_graph(
+            fb::BuiltinOperator::RELU,
+            fb::BuiltinOptionsT::NONE,
+            vec![],
+            &[fb::TensorType::FLOAT32],
+        );
+        let x = g.add_tensor(fb::TensorT {
+            shape: Some(vec![2]),
+            type_: fb::TensorType::FLOAT32,
+            name: Some("x".into()),
+            ..Default::default()
+        });
+        let z = g.add_tensor(fb::TensorT {
+            shape: Some(vec![2]),
+            type_: fb::TensorType::FLOAT32,
+            name: Some("z".into()),
+            ..Default::default()
+        });
         g.op_mut(OpIndex(0)).inputs = Some(vec![x.0 as i32]);
         let relu6 = g.new_op(fb::BuiltinOperator::RELU6, 1, &[TensorId(0)], &[z]);
         g.insert_op(OpIndex(1), relu6);
@@ -433,9 +531,18 @@ mod tests {
         let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
         let mut seen = Vec::new();
         let x = ArrayD::from_shape_vec(IxDyn(&[2]), vec![-1.0, 9.0]).unwrap();
-        let out = interp.run(&[x], &mut |t, v| seen.push((t.0, v.clone()))).unwrap();
+        let out = interp
+            .run(&[x], &mut |t, v| seen.push((t.0, v.clone())))
+            .unwrap();
         let f = |v: Vec<f32>| Value::F32(ArrayD::from_shape_vec(IxDyn(&[2]), v).unwrap());
-        assert_eq!(seen, vec![(1, f(vec![-1.0, 9.0])), (0, f(vec![0.0, 9.0])), (2, f(vec![0.0, 6.0]))]);
+        assert_eq!(
+            seen,
+            vec![
+                (1, f(vec![-1.0, 9.0])),
+                (0, f(vec![0.0, 9.0])),
+                (2, f(vec![0.0, 6.0]))
+            ]
+        );
         assert_eq!(out, vec![f(vec![0.0, 6.0])]);
     }
 
@@ -444,20 +551,41 @@ mod tests {
         let g = two_relus();
         let mut registry = Registry::default();
         registry.register(fb::BuiltinOperator::RELU, |_| Err(KernelError::Unsupported));
-        let err = FloatInterpreter::new(&g, &registry).err().expect("RELU6 has no kernel");
-        let CalibError::UnsupportedOps { ops } = &err else { panic!("{err}") };
-        assert_eq!(ops, &[OpLocation { index: 1, op: "RELU6".into(), output: "z".into() }]);
-        assert!(err.to_string().contains("op #1 RELU6 (output \"z\")"), "{err}");
+        let err = FloatInterpreter::new(&g, &registry)
+            .err()
+            .expect("RELU6 has no kernel");
+        let CalibError::UnsupportedOps { ops } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            ops,
+            &[OpLocation {
+                index: 1,
+                op: "RELU6".into(),
+                output: "z".into()
+            }]
+        );
+        assert!(
+            err.to_string().contains("op #1 RELU6 (output \"z\")"),
+            "{err}"
+        );
     }
 
     #[test]
     fn kernel_failures_name_the_op() {
         let g = two_relus();
         let mut registry = Registry::with_all_ops();
-        registry.register(fb::BuiltinOperator::RELU6, |_| Err(KernelError::Invalid("bad input".into())));
+        registry.register(fb::BuiltinOperator::RELU6, |_| {
+            Err(KernelError::Invalid("bad input".into()))
+        });
         let interp = FloatInterpreter::new(&g, &registry).unwrap();
-        let err = interp.run(&[ArrayD::zeros(IxDyn(&[2]))], &mut |_, _| {}).unwrap_err();
-        assert_eq!(err.to_string(), "op #1 RELU6 (output \"z\") failed: bad input");
+        let err = interp
+            .run(&[ArrayD::zeros(IxDyn(&[2]))], &mut |_, _| {})
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "op #1 RELU6 (output \"z\") failed: bad input"
+        );
     }
 
     #[test]
@@ -465,7 +593,9 @@ mod tests {
         let mut g = two_relus();
         // Swap the ops: RELU6 now reads RELU's output before RELU runs.
         g.main_mut().operators.as_mut().unwrap().swap(0, 1);
-        let err = FloatInterpreter::new(&g, &Registry::with_all_ops()).err().expect("out of order");
+        let err = FloatInterpreter::new(&g, &Registry::with_all_ops())
+            .err()
+            .expect("out of order");
         assert!(matches!(err, CalibError::Model(_)), "{err}");
         assert!(err.to_string().contains("op #0 RELU6"), "{err}");
     }
@@ -474,45 +604,99 @@ mod tests {
     fn input_shape_and_count_are_checked() {
         let g = two_relus();
         let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
-        let err = interp.run(&[ArrayD::zeros(IxDyn(&[3]))], &mut |_, _| {}).unwrap_err();
-        assert!(err.to_string().contains("input \"x\" has shape [3], the model expects [2]"), "{err}");
+        let err = interp
+            .run(&[ArrayD::zeros(IxDyn(&[3]))], &mut |_, _| {})
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("input \"x\" has shape [3], the model expects [2]"),
+            "{err}"
+        );
         assert!(interp.run(&[], &mut |_, _| {}).is_err());
     }
 
     #[test]
     fn dequantize_of_float16_and_int8_constants_gives_their_real_values() {
-        let mut g = one_op_graph(fb::BuiltinOperator::DEQUANTIZE, fb::BuiltinOptionsT::NONE, vec![], &[fb::TensorType::FLOAT32]);
-        let half: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+        let mut g = one_op_graph(
+            fb::BuiltinOperator::DEQUANTIZE,
+            fb::BuiltinOptionsT::NONE,
+            vec![],
+            &[fb::TensorType::FLOAT32],
+        );
+        let half: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
         let b = g.add_buffer(half);
-        let c = g.add_tensor(fb::TensorT { shape: Some(vec![2]), type_: fb::TensorType::FLOAT16, buffer: b, ..Default::default() });
+        let c = g.add_tensor(fb::TensorT {
+            shape: Some(vec![2]),
+            type_: fb::TensorType::FLOAT16,
+            buffer: b,
+            ..Default::default()
+        });
         g.op_mut(OpIndex(0)).inputs = Some(vec![c.0 as i32]);
         let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
         let out = interp.run(&[], &mut |_, _| {}).unwrap();
-        assert_eq!(out[0], Value::F32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.5, -2.0]).unwrap()));
+        assert_eq!(
+            out[0],
+            Value::F32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.5, -2.0]).unwrap())
+        );
 
         let b = g.add_buffer(vec![4u8, 0xfc]); // int8 [4, -4]
-        let q = fb::QuantizationParametersT { scale: Some(vec![0.5]), zero_point: Some(vec![2]), ..Default::default() };
-        let c = g.add_tensor(fb::TensorT { shape: Some(vec![2]), type_: fb::TensorType::INT8, buffer: b, quantization: Some(Box::new(q)), ..Default::default() });
+        let q = fb::QuantizationParametersT {
+            scale: Some(vec![0.5]),
+            zero_point: Some(vec![2]),
+            ..Default::default()
+        };
+        let c = g.add_tensor(fb::TensorT {
+            shape: Some(vec![2]),
+            type_: fb::TensorType::INT8,
+            buffer: b,
+            quantization: Some(Box::new(q)),
+            ..Default::default()
+        });
         g.op_mut(OpIndex(0)).inputs = Some(vec![c.0 as i32]);
         let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
         let out = interp.run(&[], &mut |_, _| {}).unwrap();
-        assert_eq!(out[0], Value::F32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.0, -3.0]).unwrap()));
+        assert_eq!(
+            out[0],
+            Value::F32(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1.0, -3.0]).unwrap())
+        );
     }
 
     #[test]
     fn quantize_then_dequantize_round_trips_through_int8_codes() {
         // x -> QUANTIZE (int8, scale 0.5, zp -1) -> q -> DEQUANTIZE -> y
-        let mut g = one_op_graph(fb::BuiltinOperator::QUANTIZE, fb::BuiltinOptionsT::NONE, vec![Arg::f32(&[4], vec![0.74, -0.75, 100.0, 1.0])], &[fb::TensorType::INT8]);
-        g.tensor_mut(TensorId(1)).quantization =
-            Some(Box::new(fb::QuantizationParametersT { scale: Some(vec![0.5]), zero_point: Some(vec![-1]), ..Default::default() }));
-        let y = g.add_tensor(fb::TensorT { shape: Some(vec![4]), type_: fb::TensorType::FLOAT32, name: Some("y".into()), ..Default::default() });
+        let mut g = one_op_graph(
+            fb::BuiltinOperator::QUANTIZE,
+            fb::BuiltinOptionsT::NONE,
+            vec![Arg::f32(&[4], vec![0.74, -0.75, 100.0, 1.0])],
+            &[fb::TensorType::INT8],
+        );
+        g.tensor_mut(TensorId(1)).quantization = Some(Box::new(fb::QuantizationParametersT {
+            scale: Some(vec![0.5]),
+            zero_point: Some(vec![-1]),
+            ..Default::default()
+        }));
+        let y = g.add_tensor(fb::TensorT {
+            shape: Some(vec![4]),
+            type_: fb::TensorType::FLOAT32,
+            name: Some("y".into()),
+            ..Default::default()
+        });
         let deq = g.new_op(fb::BuiltinOperator::DEQUANTIZE, 1, &[TensorId(1)], &[y]);
         g.insert_op(OpIndex(1), deq);
         g.main_mut().outputs = Some(vec![1, y.0 as i32]);
         let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
         let out = interp.run(&[], &mut |_, _| {}).unwrap();
         // round(x / 0.5) - 1, half away from zero: 1-1, -2-1 (-1.5 rounds to -2), clamp(199)=127, 2-1
-        assert_eq!(out[0], Value::I32(ArrayD::from_shape_vec(IxDyn(&[4]), vec![0, -3, 127, 1]).unwrap()));
-        assert_eq!(out[1], Value::F32(ArrayD::from_shape_vec(IxDyn(&[4]), vec![0.5, -1.0, 64.0, 1.0]).unwrap()));
+        assert_eq!(
+            out[0],
+            Value::I32(ArrayD::from_shape_vec(IxDyn(&[4]), vec![0, -3, 127, 1]).unwrap())
+        );
+        assert_eq!(
+            out[1],
+            Value::F32(ArrayD::from_shape_vec(IxDyn(&[4]), vec![0.5, -1.0, 64.0, 1.0]).unwrap())
+        );
     }
 }

@@ -12,6 +12,7 @@ mod interpreter;
 mod observer;
 pub mod ops;
 mod value;
+mod vector;
 
 pub use calibrator::{calibrate, calibrate_with, CalibrateOptions};
 pub use error::{CalibError, OpLocation};

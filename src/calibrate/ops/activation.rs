@@ -15,8 +15,12 @@ pub fn register(r: &mut Registry) {
     r.register(Op::RELU6, |c| unary(c, |x| x.clamp(0.0, 6.0)));
     r.register(Op::RELU_N1_TO_1, |c| unary(c, |x| x.clamp(-1.0, 1.0)));
     r.register(Op::RELU_0_TO_1, |c| unary(c, |x| x.clamp(0.0, 1.0)));
-    r.register(Op::HARD_SWISH, |c| unary(c, |x| x * (x + 3.0).clamp(0.0, 6.0) / 6.0));
-    r.register(Op::ELU, |c| unary(c, |x| if x < 0.0 { x.exp_m1() } else { x }));
+    r.register(Op::HARD_SWISH, |c| {
+        unary(c, |x| x * (x + 3.0).clamp(0.0, 6.0) / 6.0)
+    });
+    r.register(Op::ELU, |c| {
+        unary(c, |x| if x < 0.0 { x.exp_m1() } else { x })
+    });
     r.register(Op::EXP, |c| unary(c, f32::exp));
     r.register(Op::LOG, |c| unary(c, f32::ln));
     r.register(Op::SQRT, |c| unary(c, f32::sqrt));
@@ -34,19 +38,31 @@ fn unary(ctx: &OpContext<'_>, f: impl Fn(f32) -> f32) -> Result<Vec<Value>, Kern
 }
 
 fn leaky_relu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
-    let alpha = ctx.operator().builtin_options.as_leaky_relu_options().map_or(0.0, |o| o.alpha);
+    let alpha = ctx
+        .operator()
+        .builtin_options
+        .as_leaky_relu_options()
+        .map_or(0.0, |o| o.alpha);
     unary(ctx, |x| if x > 0.0 { x } else { x * alpha })
 }
 
 fn gelu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
-    let approximate = ctx.operator().builtin_options.as_gelu_options().is_some_and(|o| o.approximate);
+    let approximate = ctx
+        .operator()
+        .builtin_options
+        .as_gelu_options()
+        .is_some_and(|o| o.approximate);
     if approximate {
         // The tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
         const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-        unary(ctx, |x| 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh()))
+        unary(ctx, |x| {
+            0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+        })
     } else {
         // 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2), which keeps its relative precision for x << 0.
-        unary(ctx, |x| (0.5 * f64::from(x) * erfc(-f64::from(x) * std::f64::consts::FRAC_1_SQRT_2)) as f32)
+        unary(ctx, |x| {
+            (0.5 * f64::from(x) * erfc(-f64::from(x) * std::f64::consts::FRAC_1_SQRT_2)) as f32
+        })
     }
 }
 
@@ -60,7 +76,9 @@ fn erfc(x: f64) -> f64 {
             + t * (0.374_091_96
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
-                        + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let r = t * poly.exp();
     if x >= 0.0 {
         r
@@ -75,12 +93,20 @@ fn prelu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let shape = broadcast_shape(x.shape(), alpha.shape())?;
     let (xb, ab) = (spread(x, &shape)?, spread(alpha, &shape)?);
     let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
-    Zip::from(&mut out).and(&xb).and(&ab).for_each(|o, &x, &a| *o = if x >= 0.0 { x } else { x * a });
+    Zip::from(&mut out)
+        .and(&xb)
+        .and(&ab)
+        .for_each(|o, &x, &a| *o = if x >= 0.0 { x } else { x * a });
     Ok(vec![Value::F32(out)])
 }
 
-fn spread<'a>(a: &'a ArrayD<f32>, shape: &[usize]) -> Result<ndarray::ArrayViewD<'a, f32>, KernelError> {
-    a.broadcast(IxDyn(shape)).ok_or_else(|| KernelError::Invalid(format!("cannot broadcast {:?} to {shape:?}", a.shape())))
+fn spread<'a>(
+    a: &'a ArrayD<f32>,
+    shape: &[usize],
+) -> Result<ndarray::ArrayViewD<'a, f32>, KernelError> {
+    a.broadcast(IxDyn(shape)).ok_or_else(|| {
+        KernelError::Invalid(format!("cannot broadcast {:?} to {shape:?}", a.shape()))
+    })
 }
 
 #[cfg(test)]
@@ -98,10 +124,26 @@ mod tests {
     fn relu_family_clamps_to_their_ranges() {
         use fb::BuiltinOperator as Op;
         let n = fb::BuiltinOptionsT::NONE;
-        assert_close(&run(Op::RELU, n.clone(), &X), &[0.0, 0.0, 0.0, 0.5, 7.0], 0.0);
-        assert_close(&run(Op::RELU6, n.clone(), &X), &[0.0, 0.0, 0.0, 0.5, 6.0], 0.0);
-        assert_close(&run(Op::RELU_N1_TO_1, n.clone(), &X), &[-1.0, -0.5, 0.0, 0.5, 1.0], 0.0);
-        assert_close(&run(Op::RELU_0_TO_1, n, &X), &[0.0, 0.0, 0.0, 0.5, 1.0], 0.0);
+        assert_close(
+            &run(Op::RELU, n.clone(), &X),
+            &[0.0, 0.0, 0.0, 0.5, 7.0],
+            0.0,
+        );
+        assert_close(
+            &run(Op::RELU6, n.clone(), &X),
+            &[0.0, 0.0, 0.0, 0.5, 6.0],
+            0.0,
+        );
+        assert_close(
+            &run(Op::RELU_N1_TO_1, n.clone(), &X),
+            &[-1.0, -0.5, 0.0, 0.5, 1.0],
+            0.0,
+        );
+        assert_close(
+            &run(Op::RELU_0_TO_1, n, &X),
+            &[0.0, 0.0, 0.0, 0.5, 1.0],
+            0.0,
+        );
     }
 
     #[test]
@@ -113,28 +155,43 @@ mod tests {
         let want: Vec<f32> = X.iter().map(|&x| x.tanh()).collect();
         assert_close(&run(Op::TANH, n.clone(), &X), &want, 1e-7);
         // hard_swish(-4) = 0, (-0.5) = -0.5*2.5/6, (0.5) = 0.5*3.5/6, (7) = 7
-        assert_close(&run(Op::HARD_SWISH, n, &X), &[0.0, -0.208_333_33, 0.0, 0.291_666_66, 7.0], 1e-6);
+        assert_close(
+            &run(Op::HARD_SWISH, n, &X),
+            &[0.0, -0.208_333_33, 0.0, 0.291_666_66, 7.0],
+            1e-6,
+        );
     }
 
     #[test]
     fn leaky_relu_scales_negative_inputs_by_alpha() {
-        let o = fb::BuiltinOptionsT::LeakyReluOptions(Box::new(fb::LeakyReluOptionsT { alpha: 0.1 }));
-        assert_close(&run(fb::BuiltinOperator::LEAKY_RELU, o, &X), &[-0.4, -0.05, 0.0, 0.5, 7.0], 1e-7);
+        let o =
+            fb::BuiltinOptionsT::LeakyReluOptions(Box::new(fb::LeakyReluOptionsT { alpha: 0.1 }));
+        assert_close(
+            &run(fb::BuiltinOperator::LEAKY_RELU, o, &X),
+            &[-0.4, -0.05, 0.0, 0.5, 7.0],
+            1e-7,
+        );
     }
 
     #[test]
     fn elu_uses_exp_minus_one_below_zero() {
         let y = run(fb::BuiltinOperator::ELU, fb::BuiltinOptionsT::NONE, &X);
-        assert_close(&y, &[(-4.0f32).exp_m1(), (-0.5f32).exp_m1(), 0.0, 0.5, 7.0], 1e-7);
+        assert_close(
+            &y,
+            &[(-4.0f32).exp_m1(), (-0.5f32).exp_m1(), 0.0, 0.5, 7.0],
+            1e-7,
+        );
     }
 
     #[test]
     fn gelu_exact_and_approximate_match_reference_values() {
         // GELU(1) = 0.841344746, GELU(-1) = -0.158655254, GELU(-3) = -0.004049694
-        let exact = fb::BuiltinOptionsT::GeluOptions(Box::new(fb::GeluOptionsT { approximate: false }));
+        let exact =
+            fb::BuiltinOptionsT::GeluOptions(Box::new(fb::GeluOptionsT { approximate: false }));
         let y = run(fb::BuiltinOperator::GELU, exact, &[1.0, -1.0, -3.0]);
         assert_close(&y, &[0.841_344_7, -0.158_655_25, -0.004_049_694], 2e-7);
-        let approx = fb::BuiltinOptionsT::GeluOptions(Box::new(fb::GeluOptionsT { approximate: true }));
+        let approx =
+            fb::BuiltinOptionsT::GeluOptions(Box::new(fb::GeluOptionsT { approximate: true }));
         let y = run(fb::BuiltinOperator::GELU, approx, &[1.0, -1.0]);
         assert_close(&y, &[0.841_192, -0.158_808], 1e-6);
     }
@@ -143,11 +200,23 @@ mod tests {
     fn math_unaries() {
         use fb::BuiltinOperator as Op;
         let n = fb::BuiltinOptionsT::NONE;
-        assert_close(&run(Op::EXP, n.clone(), &[0.0, 1.0]), &[1.0, std::f32::consts::E], 1e-6);
-        assert_close(&run(Op::LOG, n.clone(), &[1.0, std::f32::consts::E]), &[0.0, 1.0], 1e-6);
+        assert_close(
+            &run(Op::EXP, n.clone(), &[0.0, 1.0]),
+            &[1.0, std::f32::consts::E],
+            1e-6,
+        );
+        assert_close(
+            &run(Op::LOG, n.clone(), &[1.0, std::f32::consts::E]),
+            &[0.0, 1.0],
+            1e-6,
+        );
         assert_close(&run(Op::SQRT, n.clone(), &[4.0, 9.0]), &[2.0, 3.0], 0.0);
         assert_close(&run(Op::RSQRT, n.clone(), &[4.0, 0.25]), &[0.5, 2.0], 0.0);
-        assert_close(&run(Op::ABS, n.clone(), &X), &[4.0, 0.5, 0.0, 0.5, 7.0], 0.0);
+        assert_close(
+            &run(Op::ABS, n.clone(), &X),
+            &[4.0, 0.5, 0.0, 0.5, 7.0],
+            0.0,
+        );
         assert_close(&run(Op::NEG, n.clone(), &[1.0, -2.0]), &[-1.0, 2.0], 0.0);
         assert_close(&run(Op::SQUARE, n, &[-3.0, 0.5]), &[9.0, 0.25], 0.0);
     }
@@ -157,7 +226,10 @@ mod tests {
         let (shape, y) = run_f32(
             fb::BuiltinOperator::PRELU,
             fb::BuiltinOptionsT::NONE,
-            vec![Arg::f32(&[1, 2, 2], vec![-1.0, -1.0, 2.0, -4.0]), Arg::f32(&[2], vec![0.5, 0.25])],
+            vec![
+                Arg::f32(&[1, 2, 2], vec![-1.0, -1.0, 2.0, -4.0]),
+                Arg::f32(&[2], vec![0.5, 0.25]),
+            ],
         );
         assert_eq!(shape, vec![1, 2, 2]);
         assert_close(&y, &[-0.5, -0.25, 2.0, -1.0], 0.0);

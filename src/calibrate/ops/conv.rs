@@ -4,12 +4,12 @@
 //! seen as an `[out_channels, kh*kw*in_channels]` matrix; 1x1 stride-1 convolutions skip the gather.
 //! Depthwise convolutions are a direct loop whose inner step runs over contiguous channels.
 
-use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major, rows_with_bias};
+use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
+use super::matmul::{add_bias_and_activate, matmul_weights_t};
 use super::window::Window;
-use super::apply_fused_activation;
+use crate::calibrate::vector::wide_vectors;
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, ArrayView2, ArrayViewMut2};
 
 /// Registers CONV_2D and DEPTHWISE_CONV_2D.
@@ -23,7 +23,11 @@ fn shape_error(e: ndarray::ShapeError) -> KernelError {
 }
 
 fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
-    let o = ctx.operator().builtin_options.as_conv_2_doptions().ok_or_else(|| missing_options("Conv2DOptions"))?;
+    let o = ctx
+        .operator()
+        .builtin_options
+        .as_conv_2_doptions()
+        .ok_or_else(|| missing_options("Conv2DOptions"))?;
     let input = row_major(ctx.input_f32(0)?);
     let filter = row_major(ctx.input_f32(1)?);
     let [n, h, w, c] = dims4(input.shape(), "input")?;
@@ -50,15 +54,22 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         Some(b) => Some(flat(b)?),
         None => None,
     };
-    let mut out = rows_with_bias(n * rows, oc, bias);
+    let mut out = vec![0.0f32; n * rows * oc];
     let weights = ArrayView2::from_shape((oc, k), f).map_err(shape_error)?;
 
-    let pointwise = kh == 1 && kw == 1 && wy.stride == 1 && wx.stride == 1 && wy.pad == 0 && wx.pad == 0 && groups == 1;
+    let pointwise = kh == 1
+        && kw == 1
+        && wy.stride == 1
+        && wx.stride == 1
+        && wy.pad == 0
+        && wx.pad == 0
+        && groups == 1;
     if pointwise {
         // Every input pixel is one output pixel: the input already is the im2col matrix.
         let lhs = ArrayView2::from_shape((n * h * w, c), x).map_err(shape_error)?;
-        let mut dst = ArrayViewMut2::from_shape((n * rows, oc), &mut out[..]).map_err(shape_error)?;
-        general_mat_mul(1.0, &lhs, &weights.t(), 1.0, &mut dst);
+        let mut dst =
+            ArrayViewMut2::from_shape((n * rows, oc), &mut out[..]).map_err(shape_error)?;
+        matmul_weights_t(&lhs, &weights, &mut dst);
     } else if rows > 0 {
         let mut cols = vec![0.0f32; rows * k];
         for b in 0..n {
@@ -68,31 +79,64 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
                 im2col(image, [h, w, c], g * fc, fc, &wy, &wx, &mut cols);
                 let lhs = ArrayView2::from_shape((rows, k), &cols[..]).map_err(shape_error)?;
                 let rhs = weights.slice(s![g * group_oc..(g + 1) * group_oc, ..]);
-                let mut dst = ArrayViewMut2::from_shape((rows, oc), &mut dst_rows[..]).map_err(shape_error)?;
+                let mut dst = ArrayViewMut2::from_shape((rows, oc), &mut dst_rows[..])
+                    .map_err(shape_error)?;
                 let mut dst = dst.slice_mut(s![.., g * group_oc..(g + 1) * group_oc]);
-                general_mat_mul(1.0, &lhs, &rhs.t(), 1.0, &mut dst);
+                matmul_weights_t(&lhs, &rhs, &mut dst);
             }
         }
     }
-    let mut out = array(&[n, wy.out, wx.out, oc], out)?;
-    apply_fused_activation(&mut out, o.fused_activation_function);
-    Ok(vec![Value::F32(out)])
+    // Bias after the sum, as TFLite adds it.
+    add_bias_and_activate(&mut out, oc, bias, o.fused_activation_function);
+    Ok(vec![Value::F32(array(&[n, wy.out, wx.out, oc], out)?)])
 }
 
 /// Writes one row per output pixel: the `channels` input channels from `first` of every tap, zero outside
 /// the image (the implicit padding).
-fn im2col(image: &[f32], [h, w, c]: [usize; 3], first: usize, channels: usize, wy: &Window, wx: &Window, cols: &mut [f32]) {
+fn im2col(
+    image: &[f32],
+    [h, w, c]: [usize; 3],
+    first: usize,
+    channels: usize,
+    wy: &Window,
+    wx: &Window,
+    cols: &mut [f32],
+) {
     let k = wy.taps * wx.taps * channels;
     for oy in 0..wy.out {
         for ox in 0..wx.out {
             let row = &mut cols[(oy * wx.out + ox) * k..][..k];
             for ky in 0..wy.taps {
                 let iy = wy.tap(oy, ky, h);
+                let dst = &mut row[ky * wx.taps * channels..][..wx.taps * channels];
+                let Some(iy) = iy else {
+                    dst.fill(0.0);
+                    continue;
+                };
+                if wx.dilation == 1 && channels == c {
+                    // Adjacent taps of all channels are adjacent in the image: one copy per kernel row.
+                    let start = ox * wx.stride;
+                    let first_kx = wx.pad.saturating_sub(start);
+                    let end_kx = wx.taps.min((w + wx.pad).saturating_sub(start));
+                    if first_kx < end_kx {
+                        let ix = start + first_kx - wx.pad;
+                        let run = (end_kx - first_kx) * c;
+                        dst[..first_kx * c].fill(0.0);
+                        dst[first_kx * c..][..run]
+                            .copy_from_slice(&image[(iy * w + ix) * c..][..run]);
+                        dst[end_kx * c..].fill(0.0);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                    continue;
+                }
                 for kx in 0..wx.taps {
-                    let dst = &mut row[(ky * wx.taps + kx) * channels..][..channels];
-                    match (iy, wx.tap(ox, kx, w)) {
-                        (Some(iy), Some(ix)) => dst.copy_from_slice(&image[(iy * w + ix) * c + first..][..channels]),
-                        _ => dst.fill(0.0),
+                    let dst = &mut dst[kx * channels..][..channels];
+                    match wx.tap(ox, kx, w) {
+                        Some(ix) => {
+                            dst.copy_from_slice(&image[(iy * w + ix) * c + first..][..channels])
+                        }
+                        None => dst.fill(0.0),
                     }
                 }
             }
@@ -134,23 +178,57 @@ fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         Some(b) => Some(flat(b)?),
         None => None,
     };
-    let mut out = rows_with_bias(n * wy.out * wx.out, oc, bias);
+    let mut out = vec![0.0f32; n * wy.out * wx.out * oc];
+    depthwise_accumulate(x, [n, h, w, c], f, [kh, kw, oc], &wy, &wx, &mut out);
+    // Bias after the sum, as TFLite adds it.
+    add_bias_and_activate(&mut out, oc, bias, o.fused_activation_function);
+    Ok(vec![Value::F32(array(&[n, wy.out, wx.out, oc], out)?)])
+}
+
+wide_vectors! {
+    /// The depthwise accumulation: every output pixel sums its taps, channel `c * m + j` reading input channel `c`.
+    fn depthwise_accumulate(
+        x: &[f32],
+        input: [usize; 4],
+        f: &[f32],
+        filter: [usize; 3],
+        wy: &Window,
+        wx: &Window,
+        out: &mut [f32],
+    ) => depthwise_loops;
+}
+
+#[inline(always)]
+fn depthwise_loops(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    f: &[f32],
+    [kh, kw, oc]: [usize; 3],
+    wy: &Window,
+    wx: &Window,
+    out: &mut [f32],
+) {
+    let m = oc / c.max(1);
     for b in 0..n {
         for oy in 0..wy.out {
             for ox in 0..wx.out {
                 let acc = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
                 for ky in 0..kh {
-                    let Some(iy) = wy.tap(oy, ky, h) else { continue };
+                    let Some(iy) = wy.tap(oy, ky, h) else {
+                        continue;
+                    };
                     for kx in 0..kw {
-                        let Some(ix) = wx.tap(ox, kx, w) else { continue };
+                        let Some(ix) = wx.tap(ox, kx, w) else {
+                            continue;
+                        };
                         let pixel = &x[((b * h + iy) * w + ix) * c..][..c];
                         let taps = &f[(ky * kw + kx) * oc..][..oc];
                         if m == 1 {
-                            for ((a, &v), &t) in acc.iter_mut().zip(pixel).zip(taps) {
-                                *a += v * t;
-                            }
+                            multiply_accumulate(acc, pixel, taps);
                         } else {
-                            for ((a, t), &v) in acc.chunks_exact_mut(m).zip(taps.chunks_exact(m)).zip(pixel) {
+                            for ((a, t), &v) in
+                                acc.chunks_exact_mut(m).zip(taps.chunks_exact(m)).zip(pixel)
+                            {
                                 for (a, &t) in a.iter_mut().zip(t) {
                                     *a += v * t;
                                 }
@@ -161,9 +239,27 @@ fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
             }
         }
     }
-    let mut out = array(&[n, wy.out, wx.out, oc], out)?;
-    apply_fused_activation(&mut out, o.fused_activation_function);
-    Ok(vec![Value::F32(out)])
+}
+
+/// `acc += x * w` element-wise, in fixed 8-wide blocks the compiler turns into vector instructions.
+#[inline(always)]
+fn multiply_accumulate(acc: &mut [f32], x: &[f32], w: &[f32]) {
+    const LANES: usize = 8;
+    let mut a = acc.chunks_exact_mut(LANES);
+    let (mut xs, mut ws) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
+    for ((a, x), w) in (&mut a).zip(&mut xs).zip(&mut ws) {
+        for i in 0..LANES {
+            a[i] += x[i] * w[i];
+        }
+    }
+    for ((a, &x), &w) in a
+        .into_remainder()
+        .iter_mut()
+        .zip(xs.remainder())
+        .zip(ws.remainder())
+    {
+        *a += x * w;
+    }
 }
 
 #[cfg(test)]
@@ -172,7 +268,12 @@ mod tests {
     use crate::calibrate::Value;
     use crate::tflite::fb;
 
-    fn conv_options(padding: fb::Padding, stride: i32, dilation: i32, act: fb::ActivationFunctionType) -> fb::BuiltinOptionsT {
+    fn conv_options(
+        padding: fb::Padding,
+        stride: i32,
+        dilation: i32,
+        act: fb::ActivationFunctionType,
+    ) -> fb::BuiltinOptionsT {
         fb::BuiltinOptionsT::Conv2DOptions(Box::new(fb::Conv2DOptionsT {
             padding,
             stride_w: stride,
@@ -186,7 +287,16 @@ mod tests {
 
     /// A direct, obviously-correct convolution to compare against.
     #[allow(clippy::too_many_arguments)]
-    fn naive_conv(x: &[f32], [h, w, c]: [usize; 3], f: &[f32], [oc, kh, kw]: [usize; 3], stride: usize, dil: usize, pad: (usize, usize), out: (usize, usize)) -> Vec<f32> {
+    fn naive_conv(
+        x: &[f32],
+        [h, w, c]: [usize; 3],
+        f: &[f32],
+        [oc, kh, kw]: [usize; 3],
+        stride: usize,
+        dil: usize,
+        pad: (usize, usize),
+        out: (usize, usize),
+    ) -> Vec<f32> {
         let mut y = vec![0.0; out.0 * out.1 * oc];
         for oy in 0..out.0 {
             for ox in 0..out.1 {
@@ -200,7 +310,8 @@ mod tests {
                                 continue;
                             }
                             for ci in 0..c {
-                                acc += x[(iy as usize * w + ix as usize) * c + ci] * f[((o * kh + ky) * kw + kx) * c + ci];
+                                acc += x[(iy as usize * w + ix as usize) * c + ci]
+                                    * f[((o * kh + ky) * kw + kx) * c + ci];
                             }
                         }
                     }
@@ -212,7 +323,9 @@ mod tests {
     }
 
     fn ramp(n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7) % 11) as f32 * scale - 1.0).collect()
+        (0..n)
+            .map(|i| ((i * 7) % 11) as f32 * scale - 1.0)
+            .collect()
     }
 
     #[test]
@@ -222,9 +335,15 @@ mod tests {
         let out = run_op(
             fb::BuiltinOperator::CONV_2D,
             conv_options(fb::Padding::SAME, 2, 1, fb::ActivationFunctionType::NONE),
-            vec![Arg::f32(&[1, 5, 5, 2], x.clone()), Arg::f32(&[3, 3, 3, 2], f.clone()), Arg::f32(&[3], vec![0.5, 0.0, -0.5])],
+            vec![
+                Arg::f32(&[1, 5, 5, 2], x.clone()),
+                Arg::f32(&[3, 3, 3, 2], f.clone()),
+                Arg::f32(&[3], vec![0.5, 0.0, -0.5]),
+            ],
         );
-        let Value::F32(y) = &out[0] else { panic!("float output") };
+        let Value::F32(y) = &out[0] else {
+            panic!("float output")
+        };
         assert_eq!(y.shape(), &[1, 3, 3, 3]);
         let mut want = naive_conv(&x, [5, 5, 2], &f, [3, 3, 3], 2, 1, (1, 1), (3, 3));
         for (i, v) in want.iter_mut().enumerate() {
@@ -237,17 +356,26 @@ mod tests {
 
     #[test]
     fn conv_dilation_valid_padding_and_relu6() {
-        let x = ramp(7 * 6 * 1, 1.0);
+        let x = ramp(7 * 6, 1.0);
         let f = ramp(2 * 3 * 3, 0.5);
         let out = run_op(
             fb::BuiltinOperator::CONV_2D,
             conv_options(fb::Padding::VALID, 1, 2, fb::ActivationFunctionType::RELU6),
-            vec![Arg::f32(&[1, 7, 6, 1], x.clone()), Arg::f32(&[2, 3, 3, 1], f.clone()), Arg::Omitted],
+            vec![
+                Arg::f32(&[1, 7, 6, 1], x.clone()),
+                Arg::f32(&[2, 3, 3, 1], f.clone()),
+                Arg::Omitted,
+            ],
         );
-        let Value::F32(y) = &out[0] else { panic!("float output") };
+        let Value::F32(y) = &out[0] else {
+            panic!("float output")
+        };
         // Extent 5: 7 -> 3 rows, 6 -> 2 columns.
         assert_eq!(y.shape(), &[1, 3, 2, 2]);
-        let want: Vec<f32> = naive_conv(&x, [7, 6, 1], &f, [2, 3, 3], 1, 2, (0, 0), (3, 2)).iter().map(|v| v.clamp(0.0, 6.0)).collect();
+        let want: Vec<f32> = naive_conv(&x, [7, 6, 1], &f, [2, 3, 3], 1, 2, (0, 0), (3, 2))
+            .iter()
+            .map(|v| v.clamp(0.0, 6.0))
+            .collect();
         for (a, b) in y.iter().zip(&want) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
@@ -265,7 +393,10 @@ mod tests {
             ],
         );
         // pixel (1,2): [3, -0.5 -> relu 0]; pixel (3,4): [7, -0.5 -> 0].
-        assert_eq!(out[0], Arg::f32(&[1, 1, 2, 2], vec![3.0, 0.0, 7.0, 0.0]).value());
+        assert_eq!(
+            out[0],
+            Arg::f32(&[1, 1, 2, 2], vec![3.0, 0.0, 7.0, 0.0]).value()
+        );
     }
 
     #[test]
@@ -274,51 +405,73 @@ mod tests {
         let out = run_op(
             fb::BuiltinOperator::CONV_2D,
             conv_options(fb::Padding::VALID, 1, 1, fb::ActivationFunctionType::NONE),
-            vec![Arg::f32(&[1, 1, 2, 2], vec![1.0, 10.0, 2.0, 20.0]), Arg::f32(&[2, 1, 2, 1], vec![1.0, 1.0, 1.0, -1.0]), Arg::Omitted],
+            vec![
+                Arg::f32(&[1, 1, 2, 2], vec![1.0, 10.0, 2.0, 20.0]),
+                Arg::f32(&[2, 1, 2, 1], vec![1.0, 1.0, 1.0, -1.0]),
+                Arg::Omitted,
+            ],
         );
         assert_eq!(out[0], Arg::f32(&[1, 1, 1, 2], vec![3.0, -10.0]).value());
     }
 
     #[test]
     fn depthwise_multiplier_two_maps_channel_c_to_outputs_2c_and_2c_plus_1() {
-        let opts = fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
-            padding: fb::Padding::VALID,
-            stride_w: 1,
-            stride_h: 1,
-            depth_multiplier: 2,
-            fused_activation_function: fb::ActivationFunctionType::NONE,
-            dilation_w_factor: 1,
-            dilation_h_factor: 1,
-        }));
+        let opts =
+            fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
+                padding: fb::Padding::VALID,
+                stride_w: 1,
+                stride_h: 1,
+                depth_multiplier: 2,
+                fused_activation_function: fb::ActivationFunctionType::NONE,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+            }));
         // 1x2 image, 2 channels; 1x2 filter, 4 output channels.
         let out = run_op(
             fb::BuiltinOperator::DEPTHWISE_CONV_2D,
             opts,
             vec![
                 Arg::f32(&[1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]),
-                Arg::f32(&[1, 1, 2, 4], vec![1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, 40.0]),
+                Arg::f32(
+                    &[1, 1, 2, 4],
+                    vec![1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 30.0, 40.0],
+                ),
                 Arg::f32(&[4], vec![0.0, 0.0, 0.0, 100.0]),
             ],
         );
         // out[0] = 1*1 + 3*10, out[1] = 1*2 + 3*20, out[2] = 2*3 + 4*30, out[3] = 2*4 + 4*40 + 100.
-        assert_eq!(out[0], Arg::f32(&[1, 1, 1, 4], vec![31.0, 62.0, 126.0, 268.0]).value());
+        assert_eq!(
+            out[0],
+            Arg::f32(&[1, 1, 1, 4], vec![31.0, 62.0, 126.0, 268.0]).value()
+        );
     }
 
     #[test]
     fn depthwise_same_padding_stride_two_with_dilation() {
-        let opts = fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
-            padding: fb::Padding::SAME,
-            stride_w: 2,
-            stride_h: 2,
-            depth_multiplier: 1,
-            fused_activation_function: fb::ActivationFunctionType::NONE,
-            dilation_w_factor: 2,
-            dilation_h_factor: 2,
-        }));
+        let opts =
+            fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
+                padding: fb::Padding::SAME,
+                stride_w: 2,
+                stride_h: 2,
+                depth_multiplier: 1,
+                fused_activation_function: fb::ActivationFunctionType::NONE,
+                dilation_w_factor: 2,
+                dilation_h_factor: 2,
+            }));
         let x = ramp(5 * 5, 1.0);
         let f = ramp(9, 0.5);
-        let out = run_op(fb::BuiltinOperator::DEPTHWISE_CONV_2D, opts, vec![Arg::f32(&[1, 5, 5, 1], x.clone()), Arg::f32(&[1, 3, 3, 1], f.clone()), Arg::Omitted]);
-        let Value::F32(y) = &out[0] else { panic!("float output") };
+        let out = run_op(
+            fb::BuiltinOperator::DEPTHWISE_CONV_2D,
+            opts,
+            vec![
+                Arg::f32(&[1, 5, 5, 1], x.clone()),
+                Arg::f32(&[1, 3, 3, 1], f.clone()),
+                Arg::Omitted,
+            ],
+        );
+        let Value::F32(y) = &out[0] else {
+            panic!("float output")
+        };
         assert_eq!(y.shape(), &[1, 3, 3, 1]);
         // Extent 5, 3 outputs at stride 2 need 9 cells: 4 padding, 2 before.
         let want = naive_conv(&x, [5, 5, 1], &f, [1, 3, 3], 2, 2, (2, 2), (3, 3));
@@ -332,9 +485,16 @@ mod tests {
         let err = super::super::testing::try_run_op(
             fb::BuiltinOperator::CONV_2D,
             conv_options(fb::Padding::SAME, 1, 1, fb::ActivationFunctionType::NONE),
-            vec![Arg::f32(&[1, 1, 1, 1], vec![1.0]), Arg::f32(&[2, 1, 1, 1], vec![1.0, 1.0]), Arg::f32(&[3], vec![0.0; 3])],
+            vec![
+                Arg::f32(&[1, 1, 1, 1], vec![1.0]),
+                Arg::f32(&[2, 1, 1, 1], vec![1.0, 1.0]),
+                Arg::f32(&[3], vec![0.0; 3]),
+            ],
         )
         .unwrap_err();
-        assert!(err.to_string().contains("CONV_2D") && err.to_string().contains("bias"), "{err}");
+        assert!(
+            err.to_string().contains("CONV_2D") && err.to_string().contains("bias"),
+            "{err}"
+        );
     }
 }

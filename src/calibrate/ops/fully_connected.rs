@@ -1,7 +1,7 @@
 //! FULLY_CONNECTED and BATCH_MATMUL: matrix products through `matrixmultiply` (ndarray's `general_mat_mul`).
 
-use super::apply_fused_activation;
-use super::kernel_args::{array, bias_values, flat, row_major, rows_with_bias};
+use super::kernel_args::{array, bias_values, flat, row_major};
+use super::matmul::{add_bias_and_activate, matmul_weights_t};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 use ndarray::linalg::general_mat_mul;
@@ -20,30 +20,51 @@ fn shape_error(e: ndarray::ShapeError) -> KernelError {
 /// The numpy-style broadcast of two shapes (aligned at the last dimension).
 pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, KernelError> {
     let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| if i + s.len() >= rank { s[i + s.len() - rank] } else { 1 };
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() >= rank {
+            s[i + s.len() - rank]
+        } else {
+            1
+        }
+    };
     (0..rank)
         .map(|i| match (dim(a, i), dim(b, i)) {
             (x, y) if x == y || y == 1 => Ok(x),
             (1, y) => Ok(y),
-            _ => Err(KernelError::Invalid(format!("shapes {a:?} and {b:?} do not broadcast"))),
+            _ => Err(KernelError::Invalid(format!(
+                "shapes {a:?} and {b:?} do not broadcast"
+            ))),
         })
         .collect()
 }
 
 fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::FullyConnectedOptionsT::default();
-    let o = ctx.operator().builtin_options.as_fully_connected_options().unwrap_or(&default);
+    let o = ctx
+        .operator()
+        .builtin_options
+        .as_fully_connected_options()
+        .unwrap_or(&default);
     if o.weights_format != fb::FullyConnectedOptionsWeightsFormat::DEFAULT {
-        return Err(KernelError::Invalid(format!("weights format {} is not supported", o.weights_format.0)));
+        return Err(KernelError::Invalid(format!(
+            "weights format {} is not supported",
+            o.weights_format.0
+        )));
     }
     let input = row_major(ctx.input_f32(0)?);
     let weights = row_major(ctx.input_f32(1)?);
     let &[units, depth] = weights.shape() else {
-        return Err(KernelError::Invalid(format!("weights have shape {:?}, expected [units, depth]", weights.shape())));
+        return Err(KernelError::Invalid(format!(
+            "weights have shape {:?}, expected [units, depth]",
+            weights.shape()
+        )));
     };
     // TFLite flattens the input to [-1, depth]; keep_num_dims keeps its leading dims instead.
     if depth == 0 || input.len() % depth != 0 {
-        return Err(KernelError::Invalid(format!("input {:?} does not split into rows of {depth}", input.shape())));
+        return Err(KernelError::Invalid(format!(
+            "input {:?} does not split into rows of {depth}",
+            input.shape()
+        )));
     }
     let batch = input.len() / depth;
     let bias = bias_values(ctx, 2, units)?;
@@ -51,37 +72,55 @@ fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         Some(b) => Some(flat(b)?),
         None => None,
     };
-    let mut out = rows_with_bias(batch, units, bias);
+    let mut out = vec![0.0f32; batch * units];
     let lhs = ArrayView2::from_shape((batch, depth), flat(&input)?).map_err(shape_error)?;
     let rhs = ArrayView2::from_shape((units, depth), flat(&weights)?).map_err(shape_error)?;
     let mut dst = ArrayViewMut2::from_shape((batch, units), &mut out[..]).map_err(shape_error)?;
-    general_mat_mul(1.0, &lhs, &rhs.t(), 1.0, &mut dst);
+    matmul_weights_t(&lhs, &rhs, &mut dst);
+    add_bias_and_activate(&mut out, units, bias, o.fused_activation_function);
     let shape = if o.keep_num_dims {
         match input.shape().split_last() {
             Some((&last, lead)) if last == depth => lead.iter().copied().chain([units]).collect(),
-            _ => return Err(KernelError::Invalid(format!("keep_num_dims needs the input's last dim to be {depth}, got {:?}", input.shape()))),
+            _ => {
+                return Err(KernelError::Invalid(format!(
+                    "keep_num_dims needs the input's last dim to be {depth}, got {:?}",
+                    input.shape()
+                )))
+            }
         }
     } else {
         vec![batch, units]
     };
-    let mut out = array(&shape, out)?;
-    apply_fused_activation(&mut out, o.fused_activation_function);
-    Ok(vec![Value::F32(out)])
+    Ok(vec![Value::F32(array(&shape, out)?)])
 }
 
 fn batch_matmul(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::BatchMatMulOptionsT::default();
-    let o = ctx.operator().builtin_options.as_batch_mat_mul_options().unwrap_or(&default);
+    let o = ctx
+        .operator()
+        .builtin_options
+        .as_batch_mat_mul_options()
+        .unwrap_or(&default);
     let lhs = row_major(ctx.input_f32(0)?);
     let rhs = row_major(ctx.input_f32(1)?);
     let (ls, rs) = (lhs.shape(), rhs.shape());
     if ls.len() < 2 || rs.len() < 2 {
-        return Err(KernelError::Invalid(format!("operands {ls:?} and {rs:?} need rank >= 2")));
+        return Err(KernelError::Invalid(format!(
+            "operands {ls:?} and {rs:?} need rank >= 2"
+        )));
     }
     let (l_rows, l_cols) = (ls[ls.len() - 2], ls[ls.len() - 1]);
     let (r_rows, r_cols) = (rs[rs.len() - 2], rs[rs.len() - 1]);
-    let (m, k) = if o.adj_x { (l_cols, l_rows) } else { (l_rows, l_cols) };
-    let (k2, n) = if o.adj_y { (r_cols, r_rows) } else { (r_rows, r_cols) };
+    let (m, k) = if o.adj_x {
+        (l_cols, l_rows)
+    } else {
+        (l_rows, l_cols)
+    };
+    let (k2, n) = if o.adj_y {
+        (r_cols, r_rows)
+    } else {
+        (r_rows, r_cols)
+    };
     if k != k2 {
         return Err(KernelError::Invalid(format!(
             "inner dims differ: {ls:?} (adj_x {}) times {rs:?} (adj_y {})",
@@ -111,11 +150,14 @@ fn batch_matmul(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     for b in 0..batches {
         let l_off: usize = index.iter().zip(&l_strides).map(|(i, s)| i * s).sum();
         let r_off: usize = index.iter().zip(&r_strides).map(|(i, s)| i * s).sum();
-        let a = ArrayView2::from_shape((l_rows, l_cols), &lx[l_off..l_off + l_rows * l_cols]).map_err(shape_error)?;
-        let c = ArrayView2::from_shape((r_rows, r_cols), &rx[r_off..r_off + r_rows * r_cols]).map_err(shape_error)?;
+        let a = ArrayView2::from_shape((l_rows, l_cols), &lx[l_off..l_off + l_rows * l_cols])
+            .map_err(shape_error)?;
+        let c = ArrayView2::from_shape((r_rows, r_cols), &rx[r_off..r_off + r_rows * r_cols])
+            .map_err(shape_error)?;
         let a = if o.adj_x { a.reversed_axes() } else { a };
         let c = if o.adj_y { c.reversed_axes() } else { c };
-        let mut dst = ArrayViewMut2::from_shape((m, n), &mut out[b * m * n..(b + 1) * m * n]).map_err(shape_error)?;
+        let mut dst = ArrayViewMut2::from_shape((m, n), &mut out[b * m * n..(b + 1) * m * n])
+            .map_err(shape_error)?;
         general_mat_mul(1.0, &a, &c, 0.0, &mut dst);
         for d in (0..index.len()).rev() {
             index[d] += 1;
@@ -163,7 +205,11 @@ mod tests {
         let (shape, y) = run_f32(
             fb::BuiltinOperator::FULLY_CONNECTED,
             fc_options(true, fb::ActivationFunctionType::RELU),
-            vec![Arg::f32(&[1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]), Arg::f32(&[1, 2], vec![1.0, -1.0]), Arg::Omitted],
+            vec![
+                Arg::f32(&[1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+                Arg::f32(&[1, 2], vec![1.0, -1.0]),
+                Arg::Omitted,
+            ],
         );
         assert_eq!(shape, vec![1, 2, 1]);
         assert_close(&y, &[0.0, 0.0], 0.0);
@@ -171,12 +217,19 @@ mod tests {
 
     #[test]
     fn batch_matmul_broadcasts_batch_dims_and_honours_adjoints() {
-        let opts = fb::BuiltinOptionsT::BatchMatMulOptions(Box::new(fb::BatchMatMulOptionsT { adj_x: false, adj_y: true, asymmetric_quantize_inputs: false }));
+        let opts = fb::BuiltinOptionsT::BatchMatMulOptions(Box::new(fb::BatchMatMulOptionsT {
+            adj_x: false,
+            adj_y: true,
+            asymmetric_quantize_inputs: false,
+        }));
         // lhs [2, 1, 2] (two batches of one row), rhs [1, 3, 2] transposed to [2, 3], shared by both batches.
         let (shape, y) = run_f32(
             fb::BuiltinOperator::BATCH_MATMUL,
             opts,
-            vec![Arg::f32(&[2, 1, 2], vec![1.0, 2.0, 3.0, 4.0]), Arg::f32(&[1, 3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0])],
+            vec![
+                Arg::f32(&[2, 1, 2], vec![1.0, 2.0, 3.0, 4.0]),
+                Arg::f32(&[1, 3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]),
+            ],
         );
         assert_eq!(shape, vec![2, 1, 3]);
         assert_close(&y, &[1.0, 2.0, 3.0, 3.0, 4.0, 7.0], 0.0);
@@ -184,9 +237,20 @@ mod tests {
 
     #[test]
     fn batch_matmul_adj_x_transposes_the_left_operand() {
-        let opts = fb::BuiltinOptionsT::BatchMatMulOptions(Box::new(fb::BatchMatMulOptionsT { adj_x: true, adj_y: false, asymmetric_quantize_inputs: false }));
+        let opts = fb::BuiltinOptionsT::BatchMatMulOptions(Box::new(fb::BatchMatMulOptionsT {
+            adj_x: true,
+            adj_y: false,
+            asymmetric_quantize_inputs: false,
+        }));
         // lhs [2, 1] transposed is [1, 2].
-        let (shape, y) = run_f32(fb::BuiltinOperator::BATCH_MATMUL, opts, vec![Arg::f32(&[2, 1], vec![1.0, 2.0]), Arg::f32(&[2, 2], vec![1.0, 2.0, 3.0, 4.0])]);
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::BATCH_MATMUL,
+            opts,
+            vec![
+                Arg::f32(&[2, 1], vec![1.0, 2.0]),
+                Arg::f32(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]),
+            ],
+        );
         assert_eq!(shape, vec![1, 2]);
         assert_close(&y, &[7.0, 10.0], 0.0);
     }

@@ -4,6 +4,7 @@ pub mod activation;
 pub mod conv;
 pub mod fully_connected;
 mod kernel_args;
+mod matmul;
 pub mod normalization;
 pub mod pool;
 pub mod quantize_ops;
@@ -60,7 +61,9 @@ pub fn apply_fused_activation(x: &mut ArrayD<f32>, act: fb::ActivationFunctionTy
         fb::ActivationFunctionType::RELU6 => x.mapv_inplace(|v| v.clamp(0.0, 6.0)),
         fb::ActivationFunctionType::RELU_N1_TO_1 => x.mapv_inplace(|v| v.clamp(-1.0, 1.0)),
         fb::ActivationFunctionType::TANH => x.mapv_inplace(f32::tanh),
-        fb::ActivationFunctionType::SIGN_BIT => x.mapv_inplace(|v| if v.is_sign_negative() { 1.0 } else { 0.0 }),
+        fb::ActivationFunctionType::SIGN_BIT => {
+            x.mapv_inplace(|v| if v.is_sign_negative() { 1.0 } else { 0.0 })
+        }
         _ => {}
     }
 }

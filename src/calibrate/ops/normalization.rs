@@ -31,7 +31,12 @@ fn row_max(row: &[f32]) -> f32 {
 }
 
 fn softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
-    let beta = ctx.operator().builtin_options.as_softmax_options().ok_or_else(|| missing_options("SoftmaxOptions"))?.beta;
+    let beta = ctx
+        .operator()
+        .builtin_options
+        .as_softmax_options()
+        .ok_or_else(|| missing_options("SoftmaxOptions"))?
+        .beta;
     per_row(ctx, |src, dst| {
         // Subtracting the max keeps exp() finite; it cancels in the ratio.
         let max = row_max(src);
@@ -63,7 +68,10 @@ fn l2_normalization(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
             *d = x / norm;
         }
     })?;
-    if let (Some(o), Some(Value::F32(a))) = (ctx.operator().builtin_options.as_l2_norm_options(), out.first_mut()) {
+    if let (Some(o), Some(Value::F32(a))) = (
+        ctx.operator().builtin_options.as_l2_norm_options(),
+        out.first_mut(),
+    ) {
         apply_fused_activation(a, o.fused_activation_function);
     }
     Ok(out)
@@ -77,7 +85,11 @@ mod tests {
     #[test]
     fn softmax_normalizes_each_row_with_beta() {
         let o = fb::BuiltinOptionsT::SoftmaxOptions(Box::new(fb::SoftmaxOptionsT { beta: 2.0 }));
-        let (shape, y) = run_f32(fb::BuiltinOperator::SOFTMAX, o, vec![Arg::f32(&[2, 2], vec![0.0, 0.5, 3.0, 3.0])]);
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::SOFTMAX,
+            o,
+            vec![Arg::f32(&[2, 2], vec![0.0, 0.5, 3.0, 3.0])],
+        );
         assert_eq!(shape, vec![2, 2]);
         let e = 1.0f32.exp();
         assert_close(&y, &[1.0 / (1.0 + e), e / (1.0 + e), 0.5, 0.5], 1e-6);
@@ -85,7 +97,11 @@ mod tests {
 
     #[test]
     fn log_softmax_is_log_of_softmax() {
-        let (_, y) = run_f32(fb::BuiltinOperator::LOG_SOFTMAX, fb::BuiltinOptionsT::NONE, vec![Arg::f32(&[3], vec![1.0, 2.0, 3.0])]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::LOG_SOFTMAX,
+            fb::BuiltinOptionsT::NONE,
+            vec![Arg::f32(&[3], vec![1.0, 2.0, 3.0])],
+        );
         let z: f32 = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).sum();
         let want: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v - z.ln()).collect();
         assert_close(&y, &want, 1e-6);
@@ -93,7 +109,11 @@ mod tests {
 
     #[test]
     fn l2_normalization_divides_rows_by_their_norm_and_keeps_zero_rows() {
-        let (_, y) = run_f32(fb::BuiltinOperator::L2_NORMALIZATION, fb::BuiltinOptionsT::NONE, vec![Arg::f32(&[2, 2], vec![3.0, 4.0, 0.0, 0.0])]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::L2_NORMALIZATION,
+            fb::BuiltinOptionsT::NONE,
+            vec![Arg::f32(&[2, 2], vec![3.0, 4.0, 0.0, 0.0])],
+        );
         assert_close(&y, &[0.6, 0.8, 0.0, 0.0], 1e-7);
     }
 }

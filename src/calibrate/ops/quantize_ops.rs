@@ -24,7 +24,10 @@ pub(crate) struct AffineParams {
 
 impl AffineParams {
     /// Scale and zero point of each element's slice, as a closure over the flat (row-major) index.
-    fn per_element<'a>(&'a self, shape: &[usize]) -> Result<impl Fn(usize) -> (f32, i64) + 'a, String> {
+    fn per_element<'a>(
+        &'a self,
+        shape: &[usize],
+    ) -> Result<impl Fn(usize) -> (f32, i64) + 'a, String> {
         let channels = self.scales.len();
         let inner: usize = if channels > 1 {
             if shape.get(self.axis) != Some(&channels) {
@@ -38,10 +41,17 @@ impl AffineParams {
             1
         };
         if !(self.zero_points.len() <= 1 || self.zero_points.len() == channels) {
-            return Err(format!("{} zero points for {channels} scales", self.zero_points.len()));
+            return Err(format!(
+                "{} zero points for {channels} scales",
+                self.zero_points.len()
+            ));
         }
         Ok(move |i: usize| {
-            let c = if channels > 1 { (i / inner.max(1)) % channels } else { 0 };
+            let c = if channels > 1 {
+                (i / inner.max(1)) % channels
+            } else {
+                0
+            };
             let zp = match self.zero_points.len() {
                 0 => 0,
                 1 => self.zero_points[0],
@@ -64,7 +74,11 @@ pub(crate) fn affine_params(q: Option<&fb::QuantizationParametersT>) -> Option<A
 }
 
 /// Real values of integer codes: `(q - zero_point) * scale`, per tensor or per slice.
-pub(crate) fn dequantize_codes(codes: &[i32], shape: &[usize], params: &AffineParams) -> Result<ArrayD<f32>, String> {
+pub(crate) fn dequantize_codes(
+    codes: &[i32],
+    shape: &[usize],
+    params: &AffineParams,
+) -> Result<ArrayD<f32>, String> {
     let at = params.per_element(shape)?;
     let values = codes
         .iter()
@@ -85,8 +99,12 @@ fn params_of_input(ctx: &OpContext<'_>, i: usize) -> Result<AffineParams, Kernel
         .copied()
         .flatten()
         .ok_or_else(|| KernelError::Invalid(format!("missing input {i}")))?;
-    affine_params(ctx.graph.tensor(t).quantization.as_deref())
-        .ok_or_else(|| KernelError::Invalid(format!("input {:?} has no quantization scale", ctx.graph.tensor_name(t))))
+    affine_params(ctx.graph.tensor(t).quantization.as_deref()).ok_or_else(|| {
+        KernelError::Invalid(format!(
+            "input {:?} has no quantization scale",
+            ctx.graph.tensor_name(t)
+        ))
+    })
 }
 
 fn codes_to_real(ctx: &OpContext<'_>, codes: &ArrayD<i32>) -> Result<ArrayD<f32>, KernelError> {
@@ -101,7 +119,10 @@ fn dequantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         // Constants (FLOAT16, int8 with scale) were decoded at load time.
         Value::F32(a) => Ok(vec![Value::F32(a.clone())]),
         Value::I32(codes) => Ok(vec![Value::F32(codes_to_real(ctx, codes)?)]),
-        other => Err(KernelError::Invalid(format!("cannot dequantize a {} tensor", other.type_name()))),
+        other => Err(KernelError::Invalid(format!(
+            "cannot dequantize a {} tensor",
+            other.type_name()
+        ))),
     }
 }
 
@@ -110,20 +131,38 @@ fn quantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         Value::F32(a) => a.as_standard_layout().into_owned(),
         // int -> int QUANTIZE requantizes: through the real value.
         Value::I32(codes) => codes_to_real(ctx, codes)?,
-        other => return Err(KernelError::Invalid(format!("cannot quantize a {} tensor", other.type_name()))),
+        other => {
+            return Err(KernelError::Invalid(format!(
+                "cannot quantize a {} tensor",
+                other.type_name()
+            )))
+        }
     };
     let out = ctx.graph.op_outputs(ctx.op);
-    let t = *out.first().ok_or_else(|| KernelError::Invalid("QUANTIZE has no output".into()))?;
-    let params = affine_params(ctx.graph.tensor(t).quantization.as_deref())
-        .ok_or_else(|| KernelError::Invalid(format!("output {:?} has no quantization scale", ctx.graph.tensor_name(t))))?;
+    let t = *out
+        .first()
+        .ok_or_else(|| KernelError::Invalid("QUANTIZE has no output".into()))?;
+    let params = affine_params(ctx.graph.tensor(t).quantization.as_deref()).ok_or_else(|| {
+        KernelError::Invalid(format!(
+            "output {:?} has no quantization scale",
+            ctx.graph.tensor_name(t)
+        ))
+    })?;
     let (lo, hi): (i64, i64) = match ctx.graph.tensor(t).type_ {
         fb::TensorType::INT8 => (-128, 127),
         fb::TensorType::UINT8 => (0, 255),
         fb::TensorType::INT16 => (-32768, 32767),
         fb::TensorType::INT32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
-        other => return Err(KernelError::Invalid(format!("QUANTIZE to {} is not supported", crate::tflite::type_name(other)))),
+        other => {
+            return Err(KernelError::Invalid(format!(
+                "QUANTIZE to {} is not supported",
+                crate::tflite::type_name(other)
+            )))
+        }
     };
-    let at = params.per_element(real.shape()).map_err(KernelError::Invalid)?;
+    let at = params
+        .per_element(real.shape())
+        .map_err(KernelError::Invalid)?;
     let flat = real.as_slice().unwrap_or(&[]);
     let codes: Vec<i32> = flat
         .iter()
@@ -135,7 +174,8 @@ fn quantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
             q.clamp(lo, hi) as i32
         })
         .collect();
-    let codes = ArrayD::from_shape_vec(IxDyn(real.shape()), codes).map_err(|e| KernelError::Invalid(e.to_string()))?;
+    let codes = ArrayD::from_shape_vec(IxDyn(real.shape()), codes)
+        .map_err(|e| KernelError::Invalid(e.to_string()))?;
     Ok(vec![Value::I32(codes)])
 }
 
@@ -145,21 +185,33 @@ mod tests {
 
     #[test]
     fn per_axis_dequantize_uses_each_slice_scale_and_zero_point() {
-        let params = AffineParams { scales: vec![0.5, 2.0], zero_points: vec![0, 1], axis: 1 };
+        let params = AffineParams {
+            scales: vec![0.5, 2.0],
+            zero_points: vec![0, 1],
+            axis: 1,
+        };
         let real = dequantize_codes(&[2, 3, 4, 5], &[2, 2], &params).unwrap();
         assert_eq!(real.as_slice().unwrap(), &[1.0, 4.0, 2.0, 8.0]);
     }
 
     #[test]
     fn per_tensor_dequantize_applies_zero_point() {
-        let params = AffineParams { scales: vec![0.25], zero_points: vec![-128], axis: 0 };
+        let params = AffineParams {
+            scales: vec![0.25],
+            zero_points: vec![-128],
+            axis: 0,
+        };
         let real = dequantize_codes(&[-128, 0, 127], &[3], &params).unwrap();
         assert_eq!(real.as_slice().unwrap(), &[0.0, 32.0, 63.75]);
     }
 
     #[test]
     fn per_axis_scales_must_match_the_axis() {
-        let params = AffineParams { scales: vec![1.0, 1.0, 1.0], zero_points: vec![0], axis: 0 };
+        let params = AffineParams {
+            scales: vec![1.0, 1.0, 1.0],
+            zero_points: vec![0],
+            axis: 0,
+        };
         assert!(dequantize_codes(&[1, 2], &[2], &params).is_err());
     }
 }

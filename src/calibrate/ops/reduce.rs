@@ -42,8 +42,16 @@ fn reduce_min(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// Reduces input 0 over the axes in input 1; returns the result and how many elements fed each output.
-fn reduce(ctx: &OpContext<'_>, init: f32, f: impl Fn(f32, f32) -> f32) -> Result<(ndarray::ArrayD<f32>, usize), KernelError> {
-    let keep_dims = ctx.operator().builtin_options.as_reducer_options().is_some_and(|o| o.keep_dims);
+fn reduce(
+    ctx: &OpContext<'_>,
+    init: f32,
+    f: impl Fn(f32, f32) -> f32,
+) -> Result<(ndarray::ArrayD<f32>, usize), KernelError> {
+    let keep_dims = ctx
+        .operator()
+        .builtin_options
+        .as_reducer_options()
+        .is_some_and(|o| o.keep_dims);
     let input = row_major(ctx.input_f32(0)?);
     let shape = input.shape().to_vec();
     let rank = shape.len();
@@ -53,7 +61,9 @@ fn reduce(ctx: &OpContext<'_>, init: f32, f: impl Fn(f32, f32) -> f32) -> Result
         let axis = usize::try_from(axis)
             .ok()
             .filter(|&x| x < rank)
-            .ok_or_else(|| KernelError::Invalid(format!("axis {a} is out of range for rank {rank}")))?;
+            .ok_or_else(|| {
+                KernelError::Invalid(format!("axis {a} is out of range for rank {rank}"))
+            })?;
         reduced[axis] = true;
     }
     // Output strides over the input's dims: 0 on reduced axes, so every element finds its output cell.
@@ -66,7 +76,12 @@ fn reduce(ctx: &OpContext<'_>, init: f32, f: impl Fn(f32, f32) -> f32) -> Result
         }
     }
     let out_len = step;
-    let count: usize = shape.iter().zip(&reduced).filter(|(_, &r)| r).map(|(&d, _)| d).product();
+    let count: usize = shape
+        .iter()
+        .zip(&reduced)
+        .filter(|(_, &r)| r)
+        .map(|(&d, _)| d)
+        .product();
     let mut out = vec![init; out_len];
     let x = flat(&input)?;
     if rank == 0 {
@@ -123,7 +138,11 @@ mod tests {
 
     #[test]
     fn mean_over_spatial_axes_with_keep_dims() {
-        let (shape, y) = run_f32(fb::BuiltinOperator::MEAN, keep(true), vec![cube(), Arg::i32(&[2], vec![0, 1])]);
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::MEAN,
+            keep(true),
+            vec![cube(), Arg::i32(&[2], vec![0, 1])],
+        );
         assert_eq!(shape, vec![1, 1, 3]);
         // channel c: mean of c, 3+c, 6+c, 9+c = 4.5 + c
         assert_close(&y, &[4.5, 5.5, 6.5], 1e-6);
@@ -131,30 +150,50 @@ mod tests {
 
     #[test]
     fn sum_with_negative_axis_drops_the_dim() {
-        let (shape, y) = run_f32(fb::BuiltinOperator::SUM, keep(false), vec![cube(), Arg::i32(&[], vec![-1])]);
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::SUM,
+            keep(false),
+            vec![cube(), Arg::i32(&[], vec![-1])],
+        );
         assert_eq!(shape, vec![2, 2]);
         assert_close(&y, &[3.0, 12.0, 21.0, 30.0], 0.0);
     }
 
     #[test]
     fn reduce_max_and_min_over_middle_axis() {
-        let (shape, y) = run_f32(fb::BuiltinOperator::REDUCE_MAX, keep(false), vec![cube(), Arg::i32(&[1], vec![1])]);
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::REDUCE_MAX,
+            keep(false),
+            vec![cube(), Arg::i32(&[1], vec![1])],
+        );
         assert_eq!(shape, vec![2, 3]);
         assert_close(&y, &[3.0, 4.0, 5.0, 9.0, 10.0, 11.0], 0.0);
-        let (_, y) = run_f32(fb::BuiltinOperator::REDUCE_MIN, keep(false), vec![cube(), Arg::i32(&[2], vec![1, 1])]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::REDUCE_MIN,
+            keep(false),
+            vec![cube(), Arg::i32(&[2], vec![1, 1])],
+        );
         assert_close(&y, &[0.0, 1.0, 2.0, 6.0, 7.0, 8.0], 0.0);
     }
 
     #[test]
     fn reducing_every_axis_without_keep_dims_gives_a_scalar() {
-        let (shape, y) = run_f32(fb::BuiltinOperator::MEAN, keep(false), vec![cube(), Arg::i32(&[3], vec![0, 1, 2])]);
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::MEAN,
+            keep(false),
+            vec![cube(), Arg::i32(&[3], vec![0, 1, 2])],
+        );
         assert_eq!(shape, Vec::<usize>::new());
         assert_close(&y, &[5.5], 1e-6);
     }
 
     #[test]
     fn out_of_range_axis_is_an_error() {
-        let r = super::super::testing::try_run_op(fb::BuiltinOperator::SUM, keep(false), vec![cube(), Arg::i32(&[1], vec![3])]);
+        let r = super::super::testing::try_run_op(
+            fb::BuiltinOperator::SUM,
+            keep(false),
+            vec![cube(), Arg::i32(&[1], vec![3])],
+        );
         assert!(r.unwrap_err().to_string().contains("axis 3"));
     }
 }

@@ -8,16 +8,27 @@ use crate::tflite::fb;
 /// Registers RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR.
 pub fn register(r: &mut Registry) {
     r.register(fb::BuiltinOperator::RESIZE_BILINEAR, resize_bilinear);
-    r.register(fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR, resize_nearest_neighbor);
+    r.register(
+        fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR,
+        resize_nearest_neighbor,
+    );
 }
 
 /// The new `[height, width]` from input 1.
 fn output_size(ctx: &OpContext<'_>) -> Result<[usize; 2], KernelError> {
     let size = ctx.input_ints(1)?;
     let &[h, w] = size.as_slice() else {
-        return Err(KernelError::Invalid(format!("size has {} values, expected [height, width]", size.len())));
+        return Err(KernelError::Invalid(format!(
+            "size has {} values, expected [height, width]",
+            size.len()
+        )));
     };
-    let dim = |v: i64| usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| KernelError::Invalid(format!("output size {v} must be positive")));
+    let dim = |v: i64| {
+        usize::try_from(v)
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| KernelError::Invalid(format!("output size {v} must be positive")))
+    };
     Ok([dim(h)?, dim(w)?])
 }
 
@@ -31,8 +42,17 @@ fn scale(input: usize, output: usize, align_corners: bool) -> f32 {
 }
 
 /// Source coordinate of output `o` and its two neighbours (bilinear).
-fn bilinear_source(o: usize, scale: f32, half_pixel_centers: bool, input: usize) -> (f32, usize, usize) {
-    let at = if half_pixel_centers { (o as f32 + 0.5) * scale - 0.5 } else { o as f32 * scale };
+fn bilinear_source(
+    o: usize,
+    scale: f32,
+    half_pixel_centers: bool,
+    input: usize,
+) -> (f32, usize, usize) {
+    let at = if half_pixel_centers {
+        (o as f32 + 0.5) * scale - 0.5
+    } else {
+        o as f32 * scale
+    };
     let lower = (at.floor().max(0.0) as usize).min(input - 1);
     let upper = (at.ceil().max(0.0) as usize).min(input - 1);
     (at, lower, upper)
@@ -40,7 +60,11 @@ fn bilinear_source(o: usize, scale: f32, half_pixel_centers: bool, input: usize)
 
 fn resize_bilinear(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::ResizeBilinearOptionsT::default();
-    let o = ctx.operator().builtin_options.as_resize_bilinear_options().unwrap_or(&default);
+    let o = ctx
+        .operator()
+        .builtin_options
+        .as_resize_bilinear_options()
+        .unwrap_or(&default);
     let input = row_major(ctx.input_f32(0)?);
     let [n, h, w, c] = dims4(input.shape(), "input")?;
     let [oh, ow] = output_size(ctx)?;
@@ -50,7 +74,9 @@ fn resize_bilinear(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let (sy, sx) = (scale(h, oh, o.align_corners), scale(w, ow, o.align_corners));
     let x = flat(&input)?;
     let mut out = vec![0.0f32; n * oh * ow * c];
-    let xs: Vec<_> = (0..ow).map(|ox| bilinear_source(ox, sx, o.half_pixel_centers, w)).collect();
+    let xs: Vec<_> = (0..ow)
+        .map(|ox| bilinear_source(ox, sx, o.half_pixel_centers, w))
+        .collect();
     for b in 0..n {
         for oy in 0..oh {
             let (iy, y0, y1) = bilinear_source(oy, sy, o.half_pixel_centers, h);
@@ -62,7 +88,10 @@ fn resize_bilinear(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
                 let dst = &mut out[((b * oh + oy) * ow + ox) * c..][..c];
                 for ch in 0..c {
                     // The four-term form of TFLite's float kernel, term for term.
-                    dst[ch] = a[ch] * (1.0 - dy) * (1.0 - dx) + bb[ch] * dy * (1.0 - dx) + cc[ch] * (1.0 - dy) * dx + d[ch] * dy * dx;
+                    dst[ch] = a[ch] * (1.0 - dy) * (1.0 - dx)
+                        + bb[ch] * dy * (1.0 - dx)
+                        + cc[ch] * (1.0 - dy) * dx
+                        + d[ch] * dy * dx;
                 }
             }
         }
@@ -71,17 +100,31 @@ fn resize_bilinear(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// Source index of output `o` (nearest neighbour).
-fn nearest_source(o: usize, scale: f32, align_corners: bool, half_pixel_centers: bool, input: usize) -> usize {
+fn nearest_source(
+    o: usize,
+    scale: f32,
+    align_corners: bool,
+    half_pixel_centers: bool,
+    input: usize,
+) -> usize {
     let offset = if half_pixel_centers { 0.5 } else { 0.0 };
     let at = (o as f32 + offset) * scale;
     // round() is half away from zero, as TfLiteRound; negative coordinates cannot occur here.
-    let i = if align_corners { at.round() } else { at.floor() };
+    let i = if align_corners {
+        at.round()
+    } else {
+        at.floor()
+    };
     (i.max(0.0) as usize).min(input - 1)
 }
 
 fn resize_nearest_neighbor(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::ResizeNearestNeighborOptionsT::default();
-    let o = ctx.operator().builtin_options.as_resize_nearest_neighbor_options().unwrap_or(&default);
+    let o = ctx
+        .operator()
+        .builtin_options
+        .as_resize_nearest_neighbor_options()
+        .unwrap_or(&default);
     let input = row_major(ctx.input_f32(0)?);
     let [n, h, w, c] = dims4(input.shape(), "input")?;
     let [oh, ow] = output_size(ctx)?;
@@ -91,7 +134,9 @@ fn resize_nearest_neighbor(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelErro
     let (sy, sx) = (scale(h, oh, o.align_corners), scale(w, ow, o.align_corners));
     let x = flat(&input)?;
     let mut out = Vec::with_capacity(n * oh * ow * c);
-    let xs: Vec<usize> = (0..ow).map(|ox| nearest_source(ox, sx, o.align_corners, o.half_pixel_centers, w)).collect();
+    let xs: Vec<usize> = (0..ow)
+        .map(|ox| nearest_source(ox, sx, o.align_corners, o.half_pixel_centers, w))
+        .collect();
     for b in 0..n {
         for oy in 0..oh {
             let iy = nearest_source(oy, sy, o.align_corners, o.half_pixel_centers, h);
@@ -109,11 +154,19 @@ mod tests {
     use crate::tflite::fb;
 
     fn bilinear(align_corners: bool, half_pixel_centers: bool) -> fb::BuiltinOptionsT {
-        fb::BuiltinOptionsT::ResizeBilinearOptions(Box::new(fb::ResizeBilinearOptionsT { align_corners, half_pixel_centers }))
+        fb::BuiltinOptionsT::ResizeBilinearOptions(Box::new(fb::ResizeBilinearOptionsT {
+            align_corners,
+            half_pixel_centers,
+        }))
     }
 
     fn nearest(align_corners: bool, half_pixel_centers: bool) -> fb::BuiltinOptionsT {
-        fb::BuiltinOptionsT::ResizeNearestNeighborOptions(Box::new(fb::ResizeNearestNeighborOptionsT { align_corners, half_pixel_centers }))
+        fb::BuiltinOptionsT::ResizeNearestNeighborOptions(Box::new(
+            fb::ResizeNearestNeighborOptionsT {
+                align_corners,
+                half_pixel_centers,
+            },
+        ))
     }
 
     fn row() -> Arg {
@@ -123,7 +176,11 @@ mod tests {
 
     #[test]
     fn bilinear_default_maps_output_x_to_x_times_scale() {
-        let (shape, y) = run_f32(fb::BuiltinOperator::RESIZE_BILINEAR, bilinear(false, false), vec![row(), Arg::i32(&[2], vec![1, 4])]);
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::RESIZE_BILINEAR,
+            bilinear(false, false),
+            vec![row(), Arg::i32(&[2], vec![1, 4])],
+        );
         assert_eq!(shape, vec![1, 1, 4, 1]);
         // scale 0.5: sources 0, 0.5, 1, 1.5 (clamped to 1)
         assert_close(&y, &[0.0, 2.0, 4.0, 4.0], 1e-6);
@@ -131,13 +188,21 @@ mod tests {
 
     #[test]
     fn bilinear_align_corners_hits_both_ends() {
-        let (_, y) = run_f32(fb::BuiltinOperator::RESIZE_BILINEAR, bilinear(true, false), vec![row(), Arg::i32(&[2], vec![1, 3])]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::RESIZE_BILINEAR,
+            bilinear(true, false),
+            vec![row(), Arg::i32(&[2], vec![1, 3])],
+        );
         assert_close(&y, &[0.0, 2.0, 4.0], 1e-6);
     }
 
     #[test]
     fn bilinear_half_pixel_centers_samples_pixel_centres() {
-        let (_, y) = run_f32(fb::BuiltinOperator::RESIZE_BILINEAR, bilinear(false, true), vec![row(), Arg::i32(&[2], vec![1, 4])]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::RESIZE_BILINEAR,
+            bilinear(false, true),
+            vec![row(), Arg::i32(&[2], vec![1, 4])],
+        );
         // sources (x+0.5)*0.5-0.5: -0.25 (clamped to 0), 0.25, 0.75, 1.25 (upper clamped)
         assert_close(&y, &[0.0, 1.0, 3.0, 4.0], 1e-6);
     }
@@ -147,13 +212,25 @@ mod tests {
         let x = || Arg::f32(&[1, 1, 3, 1], vec![10.0, 20.0, 30.0]);
         let size = || Arg::i32(&[2], vec![1, 5]);
         // floor(x * 0.6): 0, 0, 1, 1, 2
-        let (_, y) = run_f32(fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR, nearest(false, false), vec![x(), size()]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR,
+            nearest(false, false),
+            vec![x(), size()],
+        );
         assert_close(&y, &[10.0, 10.0, 20.0, 20.0, 30.0], 0.0);
         // round(x * 0.5): 0, 1 (0.5 rounds up), 1, 2 (1.5), 2
-        let (_, y) = run_f32(fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR, nearest(true, false), vec![x(), size()]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR,
+            nearest(true, false),
+            vec![x(), size()],
+        );
         assert_close(&y, &[10.0, 20.0, 20.0, 30.0, 30.0], 0.0);
         // floor((x + 0.5) * 0.6): 0, 0, 1, 2, 2
-        let (_, y) = run_f32(fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR, nearest(false, true), vec![x(), size()]);
+        let (_, y) = run_f32(
+            fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR,
+            nearest(false, true),
+            vec![x(), size()],
+        );
         assert_close(&y, &[10.0, 10.0, 20.0, 30.0, 30.0], 0.0);
     }
 }

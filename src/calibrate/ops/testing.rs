@@ -13,11 +13,15 @@ pub(crate) enum Arg {
 
 impl Arg {
     pub fn f32(shape: &[usize], data: Vec<f32>) -> Arg {
-        Arg::Const(Value::F32(ArrayD::from_shape_vec(IxDyn(shape), data).expect("test data fits its shape")))
+        Arg::Const(Value::F32(
+            ArrayD::from_shape_vec(IxDyn(shape), data).expect("test data fits its shape"),
+        ))
     }
 
     pub fn i32(shape: &[usize], data: Vec<i32>) -> Arg {
-        Arg::Const(Value::I32(ArrayD::from_shape_vec(IxDyn(shape), data).expect("test data fits its shape")))
+        Arg::Const(Value::I32(
+            ArrayD::from_shape_vec(IxDyn(shape), data).expect("test data fits its shape"),
+        ))
     }
 
     /// The value itself (for comparing outputs).
@@ -31,15 +35,32 @@ impl Arg {
 
 fn bytes(v: &Value) -> (fb::TensorType, Vec<u8>) {
     match v {
-        Value::F32(a) => (fb::TensorType::FLOAT32, a.iter().flat_map(|x| x.to_le_bytes()).collect()),
-        Value::I32(a) => (fb::TensorType::INT32, a.iter().flat_map(|x| x.to_le_bytes()).collect()),
-        Value::I64(a) => (fb::TensorType::INT64, a.iter().flat_map(|x| x.to_le_bytes()).collect()),
-        Value::Bool(a) => (fb::TensorType::BOOL, a.iter().map(|&x| u8::from(x)).collect()),
+        Value::F32(a) => (
+            fb::TensorType::FLOAT32,
+            a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+        Value::I32(a) => (
+            fb::TensorType::INT32,
+            a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+        Value::I64(a) => (
+            fb::TensorType::INT64,
+            a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+        Value::Bool(a) => (
+            fb::TensorType::BOOL,
+            a.iter().map(|&x| u8::from(x)).collect(),
+        ),
     }
 }
 
 /// A model with one op whose inputs are constants and whose outputs have the given types.
-pub(crate) fn one_op_graph(code: fb::BuiltinOperator, options: fb::BuiltinOptionsT, args: Vec<Arg>, outputs: &[fb::TensorType]) -> Graph {
+pub(crate) fn one_op_graph(
+    code: fb::BuiltinOperator,
+    options: fb::BuiltinOptionsT,
+    args: Vec<Arg>,
+    outputs: &[fb::TensorType],
+) -> Graph {
     let mut buffers = vec![fb::BufferT::default()];
     let mut tensors = Vec::new();
     let mut inputs = Vec::new();
@@ -48,7 +69,11 @@ pub(crate) fn one_op_graph(code: fb::BuiltinOperator, options: fb::BuiltinOption
             Arg::Omitted => inputs.push(-1),
             Arg::Const(v) => {
                 let (type_, data) = bytes(&v);
-                buffers.push(fb::BufferT { data: Some(data), offset: 0, size: 0 });
+                buffers.push(fb::BufferT {
+                    data: Some(data),
+                    offset: 0,
+                    size: 0,
+                });
                 inputs.push(tensors.len() as i32);
                 tensors.push(fb::TensorT {
                     shape: Some(v.shape().iter().map(|&d| d as i32).collect()),
@@ -63,7 +88,12 @@ pub(crate) fn one_op_graph(code: fb::BuiltinOperator, options: fb::BuiltinOption
     let mut out_ids = Vec::new();
     for (i, &type_) in outputs.iter().enumerate() {
         out_ids.push(tensors.len() as i32);
-        tensors.push(fb::TensorT { shape: Some(vec![]), type_, name: Some(format!("out{i}")), ..Default::default() });
+        tensors.push(fb::TensorT {
+            shape: Some(vec![]),
+            type_,
+            name: Some(format!("out{i}")),
+            ..Default::default()
+        });
     }
     let op = fb::OperatorT {
         opcode_index: 0,
@@ -90,18 +120,29 @@ pub(crate) fn one_op_graph(code: fb::BuiltinOperator, options: fb::BuiltinOption
         buffers: Some(buffers),
         ..Default::default()
     };
-    Graph { model, warnings: Vec::new() }
+    Graph {
+        model,
+        warnings: Vec::new(),
+    }
 }
 
 /// Runs one op on constant inputs with one FLOAT32 output.
-pub(crate) fn try_run_op(code: fb::BuiltinOperator, options: fb::BuiltinOptionsT, args: Vec<Arg>) -> Result<Vec<Value>, CalibError> {
+pub(crate) fn try_run_op(
+    code: fb::BuiltinOperator,
+    options: fb::BuiltinOptionsT,
+    args: Vec<Arg>,
+) -> Result<Vec<Value>, CalibError> {
     let g = one_op_graph(code, options, args, &[fb::TensorType::FLOAT32]);
     let interp = FloatInterpreter::new(&g, &Registry::with_all_ops())?;
     interp.run(&[], &mut |_, _| {})
 }
 
 /// Runs one op on constant inputs with one FLOAT32 output, which must succeed.
-pub(crate) fn run_op(code: fb::BuiltinOperator, options: fb::BuiltinOptionsT, args: Vec<Arg>) -> Vec<Value> {
+pub(crate) fn run_op(
+    code: fb::BuiltinOperator,
+    options: fb::BuiltinOptionsT,
+    args: Vec<Arg>,
+) -> Vec<Value> {
     match try_run_op(code, options, args) {
         Ok(v) => v,
         Err(e) => panic!("{e}"),
@@ -109,7 +150,11 @@ pub(crate) fn run_op(code: fb::BuiltinOperator, options: fb::BuiltinOptionsT, ar
 }
 
 /// The float output of a one-op run as (shape, values).
-pub(crate) fn run_f32(code: fb::BuiltinOperator, options: fb::BuiltinOptionsT, args: Vec<Arg>) -> (Vec<usize>, Vec<f32>) {
+pub(crate) fn run_f32(
+    code: fb::BuiltinOperator,
+    options: fb::BuiltinOptionsT,
+    args: Vec<Arg>,
+) -> (Vec<usize>, Vec<f32>) {
     match run_op(code, options, args).remove(0) {
         Value::F32(a) => (a.shape().to_vec(), a.iter().copied().collect()),
         other => panic!("expected a float output, got {}", other.type_name()),
@@ -120,6 +165,9 @@ pub(crate) fn run_f32(code: fb::BuiltinOperator, options: fb::BuiltinOptionsT, a
 pub(crate) fn assert_close(got: &[f32], want: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "length: got {got:?}, want {want:?}");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!((a - b).abs() <= tol, "element {i}: got {a}, want {b} (got {got:?}, want {want:?})");
+        assert!(
+            (a - b).abs() <= tol,
+            "element {i}: got {a}, want {b} (got {got:?}, want {want:?})"
+        );
     }
 }

@@ -21,7 +21,13 @@ pub(crate) struct Window {
 impl Window {
     /// TFLite's geometry: SAME gives `ceil(in / stride)` outputs, VALID `floor((in - extent) / stride) + 1`;
     /// padding is half the total needed, the odd element going after.
-    pub fn new(padding: fb::Padding, input: usize, taps: usize, stride: i32, dilation: i32) -> Result<Window, KernelError> {
+    pub fn new(
+        padding: fb::Padding,
+        input: usize,
+        taps: usize,
+        stride: i32,
+        dilation: i32,
+    ) -> Result<Window, KernelError> {
         let stride = positive(stride, "stride")?;
         let dilation = positive(dilation, "dilation factor")?;
         if taps == 0 {
@@ -35,18 +41,29 @@ impl Window {
         };
         let needed = (out.max(1) - 1) * stride + extent;
         let pad = needed.saturating_sub(input) / 2;
-        Ok(Window { out, pad, stride, dilation, taps })
+        Ok(Window {
+            out,
+            pad,
+            stride,
+            dilation,
+            taps,
+        })
     }
 
     /// Input index of tap `k` of output `o`, if it falls inside the input of length `input`.
     #[inline]
     pub fn tap(&self, o: usize, k: usize, input: usize) -> Option<usize> {
-        (o * self.stride + k * self.dilation).checked_sub(self.pad).filter(|&i| i < input)
+        (o * self.stride + k * self.dilation)
+            .checked_sub(self.pad)
+            .filter(|&i| i < input)
     }
 }
 
 fn positive(v: i32, what: &str) -> Result<usize, KernelError> {
-    usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| KernelError::Invalid(format!("{what} {v} must be positive")))
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| KernelError::Invalid(format!("{what} {v} must be positive")))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Specifications of the integer driver on small hand-built graphs.
 
 use super::*;
+use crate::graph::TensorId;
 use crate::quantize::check::check_integer;
 use crate::quantize::params::QuantParams;
 use crate::tflite::fb::{BuiltinOperator as Op, TensorType};

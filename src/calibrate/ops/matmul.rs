@@ -1,0 +1,145 @@
+//! The matrix product behind CONV_2D and FULLY_CONNECTED, and the bias + activation epilogue they share.
+//!
+//! Weights are stored one output channel per row (OHWI, `[units, depth]`), so the product is
+//! `out = lhs · weightsᵀ`. Large products go to `matrixmultiply`; products with few rows (late 3x3 feature
+//! maps, batch-1 dense layers) are dot products, because packing both operands would cost more than the
+//! arithmetic.
+
+use crate::calibrate::vector::wide_vectors;
+use crate::tflite::fb;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// At most this many rows: dot products instead of a packed GEMM.
+const DOT_ROWS: usize = 12;
+
+/// `dst = lhs · weightsᵀ` (`lhs` is `[rows, depth]`, `weights` `[cols, depth]`, `dst` `[rows, cols]`).
+pub(crate) fn matmul_weights_t(
+    lhs: &ArrayView2<'_, f32>,
+    weights: &ArrayView2<'_, f32>,
+    dst: &mut ArrayViewMut2<'_, f32>,
+) {
+    let depth = lhs.ncols();
+    if lhs.nrows() <= DOT_ROWS && depth > 0 {
+        let rows: Option<Vec<&[f32]>> = lhs.rows().into_iter().map(|r| r.to_slice()).collect();
+        if let (Some(rows), Some(w)) = (rows, weights.as_slice()) {
+            // Each weight row is read once and used against every input row while it is in cache.
+            dots(&rows, w, depth, dst);
+            return;
+        }
+    }
+    general_mat_mul(1.0, lhs, &weights.t(), 0.0, dst);
+}
+
+wide_vectors! {
+    /// `dst[r, o] = rows[r] · w[o]` for every weight row `o` of length `depth`.
+    fn dots(rows: &[&[f32]], w: &[f32], depth: usize, dst: &mut ArrayViewMut2<'_, f32>) => dot_loops;
+}
+
+#[inline(always)]
+fn dot_loops(rows: &[&[f32]], w: &[f32], depth: usize, dst: &mut ArrayViewMut2<'_, f32>) {
+    // Each weight row is read once and used against every input row while it is in cache.
+    for (o, w_row) in w.chunks_exact(depth).enumerate() {
+        for (r, x) in rows.iter().enumerate() {
+            dst[[r, o]] = dot(x, w_row);
+        }
+    }
+}
+
+/// A dot product with eight independent partial sums, which the compiler keeps in vector registers.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut sum = acc.iter().sum::<f32>();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// Adds the per-channel bias to every `channels`-wide row and applies the fused activation, in one pass.
+pub(crate) fn add_bias_and_activate(
+    out: &mut [f32],
+    channels: usize,
+    bias: Option<&[f32]>,
+    act: fb::ActivationFunctionType,
+) {
+    let (lo, hi) = match act {
+        fb::ActivationFunctionType::RELU => (0.0, f32::INFINITY),
+        fb::ActivationFunctionType::RELU6 => (0.0, 6.0),
+        fb::ActivationFunctionType::RELU_N1_TO_1 => (-1.0, 1.0),
+        _ => (f32::NEG_INFINITY, f32::INFINITY),
+    };
+    bias_and_clamp(out, channels, bias, lo, hi);
+    match act {
+        fb::ActivationFunctionType::TANH => out.iter_mut().for_each(|v| *v = v.tanh()),
+        fb::ActivationFunctionType::SIGN_BIT => out
+            .iter_mut()
+            .for_each(|v| *v = if v.is_sign_negative() { 1.0 } else { 0.0 }),
+        _ => {}
+    }
+}
+
+wide_vectors! {
+    /// `v = clamp(v + bias[channel], lo, hi)` over `channels`-wide rows (no bias: clamp only).
+    fn bias_and_clamp(out: &mut [f32], channels: usize, bias: Option<&[f32]>, lo: f32, hi: f32) => bias_and_clamp_lanes;
+}
+
+#[inline(always)]
+fn bias_and_clamp_lanes(out: &mut [f32], channels: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    let clamp = |v: f32| {
+        let v = if v < lo { lo } else { v };
+        if v > hi {
+            hi
+        } else {
+            v
+        }
+    };
+    match bias {
+        Some(b) if channels > 0 => {
+            for row in out.chunks_exact_mut(channels) {
+                for (v, &b) in row.iter_mut().zip(b) {
+                    *v = clamp(*v + b);
+                }
+            }
+        }
+        _ => out.iter_mut().for_each(|v| *v = clamp(*v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn dot_path_and_gemm_path_agree() {
+        for rows in [1, DOT_ROWS, DOT_ROWS + 1] {
+            let lhs = Array2::from_shape_fn((rows, 19), |(r, k)| ((r * 19 + k) % 7) as f32 - 3.0);
+            let w = Array2::from_shape_fn((5, 19), |(o, k)| ((o * 3 + k) % 5) as f32 * 0.5);
+            let mut got = Array2::zeros((rows, 5));
+            matmul_weights_t(&lhs.view(), &w.view(), &mut got.view_mut());
+            assert_eq!(got, lhs.dot(&w.t()), "rows {rows}");
+        }
+    }
+
+    #[test]
+    fn bias_then_relu6_clamps_each_channel() {
+        let mut out = vec![1.0, 7.0, -3.0, 2.0];
+        add_bias_and_activate(
+            &mut out,
+            2,
+            Some(&[0.5, -0.5]),
+            fb::ActivationFunctionType::RELU6,
+        );
+        assert_eq!(out, vec![1.5, 6.0, 0.0, 1.5]);
+    }
+}
