@@ -197,3 +197,70 @@ fn check_accepts_the_example_config() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("ok"), "{}", r.stdout);
 }
+
+/// Models the corpus does not have: legacy op codes without signature defs, fp16-stored weights, a model with
+/// a WHILE loop over other subgraphs, and a custom op passed through with SELECT_TF_OPS. Each artifact runs in
+/// LiteRT beside its float source.
+#[test]
+fn unseen_model_formats_quantize_and_run_in_litert() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |name: &str, file: &str, modes: &str, extra: &str| {
+        format!(
+            "[models.{name}]\nsource = \"{}\"\nmodes = [{modes}]\ndataset = \"rnd\"\n{extra}\n",
+            fixture(&format!("models/{file}.tflite")).display()
+        )
+    };
+    let all = "\"dynamic\", \"float16\", \"int8\", \"int16x8\"";
+    let text = [
+        "[settings]\nout_dir = \"out\"\n\n[datasets.rnd]\nformat = \"random\"\nsamples = 32\nseed = 7\n\n".to_string(),
+        model("legacy", "legacy_opcodes_mlp", all, ""),
+        model("fp16", "fp16_weights_cnn", all, ""),
+        model("subgraphs", "while_loop", "\"dynamic\", \"float16\"", ""),
+        model("custom", "custom_op", "\"dynamic\", \"float16\", \"int8\"", "op_sets = [\"TFLITE_BUILTINS\", \"SELECT_TF_OPS\"]"),
+    ]
+    .concat();
+    let cfg = dir.path().join("quantize.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let cases: &[(&str, &str, &[&str], f64)] = &[
+        ("legacy", "legacy_opcodes_mlp", &["dynamic", "float16", "int8", "int16x8"], 30.0),
+        ("fp16", "fp16_weights_cnn", &["dynamic", "float16", "int8", "int16x8"], 30.0),
+        ("subgraphs", "while_loop", &["dynamic", "float16"], 60.0),
+        ("custom", "custom_op", &["dynamic", "float16", "int8"], 60.0),
+    ];
+    for (name, file, modes, min_sqnr) in cases {
+        for mode in *modes {
+            let art = dir.path().join(format!("out/{name}.{mode}.tflite"));
+            let e = evaluate(&fixture(&format!("models/{file}.tflite")), &art, None, 16);
+            assert!(e.loads_ok, "{name}.{mode}: LiteRT cannot run it: {:?}", e.error);
+            assert!(e.sqnr_db >= *min_sqnr, "{name}.{mode}: SQNR {:.1} dB", e.sqnr_db);
+        }
+    }
+    // Integer weights where TF would put them, even in a model stored in fp16 with legacy habits.
+    let fp16_int8 = evaluate(&fixture("models/fp16_weights_cnn.tflite"), &dir.path().join("out/fp16.int8.tflite"), None, 4);
+    assert_eq!(fp16_int8.float_compute_ops, 0);
+    let fp16_dynamic =
+        evaluate(&fixture("models/fp16_weights_cnn.tflite"), &dir.path().join("out/fp16.dynamic.tflite"), None, 4);
+    assert!(fp16_dynamic.hybrid_ops >= 2, "{fp16_dynamic:?}");
+    // The custom op and what depends on it stay float, and the report says why.
+    let report = std::fs::read_to_string(dir.path().join("out/custom.int8.json")).unwrap();
+    assert!(report.contains("SELECT_TF_OPS"), "{report}");
+    assert!(report.contains("depends on a pass-through custom/Flex op"), "{report}");
+}
+
+#[test]
+fn a_model_with_an_op_calibration_cannot_run_fails_naming_the_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[datasets.rnd]\nformat = \"random\"\nsamples = 4\n\n[models.loop]\nsource = \"{}\"\nmodes = [\"int8\"]\ndataset = \"rnd\"\n",
+        fixture("models/while_loop.tflite").display()
+    );
+    let cfg = dir.path().join("quantize.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("WHILE"), "{}", r.stderr);
+    assert!(r.stderr.contains("loop.int8"), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
