@@ -31,14 +31,6 @@ pub enum JobError {
         /// What is wrong with it.
         source: tflite::ModelError,
     },
-    /// The source is a valid model litequant cannot start from (already quantized, non-float inputs, ...).
-    #[error("{}: {reason}", path.display())]
-    Source {
-        /// The model file.
-        path: PathBuf,
-        /// Why it cannot be a source.
-        reason: String,
-    },
     /// The integer modes need a dataset and the model has none.
     #[error("model `{model}`: mode {mode} needs a calibration dataset (set `dataset = \"...\"`)")]
     NoDataset {
@@ -71,7 +63,7 @@ pub enum JobError {
 impl JobError {
     /// Whether the failure comes from bad input (exit code 2 in the CLI) rather than from what was asked.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, JobError::Io { .. } | JobError::Model { .. } | JobError::Source { .. } | JobError::Dataset(_))
+        matches!(self, JobError::Io { .. } | JobError::Model { .. } | JobError::Dataset(_))
     }
 }
 
@@ -92,36 +84,11 @@ pub struct RunOptions<'a> {
     pub progress: Option<&'a dyn Progress>,
 }
 
-/// Checks that a model is a float32 model litequant can quantize.
-pub fn check_float_source(graph: &Graph) -> Result<(), String> {
-    for &t in &graph.inputs() {
-        let ty = graph.tensor(t).type_;
-        if ty != fb::TensorType::FLOAT32 {
-            return Err(format!(
-                "not a float32 model: input `{}` is {}",
-                graph.tensor_name(t),
-                tflite::type_name(ty)
-            ));
-        }
-    }
-    for (i, t) in graph.tensors().iter().enumerate() {
-        let quantized = t.quantization.as_ref().is_some_and(|q| q.scale.as_ref().is_some_and(|s| !s.is_empty()));
-        if quantized && matches!(t.type_, fb::TensorType::INT8 | fb::TensorType::UINT8 | fb::TensorType::INT16) {
-            return Err(format!(
-                "already quantized: tensor {i} `{}` is {} with a scale; litequant starts from float32 models",
-                t.name.as_deref().unwrap_or(""),
-                tflite::type_name(t.type_)
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Reads a source model and checks it can be quantized.
 pub fn load_source(path: &std::path::Path) -> Result<(Graph, u64), JobError> {
     let bytes = std::fs::read(path).map_err(|source| JobError::Io { path: path.to_path_buf(), source })?;
     let graph = Graph::from_bytes(&bytes).map_err(|source| JobError::Model { path: path.to_path_buf(), source })?;
-    check_float_source(&graph).map_err(|reason| JobError::Source { path: path.to_path_buf(), reason })?;
+    graph.require_float_source().map_err(|source| JobError::Model { path: path.to_path_buf(), source })?;
     Ok((graph, bytes.len() as u64))
 }
 

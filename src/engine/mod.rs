@@ -11,7 +11,7 @@ mod plan;
 mod report;
 
 pub use artifact::{write_atomically, Artifact};
-pub use job::{check_float_source, input_specs, load_source, run_job, JobError, Progress, RunOptions};
+pub use job::{input_specs, load_source, run_job, JobError, Progress, RunOptions};
 pub use plan::{Job, LockPolicy, Plan};
 pub use report::Report;
 

@@ -293,6 +293,16 @@ impl Graph {
     /// Checks that the model is a float source litequant can quantize: no tensor of the main subgraph
     /// carries quantization parameters yet (float16 weights behind DEQUANTIZE are fine: they are folded).
     pub fn require_float_source(&self) -> Result<(), tflite::ModelError> {
+        for t in self.inputs() {
+            let ty = self.tensor(t).type_;
+            if ty != fb::TensorType::FLOAT32 {
+                return Err(tflite::ModelError::NotFloat(format!(
+                    "input {:?} is {}, litequant starts from float32 models",
+                    self.tensor_name(t),
+                    tflite::type_name(ty)
+                )));
+            }
+        }
         let quantized = self.tensors().iter().find(|t| {
             t.quantization
                 .as_ref()
