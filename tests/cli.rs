@@ -32,7 +32,11 @@ struct Run {
 }
 
 fn run(args: &[&str], cwd: &Path) -> Run {
-    let out = litequant().args(args).current_dir(cwd).output().expect("litequant runs");
+    let out = litequant()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("litequant runs");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -44,7 +48,16 @@ fn run(args: &[&str], cwd: &Path) -> Run {
 fn example_config_builds_every_artifact_and_litert_runs_them() {
     let dir = tempfile::tempdir().unwrap();
     let example = repo().join("quantize.toml.example");
-    let r = run(&["build", "-c", example.to_str().unwrap(), "--out-dir", dir.path().to_str().unwrap()], &repo());
+    let r = run(
+        &[
+            "build",
+            "-c",
+            example.to_str().unwrap(),
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &repo(),
+    );
     assert_eq!(r.code, 0, "build failed:\n{}\n{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     let artifacts: Vec<PathBuf> = std::fs::read_dir(dir.path())
@@ -52,26 +65,72 @@ fn example_config_builds_every_artifact_and_litert_runs_them() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "tflite"))
         .collect();
-    assert!(artifacts.len() >= 5, "expected the example's artifacts, found {artifacts:?}");
-    assert_eq!(r.stdout.lines().count(), artifacts.len(), "one summary line per artifact:\n{}", r.stdout);
+    assert!(
+        artifacts.len() >= 5,
+        "expected the example's artifacts, found {artifacts:?}"
+    );
+    assert_eq!(
+        r.stdout.lines().count(),
+        artifacts.len(),
+        "one summary line per artifact:\n{}",
+        r.stdout
+    );
     for a in &artifacts {
-        assert!(a.with_extension("json").exists(), "no report beside {}", a.display());
-        let e = evaluate(&fixture("models/digits_mlp.tflite"), a, Some(&fixture("data/digits_mlp_eval.npz")), 100);
-        assert!(e.loads_ok, "LiteRT cannot run {}: {:?}", a.display(), e.error);
-        assert!(e.sqnr_db > 30.0, "{}: SQNR {:.1} dB", a.display(), e.sqnr_db);
-        assert!(e.top1_agree.unwrap_or(0.0) >= 0.97, "{}: top-1 agreement {:?}", a.display(), e.top1_agree);
+        assert!(
+            a.with_extension("json").exists(),
+            "no report beside {}",
+            a.display()
+        );
+        let e = evaluate(
+            &fixture("models/digits_mlp.tflite"),
+            a,
+            Some(&fixture("data/digits_mlp_eval.npz")),
+            100,
+        );
+        assert!(
+            e.loads_ok,
+            "LiteRT cannot run {}: {:?}",
+            a.display(),
+            e.error
+        );
+        assert!(
+            e.sqnr_db > 30.0,
+            "{}: SQNR {:.1} dB",
+            a.display(),
+            e.sqnr_db
+        );
+        assert!(
+            e.top1_agree.unwrap_or(0.0) >= 0.97,
+            "{}: top-1 agreement {:?}",
+            a.display(),
+            e.top1_agree
+        );
     }
 }
 
 #[test]
 fn build_writes_the_same_bytes_every_time_and_for_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), &mlp_model("m", "\"dynamic\", \"float16\", \"int8\", \"int16x8\"", ""));
+    let cfg = write_config(
+        dir.path(),
+        &mlp_model("m", "\"dynamic\", \"float16\", \"int8\", \"int16x8\"", ""),
+    );
     let cfg = cfg.to_str().unwrap();
     let mut outputs = Vec::new();
     for (i, threads) in ["1", "2", "2"].iter().enumerate() {
         let out = dir.path().join(format!("out{i}"));
-        let r = run(&["build", "-c", cfg, "--out-dir", out.to_str().unwrap(), "--threads", threads], dir.path());
+        let r = run(
+            &[
+                "build",
+                "-c",
+                cfg,
+                "--out-dir",
+                out.to_str().unwrap(),
+                "--threads",
+                threads,
+            ],
+            dir.path(),
+        );
         assert_eq!(r.code, 0, "{}", r.stderr);
         let bytes: Vec<Vec<u8>> = ["dynamic", "float16", "int8", "int16x8"]
             .iter()
@@ -116,8 +175,16 @@ fn corrupt_or_foreign_model_is_a_one_line_error_with_exit_code_2() {
     let good = std::fs::read(fixture("models/digits_mlp.tflite")).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("truncated.tflite", good[..good.len() / 3].to_vec()),
-        ("random.tflite", (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()),
-        ("text.tflite", b"this is not a model at all, just some text".to_vec()),
+        (
+            "random.tflite",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
+        (
+            "text.tflite",
+            b"this is not a model at all, just some text".to_vec(),
+        ),
         ("empty.tflite", Vec::new()),
     ];
     for (name, bytes) in cases {
@@ -125,9 +192,18 @@ fn corrupt_or_foreign_model_is_a_one_line_error_with_exit_code_2() {
         std::fs::write(&path, &bytes).unwrap();
         let r = run(&["inspect", path.to_str().unwrap()], dir.path());
         assert_eq!(r.code, 2, "{name}: {}", r.stderr);
-        assert!(r.stderr.contains(name), "{name}: error does not name the file: {}", r.stderr);
+        assert!(
+            r.stderr.contains(name),
+            "{name}: error does not name the file: {}",
+            r.stderr
+        );
         assert!(!r.stderr.contains("panicked"), "{name}: {}", r.stderr);
-        assert_eq!(r.stderr.trim().lines().count(), 1, "{name}: not one line: {}", r.stderr);
+        assert_eq!(
+            r.stderr.trim().lines().count(),
+            1,
+            "{name}: not one line: {}",
+            r.stderr
+        );
     }
     let missing = dir.path().join("missing.tflite");
     let r = run(&["inspect", missing.to_str().unwrap()], dir.path());
@@ -159,7 +235,12 @@ fn a_failing_job_is_named_and_the_others_keep_their_artifacts() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-    let e = evaluate(&fixture("models/digits_mlp.tflite"), &dir.path().join("out/good.dynamic.tflite"), None, 10);
+    let e = evaluate(
+        &fixture("models/digits_mlp.tflite"),
+        &dir.path().join("out/good.dynamic.tflite"),
+        None,
+        10,
+    );
     assert!(e.loads_ok, "{:?}", e.error);
 }
 
@@ -173,20 +254,31 @@ fn already_quantized_source_is_refused() {
     let cfg = write_config(dir.path(), &models);
     let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("digits_mlp_tf_full_int8.tflite"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("digits_mlp_tf_full_int8.tflite"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("float32"), "{}", r.stderr);
 }
 
 #[test]
 fn config_typo_names_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), &mlp_model("m", "\"dynamic\"", "per_chanel = true"));
+    let cfg = write_config(
+        dir.path(),
+        &mlp_model("m", "\"dynamic\"", "per_chanel = true"),
+    );
     for cmd in ["build", "check"] {
         let r = run(&[cmd, "-c", cfg.to_str().unwrap()], dir.path());
         assert_eq!(r.code, 2, "{cmd}: {}", r.stderr);
         assert!(r.stderr.contains("quantize.toml"), "{cmd}: {}", r.stderr);
         assert!(r.stderr.contains("per_chanel"), "{cmd}: {}", r.stderr);
-        assert!(r.stderr.contains(":13:"), "{cmd}: no line number: {}", r.stderr);
+        assert!(
+            r.stderr.contains(":13:"),
+            "{cmd}: no line number: {}",
+            r.stderr
+        );
     }
 }
 
@@ -224,8 +316,18 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
     let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let cases: &[(&str, &str, &[&str], f64)] = &[
-        ("legacy", "legacy_opcodes_mlp", &["dynamic", "float16", "int8", "int16x8"], 30.0),
-        ("fp16", "fp16_weights_cnn", &["dynamic", "float16", "int8", "int16x8"], 30.0),
+        (
+            "legacy",
+            "legacy_opcodes_mlp",
+            &["dynamic", "float16", "int8", "int16x8"],
+            30.0,
+        ),
+        (
+            "fp16",
+            "fp16_weights_cnn",
+            &["dynamic", "float16", "int8", "int16x8"],
+            30.0,
+        ),
         ("subgraphs", "while_loop", &["dynamic", "float16"], 60.0),
         ("custom", "custom_op", &["dynamic", "float16", "int8"], 60.0),
     ];
@@ -233,20 +335,40 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         for mode in *modes {
             let art = dir.path().join(format!("out/{name}.{mode}.tflite"));
             let e = evaluate(&fixture(&format!("models/{file}.tflite")), &art, None, 16);
-            assert!(e.loads_ok, "{name}.{mode}: LiteRT cannot run it: {:?}", e.error);
-            assert!(e.sqnr_db >= *min_sqnr, "{name}.{mode}: SQNR {:.1} dB", e.sqnr_db);
+            assert!(
+                e.loads_ok,
+                "{name}.{mode}: LiteRT cannot run it: {:?}",
+                e.error
+            );
+            assert!(
+                e.sqnr_db >= *min_sqnr,
+                "{name}.{mode}: SQNR {:.1} dB",
+                e.sqnr_db
+            );
         }
     }
     // Integer weights where TF would put them, even in a model stored in fp16 with legacy habits.
-    let fp16_int8 = evaluate(&fixture("models/fp16_weights_cnn.tflite"), &dir.path().join("out/fp16.int8.tflite"), None, 4);
+    let fp16_int8 = evaluate(
+        &fixture("models/fp16_weights_cnn.tflite"),
+        &dir.path().join("out/fp16.int8.tflite"),
+        None,
+        4,
+    );
     assert_eq!(fp16_int8.float_compute_ops, 0);
-    let fp16_dynamic =
-        evaluate(&fixture("models/fp16_weights_cnn.tflite"), &dir.path().join("out/fp16.dynamic.tflite"), None, 4);
+    let fp16_dynamic = evaluate(
+        &fixture("models/fp16_weights_cnn.tflite"),
+        &dir.path().join("out/fp16.dynamic.tflite"),
+        None,
+        4,
+    );
     assert!(fp16_dynamic.hybrid_ops >= 2, "{fp16_dynamic:?}");
     // The custom op and what depends on it stay float, and the report says why.
     let report = std::fs::read_to_string(dir.path().join("out/custom.int8.json")).unwrap();
     assert!(report.contains("SELECT_TF_OPS"), "{report}");
-    assert!(report.contains("depends on a pass-through custom/Flex op"), "{report}");
+    assert!(
+        report.contains("depends on a pass-through custom/Flex op"),
+        "{report}"
+    );
 }
 
 #[test]

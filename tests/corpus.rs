@@ -31,25 +31,41 @@ fn config_for(model_dir: &std::path::Path) -> String {
         "[models.m]\nsource = \"{}\"\nmodes = [\"dynamic\", \"float16\", \"int8\", \"int16x8\"]\ndataset = \"calib\"\n\n",
         source.display()
     );
-    let _ = write!(text, "[models.mio]\nsource = \"{}\"\nmodes = [\"int8\"]\ndataset = \"calib\"\n{}", source.display(), VARIANTS[3].1);
+    let _ = write!(
+        text,
+        "[models.mio]\nsource = \"{}\"\nmodes = [\"int8\"]\ndataset = \"calib\"\n{}",
+        source.display(),
+        VARIANTS[3].1
+    );
     text
 }
 
 #[test]
 fn corpus_models_reach_tf_converter_floors_in_litert() {
-    let mut table = String::from("model                mode          sqnr    tf   top1    tf   size(B)    tf  fops\n");
+    let mut table = String::from(
+        "model                mode          sqnr    tf   top1    tf   size(B)    tf  fops\n",
+    );
     let mut short = Vec::new();
     for name in corpus_models() {
         let mdir = corpus().join(&name);
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("quantize.toml");
         std::fs::write(&cfg, config_for(&mdir)).unwrap();
-        let out = litequant().args(["build", "-c", cfg.to_str().unwrap()]).current_dir(dir.path()).output().unwrap();
+        let out = litequant()
+            .args(["build", "-c", cfg.to_str().unwrap()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: build failed:\n{stderr}");
         for &(job, _, mode, tf_mode) in VARIANTS {
             let art = dir.path().join(format!("out/{job}.{mode}.tflite"));
-            let e = evaluate(&mdir.join("model.tflite"), &art, Some(&mdir.join("eval.npz")), 400);
+            let e = evaluate(
+                &mdir.join("model.tflite"),
+                &art,
+                Some(&mdir.join("eval.npz")),
+                400,
+            );
             let a = tf_anchor(&name, tf_mode);
             let label = format!("{name}/{tf_mode}");
             if !e.loads_ok {
@@ -70,12 +86,17 @@ fn corpus_models_reach_tf_converter_floors_in_litert() {
             );
             if let Some(tf) = a.sqnr_db {
                 if e.sqnr_db < tf - 1.0 {
-                    short.push(format!("{label}: SQNR {:.1} dB < TF {tf:.1} - 1", e.sqnr_db));
+                    short.push(format!(
+                        "{label}: SQNR {:.1} dB < TF {tf:.1} - 1",
+                        e.sqnr_db
+                    ));
                 }
             }
             if let (Some(tf), Some(ours)) = (a.top1_agree, e.top1_agree) {
                 if ours < tf - 0.01 {
-                    short.push(format!("{label}: top-1 agreement {ours:.3} < TF {tf:.3} - 0.01"));
+                    short.push(format!(
+                        "{label}: top-1 agreement {ours:.3} < TF {tf:.3} - 0.01"
+                    ));
                 }
             }
             if let Some(tf) = a.size_quant {
@@ -86,21 +107,42 @@ fn corpus_models_reach_tf_converter_floors_in_litert() {
             }
             let tf_float_ops: usize = a.quant_float_compute_ops.values().sum();
             if tf_mode != "dynamic" && tf_mode != "float16" && e.float_compute_ops > tf_float_ops {
-                short.push(format!("{label}: {} float compute ops > TF's {tf_float_ops}", e.float_compute_ops));
+                short.push(format!(
+                    "{label}: {} float compute ops > TF's {tf_float_ops}",
+                    e.float_compute_ops
+                ));
             }
             if tf_mode == "dynamic" && e.hybrid_ops < a.hybrid_ops() {
-                short.push(format!("{label}: {} ops with int8 weights < TF's {}", e.hybrid_ops, a.hybrid_ops()));
+                short.push(format!(
+                    "{label}: {} ops with int8 weights < TF's {}",
+                    e.hybrid_ops,
+                    a.hybrid_ops()
+                ));
             }
             if tf_mode == "full_int8" {
                 if e.float_compute_ops != 0 {
-                    short.push(format!("{label}: {} float compute ops under TFLITE_BUILTINS_INT8", e.float_compute_ops));
+                    short.push(format!(
+                        "{label}: {} float compute ops under TFLITE_BUILTINS_INT8",
+                        e.float_compute_ops
+                    ));
                 }
-                if e.input_types.iter().chain(&e.output_types).any(|t| t != "int8") {
-                    short.push(format!("{label}: I/O {:?} -> {:?}, not int8", e.input_types, e.output_types));
+                if e.input_types
+                    .iter()
+                    .chain(&e.output_types)
+                    .any(|t| t != "int8")
+                {
+                    short.push(format!(
+                        "{label}: I/O {:?} -> {:?}, not int8",
+                        e.input_types, e.output_types
+                    ));
                 }
             }
         }
     }
     println!("{table}");
-    assert!(short.is_empty(), "{table}\nshort of the floor:\n{}", short.join("\n"));
+    assert!(
+        short.is_empty(),
+        "{table}\nshort of the floor:\n{}",
+        short.join("\n")
+    );
 }

@@ -4,10 +4,10 @@
 mod interop;
 mod support;
 
-mod fixture_models;
-mod inspect;
-mod reader_fuzz;
-mod roundtrip;
 mod cli;
 mod corpus;
+mod fixture_models;
+mod inspect;
 mod int8;
+mod reader_fuzz;
+mod roundtrip;

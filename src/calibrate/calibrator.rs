@@ -27,7 +27,11 @@ pub struct CalibrateOptions {
 
 impl Default for CalibrateOptions {
     fn default() -> Self {
-        CalibrateOptions { threads: 0, batch: 64, pass_through_custom_ops: false }
+        CalibrateOptions {
+            threads: 0,
+            batch: 64,
+            pass_through_custom_ops: false,
+        }
     }
 }
 
@@ -53,8 +57,19 @@ pub fn calibrate(
     } else {
         FloatInterpreter::new(graph, &registry)?
     };
-    let observers = calibrate_with(&interp, &MinMaxObserver::new, samples, total, opts, progress, cancelled)?;
-    Ok(observers.into_iter().filter_map(|(t, o)| o.range().map(|r| (t, r))).collect())
+    let observers = calibrate_with(
+        &interp,
+        &MinMaxObserver::new,
+        samples,
+        total,
+        opts,
+        progress,
+        cancelled,
+    )?;
+    Ok(observers
+        .into_iter()
+        .filter_map(|(t, o)| o.range().map(|r| (t, r)))
+        .collect())
 }
 
 /// [`calibrate`] with any observer: returns the merged observer of every float activation, in tensor order.
@@ -155,7 +170,9 @@ fn run_task<O: RangeObserver>(
                 }
             }
         };
-        interp.observe_sample(sample, &mut observe).map_err(|e| e.at_sample(first + i))?;
+        interp
+            .observe_sample(sample, &mut observe)
+            .map_err(|e| e.at_sample(first + i))?;
     }
     Ok(observers)
 }
@@ -206,10 +223,21 @@ mod tests {
             .map(|i| [i as f32 - 11.0, 0.5, (i % 5) as f32 * 2.0])
             .collect();
         let calls = AtomicUsize::new(0);
-        let opts = CalibrateOptions { threads: 2, batch: 10, ..Default::default() };
-        let ranges = calibrate(&g, &mut stream(data), 23, &opts, &|_, _| {
-            calls.fetch_add(1, Ordering::Relaxed);
-        }, &|| false)
+        let opts = CalibrateOptions {
+            threads: 2,
+            batch: 10,
+            ..Default::default()
+        };
+        let ranges = calibrate(
+            &g,
+            &mut stream(data),
+            23,
+            &opts,
+            &|_, _| {
+                calls.fetch_add(1, Ordering::Relaxed);
+            },
+            &|| false,
+        )
         .unwrap();
         // tensor 0 is the RELU6 output, tensor 1 the input
         assert_eq!(ranges.get(&TensorId(1)), Some(&(-11.0, 11.0)));
@@ -230,8 +258,20 @@ mod tests {
             })
             .collect();
         let run = |threads, batch| {
-            let opts = CalibrateOptions { threads, batch, ..Default::default() };
-            calibrate(&g, &mut stream(data.clone()), 37, &opts, &|_, _| {}, &|| false).unwrap()
+            let opts = CalibrateOptions {
+                threads,
+                batch,
+                ..Default::default()
+            };
+            calibrate(
+                &g,
+                &mut stream(data.clone()),
+                37,
+                &opts,
+                &|_, _| {},
+                &|| false,
+            )
+            .unwrap()
         };
         let one = run(1, 37);
         assert_eq!(one, run(2, 5));

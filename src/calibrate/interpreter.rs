@@ -56,7 +56,10 @@ impl<'g> FloatInterpreter<'g> {
     /// Like [`new`](Self::new), but custom (and Flex) ops, which no float kernel can run, are passed through
     /// (`SELECT_TF_OPS`): they and every op that depends on them are skipped, their outputs get no value and
     /// are never observed, so quantization keeps them float.
-    pub fn new_passing_custom_ops(graph: &'g Graph, registry: &Registry) -> Result<Self, CalibError> {
+    pub fn new_passing_custom_ops(
+        graph: &'g Graph,
+        registry: &Registry,
+    ) -> Result<Self, CalibError> {
         Self::build(graph, registry, true)
     }
 
@@ -139,7 +142,12 @@ impl<'g> FloatInterpreter<'g> {
         for (i, kernel) in kernels.into_iter().enumerate() {
             let op = OpIndex(i);
             let op_inputs = graph.op_inputs(op);
-            let kernel = kernel.filter(|_| !op_inputs.iter().flatten().any(|t| passed.get(t.0).copied().unwrap_or(false)));
+            let kernel = kernel.filter(|_| {
+                !op_inputs
+                    .iter()
+                    .flatten()
+                    .any(|t| passed.get(t.0).copied().unwrap_or(false))
+            });
             for &t in op_inputs.iter().flatten() {
                 let t = in_range(t, &format!("op #{i}'s input"))?;
                 if !available[t.0] {
@@ -225,7 +233,11 @@ impl<'g> FloatInterpreter<'g> {
     ///
     /// `observe` is called for every FLOAT32 non-constant tensor value (model inputs and every op output),
     /// in execution order. Returns the model outputs in model output order.
-    pub fn run(&self, inputs: &[ArrayD<f32>], observe: &mut dyn FnMut(TensorId, &Value)) -> Result<Vec<Value>, CalibError> {
+    pub fn run(
+        &self,
+        inputs: &[ArrayD<f32>],
+        observe: &mut dyn FnMut(TensorId, &Value),
+    ) -> Result<Vec<Value>, CalibError> {
         let values = self.evaluate(inputs, observe)?;
         self.outputs
             .iter()
@@ -241,12 +253,20 @@ impl<'g> FloatInterpreter<'g> {
     }
 
     /// Runs one sample for its observations only: passed-through ops leave their outputs without a value.
-    pub fn observe_sample(&self, inputs: &[ArrayD<f32>], observe: &mut dyn FnMut(TensorId, &Value)) -> Result<(), CalibError> {
+    pub fn observe_sample(
+        &self,
+        inputs: &[ArrayD<f32>],
+        observe: &mut dyn FnMut(TensorId, &Value),
+    ) -> Result<(), CalibError> {
         self.evaluate(inputs, observe).map(|_| ())
     }
 
     /// Evaluates every step; returns the values of model outputs (and nothing else: intermediates are released).
-    fn evaluate(&self, inputs: &[ArrayD<f32>], observe: &mut dyn FnMut(TensorId, &Value)) -> Result<Vec<Option<Value>>, CalibError> {
+    fn evaluate(
+        &self,
+        inputs: &[ArrayD<f32>],
+        observe: &mut dyn FnMut(TensorId, &Value),
+    ) -> Result<Vec<Option<Value>>, CalibError> {
         if inputs.len() != self.inputs.len() {
             return Err(CalibError::Data {
                 sample: None,
@@ -287,7 +307,11 @@ impl<'g> FloatInterpreter<'g> {
                         })?;
                     args.push(Some(v));
                 }
-                let ctx = OpContext { graph: self.graph, op: step.op, inputs: args };
+                let ctx = OpContext {
+                    graph: self.graph,
+                    op: step.op,
+                    inputs: args,
+                };
                 kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?
             };
             if outs.len() != step.outputs.len() {

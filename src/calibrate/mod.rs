@@ -65,25 +65,40 @@ impl<'a> OpContext<'a> {
     pub fn input_f32(&self, i: usize) -> Result<&'a ndarray::ArrayD<f32>, KernelError> {
         match self.input(i)? {
             Value::F32(a) => Ok(a),
-            other => Err(KernelError::Invalid(format!("input {i} is {}, expected FLOAT32", other.type_name()))),
+            other => Err(KernelError::Invalid(format!(
+                "input {i} is {}, expected FLOAT32",
+                other.type_name()
+            ))),
         }
     }
 
     /// Input `i` as integers (INT32 or INT64 values, e.g. shapes, axes, paddings, indices).
     pub fn input_ints(&self, i: usize) -> Result<Vec<i64>, KernelError> {
-        self.input(i)?.to_i64_vec().ok_or_else(|| KernelError::Invalid(format!("input {i} is not an integer tensor")))
+        self.input(i)?
+            .to_i64_vec()
+            .ok_or_else(|| KernelError::Invalid(format!("input {i} is not an integer tensor")))
     }
 
     /// The declared shape of output `i` (static dims; may be stale for dynamic shapes).
     pub fn output_shape(&self, i: usize) -> Vec<usize> {
         let out = self.graph.op_outputs(self.op);
-        out.get(i).map(|&t| self.graph.shape(t).iter().map(|&d| d.max(0) as usize).collect()).unwrap_or_default()
+        out.get(i)
+            .map(|&t| {
+                self.graph
+                    .shape(t)
+                    .iter()
+                    .map(|&d| d.max(0) as usize)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The declared type of output `i`.
     pub fn output_type(&self, i: usize) -> fb::TensorType {
         let out = self.graph.op_outputs(self.op);
-        out.get(i).map(|&t| self.graph.tensor(t).type_).unwrap_or(fb::TensorType::FLOAT32)
+        out.get(i)
+            .map(|&t| self.graph.tensor(t).type_)
+            .unwrap_or(fb::TensorType::FLOAT32)
     }
 }
 
@@ -119,4 +134,3 @@ impl Registry {
         self.kernels.contains_key(&code.0)
     }
 }
-

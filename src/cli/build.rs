@@ -44,7 +44,11 @@ pub fn run(args: &BuildArgs) -> i32 {
         plan.retain_models(&args.models);
     }
     let bars = Bars::new();
-    let opts = RunOptions { threads: args.threads, progress: Some(&bars), ..Default::default() };
+    let opts = RunOptions {
+        threads: args.threads,
+        progress: Some(&bars),
+        ..Default::default()
+    };
     let mut reports = Vec::new();
     let mut failed = Vec::new();
     let mut bad_input = false;
@@ -69,12 +73,20 @@ pub fn run(args: &BuildArgs) -> i32 {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
     }
     if failed.is_empty() {
         0
     } else {
-        print_error(&format!("{} of {} jobs failed: {}", failed.len(), plan.jobs.len(), failed.join(", ")));
+        print_error(&format!(
+            "{} of {} jobs failed: {}",
+            failed.len(),
+            plan.jobs.len(),
+            failed.join(", ")
+        ));
         if bad_input {
             EXIT_BAD_INPUT
         } else {

@@ -19,7 +19,9 @@ pub fn run(path: &Path) -> i32 {
         match engine::load_source(&model.source) {
             Ok((graph, _)) => {
                 for p in ExcludeSet::new(&model.exclude).unmatched(&graph) {
-                    print_warning(&format!("model `{name}`: exclude pattern {p:?} matches no op"));
+                    print_warning(&format!(
+                        "model `{name}`: exclude pattern {p:?} matches no op"
+                    ));
                 }
                 for w in &graph.warnings {
                     print_warning(&format!("{}: {w}", model.source.display()));

@@ -24,7 +24,10 @@ pub fn run(path: &Path, json: bool) -> i32 {
     }
     let report = litequant::inspect::inspect(&graph, bytes.len() as u64);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         print!("{report}");
     }

@@ -11,7 +11,9 @@ pub struct Bars {
 
 impl Bars {
     pub fn new() -> Bars {
-        Bars { current: Mutex::new(None) }
+        Bars {
+            current: Mutex::new(None),
+        }
     }
 
     /// Clears the bar of `job`, if it had one.
@@ -28,12 +30,17 @@ impl Bars {
 
 impl Progress for Bars {
     fn calibration(&self, job: &str, done: usize, total: usize) {
-        let Ok(mut cur) = self.current.lock() else { return };
+        let Ok(mut cur) = self.current.lock() else {
+            return;
+        };
         if cur.as_ref().is_none_or(|(j, _)| j != job) {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{prefix:>24} calibrating [{bar:30}] {pos}/{len} samples {per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{prefix:>24} calibrating [{bar:30}] {pos}/{len} samples {per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(job.to_string());
             *cur = Some((job.to_string(), bar));

@@ -63,7 +63,10 @@ pub enum JobError {
 impl JobError {
     /// Whether the failure comes from bad input (exit code 2 in the CLI) rather than from what was asked.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, JobError::Io { .. } | JobError::Model { .. } | JobError::Dataset(_))
+        matches!(
+            self,
+            JobError::Io { .. } | JobError::Model { .. } | JobError::Dataset(_)
+        )
     }
 }
 
@@ -86,9 +89,20 @@ pub struct RunOptions<'a> {
 
 /// Reads a source model and checks it can be quantized.
 pub fn load_source(path: &std::path::Path) -> Result<(Graph, u64), JobError> {
-    let bytes = std::fs::read(path).map_err(|source| JobError::Io { path: path.to_path_buf(), source })?;
-    let graph = Graph::from_bytes(&bytes).map_err(|source| JobError::Model { path: path.to_path_buf(), source })?;
-    graph.require_float_source().map_err(|source| JobError::Model { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| JobError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let graph = Graph::from_bytes(&bytes).map_err(|source| JobError::Model {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    graph
+        .require_float_source()
+        .map_err(|source| JobError::Model {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok((graph, bytes.len() as u64))
 }
 
@@ -109,11 +123,15 @@ pub fn input_specs(graph: &Graph) -> Vec<InputSpec> {
         .collect()
 }
 
-fn calibrate_job(job: &Job, graph: &Graph, opts: &RunOptions<'_>) -> Result<(Ranges, usize, bool), JobError> {
-    let spec = job
-        .dataset
-        .as_ref()
-        .ok_or_else(|| JobError::NoDataset { model: job.model.clone(), mode: job.mode })?;
+fn calibrate_job(
+    job: &Job,
+    graph: &Graph,
+    opts: &RunOptions<'_>,
+) -> Result<(Ranges, usize, bool), JobError> {
+    let spec = job.dataset.as_ref().ok_or_else(|| JobError::NoDataset {
+        model: job.model.clone(),
+        mode: job.mode,
+    })?;
     let mut stream = dataset::open(spec, &job.datasets, &input_specs(graph))?;
     let total = stream.len();
     let synthetic = stream.is_synthetic();
@@ -133,7 +151,11 @@ fn calibrate_job(job: &Job, graph: &Graph, opts: &RunOptions<'_>) -> Result<(Ran
         }
     };
     let cancelled = || opts.cancel.is_cancelled();
-    let copts = CalibrateOptions { threads: opts.threads, batch: 32, pass_through_custom_ops: job.options.select_tf_ops };
+    let copts = CalibrateOptions {
+        threads: opts.threads,
+        batch: 32,
+        pass_through_custom_ops: job.options.select_tf_ops,
+    };
     let result = calibrate::calibrate(graph, &mut next, total, &copts, &progress, &cancelled);
     match result {
         Ok(ranges) => Ok((ranges, total, synthetic)),
@@ -159,22 +181,48 @@ pub fn run_job(job: &Job, opts: &RunOptions<'_>) -> Result<Artifact, JobError> {
     if opts.cancel.is_cancelled() {
         return Err(JobError::Cancelled);
     }
-    let summary = quantize::quantize(&mut graph, job.mode, &job.options, ranges.as_ref())
-        .map_err(|source| JobError::Quantize { model: job.model.clone(), mode: job.mode, source })?;
+    let summary = quantize::quantize(&mut graph, job.mode, &job.options, ranges.as_ref()).map_err(
+        |source| JobError::Quantize {
+            model: job.model.clone(),
+            mode: job.mode,
+            source,
+        },
+    )?;
     let bytes = graph.to_bytes();
     // What we hand out must read back: a failure here is a bug, and nothing is written.
     Graph::from_bytes(&bytes).map_err(|e| JobError::Quantize {
         model: job.model.clone(),
         mode: job.mode,
-        source: quantize::QuantError::SelfCheck(format!("the written model does not read back: {e}")),
+        source: quantize::QuantError::SelfCheck(format!(
+            "the written model does not read back: {e}"
+        )),
     })?;
     if opts.cancel.is_cancelled() {
         return Err(JobError::Cancelled);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let report = Report::new(job, &summary, source_size, bytes.len() as u64, source_ops, samples, synthetic, seconds);
-    write_atomically(&job.artifact, &bytes).map_err(|source| JobError::Io { path: job.artifact.clone(), source })?;
+    let report = Report::new(
+        job,
+        &summary,
+        source_size,
+        bytes.len() as u64,
+        source_ops,
+        samples,
+        synthetic,
+        seconds,
+    );
+    write_atomically(&job.artifact, &bytes).map_err(|source| JobError::Io {
+        path: job.artifact.clone(),
+        source,
+    })?;
     let json = report.to_json();
-    write_atomically(&job.report, json.as_bytes()).map_err(|source| JobError::Io { path: job.report.clone(), source })?;
-    Ok(Artifact { job: job.id(), path: job.artifact.clone(), report })
+    write_atomically(&job.report, json.as_bytes()).map_err(|source| JobError::Io {
+        path: job.report.clone(),
+        source,
+    })?;
+    Ok(Artifact {
+        job: job.id(),
+        path: job.artifact.clone(),
+        report,
+    })
 }

@@ -72,11 +72,17 @@ pub struct Plan {
 impl Plan {
     /// Builds the plan of a config; `out_dir` overrides `[settings] out_dir` (build.rs passes `OUT_DIR`).
     pub fn new(config: &Config, out_dir: Option<&Path>) -> Plan {
-        let out_dir = out_dir.map(Path::to_path_buf).unwrap_or_else(|| config.settings.out_dir.clone());
+        let out_dir = out_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| config.settings.out_dir.clone());
         let mut jobs = Vec::new();
         for (name, m) in &config.models {
             for &mode in &m.modes {
-                let dataset = m.dataset.as_ref().and_then(|d| config.datasets.get(d)).cloned();
+                let dataset = m
+                    .dataset
+                    .as_ref()
+                    .and_then(|d| config.datasets.get(d))
+                    .cloned();
                 jobs.push(Job {
                     model: name.clone(),
                     mode,
@@ -90,7 +96,12 @@ impl Plan {
                 });
             }
         }
-        Plan { config: config.path.clone(), out_dir, jobs, lock: LockPolicy::default() }
+        Plan {
+            config: config.path.clone(),
+            out_dir,
+            jobs,
+            lock: LockPolicy::default(),
+        }
     }
 
     /// Every file the plan reads (config, models, datasets), sorted and without duplicates.

@@ -80,7 +80,11 @@ impl Report {
             "float16" => format!("{} weights float16", q.weights_quantized),
             mode => format!("{} ops {mode}, {floats} float", q.ops_quantized),
         };
-        let synthetic = if self.synthetic_calibration_data { "  [random calibration data]" } else { "" };
+        let synthetic = if self.synthetic_calibration_data {
+            "  [random calibration data]"
+        } else {
+            ""
+        };
         format!(
             "{}.{}  {}  ({:.2}x of {})  {what}  {}{}",
             self.model,

@@ -11,7 +11,12 @@ pub struct ExcludeSet {
 impl ExcludeSet {
     /// Compiles the patterns; a pattern that is not a valid glob is matched literally.
     pub fn new(patterns: &[String]) -> ExcludeSet {
-        ExcludeSet { entries: patterns.iter().map(|p| (p.clone(), glob::Pattern::new(p).ok())).collect() }
+        ExcludeSet {
+            entries: patterns
+                .iter()
+                .map(|p| (p.clone(), glob::Pattern::new(p).ok()))
+                .collect(),
+        }
     }
 
     /// Whether `pattern` matches op `i`: its type name (`SOFTMAX`, `CUSTOM(name)`), or any `;`-separated part
@@ -31,14 +36,18 @@ impl ExcludeSet {
 
     /// Whether op `i` is excluded.
     pub fn matches(&self, graph: &Graph, i: OpIndex) -> bool {
-        self.entries.iter().any(|(p, g)| Self::matches_one(graph, i, p, g.as_ref()))
+        self.entries
+            .iter()
+            .any(|(p, g)| Self::matches_one(graph, i, p, g.as_ref()))
     }
 
     /// Patterns that match no op of the graph (worth a warning: probably a typo).
     pub fn unmatched(&self, graph: &Graph) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|(p, g)| !(0..graph.ops().len()).any(|i| Self::matches_one(graph, OpIndex(i), p, g.as_ref())))
+            .filter(|(p, g)| {
+                !(0..graph.ops().len()).any(|i| Self::matches_one(graph, OpIndex(i), p, g.as_ref()))
+            })
             .map(|(p, _)| p.clone())
             .collect()
     }

@@ -182,12 +182,19 @@ pub enum QuantError {
 /// Quantizes `graph` in place.
 ///
 /// `ranges` must hold calibrated ranges for the integer modes (`int8`, `int16x8`) and is ignored otherwise.
-pub fn quantize(graph: &mut Graph, mode: Mode, opts: &QuantOptions, ranges: Option<&Ranges>) -> Result<QuantSummary, QuantError> {
+pub fn quantize(
+    graph: &mut Graph,
+    mode: Mode,
+    opts: &QuantOptions,
+    ranges: Option<&Ranges>,
+) -> Result<QuantSummary, QuantError> {
     match mode {
         Mode::Dynamic => quantize_dynamic(graph, opts),
         Mode::Float16 => quantize_float16(graph, opts),
         Mode::Int8 | Mode::Int16x8 => {
-            let ranges = ranges.ok_or_else(|| QuantError::Unsupported(format!("mode {mode} needs calibrated ranges")))?;
+            let ranges = ranges.ok_or_else(|| {
+                QuantError::Unsupported(format!("mode {mode} needs calibrated ranges"))
+            })?;
             quantize_integer(graph, mode, opts, ranges)
         }
     }

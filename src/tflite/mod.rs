@@ -23,7 +23,9 @@ mod read;
 mod write;
 
 pub use read::{read_model, ModelError, ReadOutcome};
-pub use write::{write_model, write_model_with_buffers_after, BUFFER_ALIGNMENT, INLINE_BUFFER_LIMIT};
+pub use write::{
+    write_model, write_model_with_buffers_after, BUFFER_ALIGNMENT, INLINE_BUFFER_LIMIT,
+};
 
 /// The op code of an operator-code entry: `max(builtin_code, deprecated_builtin_code)`.
 ///

@@ -21,7 +21,10 @@ pub fn corpus() -> PathBuf {
 
 /// Names of the corpus models (folders with a model.tflite), sorted.
 pub fn corpus_models() -> Vec<String> {
-    crate::support::corpus_models().into_iter().map(|(name, _)| name).collect()
+    crate::support::corpus_models()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// What LiteRT said about a quantized model run beside its float source.
@@ -54,16 +57,27 @@ pub struct Eval {
 /// Runs `quant` beside `float` in LiteRT on `eval` (or random inputs) and returns the scores.
 pub fn evaluate(float: &Path, quant: &Path, eval: Option<&Path>, samples: usize) -> Eval {
     let mut cmd = Command::new(python());
-    cmd.arg(repo().join("tests/litert/evaluate.py")).arg(float).arg(quant);
+    cmd.arg(repo().join("tests/litert/evaluate.py"))
+        .arg(float)
+        .arg(quant);
     if let Some(e) = eval {
         cmd.arg(e);
     }
     cmd.arg("--samples").arg(samples.to_string());
     let out = cmd.output().expect("the test Python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
-        panic!("evaluate.py printed no JSON for {}:\n{}\n{}", quant.display(), stdout, String::from_utf8_lossy(&out.stderr))
-    });
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "evaluate.py printed no JSON for {}:\n{}\n{}",
+                quant.display(),
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     serde_json::from_str(line).expect("evaluate.py prints valid JSON")
 }
 
@@ -92,7 +106,8 @@ pub struct Anchor {
 
 /// TF's row for a corpus model and TF mode.
 pub fn tf_anchor(model: &str, tf_mode: &str) -> Anchor {
-    let text = std::fs::read_to_string(corpus().join("anchors.jsonl")).expect("anchors.jsonl is readable");
+    let text =
+        std::fs::read_to_string(corpus().join("anchors.jsonl")).expect("anchors.jsonl is readable");
     text.lines()
         .filter_map(|l| serde_json::from_str::<Anchor>(l).ok())
         .find(|a| a.tool == "tf" && a.model == model && a.mode == tf_mode)
@@ -109,7 +124,10 @@ impl Anchor {
     pub fn hybrid_ops(&self) -> usize {
         self.quant_ops_typed
             .iter()
-            .filter(|(k, _)| k.split_once("/w:").is_some_and(|(_, w)| w.contains("int8")) && k.ends_with("->float32)"))
+            .filter(|(k, _)| {
+                k.split_once("/w:").is_some_and(|(_, w)| w.contains("int8"))
+                    && k.ends_with("->float32)")
+            })
             .map(|(_, n)| n)
             .sum()
     }

@@ -1,32 +1,32 @@
 //! Float kernels, one module per op family. Each family module has `register(&mut Registry)`.
 
 pub mod activation;
-pub mod conv;
-pub mod fully_connected;
-mod kernel_args;
-mod matmul;
-pub mod normalization;
-pub mod pool;
-pub mod quantize_ops;
-pub mod reduce;
-pub mod resize;
-#[cfg(test)]
-pub(crate) mod testing;
-mod window;
 mod argmax;
 mod arithmetic;
 mod broadcast;
 mod compare;
 mod concat;
+pub mod conv;
+pub mod fully_connected;
 mod gather;
+mod kernel_args;
+mod matmul;
+pub mod normalization;
 mod pad;
+pub mod pool;
+pub mod quantize_ops;
+pub mod reduce;
+pub mod resize;
 mod shape;
 #[cfg(test)]
 mod single_op;
 mod slice;
 mod space;
+#[cfg(test)]
+pub(crate) mod testing;
 mod typed;
 mod unary;
+mod window;
 
 use super::Registry;
 use crate::tflite::fb;

@@ -9,10 +9,12 @@ mod plan;
 mod rewrite;
 
 use crate::graph::{fold_fp16_constants, Graph};
+use crate::quantize::metadata::{self, OptimizationMode};
 use crate::quantize::params::ActivationType;
 use crate::quantize::rules::RuleRegistry;
-use crate::quantize::metadata::{self, OptimizationMode};
-use crate::quantize::{check, versions, IoType, Mode, QuantError, QuantOptions, QuantSummary, Ranges};
+use crate::quantize::{
+    check, versions, IoType, Mode, QuantError, QuantOptions, QuantSummary, Ranges,
+};
 use crate::tflite::fb;
 use plan::Decision;
 
