@@ -7,7 +7,7 @@ use crate::calibrate::{self, CalibrateOptions};
 use crate::dataset::{self, InputSpec};
 use crate::graph::Graph;
 use crate::quantize::{self, Ranges};
-use crate::tflite::{self, fb};
+use crate::tflite;
 use std::path::PathBuf;
 use std::time::Instant;
 
