@@ -620,18 +620,19 @@ fn print_aligned(rows: &[Vec<String>]) {
     for (i, r) in rows.iter().enumerate() {
         println!("{}", line(r));
         if i == 0 {
+            // Markdown: a colon at the right end of the rule right-aligns the column.
             let rule: Vec<String> = widths
                 .iter()
                 .enumerate()
                 .map(|(c, &w)| {
                     if c == 0 {
-                        "-".repeat(w)
+                        "-".repeat(w + 2)
                     } else {
-                        format!("{}:", "-".repeat(w.saturating_sub(1)))
+                        format!("{}:", "-".repeat(w + 1))
                     }
                 })
                 .collect();
-            println!("|-{}-|", rule.join("-|-"));
+            println!("|{}|", rule.join("|"));
         }
     }
 }

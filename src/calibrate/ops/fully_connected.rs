@@ -52,10 +52,22 @@ fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         None => None,
     };
     let mut out = rows_with_bias(batch, units, bias);
-    let lhs = ArrayView2::from_shape((batch, depth), flat(&input)?).map_err(shape_error)?;
-    let rhs = ArrayView2::from_shape((units, depth), flat(&weights)?).map_err(shape_error)?;
-    let mut dst = ArrayViewMut2::from_shape((batch, units), &mut out[..]).map_err(shape_error)?;
-    general_mat_mul(1.0, &lhs, &rhs.t(), 1.0, &mut dst);
+    if batch < FEW_ROWS {
+        // A few rows (calibration runs batch 1): one dot product per unit over contiguous weight rows.
+        // The matrix product would pack the whole weight matrix and pad the rows to its micro-kernel on
+        // every call, which made FULLY_CONNECTED most of the time of small models.
+        let (x, w) = (flat(&input)?, flat(&weights)?);
+        for (row, out_row) in x.chunks_exact(depth).zip(out.chunks_exact_mut(units)) {
+            for (o, unit) in out_row.iter_mut().zip(w.chunks_exact(depth)) {
+                *o += dot(row, unit);
+            }
+        }
+    } else {
+        let lhs = ArrayView2::from_shape((batch, depth), flat(&input)?).map_err(shape_error)?;
+        let rhs = ArrayView2::from_shape((units, depth), flat(&weights)?).map_err(shape_error)?;
+        let mut dst = ArrayViewMut2::from_shape((batch, units), &mut out[..]).map_err(shape_error)?;
+        general_mat_mul(1.0, &lhs, &rhs.t(), 1.0, &mut dst);
+    }
     let shape = if o.keep_num_dims {
         match input.shape().split_last() {
             Some((&last, lead)) if last == depth => lead.iter().copied().chain([units]).collect(),
@@ -67,6 +79,25 @@ fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let mut out = array(&shape, out)?;
     apply_fused_activation(&mut out, o.fused_activation_function);
     Ok(vec![Value::F32(out)])
+}
+
+/// Below this many input rows FULLY_CONNECTED takes dot products instead of a packed matrix product.
+const FEW_ROWS: usize = 4;
+
+/// Accumulators of [`dot`]: independent partial sums let the compiler vectorize the loop.
+const DOT_LANES: usize = 8;
+
+/// The dot product of two equally long slices, summed in a fixed order (deterministic on every thread count).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; DOT_LANES];
+    let (ac, bc) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..DOT_LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn batch_matmul(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
@@ -167,6 +198,36 @@ mod tests {
         );
         assert_eq!(shape, vec![1, 2, 1]);
         assert_close(&y, &[0.0, 0.0], 0.0);
+    }
+
+    #[test]
+    fn fully_connected_gives_the_same_values_with_few_rows_and_many() {
+        // 1 row takes the dot-product path, 6 rows the matrix product: both must agree with a direct sum.
+        let depth = 19; // not a multiple of the dot product's lanes, so the tail is covered too
+        let units = 5;
+        let weights: Vec<f32> = (0..units * depth).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.25).collect();
+        let bias: Vec<f32> = (0..units).map(|u| u as f32 - 2.0).collect();
+        for rows in [1, 6] {
+            let x: Vec<f32> = (0..rows * depth).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.5).collect();
+            let (shape, y) = run_f32(
+                fb::BuiltinOperator::FULLY_CONNECTED,
+                fc_options(false, fb::ActivationFunctionType::NONE),
+                vec![
+                    Arg::f32(&[rows, depth], x.clone()),
+                    Arg::f32(&[units, depth], weights.clone()),
+                    Arg::f32(&[units], bias.clone()),
+                ],
+            );
+            assert_eq!(shape, vec![rows, units]);
+            let want: Vec<f32> = (0..rows * units)
+                .map(|i| {
+                    let (r, u) = (i / units, i % units);
+                    let sum: f64 = (0..depth).map(|d| f64::from(x[r * depth + d]) * f64::from(weights[u * depth + d])).sum();
+                    (sum + f64::from(bias[u])) as f32
+                })
+                .collect();
+            assert_close(&y, &want, 1e-4);
+        }
     }
 
     #[test]
