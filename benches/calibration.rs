@@ -447,7 +447,11 @@ fn op_profile(m: &CorpusModel) -> Result<Profile, String> {
 
 fn print_profile(model: &str, p: &Profile) {
     let total: f64 = p.ops.iter().map(|o| o.2).sum::<f64>() + p.observe;
-    println!("\nprofile of {model} (1 thread, float interpreter, per sample; FloatInterpreter::new once per calibrate(): {:.2} ms)", p.setup * 1e3);
+    println!(
+        "\nprofile of {model} (1 thread, float interpreter, per sample; \
+         FloatInterpreter::new once per calibrate(): {:.2} ms)",
+        p.setup * 1e3
+    );
     let mut rows = vec![vec![
         "op type".to_string(),
         "ops".into(),
