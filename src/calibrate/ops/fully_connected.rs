@@ -216,6 +216,36 @@ mod tests {
     }
 
     #[test]
+    fn fully_connected_gives_the_same_values_with_few_rows_and_many() {
+        // 1 row takes the dot-product path, 6 rows the matrix product: both must agree with a direct sum.
+        let depth = 19; // not a multiple of the dot product's lanes, so the tail is covered too
+        let units = 5;
+        let weights: Vec<f32> = (0..units * depth).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.25).collect();
+        let bias: Vec<f32> = (0..units).map(|u| u as f32 - 2.0).collect();
+        for rows in [1, 6] {
+            let x: Vec<f32> = (0..rows * depth).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.5).collect();
+            let (shape, y) = run_f32(
+                fb::BuiltinOperator::FULLY_CONNECTED,
+                fc_options(false, fb::ActivationFunctionType::NONE),
+                vec![
+                    Arg::f32(&[rows, depth], x.clone()),
+                    Arg::f32(&[units, depth], weights.clone()),
+                    Arg::f32(&[units], bias.clone()),
+                ],
+            );
+            assert_eq!(shape, vec![rows, units]);
+            let want: Vec<f32> = (0..rows * units)
+                .map(|i| {
+                    let (r, u) = (i / units, i % units);
+                    let sum: f64 = (0..depth).map(|d| f64::from(x[r * depth + d]) * f64::from(weights[u * depth + d])).sum();
+                    (sum + f64::from(bias[u])) as f32
+                })
+                .collect();
+            assert_close(&y, &want, 1e-4);
+        }
+    }
+
+    #[test]
     fn batch_matmul_broadcasts_batch_dims_and_honours_adjoints() {
         let opts = fb::BuiltinOptionsT::BatchMatMulOptions(Box::new(fb::BatchMatMulOptionsT {
             adj_x: false,
