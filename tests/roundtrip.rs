@@ -152,6 +152,18 @@ fn quantized_models_are_not_float_sources() {
             .expect_err("int8 model")
             .to_string();
         assert!(
+            message.starts_with("not a float32 model: input") && message.contains("INT8"),
+            "{message}"
+        );
+        // Float I/O around integer internals is refused too, naming a quantized tensor.
+        let fallback =
+            Graph::from_file(&path.with_file_name("tf").join("int_float_fallback.tflite"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let message = fallback
+            .require_float_source()
+            .expect_err("int8 model")
+            .to_string();
+        assert!(
             message.starts_with("not a float32 model: tensor"),
             "{message}"
         );

@@ -220,10 +220,14 @@ mod tests {
         // 1 row takes the dot-product path, 6 rows the matrix product: both must agree with a direct sum.
         let depth = 19; // not a multiple of the dot product's lanes, so the tail is covered too
         let units = 5;
-        let weights: Vec<f32> = (0..units * depth).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.25).collect();
+        let weights: Vec<f32> = (0..units * depth)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.25)
+            .collect();
         let bias: Vec<f32> = (0..units).map(|u| u as f32 - 2.0).collect();
         for rows in [1, 6] {
-            let x: Vec<f32> = (0..rows * depth).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.5).collect();
+            let x: Vec<f32> = (0..rows * depth)
+                .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.5)
+                .collect();
             let (shape, y) = run_f32(
                 fb::BuiltinOperator::FULLY_CONNECTED,
                 fc_options(false, fb::ActivationFunctionType::NONE),
@@ -237,7 +241,9 @@ mod tests {
             let want: Vec<f32> = (0..rows * units)
                 .map(|i| {
                     let (r, u) = (i / units, i % units);
-                    let sum: f64 = (0..depth).map(|d| f64::from(x[r * depth + d]) * f64::from(weights[u * depth + d])).sum();
+                    let sum: f64 = (0..depth)
+                        .map(|d| f64::from(x[r * depth + d]) * f64::from(weights[u * depth + d]))
+                        .sum();
                     (sum + f64::from(bias[u])) as f32
                 })
                 .collect();
