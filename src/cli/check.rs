@@ -18,10 +18,8 @@ pub fn run(path: &Path) -> i32 {
     for (name, model) in &config.models {
         match engine::load_source(&model.source) {
             Ok((graph, _)) => {
-                for p in ExcludeSet::new(&model.exclude).unmatched(&graph) {
-                    print_warning(&format!(
-                        "model `{name}`: exclude pattern {p:?} matches no op"
-                    ));
+                for w in ExcludeSet::new(&model.exclude).unmatched_warnings(&graph) {
+                    print_warning(&format!("model `{name}`: {w}"));
                 }
                 for w in &graph.warnings {
                     print_warning(&format!("{}: {w}", model.source.display()));

@@ -133,12 +133,10 @@ pub fn quantize_dynamic(
 ) -> Result<QuantSummary, QuantError> {
     fold_fp16_constants(graph);
     let exclude = ExcludeSet::new(&opts.exclude);
-    let mut summary = QuantSummary::default();
-    for p in exclude.unmatched(graph) {
-        summary
-            .warnings
-            .push(format!("exclude pattern {p:?} matches no op of the model"));
-    }
+    let mut summary = QuantSummary {
+        warnings: exclude.unmatched_warnings(graph),
+        ..QuantSummary::default()
+    };
 
     // Decide per op which weight tensors become int8, before editing anything.
     let n_ops = graph.ops().len();

@@ -51,4 +51,12 @@ impl ExcludeSet {
             .map(|(p, _)| p.clone())
             .collect()
     }
+
+    /// One warning per pattern that matches no op, for the job's report.
+    pub fn unmatched_warnings(&self, graph: &Graph) -> Vec<String> {
+        self.unmatched(graph)
+            .into_iter()
+            .map(|p| format!("exclude pattern {p:?} matches no op of the model"))
+            .collect()
+    }
 }

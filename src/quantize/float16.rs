@@ -41,12 +41,10 @@ pub fn quantize_float16(
     // Already-fp16 models: fold to float32 first so every constant goes through the same path once.
     fold_fp16_constants(graph);
     let exclude = ExcludeSet::new(&opts.exclude);
-    let mut summary = QuantSummary::default();
-    for p in exclude.unmatched(graph) {
-        summary
-            .warnings
-            .push(format!("exclude pattern {p:?} matches no op of the model"));
-    }
+    let mut summary = QuantSummary {
+        warnings: exclude.unmatched_warnings(graph),
+        ..QuantSummary::default()
+    };
     let n_ops = graph.ops().len();
     let excluded: Vec<bool> = (0..n_ops)
         .map(|i| exclude.matches(graph, OpIndex(i)))

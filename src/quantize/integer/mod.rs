@@ -59,11 +59,7 @@ pub fn quantize_integer(
             });
         }
     }
-    let mut warnings: Vec<String> = crate::quantize::ExcludeSet::new(&opts.exclude)
-        .unmatched(graph)
-        .into_iter()
-        .map(|p| format!("exclude pattern {p:?} matches no op"))
-        .collect();
+    let mut warnings = crate::quantize::ExcludeSet::new(&opts.exclude).unmatched_warnings(graph);
     warnings.extend(graph.warnings.iter().cloned());
     let ops_quantized = decisions
         .iter()
