@@ -1,7 +1,7 @@
 //! FULLY_CONNECTED and BATCH_MATMUL: matrix products through `matrixmultiply` (ndarray's `general_mat_mul`).
 
 use super::kernel_args::{array, bias_values, flat, row_major};
-use super::matmul::{add_bias_and_activate, matmul_weights_t};
+use super::matmul::{add_bias_and_activate, matmul_slices_weights_t};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 use ndarray::linalg::general_mat_mul;
@@ -73,10 +73,8 @@ fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         None => None,
     };
     let mut out = vec![0.0f32; batch * units];
-    let lhs = ArrayView2::from_shape((batch, depth), flat(&input)?).map_err(shape_error)?;
-    let rhs = ArrayView2::from_shape((units, depth), flat(&weights)?).map_err(shape_error)?;
-    let mut dst = ArrayViewMut2::from_shape((batch, units), &mut out[..]).map_err(shape_error)?;
-    matmul_weights_t(&lhs, &rhs, &mut dst);
+    matmul_slices_weights_t(flat(&input)?, flat(&weights)?, depth, &mut out)
+        .map_err(shape_error)?;
     add_bias_and_activate(&mut out, units, bias, o.fused_activation_function);
     let shape = if o.keep_num_dims {
         match input.shape().split_last() {
@@ -220,10 +218,14 @@ mod tests {
         // 1 row takes the dot-product path, 6 rows the matrix product: both must agree with a direct sum.
         let depth = 19; // not a multiple of the dot product's lanes, so the tail is covered too
         let units = 5;
-        let weights: Vec<f32> = (0..units * depth).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.25).collect();
+        let weights: Vec<f32> = (0..units * depth)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.25)
+            .collect();
         let bias: Vec<f32> = (0..units).map(|u| u as f32 - 2.0).collect();
         for rows in [1, 6] {
-            let x: Vec<f32> = (0..rows * depth).map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.5).collect();
+            let x: Vec<f32> = (0..rows * depth)
+                .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.5)
+                .collect();
             let (shape, y) = run_f32(
                 fb::BuiltinOperator::FULLY_CONNECTED,
                 fc_options(false, fb::ActivationFunctionType::NONE),
@@ -237,7 +239,9 @@ mod tests {
             let want: Vec<f32> = (0..rows * units)
                 .map(|i| {
                     let (r, u) = (i / units, i % units);
-                    let sum: f64 = (0..depth).map(|d| f64::from(x[r * depth + d]) * f64::from(weights[u * depth + d])).sum();
+                    let sum: f64 = (0..depth)
+                        .map(|d| f64::from(x[r * depth + d]) * f64::from(weights[u * depth + d]))
+                        .sum();
                     (sum + f64::from(bias[u])) as f32
                 })
                 .collect();
