@@ -149,10 +149,13 @@ pub fn calibrate_with<O: RangeObserver>(
     Ok(observed.into_iter().zip(merged).collect())
 }
 
+/// A thread count and its pool.
+type SharedPool = (usize, Arc<rayon::ThreadPool>);
+
 /// The worker pool for a thread count (0 = one per core), built on first use and shared by later calls:
 /// building a pool (spawning its threads) costs more than calibrating a small model.
 fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, CalibError> {
-    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>> = OnceLock::new();
+    static POOLS: OnceLock<Mutex<Vec<SharedPool>>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
     // A panic while the lock was held leaves the list itself valid: keep using it.
     let mut pools = pools
