@@ -75,36 +75,20 @@ fn dot_loops(x: &[f32], w: &[f32], depth: usize, dst: &mut [f32]) {
     }
 }
 
-/// A dot product in four independent 8-lane partial sums (32 products per step), which the compiler keeps
-/// in vector registers: one accumulator would wait on the previous addition every step. The lanes are
-/// added pairwise at the end, in a fixed order.
+/// A dot product with eight independent partial sums, which the compiler keeps in vector registers, added
+/// pairwise at the end.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
-    const BLOCK: usize = 4 * LANES;
-    let mut acc = [[0.0f32; LANES]; 4];
-    let (ca, cb) = (a.chunks_exact(BLOCK), b.chunks_exact(BLOCK));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            for i in 0..LANES {
-                acc[i] += x[j * LANES + i] * y[j * LANES + i];
-            }
-        }
-    }
-    let (ca, cb) = (ra.chunks_exact(LANES), rb.chunks_exact(LANES));
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for i in 0..LANES {
-            acc[0][i] += x[i] * y[i];
+            acc[i] += x[i] * y[i];
         }
     }
-    let mut lanes = [0.0f32; LANES];
-    for (i, l) in lanes.iter_mut().enumerate() {
-        *l = (acc[0][i] + acc[1][i]) + (acc[2][i] + acc[3][i]);
-    }
-    let mut sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
-        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+    let mut sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     for (x, y) in ra.iter().zip(rb) {
         sum += x * y;
     }
