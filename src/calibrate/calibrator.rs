@@ -10,6 +10,7 @@ use crate::graph::{Graph, TensorId};
 use crate::quantize::Ranges;
 use ndarray::ArrayD;
 use rayon::prelude::*;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Samples one worker runs with its own observers before they are merged.
 pub const SAMPLES_PER_TASK: usize = 4;
@@ -91,10 +92,12 @@ pub fn calibrate_with<O: RangeObserver>(
     for (slot, t) in observed.iter().enumerate() {
         slot_of[t.0] = Some(slot);
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-        .map_err(|e| CalibError::ThreadPool(e.to_string()))?;
+    // One thread: the tasks run inline, in order (same grouping and merge order as on a pool).
+    let pool = if opts.threads == 1 {
+        None
+    } else {
+        Some(thread_pool(opts.threads)?)
+    };
     let mut merged: Vec<O> = observed.iter().map(|_| new_observer()).collect();
     let mut done = 0usize;
     loop {
@@ -113,22 +116,21 @@ pub fn calibrate_with<O: RangeObserver>(
             .enumerate()
             .map(|(i, chunk)| (done + i * SAMPLES_PER_TASK, chunk))
             .collect();
-        let results: Vec<Result<Vec<O>, CalibError>> = pool.install(|| {
-            tasks
-                .par_iter()
-                .map(|&(first, chunk)| {
-                    run_task(
-                        interp,
-                        &slot_of,
-                        observed.len(),
-                        new_observer,
-                        first,
-                        chunk,
-                        cancelled,
-                    )
-                })
-                .collect()
-        });
+        let task = |&(first, chunk): &(usize, &[Sample])| {
+            run_task(
+                interp,
+                &slot_of,
+                observed.len(),
+                new_observer,
+                first,
+                chunk,
+                cancelled,
+            )
+        };
+        let results: Vec<Result<Vec<O>, CalibError>> = match &pool {
+            Some(pool) => pool.install(|| tasks.par_iter().map(task).collect()),
+            None => tasks.iter().map(task).collect(),
+        };
         // In task order: the first failing sample is the one reported, whatever ran first.
         for local in results {
             for (m, o) in merged.iter_mut().zip(local?) {
@@ -145,6 +147,31 @@ pub fn calibrate_with<O: RangeObserver>(
         });
     }
     Ok(observed.into_iter().zip(merged).collect())
+}
+
+/// A thread count and its pool.
+type SharedPool = (usize, Arc<rayon::ThreadPool>);
+
+/// The worker pool for a thread count (0 = one per core), built on first use and shared by later calls:
+/// building a pool (spawning its threads) costs more than calibrating a small model.
+fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, CalibError> {
+    static POOLS: OnceLock<Mutex<Vec<SharedPool>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
+    // A panic while the lock was held leaves the list itself valid: keep using it.
+    let mut pools = pools
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, pool)) = pools.iter().find(|(t, _)| *t == threads) {
+        return Ok(Arc::clone(pool));
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| CalibError::ThreadPool(e.to_string()))?,
+    );
+    pools.push((threads, Arc::clone(&pool)));
+    Ok(pool)
 }
 
 /// Runs consecutive samples `first..` with fresh observers.

@@ -22,6 +22,8 @@ pub struct FloatInterpreter<'g> {
     outputs: Vec<TensorId>,
     /// Tensors reported to the observer: FLOAT32 and not constant.
     observed: Vec<bool>,
+    /// The most inputs any op has (the capacity of the argument list).
+    max_inputs: usize,
 }
 
 /// One op, ready to evaluate.
@@ -204,8 +206,10 @@ impl<'g> FloatInterpreter<'g> {
             .zip(&passed)
             .map(|((t, c), &p)| t.type_ == fb::TensorType::FLOAT32 && c.is_none() && !p)
             .collect();
+        let max_inputs = steps.iter().map(|s| s.inputs.len()).max().unwrap_or(0);
         Ok(FloatInterpreter {
             graph,
+            max_inputs,
             steps,
             constants,
             inputs,
@@ -285,10 +289,12 @@ impl<'g> FloatInterpreter<'g> {
             }
             values[spec.id.0] = Some(v);
         }
+        // One argument list for every step: its allocation is recycled instead of made per op.
+        let mut spare: Vec<Option<&Value>> = Vec::with_capacity(self.max_inputs);
         for step in &self.steps {
             let Some(kernel) = step.kernel else { continue };
             let outs = {
-                let mut args = Vec::with_capacity(step.inputs.len());
+                let mut args = recycle(std::mem::take(&mut spare));
                 for t in &step.inputs {
                     let Some(t) = t else {
                         args.push(None);
@@ -312,7 +318,9 @@ impl<'g> FloatInterpreter<'g> {
                     op: step.op,
                     inputs: args,
                 };
-                kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?
+                let outs = kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?;
+                spare = recycle(ctx.inputs);
+                outs
             };
             if outs.len() != step.outputs.len() {
                 let msg = format!(
@@ -352,6 +360,14 @@ impl<'g> FloatInterpreter<'g> {
             source,
         }
     }
+}
+
+/// An empty list with `v`'s allocation, for borrows of another lifetime (an in-place collect of nothing).
+// `filter_map` (not `filter`) is what changes the element lifetime.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'b>(mut v: Vec<Option<&Value>>) -> Vec<Option<&'b Value>> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// Where an op is, for error messages.

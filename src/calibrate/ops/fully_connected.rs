@@ -1,7 +1,7 @@
 //! FULLY_CONNECTED and BATCH_MATMUL: matrix products through `matrixmultiply` (ndarray's `general_mat_mul`).
 
 use super::kernel_args::{array, bias_values, flat, row_major};
-use super::matmul::{add_bias_and_activate, matmul_weights_t};
+use super::matmul::{add_bias_and_activate, matmul_slices_weights_t};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 use ndarray::linalg::general_mat_mul;
@@ -73,10 +73,8 @@ fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         None => None,
     };
     let mut out = vec![0.0f32; batch * units];
-    let lhs = ArrayView2::from_shape((batch, depth), flat(&input)?).map_err(shape_error)?;
-    let rhs = ArrayView2::from_shape((units, depth), flat(&weights)?).map_err(shape_error)?;
-    let mut dst = ArrayViewMut2::from_shape((batch, units), &mut out[..]).map_err(shape_error)?;
-    matmul_weights_t(&lhs, &rhs, &mut dst);
+    matmul_slices_weights_t(flat(&input)?, flat(&weights)?, depth, &mut out)
+        .map_err(shape_error)?;
     add_bias_and_activate(&mut out, units, bias, o.fused_activation_function);
     let shape = if o.keep_num_dims {
         match input.shape().split_last() {

@@ -21,32 +21,62 @@ pub(crate) fn matmul_weights_t(
 ) {
     let depth = lhs.ncols();
     if lhs.nrows() <= DOT_ROWS && depth > 0 {
-        let rows: Option<Vec<&[f32]>> = lhs.rows().into_iter().map(|r| r.to_slice()).collect();
-        if let (Some(rows), Some(w)) = (rows, weights.as_slice()) {
-            // Each weight row is read once and used against every input row while it is in cache.
-            dots(&rows, w, depth, dst);
+        if let (Some(x), Some(w), Some(out)) =
+            (lhs.as_slice(), weights.as_slice(), dst.as_slice_mut())
+        {
+            dots(x, w, depth, out);
             return;
         }
     }
     general_mat_mul(1.0, lhs, &weights.t(), 0.0, dst);
 }
 
+/// [`matmul_weights_t`] on row-major slices: `x` is `[rows, depth]`, `w` `[cols, depth]`, `dst`
+/// `[rows, cols]` (lengths are the caller's invariant; a mismatch is an error, not a panic).
+pub(crate) fn matmul_slices_weights_t(
+    x: &[f32],
+    w: &[f32],
+    depth: usize,
+    dst: &mut [f32],
+) -> Result<(), ndarray::ShapeError> {
+    let rows = x.len().checked_div(depth).unwrap_or(0);
+    let cols = w.len().checked_div(depth).unwrap_or(0);
+    if rows <= DOT_ROWS
+        && depth > 0
+        && rows * depth == x.len()
+        && cols * depth == w.len()
+        && dst.len() == rows * cols
+    {
+        dots(x, w, depth, dst);
+        return Ok(());
+    }
+    let lhs = ArrayView2::from_shape((rows, depth), x)?;
+    let weights = ArrayView2::from_shape((cols, depth), w)?;
+    let mut out = ArrayViewMut2::from_shape((rows, cols), dst)?;
+    general_mat_mul(1.0, &lhs, &weights.t(), 0.0, &mut out);
+    Ok(())
+}
+
 wide_vectors! {
-    /// `dst[r, o] = rows[r] · w[o]` for every weight row `o` of length `depth`.
-    fn dots(rows: &[&[f32]], w: &[f32], depth: usize, dst: &mut ArrayViewMut2<'_, f32>) => dot_loops;
+    /// `dst[r, o] = x[r] · w[o]` for every row `r` of `x` and `o` of `w`, both of length `depth`.
+    fn dots(x: &[f32], w: &[f32], depth: usize, dst: &mut [f32]) => dot_loops;
 }
 
 #[inline(always)]
-fn dot_loops(rows: &[&[f32]], w: &[f32], depth: usize, dst: &mut ArrayViewMut2<'_, f32>) {
+fn dot_loops(x: &[f32], w: &[f32], depth: usize, dst: &mut [f32]) {
+    let cols = w.len() / depth;
     // Each weight row is read once and used against every input row while it is in cache.
     for (o, w_row) in w.chunks_exact(depth).enumerate() {
-        for (r, x) in rows.iter().enumerate() {
-            dst[[r, o]] = dot(x, w_row);
+        for (r, x_row) in x.chunks_exact(depth).enumerate() {
+            if let Some(d) = dst.get_mut(r * cols + o) {
+                *d = dot(x_row, w_row);
+            }
         }
     }
 }
 
-/// A dot product with eight independent partial sums, which the compiler keeps in vector registers.
+/// A dot product with eight independent partial sums, which the compiler keeps in vector registers, added
+/// pairwise at the end.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
@@ -58,7 +88,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += x[i] * y[i];
         }
     }
-    let mut sum = acc.iter().sum::<f32>();
+    let mut sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
     for (x, y) in ra.iter().zip(rb) {
         sum += x * y;
     }
@@ -80,7 +110,7 @@ pub(crate) fn add_bias_and_activate(
     };
     bias_and_clamp(out, channels, bias, lo, hi);
     match act {
-        fb::ActivationFunctionType::TANH => out.iter_mut().for_each(|v| *v = v.tanh()),
+        fb::ActivationFunctionType::TANH => super::fast_math::tanh_in_place(out),
         fb::ActivationFunctionType::SIGN_BIT => out
             .iter_mut()
             .for_each(|v| *v = if v.is_sign_negative() { 1.0 } else { 0.0 }),

@@ -7,6 +7,7 @@ mod broadcast;
 mod compare;
 mod concat;
 pub mod conv;
+mod fast_math;
 pub mod fully_connected;
 mod gather;
 mod kernel_args;
@@ -60,7 +61,10 @@ pub fn apply_fused_activation(x: &mut ArrayD<f32>, act: fb::ActivationFunctionTy
         fb::ActivationFunctionType::RELU => x.mapv_inplace(|v| v.max(0.0)),
         fb::ActivationFunctionType::RELU6 => x.mapv_inplace(|v| v.clamp(0.0, 6.0)),
         fb::ActivationFunctionType::RELU_N1_TO_1 => x.mapv_inplace(|v| v.clamp(-1.0, 1.0)),
-        fb::ActivationFunctionType::TANH => x.mapv_inplace(f32::tanh),
+        fb::ActivationFunctionType::TANH => match x.as_slice_memory_order_mut() {
+            Some(values) => fast_math::tanh_in_place(values),
+            None => x.mapv_inplace(fast_math::tanh),
+        },
         fb::ActivationFunctionType::SIGN_BIT => {
             x.mapv_inplace(|v| if v.is_sign_negative() { 1.0 } else { 0.0 })
         }

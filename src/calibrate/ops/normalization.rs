@@ -1,6 +1,7 @@
 //! SOFTMAX, LOG_SOFTMAX and L2_NORMALIZATION, each over the last axis.
 
 use super::apply_fused_activation;
+use super::fast_math;
 use super::kernel_args::{array, flat, missing_options, row_major};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
@@ -42,7 +43,7 @@ fn softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         let max = row_max(src);
         let mut sum = 0.0f32;
         for (d, &x) in dst.iter_mut().zip(src) {
-            *d = ((x - max) * beta).exp();
+            *d = fast_math::exp((x - max) * beta);
             sum += *d;
         }
         dst.iter_mut().for_each(|d| *d /= sum);
