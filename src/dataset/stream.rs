@@ -222,7 +222,7 @@ fn stream_len(
     let largest = bounded.iter().map(|(_, n)| *n).max();
     let len = match (smallest, largest) {
         (Some(smallest), Some(largest)) => {
-            if smallest != largest && spec.samples.map_or(true, |cap| cap > smallest) {
+            if smallest != largest && spec.samples.is_none_or(|cap| cap > smallest) {
                 return Err(DatasetError::new(
                     spec.name.clone(),
                     DatasetErrorKind::SampleCountMismatch { counts: bounded },

@@ -386,7 +386,7 @@ pub fn op_version(sg: &fb::SubGraphT, op: &fb::OperatorT, code: Op) -> i32 {
         }
         Op::LSTM => {
             let opts = s.options.as_lstmoptions();
-            let full = opts.map_or(true, |o| o.kernel_type == fb::LSTMKernelType::FULL);
+            let full = opts.is_none_or(|o| o.kernel_type == fb::LSTMKernelType::FULL);
             if full && s.in_is(0, T::INT16) && s.in_is(2, T::INT8) && s.out_is(0, T::INT16) {
                 5
             } else if full
@@ -603,10 +603,7 @@ pub fn op_version(sg: &fb::SubGraphT, op: &fb::OperatorT, code: Op) -> i32 {
             }
         }
         Op::ADD => {
-            let pot = s
-                .options
-                .as_add_options()
-                .map_or(true, |o| o.pot_scale_int16);
+            let pot = s.options.as_add_options().is_none_or(|o| o.pot_scale_int16);
             if i0.is(T::FLOAT16) {
                 6
             } else if i0.is(T::INT16) && !i0.is_quantized() {
@@ -620,10 +617,7 @@ pub fn op_version(sg: &fb::SubGraphT, op: &fb::OperatorT, code: Op) -> i32 {
             }
         }
         Op::SUB => {
-            let pot = s
-                .options
-                .as_sub_options()
-                .map_or(true, |o| o.pot_scale_int16);
+            let pot = s.options.as_sub_options().is_none_or(|o| o.pot_scale_int16);
             if i0.is(T::INT16) && s.out_is(0, T::INT16) && !pot {
                 5
             } else if i0.is(T::INT64) {

@@ -1,8 +1,8 @@
 //! Element-wise activations and unary math: LOGISTIC, TANH, the RELU family, LEAKY_RELU, PRELU, HARD_SWISH,
 //! ELU, GELU, EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE.
 
+use super::broadcast::broadcast_shape;
 use super::fast_math;
-use super::fully_connected::broadcast_shape;
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 use ndarray::{ArrayD, IxDyn, Zip};

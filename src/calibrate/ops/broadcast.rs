@@ -148,7 +148,7 @@ fn broadcast_rows<A: Copy, B: Copy, O: Copy>(
             ),
             (1, _) => data.extend(x[xo..xo + inner].iter().map(|&a| f(a, y[yo]))),
             (_, 1) => data.extend(y[yo..yo + inner].iter().map(|&b| f(x[xo], b))),
-            _ => data.extend(std::iter::repeat(f(x[xo], y[yo])).take(inner)),
+            _ => data.extend(std::iter::repeat_n(f(x[xo], y[yo]), inner)),
         }
         // Advance the odometer over the leading dims, moving each input's row start along.
         let mut k = outer_dims.len();

@@ -1,5 +1,6 @@
 //! FULLY_CONNECTED and BATCH_MATMUL: matrix products through `matrixmultiply` (ndarray's `general_mat_mul`).
 
+use super::broadcast::broadcast_shape;
 use super::kernel_args::{array, bias_values, flat, row_major};
 use super::matmul::{add_bias_and_activate, matmul_slices_weights_t};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
@@ -15,27 +16,6 @@ pub fn register(r: &mut Registry) {
 
 fn shape_error(e: ndarray::ShapeError) -> KernelError {
     KernelError::Invalid(format!("internal: {e}"))
-}
-
-/// The numpy-style broadcast of two shapes (aligned at the last dimension).
-pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, KernelError> {
-    let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| {
-        if i + s.len() >= rank {
-            s[i + s.len() - rank]
-        } else {
-            1
-        }
-    };
-    (0..rank)
-        .map(|i| match (dim(a, i), dim(b, i)) {
-            (x, y) if x == y || y == 1 => Ok(x),
-            (1, y) => Ok(y),
-            _ => Err(KernelError::Invalid(format!(
-                "shapes {a:?} and {b:?} do not broadcast"
-            ))),
-        })
-        .collect()
 }
 
 fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
@@ -287,11 +267,5 @@ mod tests {
         );
         assert_eq!(shape, vec![1, 2]);
         assert_close(&y, &[7.0, 10.0], 0.0);
-    }
-
-    #[test]
-    fn broadcast_shape_follows_numpy_rules() {
-        assert_eq!(broadcast_shape(&[2, 1, 3], &[4, 1]).unwrap(), vec![2, 4, 3]);
-        assert!(broadcast_shape(&[2], &[3]).is_err());
     }
 }
