@@ -55,6 +55,10 @@ pub struct Settings {
     /// The reproducibility record (`lock`, default `quantize.lock`), joined to [`Config::base_dir`] unless
     /// absolute.
     pub lock: PathBuf,
+    /// The artifact cache folder (`cache`), joined to [`Config::base_dir`] unless absolute; `None`: the
+    /// default (`LITEQUANT_CACHE_DIR`, else `<cargo target dir>/litequant-cache` in a cargo project, else
+    /// `.litequant-cache` beside the config).
+    pub cache: Option<PathBuf>,
 }
 
 /// A TensorFlow Lite op set, named as TensorFlow's `tf.lite.OpsSet`.

@@ -28,6 +28,7 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawSettings {
     pub out_dir: Option<Spanned<String>>,
     pub lock: Option<Spanned<String>>,
+    pub cache: Option<Spanned<String>>,
 }
 
 /// `[datasets.NAME]`.

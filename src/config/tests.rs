@@ -323,7 +323,7 @@ fn unknown_top_level_and_settings_keys_are_errors() {
     );
     assert_eq!(
         message("[settings]\nout = \"x\"\n"),
-        "/proj/quantize.toml:2:1: key `settings.out`: unknown key; expected `out_dir` or `lock`"
+        "/proj/quantize.toml:2:1: key `settings.out`: unknown key; expected one of `out_dir`, `lock`, `cache`"
     );
 }
 

@@ -58,6 +58,33 @@ pub enum JobError {
     /// The job was cancelled before it finished; nothing was written.
     #[error("cancelled")]
     Cancelled,
+    /// `quantize.lock` cannot be read.
+    #[error(transparent)]
+    Lock(#[from] super::lockfile::LockError),
+    /// A locked build and no lock file.
+    #[error("{}: no lock file; run `litequant build` once to write it (a locked build rebuilds every artifact from it)", path.display())]
+    NoLock {
+        /// Where the lock was expected.
+        path: PathBuf,
+    },
+    /// A locked build, and the job's inputs, settings or format version differ from what the lock records.
+    #[error("{job} drifted from {}:\n{}\n  refresh the lock with `litequant build` (without --locked) and commit it", lock.display(), bullet_list(drift))]
+    Drift {
+        /// `model.mode`.
+        job: String,
+        /// The lock file.
+        lock: PathBuf,
+        /// What drifted, one line each, naming the file or setting.
+        drift: Vec<String>,
+    },
+}
+
+fn bullet_list(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("  - {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl JobError {
@@ -65,7 +92,12 @@ impl JobError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            JobError::Io { .. } | JobError::Model { .. } | JobError::Dataset(_)
+            JobError::Io { .. }
+                | JobError::Model { .. }
+                | JobError::Dataset(_)
+                | JobError::Lock(_)
+                | JobError::NoLock { .. }
+                | JobError::Drift { .. }
         )
     }
 }
@@ -89,11 +121,20 @@ pub struct RunOptions<'a> {
 
 /// Reads a source model and checks it can be quantized.
 pub fn load_source(path: &std::path::Path) -> Result<(Graph, u64), JobError> {
-    let bytes = std::fs::read(path).map_err(|source| JobError::Io {
+    let bytes = read_file(path)?;
+    Ok((parse_source(path, &bytes)?, bytes.len() as u64))
+}
+
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, JobError> {
+    std::fs::read(path).map_err(|source| JobError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    let graph = Graph::from_bytes(&bytes).map_err(|source| JobError::Model {
+    })
+}
+
+/// Parses source model bytes read from `path` and checks they can be quantized.
+pub(crate) fn parse_source(path: &std::path::Path, bytes: &[u8]) -> Result<Graph, JobError> {
+    let graph = Graph::from_bytes(bytes).map_err(|source| JobError::Model {
         path: path.to_path_buf(),
         source,
     })?;
@@ -103,7 +144,7 @@ pub fn load_source(path: &std::path::Path) -> Result<(Graph, u64), JobError> {
             path: path.to_path_buf(),
             source,
         })?;
-    Ok((graph, bytes.len() as u64))
+    Ok(graph)
 }
 
 /// The model inputs as the dataset must feed them.
@@ -167,16 +208,33 @@ fn calibrate_job(
     }
 }
 
-/// Runs one job to completion: the artifact and its report are written atomically, or nothing is.
-pub fn run_job(job: &Job, opts: &RunOptions<'_>) -> Result<Artifact, JobError> {
-    let start = Instant::now();
-    let (mut graph, source_size) = load_source(&job.source)?;
+/// What a job produced, before anything is written.
+pub(crate) struct Produced {
+    pub bytes: Vec<u8>,
+    pub report: Report,
+    /// The ranges the artifact was quantized with (calibrated modes).
+    pub ranges: Option<Ranges>,
+}
+
+/// Quantizes `source` (the bytes of `job.source`) as the job says. Calibrated modes use `given` ranges when
+/// present (from `quantize.lock`) and calibrate on the dataset otherwise.
+pub(crate) fn produce(
+    job: &Job,
+    source: &[u8],
+    given: Option<Ranges>,
+    opts: &RunOptions<'_>,
+    start: Instant,
+) -> Result<Produced, JobError> {
+    let mut graph = parse_source(&job.source, source)?;
     let source_ops = graph.ops().len();
-    let (ranges, samples, synthetic) = if job.mode.needs_calibration() {
-        let (r, n, s) = calibrate_job(job, &graph, opts)?;
-        (Some(r), n, s)
-    } else {
-        (None, 0, false)
+    let from_lock = given.is_some();
+    let (ranges, samples, synthetic) = match (job.mode.needs_calibration(), given) {
+        (false, _) => (None, 0, false),
+        (true, Some(r)) => (Some(r), 0, false),
+        (true, None) => {
+            let (r, n, s) = calibrate_job(job, &graph, opts)?;
+            (Some(r), n, s)
+        }
     };
     if opts.cancel.is_cancelled() {
         return Err(JobError::Cancelled);
@@ -200,29 +258,51 @@ pub fn run_job(job: &Job, opts: &RunOptions<'_>) -> Result<Artifact, JobError> {
     if opts.cancel.is_cancelled() {
         return Err(JobError::Cancelled);
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let report = Report::new(
+    let mut report = Report::new(
         job,
         &summary,
-        source_size,
+        source.len() as u64,
         bytes.len() as u64,
         source_ops,
         samples,
         synthetic,
-        seconds,
+        start.elapsed().as_secs_f64(),
     );
-    write_atomically(&job.artifact, &bytes).map_err(|source| JobError::Io {
-        path: job.artifact.clone(),
-        source,
-    })?;
-    let json = report.to_json();
-    write_atomically(&job.report, json.as_bytes()).map_err(|source| JobError::Io {
+    if from_lock {
+        report.ranges_from = "lock".into();
+    }
+    Ok(Produced {
+        bytes,
+        report,
+        ranges,
+    })
+}
+
+/// Writes the artifact (unless the file already holds exactly these bytes) and its report, atomically.
+pub(crate) fn write_outputs(job: &Job, bytes: &[u8], report: &Report) -> Result<(), JobError> {
+    let unchanged = std::fs::read(&job.artifact).is_ok_and(|old| old == bytes);
+    if !unchanged {
+        write_atomically(&job.artifact, bytes).map_err(|source| JobError::Io {
+            path: job.artifact.clone(),
+            source,
+        })?;
+    }
+    write_atomically(&job.report, report.to_json().as_bytes()).map_err(|source| JobError::Io {
         path: job.report.clone(),
         source,
-    })?;
+    })
+}
+
+/// Runs one job to completion, without cache or lock: the artifact and its report are written atomically,
+/// or nothing is. [`Session::build`](super::Session::build) is the cached, lock-aware way.
+pub fn run_job(job: &Job, opts: &RunOptions<'_>) -> Result<Artifact, JobError> {
+    let start = Instant::now();
+    let source = read_file(&job.source)?;
+    let produced = produce(job, &source, None, opts, start)?;
+    write_outputs(job, &produced.bytes, &produced.report)?;
     Ok(Artifact {
         job: job.id(),
         path: job.artifact.clone(),
-        report,
+        report: produced.report,
     })
 }

@@ -6,14 +6,21 @@
 //! `quantize.lock` is consulted. The engine is the only place that writes artifacts, always atomically.
 
 mod artifact;
+pub mod cache;
+pub mod digest;
 mod job;
+pub mod lockfile;
 mod plan;
 mod report;
+mod session;
+pub mod workspace;
 
 pub use artifact::{write_atomically, Artifact};
+pub use cache::Cache;
 pub use job::{input_specs, load_source, run_job, JobError, Progress, RunOptions};
 pub use plan::{Job, LockPolicy, Plan};
-pub use report::Report;
+pub use report::{human_size, human_time, Report};
+pub use session::{Built, CacheStatus, Session};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

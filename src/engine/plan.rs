@@ -10,9 +10,18 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LockPolicy {
-    /// The lock is neither read nor written (build.rs in development, and every run until the lock lands).
+    /// The lock is neither read nor written: every calibrated job calibrates (through the cache).
     #[default]
     Ignore,
+    /// Read, never written (build.rs in development): jobs that match their entry take its ranges; a stale
+    /// entry gives a warning and a fresh calibration.
+    Use,
+    /// Read and written (`litequant build`, `litequant watch`): matching entries give their ranges, drifted
+    /// jobs calibrate afresh and their entries are replaced.
+    Update,
+    /// Required (`litequant build --locked`, release builds): every job must match its entry exactly and is
+    /// rebuilt from its ranges; any drift fails the job, listing what drifted.
+    Locked,
 }
 
 /// One artifact to produce: a model quantized in one mode.
@@ -67,6 +76,13 @@ pub struct Plan {
     pub jobs: Vec<Job>,
     /// How the lock is used.
     pub lock: LockPolicy,
+    /// The folder relative paths are recorded against in the lock (the config's folder).
+    pub base_dir: PathBuf,
+    /// `quantize.lock` (`[settings] lock`).
+    pub lock_file: PathBuf,
+    /// Every `(model, mode)` the config declares, also after [`retain_models`](Self::retain_models): lock
+    /// entries of other pairs are dropped when the lock is written.
+    pub declared: BTreeSet<(String, String)>,
 }
 
 impl Plan {
@@ -96,11 +112,18 @@ impl Plan {
                 });
             }
         }
+        let declared = jobs
+            .iter()
+            .map(|j| (j.model.clone(), j.mode.to_string()))
+            .collect();
         Plan {
             config: config.path.clone(),
             out_dir,
             jobs,
             lock: LockPolicy::default(),
+            base_dir: config.base_dir.clone(),
+            lock_file: config.settings.lock.clone(),
+            declared,
         }
     }
 

@@ -2,10 +2,10 @@
 
 use super::Job;
 use crate::quantize::QuantSummary;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What one job did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// litequant's version.
     pub litequant: String,
@@ -31,8 +31,15 @@ pub struct Report {
     pub synthetic_calibration_data: bool,
     /// What quantization did (ops quantized, ops left float with reasons, warnings).
     pub quantization: QuantSummary,
-    /// Wall time of the job in seconds.
+    /// Wall time of the job in seconds (of the cache lookup, on a hit).
     pub seconds: f64,
+    /// `hit` (the artifact came from the cache), `miss` (built and stored) or `off`.
+    #[serde(default)]
+    pub cache: String,
+    /// Where the activation ranges came from: `dataset` (calibrated now), `lock` (`quantize.lock`) or `none`
+    /// (modes without calibration).
+    #[serde(default)]
+    pub ranges_from: String,
 }
 
 impl Report {
@@ -62,6 +69,13 @@ impl Report {
             synthetic_calibration_data: synthetic,
             quantization: summary.clone(),
             seconds,
+            cache: "off".into(),
+            ranges_from: if calibration_samples > 0 {
+                "dataset"
+            } else {
+                "none"
+            }
+            .into(),
         }
     }
 
@@ -80,11 +94,15 @@ impl Report {
             "float16" => format!("{} weights float16", q.weights_quantized),
             mode => format!("{} ops {mode}, {floats} float", q.ops_quantized),
         };
-        let synthetic = if self.synthetic_calibration_data {
-            "  [random calibration data]"
-        } else {
-            ""
-        };
+        let mut notes = String::new();
+        if self.synthetic_calibration_data {
+            notes.push_str("  [random calibration data]");
+        }
+        if self.cache == "hit" {
+            notes.push_str("  [cached]");
+        } else if self.ranges_from == "lock" {
+            notes.push_str("  [ranges from lock]");
+        }
         format!(
             "{}.{}  {}  ({:.2}x of {})  {what}  {}{}",
             self.model,
@@ -93,7 +111,7 @@ impl Report {
             self.size_ratio,
             human_size(self.source_bytes),
             human_time(self.seconds),
-            synthetic
+            notes
         )
     }
 }

@@ -119,7 +119,7 @@ impl Default for QuantOptions {
 pub type Ranges = BTreeMap<TensorId, (f32, f32)>;
 
 /// What quantization did to the graph, for the report and the summary line.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QuantSummary {
     /// Ops whose computation is now integer (or hybrid, in dynamic mode).
     pub ops_quantized: usize,
@@ -132,7 +132,7 @@ pub struct QuantSummary {
 }
 
 /// An op left in float and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FloatOp {
     /// Position in the source model's execution order.
     pub index: usize,

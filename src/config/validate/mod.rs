@@ -152,13 +152,15 @@ impl Checker<'_> {
     }
 
     fn settings(&mut self, raw: Option<&RawSettings>) -> Settings {
-        let (out_dir, lock) = match raw {
-            Some(raw) => (raw.out_dir.as_ref(), raw.lock.as_ref()),
-            None => (None, None),
+        let (out_dir, lock, cache) = match raw {
+            Some(raw) => (raw.out_dir.as_ref(), raw.lock.as_ref(), raw.cache.as_ref()),
+            None => (None, None, None),
         };
         let out_dir = out_dir.and_then(|v| self.path_value(v, "settings.out_dir".into()));
         let lock = lock.and_then(|v| self.path_value(v, "settings.lock".into()));
+        let cache = cache.and_then(|v| self.path_value(v, "settings.cache".into()));
         Settings {
+            cache,
             out_dir: out_dir.unwrap_or_else(|| self.base_dir.join("target/quantized")),
             lock: lock.unwrap_or_else(|| self.base_dir.join("quantize.lock")),
         }

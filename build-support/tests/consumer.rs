@@ -1,0 +1,252 @@
+//! End to end: a consumer crate (examples/digits-classifier) whose build.rs quantizes with litequant-build,
+//! built with the real cargo. Checks what the build.rs issue promises: artifacts embedded; no re-run on an
+//! untouched tree; a re-run when a model or dataset changes; identical bytes from two clean builds with
+//! different thread counts; locked builds from quantize.lock, failing on a changed dataset, naming it.
+//!
+//! The consumer's dependencies compile once into `target/consumer-tests` (shared across runs); each test
+//! builds its own copy of the crate (its own `OUT_DIR`) with its own cache folder.
+
+use litequant::engine::{Cache, LockPolicy, Plan, RunOptions, Session};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("build-support sits in the repository")
+        .to_path_buf()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "Cargo.lock" || name == "quantize.lock" {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A copy of the example crate in a temp folder, its build-dependency pointing at this repository.
+struct Consumer {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    cache: PathBuf,
+}
+
+impl Consumer {
+    fn new() -> Consumer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("digits-classifier");
+        copy_dir(&repo().join("examples/digits-classifier"), &dir);
+        let manifest = dir.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap().replace(
+            "path = \"../../build-support\"",
+            &format!(
+                "path = {:?}",
+                repo().join("build-support").display().to_string()
+            ),
+        );
+        std::fs::write(&manifest, text).unwrap();
+        let cache = tmp.path().join("cache");
+        Consumer {
+            _tmp: tmp,
+            dir,
+            cache,
+        }
+    }
+
+    fn cargo(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("CARGO_TARGET_DIR", repo().join("target/consumer-tests"))
+            .env("LITEQUANT_CACHE_DIR", &self.cache)
+            .env_remove("LITEQUANT_LOCKED")
+            .env_remove("LITEQUANT_THREADS")
+            .env_remove("RUSTFLAGS");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// `cargo build`; panics with cargo's output when it fails. Returns the build script's OUT_DIR.
+    fn build(&self, envs: &[(&str, &str)]) -> PathBuf {
+        let out = self.cargo(&["build", "--message-format=json"], envs);
+        assert!(
+            out.status.success(),
+            "cargo build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out_dir(&out)
+    }
+}
+
+fn out_dir(out: &Output) -> PathBuf {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "build-script-executed")
+        .filter(|m| {
+            m["package_id"]
+                .as_str()
+                .is_some_and(|p| p.contains("digits-classifier"))
+        })
+        .find_map(|m| m["out_dir"].as_str().map(PathBuf::from))
+        .expect("cargo reports the consumer's build script")
+}
+
+/// When the build script last ran: cargo rewrites `<build dir>/output` on every run.
+fn last_run(out_dir: &Path) -> SystemTime {
+    std::fs::metadata(out_dir.parent().unwrap().join("output"))
+        .and_then(|m| m.modified())
+        .unwrap()
+}
+
+fn touch(path: &Path) {
+    std::thread::sleep(Duration::from_millis(20));
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn artifacts(out_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tflite"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn consumer_crate_embeds_artifacts_and_rebuilds_exactly_when_inputs_change() {
+    let c = Consumer::new();
+    let started = std::time::Instant::now();
+    let out = c.build(&[]);
+    eprintln!(
+        "cold build (deps already compiled or not): {:?}",
+        started.elapsed()
+    );
+    let files = artifacts(&out);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["digits.dynamic.tflite", "digits.int8.tflite"]);
+    assert!(out.join("quantized_models.rs").is_file());
+
+    // The binary sees the embedded models, aligned, with the artifact's bytes and parameters.
+    let run = c.cargo(&["run", "--quiet"], &[]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let int8 = &files[1].1;
+    assert!(
+        stdout.contains(&format!(
+            "digits.int8: {} bytes, 16-byte aligned: true, TFLite identifier: TFL3",
+            int8.len()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Int8 scale ["), "{stdout}");
+
+    // Untouched tree: the build script does not run again.
+    let ran = last_run(&out);
+    let started = std::time::Instant::now();
+    assert_eq!(c.build(&[]), out);
+    eprintln!("no-op rebuild: {:?}", started.elapsed());
+    assert_eq!(
+        last_run(&out),
+        ran,
+        "an untouched tree re-ran the build script"
+    );
+
+    // A model or a dataset touched: it runs again (and, the bytes being the same, the cache answers).
+    touch(&c.dir.join("models/digits.tflite"));
+    c.build(&[]);
+    let after_model = last_run(&out);
+    assert!(
+        after_model > ran,
+        "touching the model did not re-run the build script"
+    );
+    touch(&c.dir.join("data/digits_calib.npz"));
+    c.build(&[]);
+    assert!(
+        last_run(&out) > after_model,
+        "touching the dataset did not re-run the build script"
+    );
+    assert_eq!(artifacts(&out), files);
+
+    // Another clean copy (its own OUT_DIR and cache), calibrating on one thread: the same bytes.
+    let d = Consumer::new();
+    let out_d = d.build(&[("LITEQUANT_THREADS", "1")]);
+    assert_ne!(out_d, out);
+    assert_eq!(
+        artifacts(&out_d),
+        files,
+        "two clean builds gave different artifacts"
+    );
+}
+
+#[test]
+fn locked_consumer_builds_rebuild_from_the_lock_and_fail_on_a_changed_dataset() {
+    let c = Consumer::new();
+    // What `litequant build` does: build with the lock policy Update, write quantize.lock.
+    let config = litequant::config::load(&c.dir.join("quantize.toml")).unwrap();
+    let mut plan = Plan::new(&config, Some(&c.dir.join("target/quantized")));
+    plan.lock = LockPolicy::Update;
+    let session = Session::new(&plan, Some(Cache::new(c.dir.join("cli-cache")))).unwrap();
+    for job in &plan.jobs {
+        session.build(job, &RunOptions::default()).unwrap();
+    }
+    assert!(session.write_lock(&plan).unwrap());
+    let cli_int8 = std::fs::read(c.dir.join("target/quantized/digits.int8.tflite")).unwrap();
+
+    // Locked: rebuilt from the lock's ranges, the same bytes as the CLI's.
+    let out = c.build(&[("LITEQUANT_LOCKED", "1")]);
+    assert_eq!(
+        std::fs::read(out.join("digits.int8.tflite")).unwrap(),
+        cli_int8
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("digits.int8.json")).unwrap()).unwrap();
+    assert_eq!(report["ranges_from"], "lock");
+
+    // A changed dataset fails the locked build, naming the file.
+    let data = c.dir.join("data/digits_calib.npz");
+    let samples = ndarray::Array2::from_shape_fn((50, 64), |(i, j)| ((i * 7 + j) % 17) as f32);
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&data).unwrap());
+    npz.add_array("serving_default_x:0", &samples).unwrap();
+    npz.finish().unwrap();
+    let failed = c.cargo(&["build"], &[("LITEQUANT_LOCKED", "1")]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success(),
+        "a drifted locked build passed:\n{stderr}"
+    );
+    assert!(stderr.contains("data/digits_calib.npz changed"), "{stderr}");
+    assert!(stderr.contains("refresh the lock"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Without LITEQUANT_LOCKED, a dev build warns about the stale lock and calibrates afresh.
+    let warned = c.cargo(&["build"], &[]);
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success(), "{stderr}");
+    assert!(stderr.contains("is stale for digits.int8"), "{stderr}");
+}

@@ -1,0 +1,259 @@
+//! The content-addressed artifact cache shared by the CLI, `litequant watch` and build.rs.
+//!
+//! An entry is keyed by a SHA-256 of everything that determines the artifact (source bytes, resolved settings,
+//! dataset bytes or locked ranges, the engine's format version) and holds the artifact, its report and the
+//! ranges it was quantized with. Entries are written to a temp folder and renamed into place, so readers never
+//! see half an entry; a per-key advisory file lock keeps two concurrent builds from computing the same entry
+//! twice; an entry whose artifact does not match its recorded digest is treated as missing and rebuilt.
+
+use super::digest::{sha256_hex, FORMAT_VERSION};
+use super::lockfile::TensorRange;
+use super::report::Report;
+use crate::config::Config;
+use fs4::FileExt;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The environment variable that overrides the cache folder (and `[settings] cache`).
+pub const CACHE_DIR_ENV: &str = "LITEQUANT_CACHE_DIR";
+
+/// A cache folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// What a cache entry holds.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    /// The artifact bytes.
+    pub artifact: Vec<u8>,
+    /// The report of the job that produced it.
+    pub report: Report,
+    /// The ranges it was quantized with (calibrated modes).
+    pub ranges: Vec<TensorRange>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EntryMeta {
+    format_version: u32,
+    artifact_sha256: String,
+    report: Report,
+    ranges: Vec<(usize, u32, u32)>,
+}
+
+/// Holds a key's advisory lock until dropped.
+#[derive(Debug)]
+pub struct KeyLock {
+    file: std::fs::File,
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+impl Cache {
+    /// A cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Cache {
+        Cache { dir: dir.into() }
+    }
+
+    /// The cache a config uses: `LITEQUANT_CACHE_DIR`, else `[settings] cache`, else
+    /// `<cargo target dir>/litequant-cache` when the config sits in a cargo project (found with
+    /// `cargo metadata`), else `.litequant-cache` beside the config.
+    pub fn locate(config: &Config) -> Cache {
+        if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|v| !v.is_empty()) {
+            return Cache::new(dir);
+        }
+        if let Some(dir) = &config.settings.cache {
+            return Cache::new(dir);
+        }
+        match cargo_target_dir(&config.base_dir) {
+            Some(target) => Cache::new(target.join("litequant-cache")),
+            None => Cache::new(config.base_dir.join(".litequant-cache")),
+        }
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join(format!("v{FORMAT_VERSION}"))
+    }
+
+    /// Takes the key's advisory lock (blocking until another process releases it).
+    pub fn lock(&self, key: &str) -> std::io::Result<KeyLock> {
+        let locks = self.root().join("locks");
+        std::fs::create_dir_all(&locks)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(locks.join(format!("{key}.lock")))?;
+        FileExt::lock(&file)?;
+        Ok(KeyLock { file })
+    }
+
+    /// The entry for `key`, if present and intact. A damaged entry is removed and reported as missing.
+    pub fn get(&self, key: &str) -> Option<CacheEntry> {
+        let dir = self.root().join(key);
+        let meta = std::fs::read(dir.join("entry.json")).ok();
+        let artifact = std::fs::read(dir.join("artifact.tflite")).ok();
+        let parsed = meta
+            .as_deref()
+            .and_then(|m| serde_json::from_slice::<EntryMeta>(m).ok());
+        match (parsed, artifact) {
+            (Some(meta), Some(artifact))
+                if meta.format_version == FORMAT_VERSION
+                    && sha256_hex(&artifact) == meta.artifact_sha256 =>
+            {
+                Some(CacheEntry {
+                    artifact,
+                    report: meta.report,
+                    ranges: meta
+                        .ranges
+                        .into_iter()
+                        .map(|(tensor, min, max)| TensorRange { tensor, min, max })
+                        .collect(),
+                })
+            }
+            (None, None) if !dir.exists() => None,
+            _ => {
+                // Damaged (truncated, edited, half-deleted): drop it so it is rebuilt.
+                let _ = std::fs::remove_dir_all(&dir);
+                None
+            }
+        }
+    }
+
+    /// Stores the entry for `key` atomically (temp folder, then rename). An entry already there is kept.
+    pub fn put(&self, key: &str, entry: &CacheEntry) -> std::io::Result<()> {
+        let root = self.root();
+        std::fs::create_dir_all(&root)?;
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&root)?;
+        let meta = EntryMeta {
+            format_version: FORMAT_VERSION,
+            artifact_sha256: sha256_hex(&entry.artifact),
+            report: entry.report.clone(),
+            ranges: entry
+                .ranges
+                .iter()
+                .map(|r| (r.tensor, r.min, r.max))
+                .collect(),
+        };
+        std::fs::write(tmp.path().join("artifact.tflite"), &entry.artifact)?;
+        let json = serde_json::to_vec(&meta).map_err(std::io::Error::other)?;
+        std::fs::write(tmp.path().join("entry.json"), json)?;
+        let dest = root.join(key);
+        let tmp_path = tmp.keep();
+        match std::fs::rename(&tmp_path, &dest) {
+            Ok(()) => Ok(()),
+            Err(_) if dest.join("entry.json").exists() => {
+                // Another process stored the same key first: its entry is as good as ours.
+                let _ = std::fs::remove_dir_all(&tmp_path);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp_path);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The target directory of the cargo project holding `dir`, if any: `cargo metadata` from the nearest
+/// `Cargo.toml` up the tree (so `CARGO_TARGET_DIR`, `.cargo/config.toml` and workspaces are honoured).
+pub fn cargo_target_dir(dir: &Path) -> Option<PathBuf> {
+    let manifest = dir
+        .ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .find(|m| m.is_file())?;
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(&manifest)
+        .no_deps()
+        .exec()
+        .ok()?;
+    Some(metadata.target_directory.into_std_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::QuantSummary;
+
+    fn report() -> Report {
+        Report {
+            litequant: "0".into(),
+            model: "m".into(),
+            mode: "int8".into(),
+            source: "s".into(),
+            artifact: "a".into(),
+            source_bytes: 4,
+            artifact_bytes: 3,
+            size_ratio: 0.75,
+            source_ops: 1,
+            calibration_samples: 2,
+            synthetic_calibration_data: false,
+            quantization: QuantSummary::default(),
+            seconds: 0.5,
+            cache: String::new(),
+            ranges_from: String::new(),
+        }
+    }
+
+    fn entry() -> CacheEntry {
+        CacheEntry {
+            artifact: vec![1, 2, 3],
+            report: report(),
+            ranges: vec![TensorRange {
+                tensor: 2,
+                min: 1,
+                max: 2,
+            }],
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_missing_keys_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        assert!(cache.get("k").is_none());
+        cache.put("k", &entry()).unwrap();
+        let back = cache.get("k").unwrap();
+        assert_eq!(back.artifact, vec![1, 2, 3]);
+        assert_eq!(back.ranges, entry().ranges);
+        assert_eq!(back.report.model, "m");
+        // A second put of the same key keeps the first entry and succeeds.
+        cache.put("k", &entry()).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_a_miss_and_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        cache.put("k", &entry()).unwrap();
+        let artifact = cache.root().join("k").join("artifact.tflite");
+        std::fs::write(&artifact, [9, 9]).unwrap();
+        assert!(cache.get("k").is_none());
+        assert!(!cache.root().join("k").exists());
+        cache.put("k", &entry()).unwrap();
+        std::fs::write(cache.root().join("k").join("entry.json"), "{").unwrap();
+        assert!(cache.get("k").is_none());
+    }
+
+    #[test]
+    fn key_locks_exclude_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let held = cache.lock("k").unwrap();
+        let path = cache.root().join("locks").join("k.lock");
+        let other = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        assert!(FileExt::try_lock(&other).is_err() || !cfg!(unix));
+        drop(held);
+        assert!(FileExt::try_lock(&other).is_ok());
+    }
+}

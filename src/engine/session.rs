@@ -1,0 +1,436 @@
+//! Building jobs through the cache and `quantize.lock`: the one way the CLI, watch and build.rs run a plan.
+
+use super::cache::{Cache, CacheEntry};
+use super::digest::{settings_digest, sha256_file, sha256_hex, FORMAT_VERSION};
+use super::job::{produce, read_file, write_outputs, JobError, RunOptions};
+use super::lockfile::{display_relative, ranges_to_lock, FileDigest, LockEntry, LockFile};
+use super::{write_atomically, Artifact, Job, LockPolicy, Plan};
+use crate::dataset;
+use crate::quantize::Ranges;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Where an artifact came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Taken from the cache: nothing was calibrated or quantized.
+    Hit,
+    /// Built, then stored in the cache.
+    Miss,
+    /// Built; the session has no cache.
+    Off,
+}
+
+/// A job built by a [`Session`].
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The artifact and its report.
+    pub artifact: Artifact,
+    /// Cache hit or miss.
+    pub cache: CacheStatus,
+    /// Whether the ranges came from `quantize.lock`.
+    pub from_lock: bool,
+    /// Things the user should know (a stale lock entry, an unusable cache), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Runs the jobs of one plan with a cache and a lock policy; collects lock entries for [`write_lock`].
+///
+/// [`write_lock`]: Session::write_lock
+#[derive(Debug)]
+pub struct Session {
+    policy: LockPolicy,
+    base_dir: PathBuf,
+    lock_path: PathBuf,
+    cache: Option<Cache>,
+    lock: Option<LockFile>,
+    built: Mutex<BTreeMap<(String, String), LockEntry>>,
+}
+
+/// The digests of a job's inputs, as the lock records them.
+struct Inputs {
+    source_bytes: Vec<u8>,
+    source: FileDigest,
+    settings: String,
+    /// Dataset files present now.
+    dataset: Vec<FileDigest>,
+    /// Dataset files the job names that do not exist (a locked build may lack them).
+    missing: Vec<PathBuf>,
+}
+
+impl Session {
+    /// A session for `plan` (its [`LockPolicy`] decides how the lock is used). Reads the lock unless the
+    /// policy ignores it; a locked session without a lock file is an error.
+    pub fn new(plan: &Plan, cache: Option<Cache>) -> Result<Session, JobError> {
+        let lock = match plan.lock {
+            LockPolicy::Ignore => None,
+            _ => LockFile::read(&plan.lock_file)?,
+        };
+        if plan.lock == LockPolicy::Locked && lock.is_none() {
+            return Err(JobError::NoLock {
+                path: plan.lock_file.clone(),
+            });
+        }
+        Ok(Session {
+            policy: plan.lock,
+            base_dir: plan.base_dir.clone(),
+            lock_path: plan.lock_file.clone(),
+            cache,
+            lock,
+            built: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The cache, if any.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
+    /// Whether a lock file was read.
+    pub fn has_lock(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    fn digest(&self, path: &std::path::Path) -> Result<FileDigest, JobError> {
+        Ok(FileDigest {
+            path: display_relative(path, &self.base_dir),
+            sha256: sha256_file(path).map_err(|source| JobError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        })
+    }
+
+    fn inputs(&self, job: &Job) -> Result<Inputs, JobError> {
+        let source_bytes = read_file(&job.source)?;
+        let source = FileDigest {
+            path: display_relative(&job.source, &self.base_dir),
+            sha256: sha256_hex(&source_bytes),
+        };
+        let mut dataset = Vec::new();
+        let mut missing = Vec::new();
+        if job.mode.needs_calibration() {
+            if let Some(spec) = &job.dataset {
+                for file in dataset::digest_files(spec, &job.datasets) {
+                    if file.exists() {
+                        dataset.push(self.digest(&file)?);
+                    } else {
+                        missing.push(file);
+                    }
+                }
+                // A folder that is gone lists no files: say so instead of recording an empty dataset.
+                if let Some(path) = spec.path.as_ref().filter(|p| !p.exists()) {
+                    missing.push(path.clone());
+                }
+            }
+        }
+        Ok(Inputs {
+            source_bytes,
+            source,
+            settings: settings_digest(job),
+            dataset,
+            missing,
+        })
+    }
+
+    /// What differs between the lock's entry for `job` and its inputs now; empty when it matches.
+    fn drift(&self, job: &Job, inputs: &Inputs) -> Option<Vec<String>> {
+        let lock = self.lock.as_ref()?;
+        let Some(entry) = lock.entries.get(&(job.model.clone(), job.mode.to_string())) else {
+            return Some(vec![format!(
+                "no entry for {} (a model or mode added since the lock was written)",
+                job.id()
+            )]);
+        };
+        let mut drift = Vec::new();
+        if entry.format_version != FORMAT_VERSION {
+            drift.push(format!(
+                "the engine's output format changed (lock: version {}, this litequant: {FORMAT_VERSION})",
+                entry.format_version
+            ));
+        }
+        if entry.settings != inputs.settings {
+            drift.push(format!(
+                "the settings of model `{}` (mode {}) changed in the config",
+                job.model, job.mode
+            ));
+        }
+        if entry.source.sha256 != inputs.source.sha256 {
+            drift.push(format!(
+                "{} changed (sha256 {} in the lock, {} now)",
+                inputs.source.path,
+                short(&entry.source.sha256),
+                short(&inputs.source.sha256)
+            ));
+        } else if entry.source.path != inputs.source.path {
+            drift.push(format!(
+                "the source moved from {} to {}",
+                entry.source.path, inputs.source.path
+            ));
+        }
+        // Datasets are checked only where present: a locked build may run without them.
+        let recorded: BTreeMap<&str, &str> = entry
+            .dataset
+            .iter()
+            .map(|d| (d.path.as_str(), d.sha256.as_str()))
+            .collect();
+        let partial = !inputs.missing.is_empty();
+        for d in &inputs.dataset {
+            match recorded.get(d.path.as_str()) {
+                Some(&sha) if sha == d.sha256 => {}
+                Some(&sha) => drift.push(format!(
+                    "{} changed (sha256 {} in the lock, {} now)",
+                    d.path,
+                    short(sha),
+                    short(&d.sha256)
+                )),
+                None => drift.push(format!("{} is new in the dataset", d.path)),
+            }
+        }
+        if !partial {
+            for path in recorded.keys() {
+                if !inputs.dataset.iter().any(|d| d.path == *path) {
+                    drift.push(format!("{path} was removed from the dataset"));
+                }
+            }
+        }
+        Some(drift)
+    }
+
+    /// Builds one job: from the cache when an identical build is there, else calibrating (or taking the
+    /// lock's ranges) and quantizing, then storing it. Writes the artifact (only if its bytes changed) and the
+    /// report.
+    pub fn build(&self, job: &Job, opts: &RunOptions<'_>) -> Result<Built, JobError> {
+        let start = Instant::now();
+        let inputs = self.inputs(job)?;
+        let mut warnings = Vec::new();
+        let entry = self
+            .lock
+            .as_ref()
+            .and_then(|l| l.entries.get(&(job.model.clone(), job.mode.to_string())));
+        let drift = self.drift(job, &inputs);
+        let lock_ranges: Option<Ranges> = match (self.policy, &drift, entry) {
+            (LockPolicy::Ignore, _, _) => None,
+            (LockPolicy::Locked, Some(d), _) if !d.is_empty() => {
+                return Err(JobError::Drift {
+                    job: job.id(),
+                    lock: self.lock_path.clone(),
+                    drift: d.clone(),
+                })
+            }
+            (_, Some(d), Some(e)) if d.is_empty() => Some(e.ranges()),
+            (LockPolicy::Use, Some(d), _) => {
+                warnings.push(format!(
+                    "{} is stale for {} ({}); calibrating afresh (run `litequant build` to refresh it)",
+                    self.lock_path.display(),
+                    job.id(),
+                    d.join("; ")
+                ));
+                None
+            }
+            _ => None,
+        };
+        let from_lock = lock_ranges.is_some() && job.mode.needs_calibration();
+        if job.mode.needs_calibration() && !from_lock && !inputs.missing.is_empty() {
+            // Calibration needs every dataset file: let the dataset reader name the missing one.
+            let mut missing = inputs.missing.clone();
+            missing.sort();
+            return Err(JobError::Io {
+                path: missing[0].clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "calibration dataset file not found",
+                ),
+            });
+        }
+        let key = self.cache_key(job, &inputs, lock_ranges.as_ref());
+
+        let mut status = CacheStatus::Off;
+        let mut result: Option<(Vec<u8>, super::Report, Vec<super::lockfile::TensorRange>)> = None;
+        let mut _guard = None;
+        if let Some(cache) = &self.cache {
+            let lookup = |cache: &Cache| cache.get(&key);
+            match lookup(cache) {
+                Some(hit) => {
+                    status = CacheStatus::Hit;
+                    result = Some((hit.artifact, hit.report, hit.ranges));
+                }
+                None => match cache.lock(&key) {
+                    Ok(guard) => {
+                        _guard = Some(guard);
+                        // Another build may have stored it while we waited for the lock.
+                        if let Some(hit) = lookup(cache) {
+                            status = CacheStatus::Hit;
+                            result = Some((hit.artifact, hit.report, hit.ranges));
+                        } else {
+                            status = CacheStatus::Miss;
+                        }
+                    }
+                    Err(e) => warnings.push(format!(
+                        "cache {} is not usable ({e}); building without it",
+                        cache.dir().display()
+                    )),
+                },
+            }
+        }
+        let (bytes, mut report, ranges) = match result {
+            Some(r) => r,
+            None => {
+                let produced = produce(job, &inputs.source_bytes, lock_ranges, opts, start)?;
+                let ranges = produced
+                    .ranges
+                    .as_ref()
+                    .map(ranges_to_lock)
+                    .unwrap_or_default();
+                let mut report = produced.report;
+                report.cache = match status {
+                    CacheStatus::Miss => "miss",
+                    _ => "off",
+                }
+                .into();
+                if let (CacheStatus::Miss, Some(cache)) = (status, &self.cache) {
+                    let entry = CacheEntry {
+                        artifact: produced.bytes.clone(),
+                        report: report.clone(),
+                        ranges: ranges.clone(),
+                    };
+                    if let Err(e) = cache.put(&key, &entry) {
+                        warnings.push(format!(
+                            "could not store {} in cache {}: {e}",
+                            job.id(),
+                            cache.dir().display()
+                        ));
+                    }
+                }
+                (produced.bytes, report, ranges)
+            }
+        };
+        drop(_guard);
+        if status == CacheStatus::Hit {
+            // The cached report is of an identical build, possibly of another model name or folder.
+            report.model = job.model.clone();
+            report.source = job.source.display().to_string();
+            report.artifact = job.artifact.display().to_string();
+            report.seconds = start.elapsed().as_secs_f64();
+            report.cache = "hit".into();
+        }
+        let output = sha256_hex(&bytes);
+        if let (true, Some(e)) = (from_lock, entry) {
+            if e.output != output {
+                let what = format!(
+                    "the artifact rebuilt from the lock's ranges differs from the one it records (sha256 {} in the lock, {} now): the engine's output changed without a format version change",
+                    short(&e.output),
+                    short(&output)
+                );
+                if self.policy == LockPolicy::Locked {
+                    return Err(JobError::Drift {
+                        job: job.id(),
+                        lock: self.lock_path.clone(),
+                        drift: vec![what],
+                    });
+                }
+                warnings.push(what);
+            }
+        }
+        if opts.cancel.is_cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        write_outputs(job, &bytes, &report)?;
+        if self.policy == LockPolicy::Update {
+            let mut dataset = inputs.dataset.clone();
+            if from_lock {
+                // Files a locked rebuild did not see keep their recorded digests.
+                if let Some(e) = entry {
+                    for d in &e.dataset {
+                        if !dataset.iter().any(|x| x.path == d.path) {
+                            dataset.push(d.clone());
+                        }
+                    }
+                }
+            }
+            dataset.sort();
+            let entry = LockEntry {
+                model: job.model.clone(),
+                mode: job.mode.to_string(),
+                format_version: FORMAT_VERSION,
+                settings: inputs.settings.clone(),
+                source: inputs.source.clone(),
+                dataset,
+                output,
+                ranges,
+            };
+            if let Ok(mut built) = self.built.lock() {
+                built.insert((entry.model.clone(), entry.mode.clone()), entry);
+            }
+        }
+        Ok(Built {
+            artifact: Artifact {
+                job: job.id(),
+                path: job.artifact.clone(),
+                report,
+            },
+            cache: status,
+            from_lock,
+            warnings,
+        })
+    }
+
+    fn cache_key(&self, job: &Job, inputs: &Inputs, lock_ranges: Option<&Ranges>) -> String {
+        let mut key = format!(
+            "litequant-cache\nformat {FORMAT_VERSION}\nsettings {}\nsource {}\n",
+            inputs.settings, inputs.source.sha256
+        );
+        if job.mode.needs_calibration() {
+            match lock_ranges {
+                Some(r) => {
+                    key.push_str("ranges lock\n");
+                    for t in ranges_to_lock(r) {
+                        key.push_str(&format!("{} {:08x} {:08x}\n", t.tensor, t.min, t.max));
+                    }
+                }
+                None => {
+                    key.push_str("ranges dataset\n");
+                    for d in &inputs.dataset {
+                        key.push_str(&format!("{} {}\n", d.path, d.sha256));
+                    }
+                }
+            }
+        }
+        sha256_hex(key.as_bytes())
+    }
+
+    /// Writes `quantize.lock` with the entries of the jobs built so far (policy [`LockPolicy::Update`] only),
+    /// keeping other entries of `plan`'s config and dropping entries of models or modes it no longer declares.
+    /// The file is rewritten only when its text changes; returns whether it was.
+    pub fn write_lock(&self, plan: &Plan) -> Result<bool, JobError> {
+        if self.policy != LockPolicy::Update {
+            return Ok(false);
+        }
+        let mut lock = self.lock.clone().unwrap_or_default();
+        lock.entries.retain(|k, _| plan.declared.contains(k));
+        if let Ok(built) = self.built.lock() {
+            for (k, e) in built.iter() {
+                lock.entries.insert(k.clone(), e.clone());
+            }
+        }
+        let text = lock.to_text();
+        let old = std::fs::read_to_string(&self.lock_path).ok();
+        if old.as_deref() == Some(text.as_str()) {
+            return Ok(false);
+        }
+        if lock.entries.is_empty() && old.is_none() {
+            return Ok(false);
+        }
+        write_atomically(&self.lock_path, text.as_bytes()).map_err(|source| JobError::Io {
+            path: self.lock_path.clone(),
+            source,
+        })?;
+        Ok(true)
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
