@@ -65,7 +65,11 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
         return i32::MAX;
     }
     let ab = i64::from(a) * i64::from(b);
-    let nudge = if ab >= 0 { 1i64 << 30 } else { 1 - (1i64 << 30) };
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
     // C++ integer division truncates toward zero, like Rust's.
     ((ab + nudge) / (1i64 << 31)) as i32
 }
@@ -112,7 +116,10 @@ pub fn multiply_by_quantized_multiplier_greater_than_one(
     multiplier: i32,
     left_shift: i32,
 ) -> i32 {
-    saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32 << left_shift.clamp(0, 30)), multiplier)
+    saturating_rounding_doubling_high_mul(
+        x.wrapping_mul(1i32 << left_shift.clamp(0, 30)),
+        multiplier,
+    )
 }
 
 /// `MultiplyByQuantizedMultiplierSmallerThanOneExp` (double rounding): high multiply, then rounding right shift.
@@ -176,10 +183,9 @@ pub fn exp_on_negative_values(a: i32, integer_bits: i32) -> i32 {
     let mask = one_quarter - 1;
     let a_mod_quarter_minus_one_quarter = (a & mask).wrapping_sub(one_quarter);
     // Rescale to Q0.31: multiply by 2^integer_bits (saturating).
-    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(saturating_shift_left(
-        a_mod_quarter_minus_one_quarter,
-        integer_bits,
-    ));
+    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(
+        saturating_shift_left(a_mod_quarter_minus_one_quarter, integer_bits),
+    );
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
     // Barrel shifter: multiply by exp(-2^k) for each set bit of the integer part.
     for exponent in -2..=4 {
@@ -230,13 +236,22 @@ pub fn rounding_half_sum(a: i32, b: i32) -> i32 {
 pub fn get_reciprocal(x: i32, x_integer_digits: i32) -> (i32, i32) {
     let headroom_plus_one = (x as u32).leading_zeros() as i32;
     let num_bits_over_unit = x_integer_digits - headroom_plus_one;
-    let shifted = ((x as u32).checked_shl(headroom_plus_one as u32).unwrap_or(0))
-        .wrapping_sub(1u32 << 31) as i32;
-    (one_over_one_plus_x_for_x_in_0_1(shifted), num_bits_over_unit)
+    let shifted = ((x as u32)
+        .checked_shl(headroom_plus_one as u32)
+        .unwrap_or(0))
+    .wrapping_sub(1u32 << 31) as i32;
+    (
+        one_over_one_plus_x_for_x_in_0_1(shifted),
+        num_bits_over_unit,
+    )
 }
 
 /// TFLite's `CalculateInputRadius`: the largest input difference that does not saturate the rescaled input.
-pub fn calculate_input_radius(input_integer_bits: i32, input_left_shift: i32, total_signed_bits: i32) -> i32 {
+pub fn calculate_input_radius(
+    input_integer_bits: i32,
+    input_left_shift: i32,
+    total_signed_bits: i32,
+) -> i32 {
     let max_input_rescaled = f64::from((1i32 << input_integer_bits) - 1)
         * 2f64.powi(total_signed_bits - input_integer_bits)
         / 2f64.powi(input_left_shift);

@@ -52,7 +52,9 @@ impl Interpreter {
             if t >= -1 && (t as i64) < n as i64 {
                 Ok(())
             } else {
-                Err(InterpError::Model(format!("{what} refers to tensor {t} but the subgraph has {n}")))
+                Err(InterpError::Model(format!(
+                    "{what} refers to tensor {t} but the subgraph has {n}"
+                )))
             }
         };
         for (i, op) in graph.ops().iter().enumerate() {
@@ -72,7 +74,13 @@ impl Interpreter {
                 }
             }
         }
-        for &t in graph.main().inputs.iter().chain(graph.main().outputs.iter()).flatten() {
+        for &t in graph
+            .main()
+            .inputs
+            .iter()
+            .chain(graph.main().outputs.iter())
+            .flatten()
+        {
             check(t, "a model input or output".into())?;
             if t < 0 {
                 return Err(InterpError::Model("a model input or output is -1".into()));
@@ -85,10 +93,18 @@ impl Interpreter {
                 None => None,
                 Some(bytes) => {
                     let tensor = graph.tensor(id);
-                    let shape = static_shape(tensor.shape.as_deref().unwrap_or(&[]))
-                        .map_err(|e| InterpError::Model(format!("tensor {t} ({:?}): {e}", graph.tensor_name(id))))?;
+                    let shape =
+                        static_shape(tensor.shape.as_deref().unwrap_or(&[])).map_err(|e| {
+                            InterpError::Model(format!(
+                                "tensor {t} ({:?}): {e}",
+                                graph.tensor_name(id)
+                            ))
+                        })?;
                     Some(decode(bytes, shape, tensor.type_).map_err(|e| {
-                        InterpError::Model(format!("constant tensor {t} ({:?}): {e}", graph.tensor_name(id)))
+                        InterpError::Model(format!(
+                            "constant tensor {t} ({:?}): {e}",
+                            graph.tensor_name(id)
+                        ))
                     })?)
                 }
             });
@@ -144,7 +160,13 @@ impl Interpreter {
         TensorInfo {
             id,
             name: self.graph.tensor_name(id).to_string(),
-            shape: t.shape.as_deref().unwrap_or(&[]).iter().map(|&d| d.max(0) as usize).collect(),
+            shape: t
+                .shape
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .map(|&d| d.max(0) as usize)
+                .collect(),
             dtype: t.type_,
             quant: QuantParams::of(t),
         }
@@ -192,12 +214,22 @@ impl Interpreter {
                 };
                 let codes: Vec<i32> = values
                     .iter()
-                    .map(|&v| ((v / q.scale0()).round() as i32).saturating_add(q.zero_point0()).clamp(lo, hi))
+                    .map(|&v| {
+                        ((v / q.scale0()).round() as i32)
+                            .saturating_add(q.zero_point0())
+                            .clamp(lo, hi)
+                    })
                     .collect();
                 match t {
-                    fb::TensorType::INT8 => TensorData::I8(codes.into_iter().map(|c| c as i8).collect()),
-                    fb::TensorType::UINT8 => TensorData::U8(codes.into_iter().map(|c| c as u8).collect()),
-                    fb::TensorType::INT16 => TensorData::I16(codes.into_iter().map(|c| c as i16).collect()),
+                    fb::TensorType::INT8 => {
+                        TensorData::I8(codes.into_iter().map(|c| c as i8).collect())
+                    }
+                    fb::TensorType::UINT8 => {
+                        TensorData::U8(codes.into_iter().map(|c| c as u8).collect())
+                    }
+                    fb::TensorType::INT16 => {
+                        TensorData::I16(codes.into_iter().map(|c| c as i16).collect())
+                    }
                     _ => TensorData::I32(codes),
                 }
             }
@@ -205,11 +237,20 @@ impl Interpreter {
                 return Err(InterpError::Input {
                     index,
                     name: info.name,
-                    message: format!("a {} input without quantization cannot take real values", crate::tflite::type_name(t)),
+                    message: format!(
+                        "a {} input without quantization cannot take real values",
+                        crate::tflite::type_name(t)
+                    ),
                 })
             }
         };
-        self.set_input(index, Tensor { shape: info.shape, data })
+        self.set_input(
+            index,
+            Tensor {
+                shape: info.shape,
+                data,
+            },
+        )
     }
 
     fn input_info(&self, index: usize) -> Result<TensorInfo, InterpError> {
@@ -230,7 +271,10 @@ impl Interpreter {
 
     /// Like [`invoke`](Self::invoke), calling `observe` with every op output as it is computed (model inputs
     /// first), in execution order.
-    pub fn invoke_with(&mut self, observe: &mut dyn FnMut(TensorId, &Tensor)) -> Result<(), InterpError> {
+    pub fn invoke_with(
+        &mut self,
+        observe: &mut dyn FnMut(TensorId, &Tensor),
+    ) -> Result<(), InterpError> {
         for (index, &t) in self.inputs.iter().enumerate() {
             match &self.values[t.0] {
                 Some(v) => observe(t, v),
@@ -283,11 +327,15 @@ impl Interpreter {
     /// Output `index` as real values (dequantized when it is an integer tensor).
     pub fn output_f32(&self, index: usize) -> Result<Vec<f32>, InterpError> {
         let &t = self.outputs.get(index).ok_or_else(|| {
-            InterpError::Model(format!("the model has {} output(s), not {}", self.outputs.len(), index + 1))
+            InterpError::Model(format!(
+                "the model has {} output(s), not {}",
+                self.outputs.len(),
+                index + 1
+            ))
         })?;
-        let v = self
-            .value(t)
-            .ok_or_else(|| InterpError::Model(format!("output {index} has no value: call invoke() first")))?;
+        let v = self.value(t).ok_or_else(|| {
+            InterpError::Model(format!("output {index} has no value: call invoke() first"))
+        })?;
         Ok(v.to_real(QuantParams::of(self.graph.tensor(t)).as_ref()))
     }
 
@@ -305,13 +353,19 @@ impl Interpreter {
 
     /// Evaluates one op on the given input values (op input order; `None` for omitted optional inputs),
     /// without touching the interpreter's state. For op-by-op parity checks against another runtime.
-    pub fn eval_op(&self, op: OpIndex, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, InterpError> {
+    pub fn eval_op(
+        &self,
+        op: OpIndex,
+        inputs: &[Option<Tensor>],
+    ) -> Result<Vec<Tensor>, InterpError> {
         if op.0 >= self.graph.ops().len() {
             return Err(InterpError::Model(format!("there is no op #{}", op.0)));
         }
         let path = self
             .kernel_for(op)
-            .ok_or_else(|| InterpError::Unsupported { ops: vec![self.location(op)] })?;
+            .ok_or_else(|| InterpError::Unsupported {
+                ops: vec![self.location(op)],
+            })?;
         let fail = |message: String| InterpError::Kernel {
             op: self.location(op),
             message,
@@ -324,7 +378,9 @@ impl Interpreter {
                     Path::Hybrid => self.kernels.get_hybrid(code),
                     _ => self.kernels.get_integer(code),
                 }
-                .ok_or_else(|| InterpError::Unsupported { ops: vec![self.location(op)] })?;
+                .ok_or_else(|| InterpError::Unsupported {
+                    ops: vec![self.location(op)],
+                })?;
                 let ctx = OpCtx {
                     graph: &self.graph,
                     op,
@@ -363,11 +419,19 @@ impl Interpreter {
         let code = self.graph.op_code(op);
         let type_of = |t: Option<TensorId>| t.map(|t| self.graph.tensor(t).type_);
         let ins = self.graph.op_inputs(op);
-        let quantized = |t: Option<T>| matches!(t, Some(T::INT8 | T::UINT8 | T::INT16 | T::FLOAT16));
+        let quantized =
+            |t: Option<T>| matches!(t, Some(T::INT8 | T::UINT8 | T::INT16 | T::FLOAT16));
         let first = type_of(ins.first().copied().flatten());
         let second = type_of(ins.get(1).copied().flatten());
-        let outs_quantized = self.graph.op_outputs(op).into_iter().any(|t| quantized(Some(self.graph.tensor(t).type_)));
-        if matches!(code, fb::BuiltinOperator::QUANTIZE | fb::BuiltinOperator::DEQUANTIZE) {
+        let outs_quantized = self
+            .graph
+            .op_outputs(op)
+            .into_iter()
+            .any(|t| quantized(Some(self.graph.tensor(t).type_)));
+        if matches!(
+            code,
+            fb::BuiltinOperator::QUANTIZE | fb::BuiltinOperator::DEQUANTIZE
+        ) {
             return self.kernels.get_integer(code).map(|_| Path::Integer);
         }
         if first == Some(T::FLOAT32) && quantized(second) && !outs_quantized {
@@ -428,11 +492,18 @@ fn to_value(t: &Tensor) -> Result<Value, String> {
     let err = |e: ndarray::ShapeError| e.to_string();
     Ok(match &t.data {
         TensorData::F32(v) => Value::F32(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
-        TensorData::F16(v) => Value::F32(ArrayD::from_shape_vec(shape, v.iter().map(|x| x.to_f32()).collect()).map_err(err)?),
+        TensorData::F16(v) => Value::F32(
+            ArrayD::from_shape_vec(shape, v.iter().map(|x| x.to_f32()).collect()).map_err(err)?,
+        ),
         TensorData::I32(v) => Value::I32(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
         TensorData::I64(v) => Value::I64(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
         TensorData::Bool(v) => Value::Bool(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
-        other => return Err(format!("a float op cannot read {}", crate::tflite::type_name(other.tensor_type()))),
+        other => {
+            return Err(format!(
+                "a float op cannot read {}",
+                crate::tflite::type_name(other.tensor_type())
+            ))
+        }
     })
 }
 

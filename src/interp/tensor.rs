@@ -242,7 +242,12 @@ pub(crate) fn decode(
         T::INT64 => 8,
         T::FLOAT16 | T::INT16 => 2,
         T::INT8 | T::UINT8 | T::BOOL => 1,
-        other => return Err(format!("constants of type {} are not supported", tflite::type_name(other))),
+        other => {
+            return Err(format!(
+                "constants of type {} are not supported",
+                tflite::type_name(other)
+            ))
+        }
     };
     if bytes.len() != count * width {
         return Err(format!(

@@ -75,7 +75,11 @@ fn int16_sigmoid_table(x: i32, multiplier: i32, left_shift: i32, tanh: bool) -> 
     } else {
         (multiplier, left_shift)
     };
-    let round = if left_shift > 0 { 1 << (left_shift - 1) } else { 0 };
+    let round = if left_shift > 0 {
+        1 << (left_shift - 1)
+    } else {
+        0
+    };
     let input = (x.wrapping_mul(multiplier).wrapping_add(round)) >> left_shift.clamp(0, 31);
     let abs = input.unsigned_abs();
     let (bits, mask) = if tanh { (8, 0xFF) } else { (9, 0x1FF) };
@@ -104,7 +108,9 @@ fn int16_sigmoid_table(x: i32, multiplier: i32, left_shift: i32, tanh: bool) -> 
         let r = if input >= 0 {
             interpolated.wrapping_add(1 << 9)
         } else {
-            (1u32 << 25).wrapping_sub(interpolated).wrapping_add((1 << 9) - 1)
+            (1u32 << 25)
+                .wrapping_sub(interpolated)
+                .wrapping_add((1 << 9) - 1)
         };
         (r >> 10) as i32
     }
@@ -113,7 +119,11 @@ fn int16_sigmoid_table(x: i32, multiplier: i32, left_shift: i32, tanh: bool) -> 
 fn sigmoid_or_tanh(ctx: &OpCtx<'_>, tanh: bool) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     if input.tensor_type() != fb::TensorType::INT16 {
-        let f: fn(f32) -> f32 = if tanh { f32::tanh } else { |v| 1.0 / (1.0 + (-v).exp()) };
+        let f: fn(f32) -> f32 = if tanh {
+            f32::tanh
+        } else {
+            |v| 1.0 / (1.0 + (-v).exp())
+        };
         return lut_8bit(ctx, f);
     }
     let in_q = ctx.input_quant(0)?;
@@ -126,7 +136,11 @@ fn sigmoid_or_tanh(ctx: &OpCtx<'_>, tanh: bool) -> Result<Vec<Tensor>, String> {
         .map(|x| int16_sigmoid_table(x, multiplier, shift, tanh))
         .map(|v| i32::from(v as i16))
         .collect();
-    Ok(vec![from_codes(input.shape.clone(), fb::TensorType::INT16, out)?])
+    Ok(vec![from_codes(
+        input.shape.clone(),
+        fb::TensorType::INT16,
+        out,
+    )?])
 }
 
 fn logistic(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {

@@ -16,7 +16,10 @@ pub(super) fn register(r: &mut Registry) {
 }
 
 /// The broadcast output shape and, for each output element, the flat index into each input.
-pub(super) fn broadcast(a: &[usize], b: &[usize]) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), String> {
+pub(super) fn broadcast(
+    a: &[usize],
+    b: &[usize],
+) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), String> {
     let rank = a.len().max(b.len());
     let pad = |s: &[usize]| -> Vec<usize> {
         let mut v = vec![1; rank - s.len()];
@@ -72,21 +75,35 @@ fn fused(ctx: &OpCtx<'_>) -> fb::ActivationFunctionType {
 
 fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
     let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-    let (qa, qb, qo) = (ctx.input_quant(0)?, ctx.input_quant(1)?, ctx.output_quant(0)?);
+    let (qa, qb, qo) = (
+        ctx.input_quant(0)?,
+        ctx.input_quant(1)?,
+        ctx.output_quant(0)?,
+    );
     let out_type = ctx.output_type(0)?;
     let (qmin, qmax) = type_range(out_type)?;
-    let (act_min, act_max) = activation_range(fused(ctx), qo.scale0(), qo.zero_point0(), qmin, qmax);
+    let (act_min, act_max) =
+        activation_range(fused(ctx), qo.scale0(), qo.zero_point0(), qmin, qmax);
     // int16 uses the general-scale kernel with 15 bits of headroom, 8-bit types 20.
-    let left_shift = if a.tensor_type() == fb::TensorType::INT16 { 15 } else { 20 };
+    let left_shift = if a.tensor_type() == fb::TensorType::INT16 {
+        15
+    } else {
+        20
+    };
     let twice_max = 2.0 * f64::from(qa.scale0().max(qb.scale0()));
     let ma = quantize_multiplier(f64::from(qa.scale0()) / twice_max);
     let mb = quantize_multiplier(f64::from(qb.scale0()) / twice_max);
-    let mo = quantize_multiplier(twice_max / (f64::from(1u32 << left_shift) * f64::from(qo.scale0())));
+    let mo =
+        quantize_multiplier(twice_max / (f64::from(1u32 << left_shift) * f64::from(qo.scale0())));
     let (xa, xb) = (codes(a)?, codes(b)?);
     let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
     let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());
     let scale_in = |x: i32, zp: i32, m: crate::interp::fixed_point::QuantizedMultiplier| {
-        multiply_by_quantized_multiplier_smaller_than_one_exp((x - zp).wrapping_mul(1 << left_shift), m.multiplier, m.shift)
+        multiply_by_quantized_multiplier_smaller_than_one_exp(
+            (x - zp).wrapping_mul(1 << left_shift),
+            m.multiplier,
+            m.shift,
+        )
     };
     let out = ia
         .iter()
@@ -94,8 +111,13 @@ fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
         .map(|(&i, &j)| {
             let sa = scale_in(xa[i], za, ma);
             let sb = scale_in(xb[j], zb, mb);
-            let raw = if subtract { sa.wrapping_sub(sb) } else { sa.wrapping_add(sb) };
-            (multiply_by_quantized_multiplier_smaller_than_one_exp(raw, mo.multiplier, mo.shift) + zo)
+            let raw = if subtract {
+                sa.wrapping_sub(sb)
+            } else {
+                sa.wrapping_add(sb)
+            };
+            (multiply_by_quantized_multiplier_smaller_than_one_exp(raw, mo.multiplier, mo.shift)
+                + zo)
                 .clamp(act_min, act_max)
         })
         .collect();
@@ -104,11 +126,18 @@ fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
 
 fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-    let (qa, qb, qo) = (ctx.input_quant(0)?, ctx.input_quant(1)?, ctx.output_quant(0)?);
+    let (qa, qb, qo) = (
+        ctx.input_quant(0)?,
+        ctx.input_quant(1)?,
+        ctx.output_quant(0)?,
+    );
     let out_type = ctx.output_type(0)?;
     let (qmin, qmax) = type_range(out_type)?;
-    let (act_min, act_max) = activation_range(fused(ctx), qo.scale0(), qo.zero_point0(), qmin, qmax);
-    let m = quantize_multiplier(f64::from(qa.scale0()) * f64::from(qb.scale0()) / f64::from(qo.scale0()));
+    let (act_min, act_max) =
+        activation_range(fused(ctx), qo.scale0(), qo.zero_point0(), qmin, qmax);
+    let m = quantize_multiplier(
+        f64::from(qa.scale0()) * f64::from(qb.scale0()) / f64::from(qo.scale0()),
+    );
     let (xa, xb) = (codes(a)?, codes(b)?);
     let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
     let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());

@@ -1,7 +1,9 @@
 //! CONV_2D and DEPTHWISE_CONV_2D on int8 (int32 bias) and int16 (int64 bias) activations with int8 weights,
 //! per-channel requantization (`reference_integer_ops::ConvPerChannel`, `DepthwiseConvPerChannel`).
 
-use super::{bias_i64, channel_scales, codes, dim, from_codes, padding, type_range, OpCtx, Registry};
+use super::{
+    bias_i64, channel_scales, codes, dim, from_codes, padding, type_range, OpCtx, Registry,
+};
 use crate::interp::fixed_point::{
     activation_range, multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64,
     quantize_multiplier, QuantizedMultiplier,
@@ -61,15 +63,28 @@ pub(super) struct Geometry {
     pub filter_in_c: usize,
 }
 
-pub(super) fn geometry(input: &Tensor, filter: &Tensor, w: &Window, depthwise: bool) -> Result<Geometry, String> {
+pub(super) fn geometry(
+    input: &Tensor,
+    filter: &Tensor,
+    w: &Window,
+    depthwise: bool,
+) -> Result<Geometry, String> {
     if input.shape.len() != 4 || filter.shape.len() != 4 {
         return Err(format!(
             "input {:?} and filter {:?} must be 4-D",
             input.shape, filter.shape
         ));
     }
-    let (batches, in_h, in_w, in_c) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3]);
-    let (k_h, k_w) = (dim(&filter.shape, 1, "filter")?, dim(&filter.shape, 2, "filter")?);
+    let (batches, in_h, in_w, in_c) = (
+        input.shape[0],
+        input.shape[1],
+        input.shape[2],
+        input.shape[3],
+    );
+    let (k_h, k_w) = (
+        dim(&filter.shape, 1, "filter")?,
+        dim(&filter.shape, 2, "filter")?,
+    );
     let (out_c, filter_in_c) = if depthwise {
         (filter.shape[3], 1)
     } else {
@@ -77,10 +92,14 @@ pub(super) fn geometry(input: &Tensor, filter: &Tensor, w: &Window, depthwise: b
     };
     if depthwise {
         if in_c == 0 || out_c % in_c != 0 {
-            return Err(format!("depthwise output channels {out_c} are not a multiple of input channels {in_c}"));
+            return Err(format!(
+                "depthwise output channels {out_c} are not a multiple of input channels {in_c}"
+            ));
         }
     } else if filter_in_c == 0 || in_c % filter_in_c != 0 || out_c % (in_c / filter_in_c) != 0 {
-        return Err(format!("input channels {in_c} do not fit filter channels {filter_in_c}"));
+        return Err(format!(
+            "input channels {in_c} do not fit filter channels {filter_in_c}"
+        ));
     }
     let (out_h, pad_h) = padding(w.padding, in_h, k_h, w.stride.0, w.dilation.0)?;
     let (out_w, pad_w) = padding(w.padding, in_w, k_w, w.stride.1, w.dilation.1)?;
@@ -108,7 +127,11 @@ pub(super) fn for_each_output(
     depthwise: bool,
     mut f: impl FnMut(usize, usize, &mut dyn Iterator<Item = (usize, usize)>),
 ) {
-    let groups_out = if depthwise { 1 } else { g.out_c / (g.in_c / g.filter_in_c) };
+    let groups_out = if depthwise {
+        1
+    } else {
+        g.out_c / (g.in_c / g.filter_in_c)
+    };
     for b in 0..g.batches {
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
@@ -116,11 +139,15 @@ pub(super) fn for_each_output(
                     let out_index = ((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc;
                     let y0 = (oy * w.stride.0) as i64 - g.pad_h as i64;
                     let x0 = (ox * w.stride.1) as i64 - g.pad_w as i64;
-                    let mut pairs = (0..g.k_h).flat_map(move |ky| (0..g.k_w).map(move |kx| (ky, kx))).flat_map(
-                        move |(ky, kx)| {
+                    let mut pairs = (0..g.k_h)
+                        .flat_map(move |ky| (0..g.k_w).map(move |kx| (ky, kx)))
+                        .flat_map(move |(ky, kx)| {
                             let iy = y0 + (ky * w.dilation.0) as i64;
                             let ix = x0 + (kx * w.dilation.1) as i64;
-                            let inside = iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w;
+                            let inside = iy >= 0
+                                && ix >= 0
+                                && (iy as usize) < g.in_h
+                                && (ix as usize) < g.in_w;
                             let base = if inside {
                                 Some(((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c)
                             } else {
@@ -135,11 +162,13 @@ pub(super) fn for_each_output(
                                 } else {
                                     let group = oc / groups_out.max(1);
                                     let in_ch = group * g.filter_in_c + ic;
-                                    Some((base + in_ch, ((oc * g.k_h + ky) * g.k_w + kx) * g.filter_in_c + ic))
+                                    Some((
+                                        base + in_ch,
+                                        ((oc * g.k_h + ky) * g.k_w + kx) * g.filter_in_c + ic,
+                                    ))
                                 }
                             })
-                        },
-                    );
+                        });
                     f(out_index, oc, &mut pairs);
                 }
             }
@@ -164,7 +193,13 @@ fn quantized_conv(ctx: &OpCtx<'_>, depthwise: bool) -> Result<Vec<Tensor>, Strin
     let out_q = ctx.output_quant(0)?;
     let out_type = ctx.output_type(0)?;
     let (qmin, qmax) = type_range(out_type)?;
-    let (act_min, act_max) = activation_range(w.activation, out_q.scale0(), out_q.zero_point0(), qmin, qmax);
+    let (act_min, act_max) = activation_range(
+        w.activation,
+        out_q.scale0(),
+        out_q.zero_point0(),
+        qmin,
+        qmax,
+    );
     let x = codes(input)?;
     let f = codes(filter)?;
     let bias = bias_i64(ctx.optional(2), g.out_c)?;
@@ -191,14 +226,24 @@ fn quantized_conv(ctx: &OpCtx<'_>, depthwise: bool) -> Result<Vec<Tensor>, Strin
         out[o] = scaled.clamp(act_min, act_max);
     });
     if bad_index {
-        return Err(format!("filter {:?} does not fit input {:?}", filter.shape, input.shape));
+        return Err(format!(
+            "filter {:?} does not fit input {:?}",
+            filter.shape, input.shape
+        ));
     }
-    Ok(vec![from_codes(vec![g.batches, g.out_h, g.out_w, g.out_c], out_type, out)?])
+    Ok(vec![from_codes(
+        vec![g.batches, g.out_h, g.out_w, g.out_c],
+        out_type,
+        out,
+    )?])
 }
 
 /// Per-channel output multipliers: `input_scale * filter_scale[c] / output_scale` in double
 /// (`PopulateConvolutionQuantizationParams`).
-pub(super) fn per_channel_multipliers(ctx: &OpCtx<'_>, channels: usize) -> Result<Vec<QuantizedMultiplier>, String> {
+pub(super) fn per_channel_multipliers(
+    ctx: &OpCtx<'_>,
+    channels: usize,
+) -> Result<Vec<QuantizedMultiplier>, String> {
     let input_scale = f64::from(ctx.input_quant(0)?.scale0());
     let output_scale = f64::from(ctx.output_quant(0)?.scale0());
     let filter_scales = channel_scales(&ctx.input_quant(1)?, channels)?;

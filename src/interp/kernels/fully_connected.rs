@@ -14,9 +14,15 @@ pub(super) fn register(r: &mut Registry) {
 }
 
 /// Batches and depth of an FC input: the filter's second dim is the depth, everything else is batches.
-pub(super) fn fc_geometry(input: &Tensor, filter: &Tensor) -> Result<(usize, usize, usize), String> {
+pub(super) fn fc_geometry(
+    input: &Tensor,
+    filter: &Tensor,
+) -> Result<(usize, usize, usize), String> {
     if filter.shape.len() != 2 {
-        return Err(format!("the filter has shape {:?}, expected 2-D", filter.shape));
+        return Err(format!(
+            "the filter has shape {:?}, expected 2-D",
+            filter.shape
+        ));
     }
     let units = filter.shape[0];
     let depth = dim(&filter.shape, 1, "filter")?;
@@ -53,11 +59,19 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let out_q = ctx.output_quant(0)?;
     let out_type = ctx.output_type(0)?;
     let (qmin, qmax) = type_range(out_type)?;
-    let (act_min, act_max) =
-        activation_range(fc_activation(ctx), out_q.scale0(), out_q.zero_point0(), qmin, qmax);
+    let (act_min, act_max) = activation_range(
+        fc_activation(ctx),
+        out_q.scale0(),
+        out_q.zero_point0(),
+        qmin,
+        qmax,
+    );
     let multipliers: Vec<_> = if f_q.scale.len() > 1 {
         if f_q.scale.len() != units {
-            return Err(format!("the filter has {} scales for {units} units", f_q.scale.len()));
+            return Err(format!(
+                "the filter has {} scales for {units} units",
+                f_q.scale.len()
+            ));
         }
         f_q.scale
             .iter()
@@ -98,5 +112,9 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             out.push(v.clamp(act_min, act_max));
         }
     }
-    Ok(vec![from_codes(fc_output_shape(ctx, batches, units), out_type, out)?])
+    Ok(vec![from_codes(
+        fc_output_shape(ctx, batches, units),
+        out_type,
+        out,
+    )?])
 }

@@ -124,7 +124,9 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         _ => false,
     };
     let act = fc_activation(ctx);
-    let row_sums: Vec<i32> = (0..units).map(|u| w[u * depth..(u + 1) * depth].iter().sum()).collect();
+    let row_sums: Vec<i32> = (0..units)
+        .map(|u| w[u * depth..(u + 1) * depth].iter().sum())
+        .collect();
     let mut out = Vec::with_capacity(batches * units);
     for b in 0..batches {
         let row = &x[b * depth..(b + 1) * depth];
@@ -134,16 +136,27 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             symmetric_quantize(row)
         };
         // Per-tensor filters fold their scale into the batch's scaling factor first.
-        let batch_scale = if per_channel { q.scale } else { q.scale * scales[0] };
+        let batch_scale = if per_channel {
+            q.scale
+        } else {
+            q.scale * scales[0]
+        };
         for u in 0..units {
             let weights = &w[u * depth..(u + 1) * depth];
             let mut dot: i32 = q.codes.iter().zip(weights).map(|(&a, &b)| a * b).sum();
             dot -= row_sums[u] * q.offset;
-            let scale = if per_channel { batch_scale * scales[u] } else { batch_scale };
+            let scale = if per_channel {
+                batch_scale * scales[u]
+            } else {
+                batch_scale
+            };
             out.push(clamp_float(bias[u] + dot as f32 * scale, act));
         }
     }
-    Ok(vec![Tensor::new(fc_output_shape(ctx, batches, units), TensorData::F32(out))?])
+    Ok(vec![Tensor::new(
+        fc_output_shape(ctx, batches, units),
+        TensorData::F32(out),
+    )?])
 }
 
 fn conv(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
@@ -167,7 +180,10 @@ fn hybrid_conv(ctx: &OpCtx<'_>, depthwise: bool) -> Result<Vec<Tensor>, String> 
     let batches: Vec<Quantized> = (0..g.batches)
         .map(|b| asymmetric_quantize(&x[b * per_batch..(b + 1) * per_batch]))
         .collect();
-    let qx: Vec<i32> = batches.iter().flat_map(|q| q.codes.iter().copied()).collect();
+    let qx: Vec<i32> = batches
+        .iter()
+        .flat_map(|q| q.codes.iter().copied())
+        .collect();
     let per_out_batch = g.out_h * g.out_w * g.out_c;
     let mut out = vec![0f32; g.batches * per_out_batch];
     let mut bad_index = false;
@@ -188,7 +204,10 @@ fn hybrid_conv(ctx: &OpCtx<'_>, depthwise: bool) -> Result<Vec<Tensor>, String> 
         out[o] = clamp_float(v + bias[oc], w.activation);
     });
     if bad_index {
-        return Err(format!("filter {:?} does not fit input {:?}", filter.shape, input.shape));
+        return Err(format!(
+            "filter {:?} does not fit input {:?}",
+            filter.shape, input.shape
+        ));
     }
     Ok(vec![Tensor::new(
         vec![g.batches, g.out_h, g.out_w, g.out_c],

@@ -4,7 +4,6 @@
 //! Requantization parameters are derived from the tensors' quantization exactly as LiteRT's `Prepare` does.
 
 mod activation;
-mod sigmoid_table;
 mod arithmetic;
 mod conv;
 mod fully_connected;
@@ -13,6 +12,7 @@ mod pool;
 mod quantize;
 mod reduce;
 mod shape;
+mod sigmoid_table;
 mod softmax;
 
 use super::tensor::{QuantParams, Tensor, TensorData};
@@ -52,15 +52,23 @@ impl<'a> OpCtx<'a> {
             .copied()
             .flatten()
             .ok_or_else(|| format!("missing input {i}"))?;
-        QuantParams::of(self.graph.tensor(id))
-            .ok_or_else(|| format!("input {i} ({:?}) has no quantization parameters", self.graph.tensor_name(id)))
+        QuantParams::of(self.graph.tensor(id)).ok_or_else(|| {
+            format!(
+                "input {i} ({:?}) has no quantization parameters",
+                self.graph.tensor_name(id)
+            )
+        })
     }
 
     /// Quantization of output `i`, required.
     pub fn output_quant(&self, i: usize) -> Result<QuantParams, String> {
         let id = self.output_id(i)?;
-        QuantParams::of(self.graph.tensor(id))
-            .ok_or_else(|| format!("output {i} ({:?}) has no quantization parameters", self.graph.tensor_name(id)))
+        QuantParams::of(self.graph.tensor(id)).ok_or_else(|| {
+            format!(
+                "output {i} ({:?}) has no quantization parameters",
+                self.graph.tensor_name(id)
+            )
+        })
     }
 
     fn output_id(&self, i: usize) -> Result<TensorId, String> {
@@ -160,17 +168,30 @@ pub(crate) fn type_range(t: fb::TensorType) -> Result<(i32, i32), String> {
         T::UINT8 => (0, 255),
         T::INT16 => (-32768, 32767),
         T::INT32 => (i32::MIN, i32::MAX),
-        other => return Err(format!("{} is not a quantized integer type", tflite::type_name(other))),
+        other => {
+            return Err(format!(
+                "{} is not a quantized integer type",
+                tflite::type_name(other)
+            ))
+        }
     })
 }
 
 /// Packs clamped codes into a tensor of the given integer type.
-pub(crate) fn from_codes(shape: Vec<usize>, t: fb::TensorType, v: Vec<i32>) -> Result<Tensor, String> {
+pub(crate) fn from_codes(
+    shape: Vec<usize>,
+    t: fb::TensorType,
+    v: Vec<i32>,
+) -> Result<Tensor, String> {
     use fb::TensorType as T;
     let data = match t {
         T::INT8 => TensorData::I8(v.into_iter().map(|x| x.clamp(-128, 127) as i8).collect()),
         T::UINT8 => TensorData::U8(v.into_iter().map(|x| x.clamp(0, 255) as u8).collect()),
-        T::INT16 => TensorData::I16(v.into_iter().map(|x| x.clamp(-32768, 32767) as i16).collect()),
+        T::INT16 => TensorData::I16(
+            v.into_iter()
+                .map(|x| x.clamp(-32768, 32767) as i16)
+                .collect(),
+        ),
         T::INT32 => TensorData::I32(v),
         other => return Err(format!("cannot produce {} codes", tflite::type_name(other))),
     };
@@ -204,10 +225,12 @@ pub(crate) fn floats(t: &Tensor) -> Result<&[f32], String> {
 
 /// A dimension of a shape, as an error when the rank is too small.
 pub(crate) fn dim(shape: &[usize], i: usize, what: &str) -> Result<usize, String> {
-    shape
-        .get(i)
-        .copied()
-        .ok_or_else(|| format!("{what} has shape {shape:?}, expected at least {} dims", i + 1))
+    shape.get(i).copied().ok_or_else(|| {
+        format!(
+            "{what} has shape {shape:?}, expected at least {} dims",
+            i + 1
+        )
+    })
 }
 
 /// The per-channel (or broadcast per-tensor) scales of a filter with `channels` output channels.
@@ -215,7 +238,9 @@ pub(crate) fn channel_scales(q: &QuantParams, channels: usize) -> Result<Vec<f32
     match q.scale.len() {
         1 => Ok(vec![q.scale[0]; channels]),
         n if n == channels => Ok(q.scale.clone()),
-        n => Err(format!("the filter has {n} scales for {channels} output channels")),
+        n => Err(format!(
+            "the filter has {n} scales for {channels} output channels"
+        )),
     }
 }
 
@@ -235,7 +260,9 @@ pub(crate) fn padding(
         input.div_ceil(stride)
     } else {
         if input < effective {
-            return Err(format!("input size {input} is smaller than the filter's {effective}"));
+            return Err(format!(
+                "input size {input} is smaller than the filter's {effective}"
+            ));
         }
         (input - effective + stride) / stride
     };

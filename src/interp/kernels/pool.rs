@@ -16,18 +16,33 @@ fn pool(ctx: &OpCtx<'_>, max: bool) -> Result<Vec<Tensor>, String> {
         return Err("missing pooling options".into());
     };
     let u = |v: i32| usize::try_from(v).map_err(|_| format!("negative pooling parameter {v}"));
-    let (stride_h, stride_w, f_h, f_w) = (u(o.stride_h)?, u(o.stride_w)?, u(o.filter_height)?, u(o.filter_width)?);
+    let (stride_h, stride_w, f_h, f_w) = (
+        u(o.stride_h)?,
+        u(o.stride_w)?,
+        u(o.filter_height)?,
+        u(o.filter_width)?,
+    );
     if input.shape.len() != 4 {
         return Err(format!("input has shape {:?}, expected 4-D", input.shape));
     }
-    let (batches, in_h, in_w, depth) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3]);
+    let (batches, in_h, in_w, depth) = (
+        input.shape[0],
+        input.shape[1],
+        input.shape[2],
+        input.shape[3],
+    );
     let (out_h, pad_h) = padding(o.padding, in_h, f_h, stride_h, 1)?;
     let (out_w, pad_w) = padding(o.padding, in_w, f_w, stride_w, 1)?;
     let out_q = ctx.output_quant(0)?;
     let out_type = ctx.output_type(0)?;
     let (qmin, qmax) = type_range(out_type)?;
-    let (act_min, act_max) =
-        activation_range(o.fused_activation_function, out_q.scale0(), out_q.zero_point0(), qmin, qmax);
+    let (act_min, act_max) = activation_range(
+        o.fused_activation_function,
+        out_q.scale0(),
+        out_q.zero_point0(),
+        qmin,
+        qmax,
+    );
     let x = codes(input)?;
     let mut out = Vec::with_capacity(batches * out_h * out_w * depth);
     for b in 0..batches {
@@ -63,5 +78,9 @@ fn pool(ctx: &OpCtx<'_>, max: bool) -> Result<Vec<Tensor>, String> {
             }
         }
     }
-    Ok(vec![from_codes(vec![batches, out_h, out_w, depth], out_type, out)?])
+    Ok(vec![from_codes(
+        vec![batches, out_h, out_w, depth],
+        out_type,
+        out,
+    )?])
 }

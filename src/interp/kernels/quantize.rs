@@ -24,7 +24,11 @@ fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             }
             let scale = out_q.scale0();
             v.iter()
-                .map(|&x| ((x / scale).round() as i32).saturating_add(out_zp).clamp(qmin, qmax))
+                .map(|&x| {
+                    ((x / scale).round() as i32)
+                        .saturating_add(out_zp)
+                        .clamp(qmin, qmax)
+                })
                 .collect()
         }
         _ => {
@@ -34,7 +38,9 @@ fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             let in_zp = in_q.zero_point0();
             codes(input)?
                 .into_iter()
-                .map(|x| (multiply_by_quantized_multiplier(x - in_zp, m) + out_zp).clamp(qmin, qmax))
+                .map(|x| {
+                    (multiply_by_quantized_multiplier(x - in_zp, m) + out_zp).clamp(qmin, qmax)
+                })
                 .collect()
         }
     };
@@ -51,5 +57,8 @@ fn dequantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             input.to_real(Some(&q))
         }
     };
-    Ok(vec![Tensor::new(input.shape.clone(), TensorData::F32(out))?])
+    Ok(vec![Tensor::new(
+        input.shape.clone(),
+        TensorData::F32(out),
+    )?])
 }

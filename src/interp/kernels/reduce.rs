@@ -2,7 +2,9 @@
 //! folds in 1/count.
 
 use super::{codes, from_codes, type_range, OpCtx, Registry};
-use crate::interp::fixed_point::{multiply_by_quantized_multiplier, quantize_multiplier, QuantizedMultiplier};
+use crate::interp::fixed_point::{
+    multiply_by_quantized_multiplier, quantize_multiplier, QuantizedMultiplier,
+};
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
 
@@ -27,7 +29,11 @@ pub(super) fn resolve_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, Stri
 
 fn mean(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
-    let axes = ctx.input(1)?.data.to_i64().ok_or("the axes are not integers")?;
+    let axes = ctx
+        .input(1)?
+        .data
+        .to_i64()
+        .ok_or("the axes are not integers")?;
     let keep_dims = match ctx.options() {
         fb::BuiltinOptionsT::ReducerOptions(o) => o.keep_dims,
         _ => false,
@@ -39,9 +45,20 @@ fn mean(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let out_type = ctx.output_type(0)?;
     let (qmin, qmax) = type_range(out_type)?;
     let reduced: Vec<bool> = (0..rank).map(|d| axes.contains(&d)).collect();
-    let out_dims: Vec<usize> = input.shape.iter().enumerate().map(|(d, &n)| if reduced[d] { 1 } else { n }).collect();
+    let out_dims: Vec<usize> = input
+        .shape
+        .iter()
+        .enumerate()
+        .map(|(d, &n)| if reduced[d] { 1 } else { n })
+        .collect();
     let out_count: usize = out_dims.iter().product();
-    let count: i64 = input.shape.iter().enumerate().filter(|(d, _)| reduced[*d]).map(|(_, &n)| n as i64).product();
+    let count: i64 = input
+        .shape
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| reduced[*d])
+        .map(|(_, &n)| n as i64)
+        .product();
     let x = codes(input)?;
     let mut sums = vec![0i32; out_count];
     let mut index = vec![0usize; rank];
@@ -62,7 +79,9 @@ fn mean(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let base = quantize_multiplier(f64::from(in_q.scale0()) / f64::from(out_q.scale0()));
     // Fold 1/count into the multiplier, keeping it within int32 and the shift within range.
     let m = if count > 0 {
-        let shift = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + base.shift);
+        let shift = (63 - (count as u64).leading_zeros() as i32)
+            .min(32)
+            .min(31 + base.shift);
         QuantizedMultiplier {
             multiplier: ((i64::from(base.multiplier) << shift.max(0)) / count) as i32,
             shift: base.shift - shift,
@@ -81,7 +100,13 @@ fn mean(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let shape = if keep_dims {
         out_dims
     } else {
-        input.shape.iter().enumerate().filter(|(d, _)| !reduced[*d]).map(|(_, &n)| n).collect()
+        input
+            .shape
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| !reduced[*d])
+            .map(|(_, &n)| n)
+            .collect()
     };
     Ok(vec![from_codes(shape, out_type, out)?])
 }

@@ -32,7 +32,11 @@ fn concatenation(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     };
     let first = ctx.input(0)?;
     let rank = first.shape.len() as i64;
-    let axis = if o.axis < 0 { i64::from(o.axis) + rank } else { i64::from(o.axis) };
+    let axis = if o.axis < 0 {
+        i64::from(o.axis) + rank
+    } else {
+        i64::from(o.axis)
+    };
     if axis < 0 || axis >= rank {
         return Err(format!("axis {} is out of range for rank {rank}", o.axis));
     }
@@ -46,9 +50,15 @@ fn concatenation(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     for i in 0..ctx.inputs.len() {
         let t = ctx.input(i)?;
         if t.shape.len() != first.shape.len()
-            || t.shape.iter().enumerate().any(|(d, &n)| d != axis && n != first.shape[d])
+            || t.shape
+                .iter()
+                .enumerate()
+                .any(|(d, &n)| d != axis && n != first.shape[d])
         {
-            return Err(format!("input {i} has shape {:?}, incompatible with {:?}", t.shape, first.shape));
+            return Err(format!(
+                "input {i} has shape {:?}, incompatible with {:?}",
+                t.shape, first.shape
+            ));
         }
         let q = ctx.input_quant(i)?;
         let x = codes(t)?;
@@ -59,7 +69,10 @@ fn concatenation(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             let scale = q.scale0() / out_q.scale0();
             let bias = -(q.zero_point0() as f32) * scale;
             x.into_iter()
-                .map(|v| ((v as f32 * scale + bias).round() as i32 + out_q.zero_point0()).clamp(qmin, qmax))
+                .map(|v| {
+                    ((v as f32 * scale + bias).round() as i32 + out_q.zero_point0())
+                        .clamp(qmin, qmax)
+                })
                 .collect()
         };
         let inner: usize = t.shape[axis..].iter().product();
@@ -79,7 +92,11 @@ fn concatenation(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
 
 fn pad(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
-    let pads = ctx.input(1)?.data.to_i64().ok_or("paddings are not integers")?;
+    let pads = ctx
+        .input(1)?
+        .data
+        .to_i64()
+        .ok_or("paddings are not integers")?;
     let rank = input.shape.len();
     if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
         return Err(format!("paddings {pads:?} do not fit rank {rank}"));

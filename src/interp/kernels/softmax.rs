@@ -20,7 +20,10 @@ fn softmax(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         fb::BuiltinOptionsT::SoftmaxOptions(o) => o.beta,
         _ => 1.0,
     };
-    let depth = *input.shape.last().ok_or("SOFTMAX needs at least one dimension")?;
+    let depth = *input
+        .shape
+        .last()
+        .ok_or("SOFTMAX needs at least one dimension")?;
     let x = codes(input)?;
     let out_type = ctx.output_type(0)?;
     let in_scale = ctx.input_quant(0)?.scale0();
@@ -32,7 +35,13 @@ fn softmax(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     Ok(vec![from_codes(input.shape.clone(), out_type, out)?])
 }
 
-fn softmax_8bit(x: &[i32], depth: usize, in_scale: f32, beta: f32, out_type: fb::TensorType) -> Result<Vec<i32>, String> {
+fn softmax_8bit(
+    x: &[i32],
+    depth: usize,
+    in_scale: f32,
+    beta: f32,
+    out_type: fb::TensorType,
+) -> Result<Vec<i32>, String> {
     const SCALED_DIFF_INTEGER_BITS: i32 = 5;
     const ACCUMULATION_INTEGER_BITS: i32 = 12;
     // PreprocessSoftmaxScaling: the input-beta multiplier, capped, in Q5.26.
@@ -41,18 +50,24 @@ fn softmax_8bit(x: &[i32], depth: usize, in_scale: f32, beta: f32, out_type: fb:
     let m = quantize_multiplier(real);
     let diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, m.shift, 31);
     let (out_min, out_max) = type_range(out_type)?;
-    let out_bits = if out_type == fb::TensorType::INT16 { 16 } else { 8 };
+    let out_bits = if out_type == fb::TensorType::INT16 {
+        16
+    } else {
+        8
+    };
     let mut out = Vec::with_capacity(x.len());
     for row in x.chunks(depth.max(1)) {
         let max = row.iter().copied().max().unwrap_or(0);
         let exp_of = |v: i32| {
-            let rescaled = multiply_by_quantized_multiplier_greater_than_one(v - max, m.multiplier, m.shift);
+            let rescaled =
+                multiply_by_quantized_multiplier_greater_than_one(v - max, m.multiplier, m.shift);
             exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
         };
         let mut sum: i32 = 0;
         for &v in row {
             if v - max >= diff_min {
-                sum = sum.wrapping_add(rounding_divide_by_pot(exp_of(v), ACCUMULATION_INTEGER_BITS));
+                sum =
+                    sum.wrapping_add(rounding_divide_by_pot(exp_of(v), ACCUMULATION_INTEGER_BITS));
             }
         }
         let (shifted_scale, bits_over_unit) = get_reciprocal(sum, ACCUMULATION_INTEGER_BITS);
@@ -74,7 +89,13 @@ fn softmax_8bit(x: &[i32], depth: usize, in_scale: f32, beta: f32, out_type: fb:
 
 /// `LUTPopulate<int16_t>` with a double transform (the softmax tables): 512 interpolation steps plus the end
 /// point, each corrected by half the midpoint error.
-fn lut_int16(input_scale: f64, input_zp: i32, output_scale: f64, output_zp: i32, f: fn(f64) -> f64) -> Vec<i32> {
+fn lut_int16(
+    input_scale: f64,
+    input_zp: i32,
+    output_scale: f64,
+    output_zp: i32,
+    f: fn(f64) -> f64,
+) -> Vec<i32> {
     let input_min = input_scale * f64::from(i32::from(i16::MIN) - input_zp);
     let input_max = input_scale * f64::from(i32::from(i16::MAX) - input_zp);
     let output_min = output_scale * f64::from(i32::from(i16::MIN) - output_zp);
@@ -91,12 +112,17 @@ fn lut_int16(input_scale: f64, input_zp: i32, output_scale: f64, output_zp: i32,
         let val_mid = f(at + half_step);
         let val_next = f(input_min + f64::from(i + 1) * step);
         let sample = (val * scaling_inv).round();
-        let midpoint_interp = ((val_next * scaling_inv + (val * scaling_inv).round()) / 2.0).round();
+        let midpoint_interp =
+            ((val_next * scaling_inv + (val * scaling_inv).round()) / 2.0).round();
         let midpoint = (val_mid * scaling_inv).round();
         let bias = ((midpoint_interp - midpoint) / 2.0).round();
         lut.push((sample - bias).clamp(table_min, table_max) as i32);
     }
-    lut.push((f(input_max) * scaling_inv).round().clamp(table_min, table_max) as i32);
+    lut.push(
+        (f(input_max) * scaling_inv)
+            .round()
+            .clamp(table_min, table_max) as i32,
+    );
     lut
 }
 
@@ -112,7 +138,9 @@ fn lut_lookup(value: i32, lut: &[i32]) -> i32 {
 fn softmax_int16(x: &[i32], depth: usize, in_scale: f32, beta: f32) -> Vec<i32> {
     let range = f64::from(i32::from(i16::MAX) - i32::from(i16::MIN));
     let exp_lut = lut_int16(10.0 / range, i32::from(i16::MAX), 2.0 / range, 0, f64::exp);
-    let one_over_lut = lut_int16(1.0 / range, i32::from(i16::MIN), 2.0 / range, 0, |v| 1.0 / (1.0 + v));
+    let one_over_lut = lut_int16(1.0 / range, i32::from(i16::MIN), 2.0 / range, 0, |v| {
+        1.0 / (1.0 + v)
+    });
     let m = quantize_multiplier(f64::from(in_scale) * f64::from(beta) / (10.0 / 65535.0));
     let mut out = Vec::with_capacity(x.len());
     for row in x.chunks(depth.max(1)) {
