@@ -15,11 +15,11 @@ pub(super) fn register(r: &mut Registry) {
     r.integer(fb::BuiltinOperator::MUL, mul);
 }
 
+/// Output shape, then per output element the flat index into each input.
+type Broadcast = (Vec<usize>, Vec<usize>, Vec<usize>);
+
 /// The broadcast output shape and, for each output element, the flat index into each input.
-pub(super) fn broadcast(
-    a: &[usize],
-    b: &[usize],
-) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), String> {
+pub(super) fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, String> {
     let rank = a.len().max(b.len());
     let pad = |s: &[usize]| -> Vec<usize> {
         let mut v = vec![1; rank - s.len()];
