@@ -20,8 +20,12 @@ pub mod dataset;
 pub mod engine;
 pub mod graph;
 pub mod inspect;
+pub mod interp;
 pub mod quantize;
 pub mod tflite;
+
+/// The integer reference interpreter (see [`interp`]).
+pub use interp::Interpreter;
 
 /// litequant's version, recorded in reports and cache keys.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,5 +9,6 @@ mod corpus;
 mod fixture_models;
 mod inspect;
 mod int8;
+mod interp;
 mod reader_fuzz;
 mod roundtrip;

@@ -1,0 +1,519 @@
+//! The interpreter: validates the graph once, then evaluates ops in order, keeping every tensor.
+
+use super::error::InterpError;
+use super::kernels::{OpCtx, Registry};
+use super::tensor::{decode, QuantParams, Tensor, TensorData, TensorInfo};
+use crate::calibrate::{self, OpLocation, Value};
+use crate::graph::{Graph, OpIndex, TensorId};
+use crate::tflite::fb;
+use ndarray::{ArrayD, IxDyn};
+
+/// Runs a `.tflite` model's main subgraph with LiteRT-compatible integer kernels (and litequant's float
+/// kernels for float ops).
+pub struct Interpreter {
+    graph: Graph,
+    kernels: Registry,
+    float_kernels: calibrate::Registry,
+    constants: Vec<Option<Tensor>>,
+    values: Vec<Option<Tensor>>,
+    inputs: Vec<TensorId>,
+    outputs: Vec<TensorId>,
+}
+
+impl std::fmt::Debug for Interpreter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interpreter")
+            .field("tensors", &self.constants.len())
+            .field("ops", &self.graph.ops().len())
+            .finish()
+    }
+}
+
+/// How an op is evaluated.
+enum Path {
+    Integer,
+    Hybrid,
+    Float,
+}
+
+impl Interpreter {
+    /// Reads a model and checks that every op can run: tensor references in range, every op has a kernel
+    /// for its types (the error lists each one that has none), constants decodable.
+    pub fn new(model_bytes: &[u8]) -> Result<Interpreter, InterpError> {
+        let graph = Graph::from_bytes(model_bytes).map_err(|e| InterpError::Read(e.to_string()))?;
+        Interpreter::from_graph(graph)
+    }
+
+    /// Like [`new`](Self::new), from an already read graph.
+    pub fn from_graph(graph: Graph) -> Result<Interpreter, InterpError> {
+        let n = graph.tensors().len();
+        let n_codes = graph.model.operator_codes.as_ref().map_or(0, Vec::len);
+        let check = |t: i32, what: String| -> Result<(), InterpError> {
+            if t >= -1 && (t as i64) < n as i64 {
+                Ok(())
+            } else {
+                Err(InterpError::Model(format!(
+                    "{what} refers to tensor {t} but the subgraph has {n}"
+                )))
+            }
+        };
+        for (i, op) in graph.ops().iter().enumerate() {
+            if op.opcode_index as usize >= n_codes {
+                return Err(InterpError::Model(format!(
+                    "op #{i} uses operator code {} but the model has {n_codes}",
+                    op.opcode_index
+                )));
+            }
+            for &t in op.inputs.as_deref().unwrap_or(&[]) {
+                check(t, format!("op #{i}'s input"))?;
+            }
+            for &t in op.outputs.as_deref().unwrap_or(&[]) {
+                check(t, format!("op #{i}'s output"))?;
+                if t < 0 {
+                    return Err(InterpError::Model(format!("op #{i} has an omitted output")));
+                }
+            }
+        }
+        for &t in graph
+            .main()
+            .inputs
+            .iter()
+            .chain(graph.main().outputs.iter())
+            .flatten()
+        {
+            check(t, "a model input or output".into())?;
+            if t < 0 {
+                return Err(InterpError::Model("a model input or output is -1".into()));
+            }
+        }
+        let mut constants = Vec::with_capacity(n);
+        for t in 0..n {
+            let id = TensorId(t);
+            constants.push(match graph.buffer_data(id) {
+                None => None,
+                Some(bytes) => {
+                    let tensor = graph.tensor(id);
+                    let shape =
+                        static_shape(tensor.shape.as_deref().unwrap_or(&[])).map_err(|e| {
+                            InterpError::Model(format!(
+                                "tensor {t} ({:?}): {e}",
+                                graph.tensor_name(id)
+                            ))
+                        })?;
+                    Some(decode(bytes, shape, tensor.type_).map_err(|e| {
+                        InterpError::Model(format!(
+                            "constant tensor {t} ({:?}): {e}",
+                            graph.tensor_name(id)
+                        ))
+                    })?)
+                }
+            });
+        }
+        let interp = Interpreter {
+            inputs: graph.inputs(),
+            outputs: graph.outputs(),
+            kernels: Registry::with_all_ops(),
+            float_kernels: calibrate::Registry::with_all_ops(),
+            values: vec![None; n],
+            constants,
+            graph,
+        };
+        let missing: Vec<OpLocation> = (0..interp.graph.ops().len())
+            .map(OpIndex)
+            .filter(|&op| interp.kernel_for(op).is_none())
+            .map(|op| interp.location(op))
+            .collect();
+        if !missing.is_empty() {
+            return Err(InterpError::Unsupported { ops: missing });
+        }
+        Ok(interp)
+    }
+
+    /// The model as a graph (tensor names, quantization, ops).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Number of model inputs.
+    pub fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Number of model outputs.
+    pub fn output_count(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Name, shape, type and quantization of every model input.
+    pub fn inputs(&self) -> Vec<TensorInfo> {
+        self.inputs.iter().map(|&t| self.tensor_info(t)).collect()
+    }
+
+    /// Name, shape, type and quantization of every model output.
+    pub fn outputs(&self) -> Vec<TensorInfo> {
+        self.outputs.iter().map(|&t| self.tensor_info(t)).collect()
+    }
+
+    /// Name, shape, type and quantization of any tensor of the main subgraph (ids from [`graph`](Self::graph)).
+    pub fn tensor_info(&self, id: TensorId) -> TensorInfo {
+        let t = self.graph.tensor(id);
+        TensorInfo {
+            id,
+            name: self.graph.tensor_name(id).to_string(),
+            shape: t
+                .shape
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .map(|&d| d.max(0) as usize)
+                .collect(),
+            dtype: t.type_,
+            quant: QuantParams::of(t),
+        }
+    }
+
+    /// Sets input `index`; the tensor must have the input's type and shape.
+    pub fn set_input(&mut self, index: usize, tensor: Tensor) -> Result<(), InterpError> {
+        let info = self.input_info(index)?;
+        let fail = |message: String| InterpError::Input {
+            index,
+            name: info.name.clone(),
+            message,
+        };
+        if tensor.tensor_type() != info.dtype {
+            return Err(fail(format!(
+                "got {}, the model expects {}",
+                crate::tflite::type_name(tensor.tensor_type()),
+                info.type_name()
+            )));
+        }
+        if tensor.shape != info.shape || tensor.shape.iter().product::<usize>() != tensor.len() {
+            return Err(fail(format!(
+                "got shape {:?} with {} elements, the model expects {:?}",
+                tensor.shape,
+                tensor.len(),
+                info.shape
+            )));
+        }
+        self.values[info.id.0] = Some(tensor);
+        Ok(())
+    }
+
+    /// Sets input `index` from real values: as is for a float input, quantized with the input's parameters
+    /// (round half away from zero, clamped) for an integer one.
+    pub fn set_input_f32(&mut self, index: usize, values: &[f32]) -> Result<(), InterpError> {
+        let info = self.input_info(index)?;
+        let data = match (info.dtype, &info.quant) {
+            (fb::TensorType::FLOAT32, _) => TensorData::F32(values.to_vec()),
+            (t, Some(q)) => {
+                let (lo, hi) = match t {
+                    fb::TensorType::INT8 => (-128, 127),
+                    fb::TensorType::UINT8 => (0, 255),
+                    fb::TensorType::INT16 => (-32768, 32767),
+                    _ => (i32::MIN, i32::MAX),
+                };
+                let codes: Vec<i32> = values
+                    .iter()
+                    .map(|&v| {
+                        ((v / q.scale0()).round() as i32)
+                            .saturating_add(q.zero_point0())
+                            .clamp(lo, hi)
+                    })
+                    .collect();
+                match t {
+                    fb::TensorType::INT8 => {
+                        TensorData::I8(codes.into_iter().map(|c| c as i8).collect())
+                    }
+                    fb::TensorType::UINT8 => {
+                        TensorData::U8(codes.into_iter().map(|c| c as u8).collect())
+                    }
+                    fb::TensorType::INT16 => {
+                        TensorData::I16(codes.into_iter().map(|c| c as i16).collect())
+                    }
+                    _ => TensorData::I32(codes),
+                }
+            }
+            (t, None) => {
+                return Err(InterpError::Input {
+                    index,
+                    name: info.name,
+                    message: format!(
+                        "a {} input without quantization cannot take real values",
+                        crate::tflite::type_name(t)
+                    ),
+                })
+            }
+        };
+        self.set_input(
+            index,
+            Tensor {
+                shape: info.shape,
+                data,
+            },
+        )
+    }
+
+    fn input_info(&self, index: usize) -> Result<TensorInfo, InterpError> {
+        self.inputs
+            .get(index)
+            .map(|&t| self.tensor_info(t))
+            .ok_or_else(|| InterpError::Input {
+                index,
+                name: String::new(),
+                message: format!("the model has {} input(s)", self.inputs.len()),
+            })
+    }
+
+    /// Runs every op on the inputs set so far. Every tensor's value is kept until the next `invoke`.
+    pub fn invoke(&mut self) -> Result<(), InterpError> {
+        self.invoke_with(&mut |_, _| {})
+    }
+
+    /// Like [`invoke`](Self::invoke), calling `observe` with every op output as it is computed (model inputs
+    /// first), in execution order.
+    pub fn invoke_with(
+        &mut self,
+        observe: &mut dyn FnMut(TensorId, &Tensor),
+    ) -> Result<(), InterpError> {
+        for (index, &t) in self.inputs.iter().enumerate() {
+            match &self.values[t.0] {
+                Some(v) => observe(t, v),
+                None => {
+                    return Err(InterpError::MissingInput {
+                        index,
+                        name: self.graph.tensor_name(t).to_string(),
+                    })
+                }
+            }
+        }
+        let inputs = self.inputs.clone();
+        for (t, v) in self.values.iter_mut().enumerate() {
+            if !inputs.contains(&TensorId(t)) {
+                *v = None;
+            }
+        }
+        for i in 0..self.graph.ops().len() {
+            let op = OpIndex(i);
+            let args: Vec<Option<Tensor>> = self
+                .graph
+                .op_inputs(op)
+                .into_iter()
+                .map(|t| match t {
+                    None => Ok(None),
+                    Some(t) => self.value(t).cloned().map(Some).ok_or_else(|| {
+                        InterpError::Model(format!(
+                            "{} reads tensor {} ({:?}) before anything writes it",
+                            self.location(op),
+                            t.0,
+                            self.graph.tensor_name(t)
+                        ))
+                    }),
+                })
+                .collect::<Result<_, _>>()?;
+            let outs = self.eval_op(op, &args)?;
+            for (t, v) in self.graph.op_outputs(op).into_iter().zip(outs) {
+                observe(t, &v);
+                self.values[t.0] = Some(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Output `index` after [`invoke`](Self::invoke).
+    pub fn output(&self, index: usize) -> Option<&Tensor> {
+        self.outputs.get(index).and_then(|&t| self.value(t))
+    }
+
+    /// Output `index` as real values (dequantized when it is an integer tensor).
+    pub fn output_f32(&self, index: usize) -> Result<Vec<f32>, InterpError> {
+        let &t = self.outputs.get(index).ok_or_else(|| {
+            InterpError::Model(format!(
+                "the model has {} output(s), not {}",
+                self.outputs.len(),
+                index + 1
+            ))
+        })?;
+        let v = self.value(t).ok_or_else(|| {
+            InterpError::Model(format!("output {index} has no value: call invoke() first"))
+        })?;
+        Ok(v.to_real(QuantParams::of(self.graph.tensor(t)).as_ref()))
+    }
+
+    /// Any tensor's value after [`invoke`](Self::invoke): constants, inputs and every op output.
+    pub fn tensor(&self, id: TensorId) -> Option<&Tensor> {
+        self.value(id)
+    }
+
+    fn value(&self, id: TensorId) -> Option<&Tensor> {
+        self.constants
+            .get(id.0)
+            .and_then(Option::as_ref)
+            .or_else(|| self.values.get(id.0).and_then(Option::as_ref))
+    }
+
+    /// Evaluates one op on the given input values (op input order; `None` for omitted optional inputs),
+    /// without touching the interpreter's state. For op-by-op parity checks against another runtime.
+    pub fn eval_op(
+        &self,
+        op: OpIndex,
+        inputs: &[Option<Tensor>],
+    ) -> Result<Vec<Tensor>, InterpError> {
+        if op.0 >= self.graph.ops().len() {
+            return Err(InterpError::Model(format!("there is no op #{}", op.0)));
+        }
+        let path = self
+            .kernel_for(op)
+            .ok_or_else(|| InterpError::Unsupported {
+                ops: vec![self.location(op)],
+            })?;
+        let fail = |message: String| InterpError::Kernel {
+            op: self.location(op),
+            message,
+        };
+        let outs = match path {
+            Path::Float => self.eval_float(op, inputs).map_err(fail)?,
+            path => {
+                let code = self.graph.op_code(op);
+                let kernel = match path {
+                    Path::Hybrid => self.kernels.get_hybrid(code),
+                    _ => self.kernels.get_integer(code),
+                }
+                .ok_or_else(|| InterpError::Unsupported {
+                    ops: vec![self.location(op)],
+                })?;
+                let ctx = OpCtx {
+                    graph: &self.graph,
+                    op,
+                    inputs: inputs.iter().map(Option::as_ref).collect(),
+                    input_ids: self.graph.op_inputs(op),
+                    output_ids: self.graph.op_outputs(op),
+                };
+                kernel(&ctx).map_err(fail)?
+            }
+        };
+        let declared = self.graph.op_outputs(op);
+        if outs.len() != declared.len() {
+            return Err(fail(format!(
+                "the kernel produced {} output(s), the op declares {}",
+                outs.len(),
+                declared.len()
+            )));
+        }
+        for (t, v) in declared.iter().zip(&outs) {
+            let want = self.graph.tensor(*t).type_;
+            if v.tensor_type() != want {
+                return Err(fail(format!(
+                    "the kernel produced {} for output {:?}, declared {}",
+                    crate::tflite::type_name(v.tensor_type()),
+                    self.graph.tensor_name(*t),
+                    crate::tflite::type_name(want)
+                )));
+            }
+        }
+        Ok(outs)
+    }
+
+    /// Which kernel runs an op, decided by its code and its tensors' types; `None` when none can.
+    fn kernel_for(&self, op: OpIndex) -> Option<Path> {
+        use fb::TensorType as T;
+        let code = self.graph.op_code(op);
+        let type_of = |t: Option<TensorId>| t.map(|t| self.graph.tensor(t).type_);
+        let ins = self.graph.op_inputs(op);
+        let quantized =
+            |t: Option<T>| matches!(t, Some(T::INT8 | T::UINT8 | T::INT16 | T::FLOAT16));
+        let first = type_of(ins.first().copied().flatten());
+        let second = type_of(ins.get(1).copied().flatten());
+        let outs_quantized = self
+            .graph
+            .op_outputs(op)
+            .into_iter()
+            .any(|t| quantized(Some(self.graph.tensor(t).type_)));
+        if matches!(
+            code,
+            fb::BuiltinOperator::QUANTIZE | fb::BuiltinOperator::DEQUANTIZE
+        ) {
+            return self.kernels.get_integer(code).map(|_| Path::Integer);
+        }
+        if first == Some(T::FLOAT32) && quantized(second) && !outs_quantized {
+            return self.kernels.get_hybrid(code).map(|_| Path::Hybrid);
+        }
+        if quantized(first) || outs_quantized {
+            return self.kernels.get_integer(code).map(|_| Path::Integer);
+        }
+        let any_quantized_input = ins.iter().any(|&t| quantized(type_of(t)));
+        if any_quantized_input {
+            return None;
+        }
+        self.float_kernels.get(code).map(|_| Path::Float)
+    }
+
+    /// A float op through litequant's float kernels.
+    fn eval_float(&self, op: OpIndex, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, String> {
+        let kernel = self
+            .float_kernels
+            .get(self.graph.op_code(op))
+            .ok_or("no float kernel")?;
+        let values: Vec<Option<Value>> = inputs
+            .iter()
+            .map(|t| t.as_ref().map(to_value).transpose())
+            .collect::<Result<_, _>>()?;
+        let ctx = calibrate::OpContext {
+            graph: &self.graph,
+            op,
+            inputs: values.iter().map(Option::as_ref).collect(),
+        };
+        let outs = kernel(&ctx).map_err(|e| e.to_string())?;
+        outs.into_iter().map(from_value).collect()
+    }
+
+    fn location(&self, op: OpIndex) -> OpLocation {
+        let output = self
+            .graph
+            .op_outputs(op)
+            .first()
+            .map(|&t| self.graph.tensor_name(t).to_string())
+            .unwrap_or_default();
+        OpLocation {
+            index: op.0,
+            op: self.graph.op_type_name(op),
+            output,
+        }
+    }
+}
+
+fn static_shape(dims: &[i32]) -> Result<Vec<usize>, String> {
+    dims.iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("constant with a negative dimension {d}")))
+        .collect()
+}
+
+fn to_value(t: &Tensor) -> Result<Value, String> {
+    let shape = IxDyn(&t.shape);
+    let err = |e: ndarray::ShapeError| e.to_string();
+    Ok(match &t.data {
+        TensorData::F32(v) => Value::F32(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        TensorData::F16(v) => Value::F32(
+            ArrayD::from_shape_vec(shape, v.iter().map(|x| x.to_f32()).collect()).map_err(err)?,
+        ),
+        TensorData::I32(v) => Value::I32(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        TensorData::I64(v) => Value::I64(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        TensorData::Bool(v) => Value::Bool(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        other => {
+            return Err(format!(
+                "a float op cannot read {}",
+                crate::tflite::type_name(other.tensor_type())
+            ))
+        }
+    })
+}
+
+fn from_value(v: Value) -> Result<Tensor, String> {
+    let shape = v.shape().to_vec();
+    let data = match v {
+        Value::F32(a) => TensorData::F32(a.iter().copied().collect()),
+        Value::I32(a) => TensorData::I32(a.iter().copied().collect()),
+        Value::I64(a) => TensorData::I64(a.iter().copied().collect()),
+        Value::Bool(a) => TensorData::Bool(a.iter().copied().collect()),
+    };
+    Tensor::new(shape, data)
+}

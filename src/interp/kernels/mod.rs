@@ -1,0 +1,271 @@
+//! Integer kernels, one module per op family; each family registers its kernels by op code.
+//!
+//! A kernel gets the op's input tensors (LiteRT's tensor layouts, row-major) and returns every output.
+//! Requantization parameters are derived from the tensors' quantization exactly as LiteRT's `Prepare` does.
+
+mod activation;
+mod arithmetic;
+mod conv;
+mod fully_connected;
+mod hybrid;
+mod pool;
+mod quantize;
+mod reduce;
+mod shape;
+mod sigmoid_table;
+mod softmax;
+
+use super::tensor::{QuantParams, Tensor, TensorData};
+use crate::graph::{Graph, OpIndex, TensorId};
+use crate::tflite::{self, fb};
+use std::collections::HashMap;
+
+/// What a kernel sees: the op, its inputs (in op order, `None` for omitted optional ones) and its outputs.
+pub(crate) struct OpCtx<'a> {
+    pub graph: &'a Graph,
+    pub op: OpIndex,
+    pub inputs: Vec<Option<&'a Tensor>>,
+    pub input_ids: Vec<Option<TensorId>>,
+    pub output_ids: Vec<TensorId>,
+}
+
+impl<'a> OpCtx<'a> {
+    /// Input `i`, which must be present.
+    pub fn input(&self, i: usize) -> Result<&'a Tensor, String> {
+        self.inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("missing input {i}"))
+    }
+
+    /// Input `i` if present.
+    pub fn optional(&self, i: usize) -> Option<&'a Tensor> {
+        self.inputs.get(i).copied().flatten()
+    }
+
+    /// Quantization of input `i`, required.
+    pub fn input_quant(&self, i: usize) -> Result<QuantParams, String> {
+        let id = self
+            .input_ids
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("missing input {i}"))?;
+        QuantParams::of(self.graph.tensor(id)).ok_or_else(|| {
+            format!(
+                "input {i} ({:?}) has no quantization parameters",
+                self.graph.tensor_name(id)
+            )
+        })
+    }
+
+    /// Quantization of output `i`, required.
+    pub fn output_quant(&self, i: usize) -> Result<QuantParams, String> {
+        let id = self.output_id(i)?;
+        QuantParams::of(self.graph.tensor(id)).ok_or_else(|| {
+            format!(
+                "output {i} ({:?}) has no quantization parameters",
+                self.graph.tensor_name(id)
+            )
+        })
+    }
+
+    fn output_id(&self, i: usize) -> Result<TensorId, String> {
+        self.output_ids
+            .get(i)
+            .copied()
+            .ok_or_else(|| format!("missing output {i}"))
+    }
+
+    /// Declared type of output `i`.
+    pub fn output_type(&self, i: usize) -> Result<fb::TensorType, String> {
+        Ok(self.graph.tensor(self.output_id(i)?).type_)
+    }
+
+    /// Declared static shape of output `i` (negative dims as 0).
+    pub fn output_shape(&self, i: usize) -> Result<Vec<usize>, String> {
+        Ok(self
+            .graph
+            .shape(self.output_id(i)?)
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect())
+    }
+
+    /// The op's builtin options.
+    pub fn options(&self) -> &'a fb::BuiltinOptionsT {
+        &self.graph.op(self.op).builtin_options
+    }
+}
+
+/// An integer kernel.
+pub(crate) type Kernel = fn(&OpCtx<'_>) -> Result<Vec<Tensor>, String>;
+
+/// The table of integer (and hybrid) kernels keyed by builtin op code.
+#[derive(Default)]
+pub(crate) struct Registry {
+    integer: HashMap<i32, Kernel>,
+    hybrid: HashMap<i32, Kernel>,
+}
+
+impl Registry {
+    pub fn with_all_ops() -> Registry {
+        let mut r = Registry::default();
+        activation::register(&mut r);
+        arithmetic::register(&mut r);
+        conv::register(&mut r);
+        fully_connected::register(&mut r);
+        hybrid::register(&mut r);
+        pool::register(&mut r);
+        quantize::register(&mut r);
+        reduce::register(&mut r);
+        shape::register(&mut r);
+        softmax::register(&mut r);
+        r
+    }
+
+    /// Registers the integer kernel of an op code.
+    pub fn integer(&mut self, code: fb::BuiltinOperator, k: Kernel) {
+        self.integer.insert(code.0, k);
+    }
+
+    /// Registers the hybrid (float activations, int8 weights) kernel of an op code.
+    pub fn hybrid(&mut self, code: fb::BuiltinOperator, k: Kernel) {
+        self.hybrid.insert(code.0, k);
+    }
+
+    pub fn get_integer(&self, code: fb::BuiltinOperator) -> Option<Kernel> {
+        self.integer.get(&code.0).copied()
+    }
+
+    pub fn get_hybrid(&self, code: fb::BuiltinOperator) -> Option<Kernel> {
+        self.hybrid.get(&code.0).copied()
+    }
+}
+
+/// Integer elements of a quantized tensor as i32 (INT8, UINT8, INT16).
+pub(crate) fn codes(t: &Tensor) -> Result<Vec<i32>, String> {
+    Ok(match &t.data {
+        TensorData::I8(v) => v.iter().map(|&x| i32::from(x)).collect(),
+        TensorData::U8(v) => v.iter().map(|&x| i32::from(x)).collect(),
+        TensorData::I16(v) => v.iter().map(|&x| i32::from(x)).collect(),
+        TensorData::I32(v) => v.clone(),
+        other => {
+            return Err(format!(
+                "expected quantized integer data, got {}",
+                tflite::type_name(other.tensor_type())
+            ))
+        }
+    })
+}
+
+/// The value range of a quantized integer type.
+pub(crate) fn type_range(t: fb::TensorType) -> Result<(i32, i32), String> {
+    use fb::TensorType as T;
+    Ok(match t {
+        T::INT8 => (-128, 127),
+        T::UINT8 => (0, 255),
+        T::INT16 => (-32768, 32767),
+        T::INT32 => (i32::MIN, i32::MAX),
+        other => {
+            return Err(format!(
+                "{} is not a quantized integer type",
+                tflite::type_name(other)
+            ))
+        }
+    })
+}
+
+/// Packs clamped codes into a tensor of the given integer type.
+pub(crate) fn from_codes(
+    shape: Vec<usize>,
+    t: fb::TensorType,
+    v: Vec<i32>,
+) -> Result<Tensor, String> {
+    use fb::TensorType as T;
+    let data = match t {
+        T::INT8 => TensorData::I8(v.into_iter().map(|x| x.clamp(-128, 127) as i8).collect()),
+        T::UINT8 => TensorData::U8(v.into_iter().map(|x| x.clamp(0, 255) as u8).collect()),
+        T::INT16 => TensorData::I16(
+            v.into_iter()
+                .map(|x| x.clamp(-32768, 32767) as i16)
+                .collect(),
+        ),
+        T::INT32 => TensorData::I32(v),
+        other => return Err(format!("cannot produce {} codes", tflite::type_name(other))),
+    };
+    Tensor::new(shape, data)
+}
+
+/// Bias values as i64 (INT32 or INT64 biases), or zeros when the bias is omitted.
+pub(crate) fn bias_i64(t: Option<&Tensor>, n: usize) -> Result<Vec<i64>, String> {
+    match t {
+        None => Ok(vec![0; n]),
+        Some(b) => {
+            let v = b.data.to_i64().ok_or("the bias is not an integer tensor")?;
+            if v.len() != n {
+                return Err(format!("the bias has {} values, expected {n}", v.len()));
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// Float data of a tensor.
+pub(crate) fn floats(t: &Tensor) -> Result<&[f32], String> {
+    match &t.data {
+        TensorData::F32(v) => Ok(v),
+        other => Err(format!(
+            "expected FLOAT32 data, got {}",
+            tflite::type_name(other.tensor_type())
+        )),
+    }
+}
+
+/// A dimension of a shape, as an error when the rank is too small.
+pub(crate) fn dim(shape: &[usize], i: usize, what: &str) -> Result<usize, String> {
+    shape.get(i).copied().ok_or_else(|| {
+        format!(
+            "{what} has shape {shape:?}, expected at least {} dims",
+            i + 1
+        )
+    })
+}
+
+/// The per-channel (or broadcast per-tensor) scales of a filter with `channels` output channels.
+pub(crate) fn channel_scales(q: &QuantParams, channels: usize) -> Result<Vec<f32>, String> {
+    match q.scale.len() {
+        1 => Ok(vec![q.scale[0]; channels]),
+        n if n == channels => Ok(q.scale.clone()),
+        n => Err(format!(
+            "the filter has {n} scales for {channels} output channels"
+        )),
+    }
+}
+
+/// Output size and leading padding of one spatial dim (TFLite's `ComputePaddingHeightWidth`).
+pub(crate) fn padding(
+    padding: fb::Padding,
+    input: usize,
+    filter: usize,
+    stride: usize,
+    dilation: usize,
+) -> Result<(usize, usize), String> {
+    if stride == 0 || dilation == 0 || filter == 0 {
+        return Err("stride, dilation and filter size must be positive".into());
+    }
+    let effective = (filter - 1) * dilation + 1;
+    let out = if padding == fb::Padding::SAME {
+        input.div_ceil(stride)
+    } else {
+        if input < effective {
+            return Err(format!(
+                "input size {input} is smaller than the filter's {effective}"
+            ));
+        }
+        (input - effective + stride) / stride
+    };
+    let needed = ((out.max(1) - 1) * stride + effective) as i64 - input as i64;
+    Ok((out, (needed.max(0) / 2) as usize))
+}
