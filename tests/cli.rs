@@ -117,21 +117,37 @@ fn build_writes_the_same_bytes_every_time_and_for_any_thread_count() {
     );
     let cfg = cfg.to_str().unwrap();
     let mut outputs = Vec::new();
-    for (i, threads) in ["1", "2", "2"].iter().enumerate() {
+    // Fresh calibrations on 1 and 2 threads (no cache, no lock), then a rebuild from the lock the second
+    // wrote (a cache miss), then a cache hit: the same bytes every time.
+    let runs: [(&str, bool); 4] = [("1", true), ("2", true), ("2", false), ("1", false)];
+    for (i, (threads, fresh)) in runs.iter().enumerate() {
+        if *fresh {
+            let _ = std::fs::remove_file(dir.path().join("quantize.lock"));
+        }
         let out = dir.path().join(format!("out{i}"));
-        let r = run(
-            &[
-                "build",
-                "-c",
-                cfg,
-                "--out-dir",
-                out.to_str().unwrap(),
-                "--threads",
-                threads,
-            ],
-            dir.path(),
-        );
+        let mut args = vec![
+            "build",
+            "-c",
+            cfg,
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--threads",
+            threads,
+            "--json",
+        ];
+        if *fresh {
+            args.push("--no-cache");
+        }
+        let r = run(&args, dir.path());
         assert_eq!(r.code, 0, "{}", r.stderr);
+        let reports: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let int8 = &reports[2];
+        let (cache, ranges) = (int8["cache"].as_str(), int8["ranges_from"].as_str());
+        match i {
+            0 | 1 => assert_eq!((cache, ranges), (Some("off"), Some("dataset"))),
+            2 => assert_eq!((cache, ranges), (Some("miss"), Some("lock"))),
+            _ => assert_eq!(cache, Some("hit")),
+        }
         let bytes: Vec<Vec<u8>> = ["dynamic", "float16", "int8", "int16x8"]
             .iter()
             .map(|m| std::fs::read(out.join(format!("m.{m}.tflite"))).unwrap())
@@ -139,7 +155,8 @@ fn build_writes_the_same_bytes_every_time_and_for_any_thread_count() {
         outputs.push(bytes);
     }
     assert_eq!(outputs[0], outputs[1], "1 thread vs 2 threads differ");
-    assert_eq!(outputs[1], outputs[2], "two runs differ");
+    assert_eq!(outputs[1], outputs[2], "the lock-driven rebuild differs");
+    assert_eq!(outputs[2], outputs[3], "the cache hit differs");
     let e = evaluate(
         &fixture("models/digits_mlp.tflite"),
         &dir.path().join("out0/m.int8.tflite"),

@@ -10,5 +10,6 @@ mod fixture_models;
 mod inspect;
 mod int8;
 mod interp;
+mod lock;
 mod reader_fuzz;
 mod roundtrip;

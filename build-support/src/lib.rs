@@ -214,8 +214,8 @@ impl Builder {
             }
             plan.retain_models(&self.models);
         }
-        for input in plan.inputs() {
-            syntax.rerun_if_changed(&input);
+        for input in plan.inputs().iter().filter(|i| **i != config_path) {
+            syntax.rerun_if_changed(input);
         }
         for job in &plan.jobs {
             // An image folder: declared so that added or removed images re-run the script.

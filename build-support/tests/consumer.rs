@@ -11,6 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
+/// The copies share one target dir, and cargo gives a path package the same `OUT_DIR` wherever it sits:
+/// the tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -136,6 +144,7 @@ fn artifacts(out_dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn consumer_crate_embeds_artifacts_and_rebuilds_exactly_when_inputs_change() {
+    let _serial = serial();
     let c = Consumer::new();
     let started = std::time::Instant::now();
     let out = c.build(&[]);
@@ -193,10 +202,21 @@ fn consumer_crate_embeds_artifacts_and_rebuilds_exactly_when_inputs_change() {
     );
     assert_eq!(artifacts(&out), files);
 
-    // Another clean copy (its own OUT_DIR and cache), calibrating on one thread: the same bytes.
+    // A clean build of another copy (OUT_DIR and build-script state removed, its own empty cache),
+    // calibrating on one thread: the same bytes.
     let d = Consumer::new();
+    let clean = d.cargo(&["clean", "-p", "digits-classifier"], &[]);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert!(!out.exists(), "cargo clean -p left {}", out.display());
     let out_d = d.build(&[("LITEQUANT_THREADS", "1")]);
-    assert_ne!(out_d, out);
+    assert!(
+        d.cache.join("v1").is_dir(),
+        "the clean build did not fill its own cache"
+    );
     assert_eq!(
         artifacts(&out_d),
         files,
@@ -206,6 +226,7 @@ fn consumer_crate_embeds_artifacts_and_rebuilds_exactly_when_inputs_change() {
 
 #[test]
 fn locked_consumer_builds_rebuild_from_the_lock_and_fail_on_a_changed_dataset() {
+    let _serial = serial();
     let c = Consumer::new();
     // What `litequant build` does: build with the lock policy Update, write quantize.lock.
     let config = litequant::config::load(&c.dir.join("quantize.toml")).unwrap();

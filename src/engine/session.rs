@@ -296,12 +296,21 @@ impl Session {
                         report: report.clone(),
                         ranges: ranges.clone(),
                     };
-                    if let Err(e) = cache.put(&key, &entry) {
-                        warnings.push(format!(
-                            "could not store {} in cache {}: {e}",
-                            job.id(),
-                            cache.dir().display()
-                        ));
+                    let mut keys = vec![key.clone()];
+                    // Freshly calibrated: the same artifact is what a rebuild from these ranges (the lock
+                    // this build writes) gives, so store it under that key too.
+                    if let (false, Some(r)) = (from_lock, &produced.ranges) {
+                        keys.push(self.cache_key(job, &inputs, Some(r)));
+                    }
+                    for k in &keys {
+                        if let Err(e) = cache.put(k, &entry) {
+                            warnings.push(format!(
+                                "could not store {} in cache {}: {e}",
+                                job.id(),
+                                cache.dir().display()
+                            ));
+                            break;
+                        }
                     }
                 }
                 (produced.bytes, report, ranges)
