@@ -309,3 +309,93 @@ fn workspace_build_covers_every_member_config() {
     // otherwise; these configs set `cache = "cache"`.
     assert!(root.join("tool/cache/v1").is_dir());
 }
+
+/// Calibration numerics differ between machines (float kernels round differently); the lock removes that.
+/// Here the "other machine" is LiteRT's own float kernels: its ranges differ from ours in the last bits,
+/// and a lock holding them gives that machine's bytes here, whatever our calibration would say.
+#[test]
+fn locked_builds_give_the_lock_s_bytes_whatever_calibration_numerics_say() {
+    use litequant::engine::lockfile::{ranges_to_lock, LockFile};
+    use litequant::graph::{Graph, TensorId};
+    use litequant::quantize::{quantize, Mode, QuantOptions, Ranges};
+
+    let p = Project::new();
+    std::fs::copy(
+        fixture("models/digits_cnn.tflite"),
+        p.dir.join("models/digits.tflite"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("data/digits_cnn_calib.npz"),
+        p.dir.join("data/digits.npz"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.dir.join("quantize.toml"),
+        CONFIG.replace("[\"dynamic\", \"int8\", \"int16x8\"]", "[\"int8\"]"),
+    )
+    .unwrap();
+    let built = p.run(&["build"]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    let ours = p.artifact("digits.int8.tflite");
+    let lock_path = p.dir.join("quantize.lock");
+    let mut lock = LockFile::parse(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+
+    // The other machine's calibration: LiteRT's kernels on the same data.
+    let json = p.dir.join("litert_ranges.json");
+    let status = std::process::Command::new(crate::interop::python())
+        .arg(repo().join("tests/litert/ranges_from_litert.py"))
+        .arg(p.dir.join("models/digits.tflite"))
+        .arg(p.dir.join("data/digits.npz"))
+        .arg(&json)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let theirs: std::collections::BTreeMap<String, (f32, f32)> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let theirs: Ranges = theirs
+        .into_iter()
+        .map(|(k, v)| (TensorId(k.parse().unwrap()), v))
+        .collect();
+    let entry = lock.entries.values_mut().next().unwrap();
+    let differing = entry
+        .ranges()
+        .iter()
+        .filter(|(t, r)| theirs.get(t).is_some_and(|o| o != *r))
+        .count();
+    assert!(
+        differing > 0,
+        "LiteRT's ranges equal ours bit for bit: nothing to show"
+    );
+
+    // What that machine writes: the artifact from its ranges, and its lock entry.
+    let mut graph =
+        Graph::from_bytes(&std::fs::read(p.dir.join("models/digits.tflite")).unwrap()).unwrap();
+    quantize(
+        &mut graph,
+        Mode::Int8,
+        &QuantOptions::default(),
+        Some(&theirs),
+    )
+    .unwrap();
+    let their_bytes = graph.to_bytes();
+    entry.ranges = ranges_to_lock(&theirs);
+    entry.output = litequant::engine::digest::sha256_hex(&their_bytes);
+    std::fs::write(&lock_path, lock.to_text()).unwrap();
+
+    // Here, locked (with and without a warm cache): their bytes, not ours.
+    for _ in 0..2 {
+        let locked = p.run(&["build", "--locked"]);
+        assert!(locked.status.success(), "{}", stderr(&locked));
+        assert_eq!(p.artifact("digits.int8.tflite"), their_bytes);
+    }
+    assert_ne!(their_bytes, ours, "the differing ranges should give different artifacts");
+    eprintln!("{differing} ranges differ between litequant's and LiteRT's kernels; the lock decides the bytes");
+    let e = evaluate(
+        &p.dir.join("models/digits.tflite"),
+        &p.dir.join("out/digits.int8.tflite"),
+        None,
+        10,
+    );
+    assert!(e.loads_ok, "{:?}", e.error);
+}

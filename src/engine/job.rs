@@ -281,6 +281,11 @@ pub(crate) fn produce(
 /// Writes the artifact (unless the file already holds exactly these bytes) and its report, atomically.
 pub(crate) fn write_outputs(job: &Job, bytes: &[u8], report: &Report) -> Result<(), JobError> {
     let unchanged = std::fs::read(&job.artifact).is_ok_and(|old| old == bytes);
+    if unchanged && report.cache == "hit" && job.report.is_file() {
+        // A cache hit over an identical artifact: its report already describes it; writing nothing keeps
+        // a cached build of many models in milliseconds (no fsync per file).
+        return Ok(());
+    }
     if !unchanged {
         write_atomically(&job.artifact, bytes).map_err(|source| JobError::Io {
             path: job.artifact.clone(),
