@@ -31,7 +31,7 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name == "target" || name == "Cargo.lock" || name == "quantize.lock" {
+        if name == "target" || name == "quantize.lock" {
             continue;
         }
         let dest = to.join(&name);
