@@ -419,10 +419,11 @@ impl Session {
         }
         let mut lock = self.lock.clone().unwrap_or_default();
         lock.entries.retain(|k, _| plan.declared.contains(k));
-        if let Ok(built) = self.built.lock() {
-            for (k, e) in built.iter() {
-                lock.entries.insert(k.clone(), e.clone());
-            }
+        // Held until the file is written: jobs finishing on several threads (watch) write one at a time, each
+        // with every entry built so far.
+        let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, e) in built.iter() {
+            lock.entries.insert(k.clone(), e.clone());
         }
         let text = lock.to_text();
         let old = std::fs::read_to_string(&self.lock_path).ok();
