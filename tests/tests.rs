@@ -11,3 +11,4 @@ mod inspect;
 mod int8;
 mod reader_fuzz;
 mod roundtrip;
+mod watch;

@@ -155,6 +155,7 @@ path = "data/digits.npz"
 [datasets.photos]
 format = "images"
 path = "photos"
+resize = [28, 28]
 
 [models.a]
 source = "models/a.tflite"

@@ -8,8 +8,8 @@
 //!   temp files, the lock, the cache) never trigger a rebuild, so the tool cannot feed itself.
 //! * File events come from `notify` through `notify-debouncer-full` (renames stitched, bursts merged), from
 //!   the parent folders of inputs so rename-saves and delete/recreate stay visible. A job also waits until
-//!   its inputs have not been written for [`WatchOptions::debounce`], so a model written in chunks is read
-//!   once, complete.
+//!   its inputs have not been written for twice [`WatchOptions::debounce`], so a model written in chunks is
+//!   read once, complete.
 //! * One job runs at a time; a change to its inputs while it runs cancels it and queues it again: the latest
 //!   input wins. A failing job (a half-written model) or a broken config is reported, the last good artifacts
 //!   stay, and watching goes on.
@@ -48,7 +48,7 @@ pub struct WatchOptions {
     /// systems, where notifications do not arrive).
     pub poll: Option<Duration>,
     /// Quiet time: events closer than this are one change, and a job starts only once its inputs have not
-    /// been written for this long.
+    /// been written for twice this long.
     pub debounce: Duration,
     /// Calibration threads (0: one per core).
     pub threads: usize,

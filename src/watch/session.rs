@@ -212,10 +212,13 @@ impl Session<'_> {
         }
     }
 
-    /// How long until every input of `job` will have gone unwritten for the debounce time (zero if settled).
+    /// How long until no input of `job` has been written for twice the debounce time (zero if settled).
+    ///
+    /// Twice: the debouncer hands over an event once it is a window old, so the events of the last writes of
+    /// a burst arrive up to a window (and a tick) after the writes; the job must not have run by then.
     fn settle_wait(&self, job: &Job) -> Duration {
         let wall = SystemTime::now();
-        let quiet = self.options.debounce;
+        let quiet = 2 * self.options.debounce;
         job.inputs()
             .iter()
             .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
