@@ -27,6 +27,8 @@ mod diff;
 mod notifier;
 mod schedule;
 mod session;
+#[cfg(test)]
+mod tests;
 
 pub use classify::{classify, Change, OwnWrites};
 pub use deps::{normalize, DependencyMap};
@@ -76,6 +78,13 @@ pub enum WatchEvent {
     Watching {
         /// Files and image folders the jobs read.
         inputs: usize,
+    },
+    /// A job started (it may still be cancelled and restarted if its inputs change again).
+    Started {
+        /// The job (`model.mode`).
+        job: String,
+        /// Why it runs.
+        trigger: Trigger,
     },
     /// A job rebuilt its artifact.
     Built {

@@ -23,7 +23,8 @@ enum Msg {
     Files(DebounceEventResult),
     JobDone {
         id: String,
-        result: Result<Artifact, RebuildError>,
+        // Boxed: a report is large next to the other messages.
+        result: Box<Result<Artifact, RebuildError>>,
     },
     Stop,
 }
@@ -102,6 +103,7 @@ impl Watch {
             tx: self.tx,
             reporter,
             idle: false,
+            config_due: None,
         };
         session.reload_config(None);
         session.sync_watches(false);
@@ -128,17 +130,24 @@ struct Session<'r> {
     reporter: &'r mut dyn Reporter,
     /// `Idle` was reported and nothing happened since.
     idle: bool,
+    /// The config changed: read it again at this time (once it has settled), for a change at the second.
+    config_due: Option<(Instant, Instant)>,
 }
 
 impl Session<'_> {
     fn run(&mut self, rx: &Receiver<Msg>) {
         loop {
+            self.reload_config_when_due();
             self.start_ready_job();
-            if self.schedule.is_idle() && !self.idle {
+            if self.schedule.is_idle() && self.config_due.is_none() && !self.idle {
                 self.idle = true;
                 self.reporter.report(WatchEvent::Idle);
             }
-            let msg = match self.schedule.next_start() {
+            let wake = [
+                self.schedule.next_start(),
+                self.config_due.map(|(due, _)| due),
+            ];
+            let msg = match wake.into_iter().flatten().min() {
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             };
@@ -150,7 +159,7 @@ impl Session<'_> {
                             .report(WatchEvent::Warning(format!("file notification: {e}")));
                     }
                 }
-                Ok(Msg::JobDone { id, result }) => self.on_job_done(id, result),
+                Ok(Msg::JobDone { id, result }) => self.on_job_done(id, *result),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     self.stop(rx);
                     return;
@@ -168,7 +177,7 @@ impl Session<'_> {
         running.cancel.cancel();
         while let Ok(msg) = rx.recv() {
             if let Msg::JobDone { id, result } = msg {
-                self.on_job_done(id, result);
+                self.on_job_done(id, *result);
                 return;
             }
         }
@@ -185,12 +194,16 @@ impl Session<'_> {
                 continue;
             };
             // Inputs still being written (a training run saving in chunks): wait for the burst to end.
-            let wait = self.settle_wait(&job);
+            let wait = self.settle_wait(&job.inputs());
             if !wait.is_zero() {
                 self.schedule.defer(&id, &trigger, now + wait);
                 continue;
             }
             let cancel = CancellationToken::new();
+            self.reporter.report(WatchEvent::Started {
+                job: id.clone(),
+                trigger: trigger.clone(),
+            });
             self.schedule.start(id, trigger, cancel.clone());
             self.idle = false;
             let tx = self.tx.clone();
@@ -206,20 +219,42 @@ impl Session<'_> {
                         .unwrap_or_default();
                     Err(RebuildError::Panicked(what))
                 });
-                let _ = tx.send(Msg::JobDone { id, result });
+                let _ = tx.send(Msg::JobDone {
+                    id,
+                    result: Box::new(result),
+                });
             });
             return;
         }
     }
 
-    /// How long until no input of `job` has been written for twice the debounce time (zero if settled).
+    /// Reads the config again once it is due and has settled (an editor saving in place truncates first).
+    fn reload_config_when_due(&mut self) {
+        let Some((due, changed_at)) = self.config_due else {
+            return;
+        };
+        let now = Instant::now();
+        if due > now {
+            return;
+        }
+        let wait = self.settle_wait(std::slice::from_ref(&self.config_path));
+        if !wait.is_zero() {
+            self.config_due = Some((now + wait, changed_at));
+            return;
+        }
+        self.config_due = None;
+        self.reload_config(Some(changed_at));
+        self.sync_watches(true);
+    }
+
+    /// How long until none of `files` has been written for twice the debounce time (zero if settled).
     ///
     /// Twice: the debouncer hands over an event once it is a window old, so the events of the last writes of
     /// a burst arrive up to a window (and a tick) after the writes; the job must not have run by then.
-    fn settle_wait(&self, job: &Job) -> Duration {
+    fn settle_wait(&self, files: &[PathBuf]) -> Duration {
         let wall = SystemTime::now();
         let quiet = 2 * self.options.debounce;
-        job.inputs()
+        files
             .iter()
             .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
             .filter_map(|modified| wall.duration_since(modified).ok())
@@ -255,14 +290,15 @@ impl Session<'_> {
 
     fn on_file_events(&mut self, events: &[DebouncedEvent]) {
         let relevant: Vec<&DebouncedEvent> = events.iter().filter(|e| is_change(e)).collect();
-        // The config first, so the inputs below are looked up in the new plan.
         let config_at = relevant
             .iter()
             .filter(|e| e.paths.iter().any(|p| self.deps.is_config(&normalize(p))))
             .map(|e| e.time)
             .max();
         if let Some(at) = config_at {
-            self.reload_config(Some(at));
+            let changed_at = self.config_due.map_or(at, |(_, before)| before.max(at));
+            self.config_due = Some((Instant::now(), changed_at));
+            self.idle = false;
         }
         if relevant.iter().any(|e| e.need_rescan()) {
             // Events were lost: every job may be stale.
@@ -293,7 +329,7 @@ impl Session<'_> {
     fn mark(&mut self, id: &str, trigger: &Trigger) {
         let wait = self
             .job(id)
-            .map(|j| self.settle_wait(j))
+            .map(|j| self.settle_wait(&j.inputs()))
             .unwrap_or_default();
         let at = Instant::now() + wait;
         self.schedule.mark(id, trigger, at);
