@@ -11,4 +11,5 @@ mod inspect;
 mod int8;
 mod reader_fuzz;
 mod roundtrip;
+#[cfg(unix)]
 mod watch;

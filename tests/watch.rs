@@ -128,6 +128,15 @@ impl Watcher {
         }
     }
 
+    /// Waits for one line on `stream` containing each of `lines`, in any order.
+    fn wait_for_all(&mut self, stream: Stream, lines: &[&str]) {
+        let mut missing: Vec<&str> = lines.to_vec();
+        while !missing.is_empty() {
+            let line = self.wait_for(stream, &[]);
+            missing.retain(|m| !line.contains(m));
+        }
+    }
+
     /// Collects whatever the process prints for `time`.
     fn drain_for(&mut self, time: Duration) -> Vec<(Stream, String)> {
         let deadline = Instant::now() + time;
@@ -245,8 +254,10 @@ fn watch_rebuilds_only_what_changed_survives_a_broken_config_and_never_feeds_its
         root.join("out/b.dynamic.tflite"),
     );
     let mut w = Watcher::start(root);
-    w.wait_for(Stream::Out, &["initial build -> a.dynamic"]);
-    w.wait_for(Stream::Out, &["initial build -> b.dynamic"]);
+    w.wait_for_all(
+        Stream::Out,
+        &["initial build -> a.dynamic", "initial build -> b.dynamic"],
+    );
 
     // A retrained `a` is saved by rename: only a's artifact is regenerated.
     let (a_before, b_before) = (version(&a_art), version(&b_art));
@@ -313,8 +324,10 @@ fn watch_rebuilds_once_from_a_model_written_in_chunks_and_survives_delete_and_re
     let root = dir.path();
     let a_art = root.join("out/a.dynamic.tflite");
     let mut w = Watcher::start(root);
-    w.wait_for(Stream::Out, &["initial build -> a.dynamic"]);
-    w.wait_for(Stream::Out, &["initial build -> b.dynamic"]);
+    w.wait_for_all(
+        Stream::Out,
+        &["initial build -> a.dynamic", "initial build -> b.dynamic"],
+    );
 
     // A training run writes the new model in place, in chunks.
     let retrained = fixture_model("digits_cnn.tflite");
@@ -347,5 +360,52 @@ fn watch_rebuilds_once_from_a_model_written_in_chunks_and_survives_delete_and_re
     w.wait_for(Stream::Out, &["models/a.tflite changed -> a.dynamic"]);
     assert_eq!(std::fs::read(&a_art).unwrap(), built_alone(&original));
     w.assert_running();
+    assert_eq!(w.interrupt(), 0);
+}
+
+#[test]
+fn watch_rebuilds_only_the_calibrated_jobs_reading_a_replaced_dataset() {
+    let dir = project();
+    let root = dir.path();
+    let data = repo().join("tests/fixtures/data");
+    std::fs::create_dir(root.join("data")).unwrap();
+    std::fs::copy(
+        data.join("digits_mlp_calib.npz"),
+        root.join("data/calib.npz"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("quantize.toml"),
+        "[settings]\nout_dir = \"out\"\n\n[datasets.digits]\nformat = \"npz\"\npath = \"data/calib.npz\"\n\
+         samples = 100\n\n[models.a]\nsource = \"models/a.tflite\"\nmodes = [\"dynamic\", \"int8\"]\n\
+         dataset = \"digits\"\n\n[models.b]\nsource = \"models/b.tflite\"\nmodes = [\"dynamic\"]\n",
+    )
+    .unwrap();
+    let mut w = Watcher::start(root);
+    w.wait_for_all(
+        Stream::Out,
+        &[
+            "initial build -> a.dynamic",
+            "initial build -> a.int8",
+            "initial build -> b.dynamic",
+        ],
+    );
+    let untouched = ["a.dynamic", "b.dynamic"].map(|j| root.join(format!("out/{j}.tflite")));
+    let before: Vec<Version> = untouched.iter().map(|p| version(p)).collect();
+    let int8 = root.join("out/a.int8.tflite");
+    let int8_before = version(&int8);
+
+    // Other calibration samples (the evaluation set: same input, more samples).
+    let replacement = std::fs::read(data.join("digits_mlp_eval.npz")).unwrap();
+    save_by_rename(&root.join("data/calib.npz"), &replacement);
+    wait_for_new_version(&int8, &int8_before, Instant::now());
+    w.wait_for(Stream::Out, &["data/calib.npz changed -> a.int8"]);
+    w.drain_for(Duration::from_secs(1));
+    let after: Vec<Version> = untouched.iter().map(|p| version(p)).collect();
+    assert!(
+        before == after,
+        "a job not reading the dataset was rebuilt:\n{}",
+        w.log()
+    );
     assert_eq!(w.interrupt(), 0);
 }

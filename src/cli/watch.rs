@@ -36,8 +36,18 @@ pub fn run(args: &WatchArgs) -> i32 {
     };
     let watch = Watch::new(&args.config, options);
     let stop = watch.stop_handle();
-    // Ctrl-C (and SIGTERM) stop the running job and wait for it: no temp file is left behind.
-    if let Err(e) = ctrlc::set_handler(move || stop.stop()) {
+    // Ctrl-C (and SIGTERM) stop the running job and wait for it: no temp file is left behind. A second one
+    // exits at once, for a job that does not stop soon enough.
+    let presses = std::sync::atomic::AtomicUsize::new(0);
+    let on_interrupt = move || {
+        if presses.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            eprintln!("stopping (Ctrl-C again to exit at once)");
+            stop.stop();
+        } else {
+            std::process::exit(130);
+        }
+    };
+    if let Err(e) = ctrlc::set_handler(on_interrupt) {
         print_warning(&format!("Ctrl-C will not stop cleanly: {e}"));
     }
     let config = args.config.display().to_string();

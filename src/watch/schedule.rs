@@ -34,6 +34,11 @@ impl Trigger {
         }
     }
 
+    /// File events were lost (the OS queue overflowed): every input may have changed.
+    pub fn rescan(at: Instant) -> Trigger {
+        Trigger::file(PathBuf::from(RESCAN), at)
+    }
+
     /// Both reasons: every file, the latest time.
     pub(crate) fn merge(&mut self, other: &Trigger) {
         self.files.extend(other.files.iter().cloned());
@@ -50,6 +55,9 @@ impl fmt::Display for Trigger {
         write!(f, "{} changed", names.join(", "))
     }
 }
+
+/// What a rescan trigger shows instead of a file name.
+const RESCAN: &str = "(file events lost: every input)";
 
 #[derive(Debug)]
 struct Pending {

@@ -98,7 +98,7 @@ impl Watch {
             options: self.options,
             plan: None,
             schedule: Schedule::default(),
-            watched: BTreeSet::new(),
+            watched: BTreeMap::new(),
             notifier,
             tx: self.tx,
             reporter,
@@ -124,7 +124,8 @@ struct Session<'r> {
     deps: DependencyMap,
     own: OwnWrites,
     schedule: Schedule,
-    watched: BTreeSet<PathBuf>,
+    /// Watched folders and which folder each was (a folder deleted and recreated must be watched anew).
+    watched: BTreeMap<PathBuf, Option<FolderId>>,
     notifier: Box<dyn FolderWatcher>,
     tx: Sender<Msg>,
     reporter: &'r mut dyn Reporter,
@@ -302,7 +303,7 @@ impl Session<'_> {
         }
         if relevant.iter().any(|e| e.need_rescan()) {
             // Events were lost: every job may be stale.
-            let trigger = Trigger::file(self.shown(&self.config_path), Instant::now());
+            let trigger = Trigger::rescan(Instant::now());
             let ids: Vec<String> = self.plan_ids();
             for id in ids {
                 self.mark(&id, &trigger);
@@ -390,24 +391,24 @@ impl Session<'_> {
             .into_iter()
             .filter_map(|d| d.ancestors().find(|a| a.is_dir()).map(Path::to_path_buf))
             .collect();
-        for dir in self
+        let stale: Vec<PathBuf> = self
             .watched
-            .difference(&wanted)
-            .cloned()
-            .collect::<Vec<_>>()
-        {
+            .iter()
+            .filter(|(dir, id)| !wanted.contains(*dir) || folder_id(dir) != **id)
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        for dir in stale {
             // A folder that is gone cannot be unwatched; it is no longer watched either way.
             let _ = self.notifier.unwatch(&dir);
             self.watched.remove(&dir);
         }
-        for dir in wanted
-            .difference(&self.watched)
-            .cloned()
-            .collect::<Vec<_>>()
-        {
+        for dir in wanted {
+            if self.watched.contains_key(&dir) {
+                continue;
+            }
             match self.notifier.watch(&dir) {
                 Ok(()) => {
-                    self.watched.insert(dir.clone());
+                    self.watched.insert(dir.clone(), folder_id(&dir));
                     if rescan {
                         self.rebuild_inputs_in(&dir);
                     }
@@ -451,6 +452,21 @@ fn merge_into(dirty: &mut BTreeMap<String, Trigger>, id: String, trigger: &Trigg
             dirty.insert(id, trigger.clone());
         }
     }
+}
+
+/// Which folder a path is (device and inode), to tell a recreated folder from the one watched before.
+type FolderId = (u64, u64);
+
+#[cfg(unix)]
+fn folder_id(dir: &Path) -> Option<FolderId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Elsewhere a folder that exists counts as the same one.
+#[cfg(not(unix))]
+fn folder_id(dir: &Path) -> Option<FolderId> {
+    dir.is_dir().then_some((0, 0))
 }
 
 /// Whether an event can mean new content. Opening or reading a file (the jobs themselves read every input)
