@@ -259,18 +259,27 @@ fn watch_rebuilds_only_what_changed_survives_a_broken_config_and_never_feeds_its
         &["initial build -> a.dynamic", "initial build -> b.dynamic"],
     );
 
-    // A retrained `a` is saved by rename: only a's artifact is regenerated.
-    let (a_before, b_before) = (version(&a_art), version(&b_art));
-    let retrained = fixture_model("digits_cnn.tflite");
-    let changed = Instant::now();
-    save_by_rename(&root.join("models/a.tflite"), &retrained);
-    let latency = wait_for_new_version(&a_art, &a_before, changed);
-    println!("watch: model file change -> regenerated dynamic artifact in {latency:?}");
-    assert!(latency < Duration::from_secs(10), "latency {latency:?}");
-    w.wait_for(Stream::Out, &["models/a.tflite changed -> a.dynamic"]);
+    // A retrained `a` is saved by rename, five times (CNN and MLP in turn): each time only a's artifact is
+    // regenerated. The latency is measured from the rename to the new artifact in place.
+    let b_before = version(&b_art);
+    let models = ["digits_cnn.tflite", "digits_mlp.tflite"].map(fixture_model);
+    let mut latencies = Vec::new();
+    for round in 0..5 {
+        let a_before = version(&a_art);
+        let changed = Instant::now();
+        save_by_rename(&root.join("models/a.tflite"), &models[round % 2]);
+        latencies.push(wait_for_new_version(&a_art, &a_before, changed));
+        w.wait_for(Stream::Out, &["models/a.tflite changed -> a.dynamic"]);
+    }
+    latencies.sort();
+    println!(
+        "watch: model file change -> regenerated dynamic artifact: median {:?}, min {:?}, max {:?} (5 rounds)",
+        latencies[2], latencies[0], latencies[4]
+    );
+    assert!(latencies[2] < Duration::from_secs(10), "{latencies:?}");
     assert_eq!(
         std::fs::read(&a_art).unwrap(),
-        built_alone(&retrained),
+        built_alone(&models[0]),
         "the artifact is the retrained model's, as `build` writes it"
     );
     assert_eq!(version(&b_art), b_before, "b's artifact was rewritten");
