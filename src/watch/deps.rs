@@ -64,12 +64,18 @@ impl DependencyMap {
         self.files.contains_key(path)
     }
 
-    /// The jobs that read `path` (normalized): jobs listing the file, and jobs whose image folder is `path`
-    /// or holds it.
+    /// The jobs that read `path` (normalized): jobs listing the file, jobs whose image folder is `path` or
+    /// holds it, and jobs reading anything inside `path` when it is a folder (deleted, moved or recreated
+    /// whole: the OS then reports the folder, not each file).
     pub fn jobs_for(&self, path: &Path) -> BTreeSet<String> {
-        let mut jobs = self.files.get(path).cloned().unwrap_or_default();
+        let mut jobs = BTreeSet::new();
+        for (file, ids) in &self.files {
+            if file.starts_with(path) {
+                jobs.extend(ids.iter().cloned());
+            }
+        }
         for (folder, ids) in &self.folders {
-            if path == folder || path.parent() == Some(folder.as_path()) {
+            if folder.starts_with(path) || path.parent() == Some(folder.as_path()) {
                 jobs.extend(ids.iter().cloned());
             }
         }
@@ -201,6 +207,20 @@ dataset = "photos"
         let folder = normalize(&dir.path().join("photos"));
         assert_eq!(map.jobs_for(&folder), ids(&["b.int8"]));
         assert!(map.watch_dirs().contains(&folder));
+    }
+
+    #[test]
+    fn a_folder_holding_inputs_maps_to_the_jobs_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan_of(dir.path(), TWO_MODELS);
+        let map = DependencyMap::new(&plan, &plan.config);
+        let models = normalize(&dir.path().join("models"));
+        assert_eq!(
+            map.jobs_for(&models),
+            ids(&["a.dynamic", "a.int8", "b.dynamic", "b.int8"])
+        );
+        let data = normalize(&dir.path().join("data"));
+        assert_eq!(map.jobs_for(&data), ids(&["a.int8"]));
     }
 
     #[test]
