@@ -1,6 +1,7 @@
 //! What a changed path means: the config, inputs of some jobs, or nothing (our own writes, unrelated files).
 
 use super::deps::DependencyMap;
+use notify::event::{AccessKind, AccessMode, EventKind, MetadataKind, ModifyKind};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -71,6 +72,22 @@ pub fn classify(path: &Path, deps: &DependencyMap, own: &OwnWrites) -> Change {
     }
 }
 
+/// Whether an event can mean new content. Opening or reading a file (the jobs themselves read every input)
+/// and access-time or permission updates cannot.
+pub fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::AccessTime
+            | MetadataKind::Permissions
+            | MetadataKind::Ownership
+            | MetadataKind::Extended,
+        )) => false,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +144,25 @@ mod tests {
             classify(&at(&s, ".a.tflite.x1y2.tmp"), &s.deps, &s.own),
             Change::Ignored
         );
+    }
+
+    #[test]
+    fn reading_an_input_is_not_a_change_but_writing_it_is() {
+        use notify::event::{CreateKind, DataChange, RemoveKind};
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Remove(RemoveKind::Any)));
     }
 
     #[test]

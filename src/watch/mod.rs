@@ -29,8 +29,9 @@ mod schedule;
 mod session;
 #[cfg(test)]
 mod tests;
+mod worker;
 
-pub use classify::{classify, Change, OwnWrites};
+pub use classify::{classify, is_change, Change, OwnWrites};
 pub use deps::{normalize, DependencyMap};
 pub use diff::PlanDiff;
 pub use schedule::Trigger;
@@ -139,6 +140,9 @@ pub enum RebuildError {
     /// The job panicked: a bug in litequant, reported instead of stopping the watch.
     #[error("internal error (please report it): {0}")]
     Panicked(String),
+    /// No thread could be started for the job.
+    #[error("cannot start the job: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Why watching could not start.

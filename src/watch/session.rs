@@ -1,14 +1,14 @@
 //! The watch loop: file events in, jobs scheduled, cancelled and restarted, events out to a [`Reporter`].
 
-use super::classify::{classify, Change, OwnWrites};
+use super::classify::{classify, is_change, Change, OwnWrites};
 use super::deps::{normalize, DependencyMap};
 use super::diff::PlanDiff;
 use super::notifier::{self, FolderWatcher};
 use super::schedule::{Schedule, Trigger};
+use super::worker;
 use super::{RebuildError, Reporter, WatchError, WatchEvent, WatchOptions};
 use crate::config;
-use crate::engine::{run_job, Artifact, CancellationToken, Job, Plan, RunOptions};
-use notify::event::{AccessKind, AccessMode, EventKind, MetadataKind, ModifyKind};
+use crate::engine::{Artifact, CancellationToken, Job, Plan};
 use notify_debouncer_full::{DebounceEventResult, DebouncedEvent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -205,26 +205,25 @@ impl Session<'_> {
                 job: id.clone(),
                 trigger: trigger.clone(),
             });
+            let id_for_error = id.clone();
             self.schedule.start(id, trigger, cancel.clone());
             self.idle = false;
             let tx = self.tx.clone();
-            let threads = self.options.threads;
-            std::thread::spawn(move || {
-                let id = job.id();
-                let run = std::panic::catch_unwind(|| rebuild_job(&job, threads, cancel));
-                let result = run.unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    Err(RebuildError::Panicked(what))
-                });
+            let done = move |id: String, result: Result<Artifact, RebuildError>| {
                 let _ = tx.send(Msg::JobDone {
                     id,
                     result: Box::new(result),
                 });
-            });
+            };
+            if let Err(e) = worker::spawn(job, self.options.threads, cancel, done) {
+                let running = self.schedule.finish();
+                self.reporter.report(WatchEvent::Failed {
+                    trigger: running.map_or_else(|| Trigger::initial(now), |r| r.trigger),
+                    job: id_for_error,
+                    error: RebuildError::Thread(e),
+                });
+                continue;
+            }
             return;
         }
     }
@@ -290,7 +289,7 @@ impl Session<'_> {
     }
 
     fn on_file_events(&mut self, events: &[DebouncedEvent]) {
-        let relevant: Vec<&DebouncedEvent> = events.iter().filter(|e| is_change(e)).collect();
+        let relevant: Vec<&DebouncedEvent> = events.iter().filter(|e| is_change(&e.kind)).collect();
         let config_at = relevant
             .iter()
             .filter(|e| e.paths.iter().any(|p| self.deps.is_config(&normalize(p))))
@@ -467,34 +466,4 @@ fn folder_id(dir: &Path) -> Option<FolderId> {
 #[cfg(not(unix))]
 fn folder_id(dir: &Path) -> Option<FolderId> {
     dir.is_dir().then_some((0, 0))
-}
-
-/// Whether an event can mean new content. Opening or reading a file (the jobs themselves read every input)
-/// and access-time or permission updates cannot.
-fn is_change(event: &DebouncedEvent) -> bool {
-    match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) => false,
-        EventKind::Modify(ModifyKind::Metadata(
-            MetadataKind::AccessTime
-            | MetadataKind::Permissions
-            | MetadataKind::Ownership
-            | MetadataKind::Extended,
-        )) => false,
-        _ => true,
-    }
-}
-
-/// Runs one job. The single place watch calls the engine, so the cached, locked build can replace it.
-fn rebuild_job(
-    job: &Job,
-    threads: usize,
-    cancel: CancellationToken,
-) -> Result<Artifact, RebuildError> {
-    let opts = RunOptions {
-        threads,
-        cancel,
-        progress: None,
-    };
-    Ok(run_job(job, &opts)?)
 }
