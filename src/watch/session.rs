@@ -105,6 +105,9 @@ impl Watch {
             idle: false,
             config_due: None,
         };
+        // The config's folder is watched before the config is read, and every input's folder before any job
+        // reads it: no change can fall between reading and watching.
+        session.sync_watches(false);
         session.reload_config(None);
         session.sync_watches(false);
         session.reporter.report(WatchEvent::Watching {

@@ -225,3 +225,32 @@ fn a_dataset_folder_deleted_and_recreated_is_watched_again() {
     assert!(trigger.contains("data"), "{trigger}");
     w.stop();
 }
+
+#[test]
+fn a_config_broken_from_the_start_is_reported_and_its_fix_builds_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.tflite"), fixture("digits_mlp.tflite")).unwrap();
+    let config = write_config(
+        dir.path(),
+        "[models.m]\nsource = \"m.tflite\"\nmodes = [\"int4\"]\n",
+    );
+    let w = start(&config);
+    let line = w.next("config error", |e| match e {
+        WatchEvent::ConfigInvalid(error) => error.location.map(|l| l.line),
+        _ => None,
+    });
+    assert_eq!(line, 3, "the error points at the modes line");
+    write_config(
+        dir.path(),
+        "[settings]\nout_dir = \"out\"\n\n[models.m]\nsource = \"m.tflite\"\nmodes = [\"dynamic\", \"float16\"]\n",
+    );
+    let mut built = Vec::new();
+    while built.len() < 2 {
+        built.push(w.next("build", |e| match e {
+            WatchEvent::Built { artifact, .. } => Some(artifact.job.clone()),
+            _ => None,
+        }));
+    }
+    assert_eq!(built, ["m.dynamic", "m.float16"]);
+    w.stop();
+}
