@@ -163,8 +163,9 @@ impl Watcher {
     /// Ctrl-C, then the exit code.
     fn interrupt(mut self) -> i32 {
         let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-INT", &pid])
+        // The shell's own `kill`: procps may not be installed.
+        let sent = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -INT {pid}")])
             .status()
             .unwrap();
         assert!(sent.success());
