@@ -8,6 +8,7 @@
 //! * [`dataset`] streams representative data; [`calibrate`] runs the float model and records ranges.
 //! * [`quantize`] applies a mode (dynamic, float16, int8, int16x8) following TFLite's quantization spec.
 //! * [`engine`] turns a config into a [`engine::Plan`] of jobs and runs them into artifacts.
+//! * `watch` (feature `watch`, on with `cli`) rebuilds exactly the artifacts a file change touches.
 
 #![deny(missing_docs)]
 
@@ -23,6 +24,8 @@ pub mod inspect;
 pub mod interp;
 pub mod quantize;
 pub mod tflite;
+#[cfg(feature = "watch")]
+pub mod watch;
 
 /// The integer reference interpreter (see [`interp`]).
 pub use interp::Interpreter;

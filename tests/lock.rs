@@ -389,7 +389,10 @@ fn locked_builds_give_the_lock_s_bytes_whatever_calibration_numerics_say() {
         assert!(locked.status.success(), "{}", stderr(&locked));
         assert_eq!(p.artifact("digits.int8.tflite"), their_bytes);
     }
-    assert_ne!(their_bytes, ours, "the differing ranges should give different artifacts");
+    assert_ne!(
+        their_bytes, ours,
+        "the differing ranges should give different artifacts"
+    );
     eprintln!("{differing} ranges differ between litequant's and LiteRT's kernels; the lock decides the bytes");
     let e = evaluate(
         &p.dir.join("models/digits.tflite"),

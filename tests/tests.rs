@@ -13,3 +13,5 @@ mod interp;
 mod lock;
 mod reader_fuzz;
 mod roundtrip;
+#[cfg(unix)]
+mod watch;

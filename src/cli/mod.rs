@@ -1,9 +1,10 @@
-//! The clap front end: `build`, `check`, `inspect`.
+//! The clap front end: `build`, `watch`, `check`, `inspect`.
 
 mod build;
 mod check;
 mod inspect;
 mod progress;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ struct Cli {
 enum Command {
     /// Quantize every model x mode of a config into `<out_dir>/<model>.<mode>.tflite` (+ a JSON report).
     Build(build::BuildArgs),
+    /// Build, then keep the artifacts current: rebuild exactly what a change to the config, a model or a
+    /// dataset touches.
+    Watch(watch::WatchArgs),
     /// Validate a config without building: keys, sources, datasets, exclude patterns.
     Check {
         /// The config file.
@@ -46,6 +50,7 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Watch(args) => watch::run(&args),
         Command::Check { config } => check::run(&config),
         Command::Inspect { model, json } => inspect::run(&model, json),
     }
