@@ -137,40 +137,120 @@ fn direct_loops(
     for b in 0..n {
         for oy in 0..wy.out {
             for ox in 0..wx.out {
-                let acc = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
-                for ky in 0..kh {
-                    let Some(iy) = wy.tap(oy, ky, h) else {
-                        continue;
+                let pixel_out = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
+                // Output channels in blocks whose sums stay in registers across all taps; each sum still
+                // adds its taps in (ky, kx, channel) order, so the blocking changes speed, not bits.
+                let field = Field {
+                    x,
+                    image: [b, h, w, c],
+                    taps,
+                    kernel: [kh, kw, oc],
+                    at: (oy, ox),
+                };
+                let mut first = 0;
+                while first < oc {
+                    let acc = &mut pixel_out[first..];
+                    first += match acc.len() {
+                        32.. => field.accumulate::<32>(acc, first, wy, wx),
+                        16.. => field.accumulate::<16>(acc, first, wy, wx),
+                        8.. => field.accumulate::<8>(acc, first, wy, wx),
+                        _ => field.accumulate_rest(acc, first, wy, wx),
                     };
-                    for kx in 0..kw {
-                        let Some(ix) = wx.tap(ox, kx, w) else {
-                            continue;
-                        };
-                        let pixel = &x[((b * h + iy) * w + ix) * c..][..c];
-                        let weights = &taps[(ky * kw + kx) * c * oc..][..c * oc];
-                        for (&v, t) in pixel.iter().zip(weights.chunks_exact(oc)) {
-                            scaled_accumulate(acc, v, t);
-                        }
-                    }
                 }
             }
         }
     }
 }
 
-/// `acc += v * w` element-wise, in fixed 8-wide blocks the compiler turns into vector instructions.
-#[inline(always)]
-fn scaled_accumulate(acc: &mut [f32], v: f32, w: &[f32]) {
-    const LANES: usize = 8;
-    let mut a = acc.chunks_exact_mut(LANES);
-    let mut ws = w.chunks_exact(LANES);
-    for (a, w) in (&mut a).zip(&mut ws) {
-        for i in 0..LANES {
-            a[i] += v * w[i];
-        }
+/// The receptive field of one output pixel in a direct convolution.
+struct Field<'a> {
+    x: &'a [f32],
+    /// Batch index, then the input's height, width and channels.
+    image: [usize; 4],
+    /// The filter as `[kh, kw, c, oc]`.
+    taps: &'a [f32],
+    /// Filter height, width and output channels.
+    kernel: [usize; 3],
+    /// The output pixel (row, column).
+    at: (usize, usize),
+}
+
+impl Field<'_> {
+    /// The input pixel under tap (`ky`, `kx`) and the offset of its weights for output channel `first`, if
+    /// the tap is inside the image.
+    #[inline(always)]
+    fn tap(
+        &self,
+        wy: &Window,
+        wx: &Window,
+        ky: usize,
+        kx: usize,
+        first: usize,
+    ) -> Option<(&[f32], usize)> {
+        let [b, h, w, c] = self.image;
+        let [_, kw, oc] = self.kernel;
+        let iy = wy.tap(self.at.0, ky, h)?;
+        let ix = wx.tap(self.at.1, kx, w)?;
+        let pixel = self.x.get(((b * h + iy) * w + ix) * c..)?.get(..c)?;
+        Some((pixel, (ky * kw + kx) * c * oc + first))
     }
-    for (a, &w) in a.into_remainder().iter_mut().zip(ws.remainder()) {
-        *a += v * w;
+
+    /// Sums `B` output channels from `first` over every tap in a local array (registers), then stores them
+    /// into `acc`; returns `B`.
+    #[inline(always)]
+    fn accumulate<const B: usize>(
+        &self,
+        acc: &mut [f32],
+        first: usize,
+        wy: &Window,
+        wx: &Window,
+    ) -> usize {
+        let [kh, kw, oc] = self.kernel;
+        let mut sums = [0.0f32; B];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let Some((pixel, offset)) = self.tap(wy, wx, ky, kx, first) else {
+                    continue;
+                };
+                for (ci, &v) in pixel.iter().enumerate() {
+                    let Some(t) = self.taps.get(offset + ci * oc..).and_then(|t| t.get(..B)) else {
+                        continue;
+                    };
+                    for i in 0..B {
+                        sums[i] += v * t[i];
+                    }
+                }
+            }
+        }
+        if let Some(acc) = acc.get_mut(..B) {
+            acc.copy_from_slice(&sums);
+        }
+        B
+    }
+
+    /// The last fewer-than-8 output channels, accumulated in place; returns how many.
+    #[inline(always)]
+    fn accumulate_rest(&self, acc: &mut [f32], first: usize, wy: &Window, wx: &Window) -> usize {
+        let [kh, kw, oc] = self.kernel;
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let Some((pixel, offset)) = self.tap(wy, wx, ky, kx, first) else {
+                    continue;
+                };
+                for (ci, &v) in pixel.iter().enumerate() {
+                    if let Some(t) = self
+                        .taps
+                        .get(offset + ci * oc..)
+                        .and_then(|t| t.get(..acc.len()))
+                    {
+                        for (a, &t) in acc.iter_mut().zip(t) {
+                            *a += v * t;
+                        }
+                    }
+                }
+            }
+        }
+        acc.len()
     }
 }
 
