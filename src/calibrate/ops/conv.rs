@@ -5,7 +5,9 @@
 //! Depthwise convolutions are a direct loop whose inner step runs over contiguous channels.
 
 use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
-use super::matmul::{add_bias_and_activate, matmul_weights_t};
+use super::matmul::{
+    add_bias_and_activate, matmul_transposed, matmul_weights_t, transpose_weights,
+};
 use super::window::Window;
 use crate::calibrate::vector::wide_vectors;
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
@@ -67,14 +69,26 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     if groups == 1 && c <= DIRECT_MAX_CHANNELS && rows > 0 {
         // A receptive field of so few channels makes im2col rows of a few floats per copy and a GEMM of
         // small depth: accumulate each tap into all output channels directly instead.
-        let taps = transpose_filter(f, oc, k);
+        let taps = transpose_weights(f, oc, k);
         direct_accumulate(x, [n, h, w, c], &taps, [kh, kw, oc], &wy, &wx, &mut out);
     } else if pointwise {
         // Every input pixel is one output pixel: the input already is the im2col matrix.
-        let lhs = ArrayView2::from_shape((n * h * w, c), x).map_err(shape_error)?;
-        let mut dst =
-            ArrayViewMut2::from_shape((n * rows, oc), &mut out[..]).map_err(shape_error)?;
-        matmul_weights_t(&lhs, &weights, &mut dst);
+        let wt = transpose_weights(f, oc, k);
+        matmul_transposed(x, &wt, k, oc, &mut out);
+    } else if groups == 1 && rows > 0 {
+        let wt = transpose_weights(f, oc, k);
+        let mut cols = vec![0.0f32; rows * k];
+        for b in 0..n {
+            let image = &x[b * h * w * c..(b + 1) * h * w * c];
+            im2col(image, [h, w, c], 0, c, &wy, &wx, &mut cols);
+            matmul_transposed(
+                &cols,
+                &wt,
+                k,
+                oc,
+                &mut out[b * rows * oc..(b + 1) * rows * oc],
+            );
+        }
     } else if rows > 0 {
         let mut cols = vec![0.0f32; rows * k];
         for b in 0..n {
@@ -98,17 +112,6 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 
 /// At most this many input channels (ungrouped): CONV_2D accumulates taps directly instead of im2col + GEMM.
 const DIRECT_MAX_CHANNELS: usize = 4;
-
-/// The `[oc, k]` filter as `[k, oc]`: each tap's weights for every output channel, contiguous.
-fn transpose_filter(f: &[f32], oc: usize, k: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; k * oc];
-    for (o, row) in f.chunks_exact(k).enumerate().take(oc) {
-        for (j, &v) in row.iter().enumerate() {
-            t[j * oc + o] = v;
-        }
-    }
-    t
-}
 
 wide_vectors! {
     /// Direct convolution: every output pixel adds `input * taps[tap]` for each tap inside the image, all

@@ -5,7 +5,7 @@
 //! maps, batch-1 dense layers) are dot products, because packing both operands would cost more than the
 //! arithmetic.
 
-use crate::calibrate::vector::wide_vectors;
+use crate::calibrate::vector::{fused_vectors, wide_vectors};
 use crate::tflite::fb;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -97,7 +97,12 @@ const LANES: usize = 8;
 #[inline(always)]
 fn dot_block(x: &[f32], w: &[f32], depth: usize) -> [f32; DOT_BLOCK] {
     let mut acc = [[0.0f32; LANES]; DOT_BLOCK];
-    let rows: [&[f32]; DOT_BLOCK] = std::array::from_fn(|j| &w[j * depth..(j + 1) * depth]);
+    let rows: [&[f32]; DOT_BLOCK] = [
+        &w[..depth],
+        &w[depth..2 * depth],
+        &w[2 * depth..3 * depth],
+        &w[3 * depth..4 * depth],
+    ];
     let full = depth - depth % LANES;
     for k in (0..full).step_by(LANES) {
         let xs = &x[k..k + LANES];
@@ -108,14 +113,14 @@ fn dot_block(x: &[f32], w: &[f32], depth: usize) -> [f32; DOT_BLOCK] {
             }
         }
     }
-    std::array::from_fn(|j| {
-        let a = &acc[j];
-        let mut sum = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
-        for (x, w) in x[full..].iter().zip(&rows[j][full..]) {
-            sum += x * w;
+    let mut sums = [0.0f32; DOT_BLOCK];
+    for ((sum, a), row) in sums.iter_mut().zip(&acc).zip(&rows) {
+        *sum = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+        for (x, w) in x[full..].iter().zip(&row[full..]) {
+            *sum += x * w;
         }
-        sum
-    })
+    }
+    sums
 }
 
 /// A dot product with eight independent partial sums, which the compiler keeps in vector registers, added
@@ -135,6 +140,95 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         sum += x * y;
     }
     sum
+}
+
+/// The filter `[cols, depth]` (one output channel per row) as `[depth, cols]`: each input element's
+/// weights for every output channel, contiguous, as [`matmul_transposed`] reads them.
+pub(crate) fn transpose_weights(w: &[f32], cols: usize, depth: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; depth * cols];
+    for (o, row) in w.chunks_exact(depth.max(1)).enumerate().take(cols) {
+        for (j, &v) in row.iter().enumerate() {
+            t[j * cols + o] = v;
+        }
+    }
+    t
+}
+
+fused_vectors! {
+    /// `dst[r, o] = Σ_k x[r, k] · wt[k, o]` (`x` is `[rows, depth]`, `wt` `[depth, cols]`, `dst`
+    /// `[rows, cols]`): every sum is a chain of fused multiply-adds in `k` order from 0, whatever tile
+    /// computes it, so the tiling depends on the shapes only and never changes bits.
+    pub(crate) fn matmul_transposed(x: &[f32], wt: &[f32], depth: usize, cols: usize, dst: &mut [f32]) => transposed_loops;
+}
+
+/// Output channels of one tile: two AVX2 registers per row.
+const TILE_COLS: usize = 16;
+/// Rows of one tile: with [`TILE_COLS`], eight independent accumulator registers.
+const TILE_ROWS: usize = 4;
+
+#[inline(always)]
+fn transposed_loops(x: &[f32], wt: &[f32], depth: usize, cols: usize, dst: &mut [f32]) {
+    if depth == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    let rows = (x.len() / depth).min(dst.len() / cols.max(1));
+    let full_cols = cols - cols % TILE_COLS;
+    // Column blocks outside: a block's weights ([depth, TILE_COLS]) stay in cache over all rows.
+    for o in (0..full_cols).step_by(TILE_COLS) {
+        let mut r = 0;
+        while r + TILE_ROWS <= rows {
+            tile::<TILE_ROWS>(x, wt, depth, cols, r, o, dst);
+            r += TILE_ROWS;
+        }
+        while r < rows {
+            tile::<1>(x, wt, depth, cols, r, o, dst);
+            r += 1;
+        }
+    }
+    for r in 0..rows {
+        let x_row = &x[r * depth..][..depth];
+        for o in full_cols..cols {
+            let mut sum = 0.0f32;
+            for (k, &v) in x_row.iter().enumerate() {
+                sum = v.mul_add(wt[k * cols + o], sum);
+            }
+            dst[r * cols + o] = sum;
+        }
+    }
+}
+
+/// `R` rows from `r` times the [`TILE_COLS`] output channels from `o`, accumulated in registers.
+#[inline(always)]
+fn tile<const R: usize>(
+    x: &[f32],
+    wt: &[f32],
+    depth: usize,
+    cols: usize,
+    r: usize,
+    o: usize,
+    dst: &mut [f32],
+) {
+    let mut acc = [[0.0f32; TILE_COLS]; R];
+    let mut x_rows: [&[f32]; R] = [&[]; R];
+    for (i, row) in x_rows.iter_mut().enumerate() {
+        *row = &x[(r + i) * depth..][..depth];
+    }
+    for k in 0..depth {
+        let w: &[f32; TILE_COLS] = match wt[k * cols + o..][..TILE_COLS].try_into() {
+            Ok(w) => w,
+            Err(_) => return,
+        };
+        for (a, x_row) in acc.iter_mut().zip(&x_rows) {
+            let v = x_row[k];
+            for i in 0..TILE_COLS {
+                a[i] = v.mul_add(w[i], a[i]);
+            }
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        dst[(r + i) * cols + o..][..TILE_COLS].copy_from_slice(a);
+    }
 }
 
 /// Adds the per-channel bias to every `channels`-wide row and applies the fused activation, in one pass.
