@@ -6,7 +6,8 @@
 
 use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
 use super::matmul::{
-    add_bias_and_activate, matmul_transposed, matmul_weights_t, transpose_weights,
+    add_bias_and_activate, matmul_slices_weights_t, matmul_transposed, matmul_weights_t,
+    transpose_weights, DOT_ROWS,
 };
 use super::window::Window;
 use crate::calibrate::vector::wide_vectors;
@@ -71,6 +72,9 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         // small depth: accumulate each tap into all output channels directly instead.
         let taps = transpose_weights(f, oc, k);
         direct_accumulate(x, [n, h, w, c], &taps, [kh, kw, oc], &wy, &wx, &mut out);
+    } else if pointwise && n * rows <= DOT_ROWS {
+        // So few pixels (late feature maps) that transposing the filter would cost more than the product.
+        matmul_slices_weights_t(x, f, k, &mut out).map_err(shape_error)?;
     } else if pointwise {
         // Every input pixel is one output pixel: the input already is the im2col matrix.
         let wt = transpose_weights(f, oc, k);
@@ -379,6 +383,10 @@ fn depthwise_loops(
         for oy in 0..wy.out {
             for ox in 0..wx.out {
                 let acc = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
+                // The taps inside the image, as (input pixel offset, filter offset) pairs.
+                let mut inside = [(0usize, 0usize); MAX_TAPS];
+                let mut count = 0;
+                let small = kh * kw <= MAX_TAPS;
                 for ky in 0..kh {
                     let Some(iy) = wy.tap(oy, ky, h) else {
                         continue;
@@ -387,19 +395,35 @@ fn depthwise_loops(
                         let Some(ix) = wx.tap(ox, kx, w) else {
                             continue;
                         };
-                        let pixel = &x[((b * h + iy) * w + ix) * c..][..c];
-                        let taps = &f[(ky * kw + kx) * oc..][..oc];
-                        if m == 1 {
-                            multiply_accumulate(acc, pixel, taps);
-                        } else {
-                            for ((a, t), &v) in
-                                acc.chunks_exact_mut(m).zip(taps.chunks_exact(m)).zip(pixel)
-                            {
-                                for (a, &t) in a.iter_mut().zip(t) {
-                                    *a += v * t;
-                                }
+                        let at = (((b * h + iy) * w + ix) * c, (ky * kw + kx) * oc);
+                        if m == 1 && small {
+                            inside[count] = at;
+                            count += 1;
+                            continue;
+                        }
+                        let pixel = &x[at.0..][..c];
+                        let taps = &f[at.1..][..oc];
+                        for ((a, t), &v) in
+                            acc.chunks_exact_mut(m).zip(taps.chunks_exact(m)).zip(pixel)
+                        {
+                            for (a, &t) in a.iter_mut().zip(t) {
+                                *a += v * t;
                             }
                         }
+                    }
+                }
+                if m == 1 && small {
+                    // Channel blocks whose sums stay in registers over every tap, added in tap order
+                    // (the order of the per-tap loop above), so the blocking changes speed, not bits.
+                    let taps = &inside[..count];
+                    let mut first = 0;
+                    while first < oc {
+                        first += match oc - first {
+                            32.. => depthwise_block::<32>(x, f, taps, first, acc),
+                            16.. => depthwise_block::<16>(x, f, taps, first, acc),
+                            8.. => depthwise_block::<8>(x, f, taps, first, acc),
+                            _ => depthwise_block::<1>(x, f, taps, first, acc),
+                        };
                     }
                 }
             }
@@ -407,25 +431,35 @@ fn depthwise_loops(
     }
 }
 
-/// `acc += x * w` element-wise, in fixed 8-wide blocks the compiler turns into vector instructions.
+/// Most taps a depthwise filter may have for the register-blocked path (larger filters, rare, take the
+/// per-tap loop).
+const MAX_TAPS: usize = 49;
+
+/// Sums channels `first..first + B` over `taps` (input pixel offset, filter offset) into `acc`; returns `B`.
 #[inline(always)]
-fn multiply_accumulate(acc: &mut [f32], x: &[f32], w: &[f32]) {
-    const LANES: usize = 8;
-    let mut a = acc.chunks_exact_mut(LANES);
-    let (mut xs, mut ws) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
-    for ((a, x), w) in (&mut a).zip(&mut xs).zip(&mut ws) {
-        for i in 0..LANES {
-            a[i] += x[i] * w[i];
+fn depthwise_block<const B: usize>(
+    x: &[f32],
+    f: &[f32],
+    taps: &[(usize, usize)],
+    first: usize,
+    acc: &mut [f32],
+) -> usize {
+    let mut sums = [0.0f32; B];
+    for &(p, t) in taps {
+        let (Some(v), Some(w)) = (
+            x.get(p + first..p + first + B),
+            f.get(t + first..t + first + B),
+        ) else {
+            continue;
+        };
+        for i in 0..B {
+            sums[i] += v[i] * w[i];
         }
     }
-    for ((a, &x), &w) in a
-        .into_remainder()
-        .iter_mut()
-        .zip(xs.remainder())
-        .zip(ws.remainder())
-    {
-        *a += x * w;
+    if let Some(acc) = acc.get_mut(first..first + B) {
+        acc.copy_from_slice(&sums);
     }
+    B
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// At most this many rows: dot products instead of a packed GEMM.
-const DOT_ROWS: usize = 12;
+pub(crate) const DOT_ROWS: usize = 12;
 
 /// `dst = lhs · weightsᵀ` (`lhs` is `[rows, depth]`, `weights` `[cols, depth]`, `dst` `[rows, cols]`).
 pub(crate) fn matmul_weights_t(
@@ -161,9 +161,9 @@ fused_vectors! {
     pub(crate) fn matmul_transposed(x: &[f32], wt: &[f32], depth: usize, cols: usize, dst: &mut [f32]) => transposed_loops;
 }
 
-/// Output channels of one tile: two AVX2 registers per row.
+/// Output channels of a wide tile: two AVX2 registers per row.
 const TILE_COLS: usize = 16;
-/// Rows of one tile: with [`TILE_COLS`], eight independent accumulator registers.
+/// Rows of a wide tile: with [`TILE_COLS`], eight independent accumulator registers.
 const TILE_ROWS: usize = 4;
 
 #[inline(always)]
@@ -173,22 +173,20 @@ fn transposed_loops(x: &[f32], wt: &[f32], depth: usize, cols: usize, dst: &mut 
         return;
     }
     let rows = (x.len() / depth).min(dst.len() / cols.max(1));
-    let full_cols = cols - cols % TILE_COLS;
-    // Column blocks outside: a block's weights ([depth, TILE_COLS]) stay in cache over all rows.
-    for o in (0..full_cols).step_by(TILE_COLS) {
-        let mut r = 0;
-        while r + TILE_ROWS <= rows {
-            tile::<TILE_ROWS>(x, wt, depth, cols, r, o, dst);
-            r += TILE_ROWS;
-        }
-        while r < rows {
-            tile::<1>(x, wt, depth, cols, r, o, dst);
-            r += 1;
-        }
+    // Column blocks outside: a block's weights ([depth, width]) stay in cache over all rows.
+    let mut o = 0;
+    while o + TILE_COLS <= cols {
+        tile_rows::<TILE_ROWS, TILE_COLS>(x, wt, depth, cols, rows, o, dst);
+        o += TILE_COLS;
+    }
+    // Channel counts are often multiples of 8, not 16: one register per row, twice the rows.
+    if o + TILE_COLS / 2 <= cols {
+        tile_rows::<{ 2 * TILE_ROWS }, { TILE_COLS / 2 }>(x, wt, depth, cols, rows, o, dst);
+        o += TILE_COLS / 2;
     }
     for r in 0..rows {
         let x_row = &x[r * depth..][..depth];
-        for o in full_cols..cols {
+        for o in o..cols {
             let mut sum = 0.0f32;
             for (k, &v) in x_row.iter().enumerate() {
                 sum = v.mul_add(wt[k * cols + o], sum);
@@ -198,9 +196,31 @@ fn transposed_loops(x: &[f32], wt: &[f32], depth: usize, cols: usize, dst: &mut 
     }
 }
 
-/// `R` rows from `r` times the [`TILE_COLS`] output channels from `o`, accumulated in registers.
+/// Every row times the `C` output channels from `o`, `R` rows per tile.
 #[inline(always)]
-fn tile<const R: usize>(
+fn tile_rows<const R: usize, const C: usize>(
+    x: &[f32],
+    wt: &[f32],
+    depth: usize,
+    cols: usize,
+    rows: usize,
+    o: usize,
+    dst: &mut [f32],
+) {
+    let mut r = 0;
+    while r + R <= rows {
+        tile::<R, C>(x, wt, depth, cols, r, o, dst);
+        r += R;
+    }
+    while r < rows {
+        tile::<1, C>(x, wt, depth, cols, r, o, dst);
+        r += 1;
+    }
+}
+
+/// `R` rows from `r` times the `C` output channels from `o`, accumulated in registers.
+#[inline(always)]
+fn tile<const R: usize, const C: usize>(
     x: &[f32],
     wt: &[f32],
     depth: usize,
@@ -209,25 +229,25 @@ fn tile<const R: usize>(
     o: usize,
     dst: &mut [f32],
 ) {
-    let mut acc = [[0.0f32; TILE_COLS]; R];
+    let mut acc = [[0.0f32; C]; R];
     let mut x_rows: [&[f32]; R] = [&[]; R];
     for (i, row) in x_rows.iter_mut().enumerate() {
         *row = &x[(r + i) * depth..][..depth];
     }
     for k in 0..depth {
-        let w: &[f32; TILE_COLS] = match wt[k * cols + o..][..TILE_COLS].try_into() {
+        let w: &[f32; C] = match wt[k * cols + o..][..C].try_into() {
             Ok(w) => w,
             Err(_) => return,
         };
         for (a, x_row) in acc.iter_mut().zip(&x_rows) {
             let v = x_row[k];
-            for i in 0..TILE_COLS {
+            for i in 0..C {
                 a[i] = v.mul_add(w[i], a[i]);
             }
         }
     }
     for (i, a) in acc.iter().enumerate() {
-        dst[(r + i) * cols + o..][..TILE_COLS].copy_from_slice(a);
+        dst[(r + i) * cols + o..][..C].copy_from_slice(a);
     }
 }
 
