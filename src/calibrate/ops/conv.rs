@@ -143,7 +143,26 @@ fn direct_loops(
 ) {
     for b in 0..n {
         for oy in 0..wy.out {
-            for ox in 0..wx.out {
+            let mut ox = 0;
+            // One or two registers of output channels per pixel: a pixel alone would be one chain of
+            // dependent adds, so neighbouring pixels are summed together (each in its own order).
+            while (oc == 8 || oc == 16) && ox + PIXELS <= wx.out {
+                let field = Field {
+                    x,
+                    image: [b, h, w, c],
+                    taps,
+                    kernel: [kh, kw, oc],
+                    at: (oy, ox),
+                };
+                let row = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..PIXELS * oc];
+                if oc == 8 {
+                    field.accumulate_pixels::<8>(row, wy, wx);
+                } else {
+                    field.accumulate_pixels::<16>(row, wy, wx);
+                }
+                ox += PIXELS;
+            }
+            for ox in ox..wx.out {
                 let pixel_out = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
                 // Output channels in blocks whose sums stay in registers across all taps; each sum still
                 // adds its taps in (ky, kx, channel) order, so the blocking changes speed, not bits.
@@ -168,6 +187,9 @@ fn direct_loops(
         }
     }
 }
+
+/// Neighbouring output pixels a direct convolution with few output channels sums at once.
+const PIXELS: usize = 4;
 
 /// The receptive field of one output pixel in a direct convolution.
 struct Field<'a> {
@@ -233,6 +255,42 @@ impl Field<'_> {
             acc.copy_from_slice(&sums);
         }
         B
+    }
+
+    /// All `B` (= every) output channels of [`PIXELS`] pixels from `at` along the row, into `row`.
+    #[inline(always)]
+    fn accumulate_pixels<const B: usize>(&self, row: &mut [f32], wy: &Window, wx: &Window) {
+        let [b, h, w, c] = self.image;
+        let [kh, kw, oc] = self.kernel;
+        let (oy, ox) = self.at;
+        let mut sums = [[0.0f32; B]; PIXELS];
+        for ky in 0..kh {
+            let Some(iy) = wy.tap(oy, ky, h) else {
+                continue;
+            };
+            for kx in 0..kw {
+                let base = (ky * kw + kx) * c * oc;
+                for ci in 0..c {
+                    let Some(t) = self.taps.get(base + ci * oc..).and_then(|t| t.get(..B)) else {
+                        continue;
+                    };
+                    for (p, sums) in sums.iter_mut().enumerate() {
+                        let Some(ix) = wx.tap(ox + p, kx, w) else {
+                            continue;
+                        };
+                        let Some(&v) = self.x.get(((b * h + iy) * w + ix) * c + ci) else {
+                            continue;
+                        };
+                        for i in 0..B {
+                            sums[i] += v * t[i];
+                        }
+                    }
+                }
+            }
+        }
+        for (dst, sums) in row.chunks_exact_mut(B).zip(&sums) {
+            dst.copy_from_slice(sums);
+        }
     }
 
     /// The last fewer-than-8 output channels, accumulated in place; returns how many.
@@ -604,6 +662,111 @@ mod tests {
         for (a, b) in y.iter().zip(&want) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn direct_conv_of_eight_and_sixteen_channels_equals_the_direct_sum_bit_for_bit() {
+        // Few input channels (the direct path), 8 and 16 output channels (pixels summed four at a time),
+        // and a row of 7 pixels (one group of four plus three alone): every sum keeps the filter's order.
+        for oc in [8, 16, 19] {
+            let x = ramp(5 * 7 * 2, 0.37);
+            let f = ramp(oc * 3 * 3 * 2, 0.21);
+            let out = run_op(
+                fb::BuiltinOperator::CONV_2D,
+                conv_options(fb::Padding::SAME, 1, 1, fb::ActivationFunctionType::NONE),
+                vec![
+                    Arg::f32(&[1, 5, 7, 2], x.clone()),
+                    Arg::f32(&[oc, 3, 3, 2], f.clone()),
+                    Arg::Omitted,
+                ],
+            );
+            let Value::F32(y) = &out[0] else {
+                panic!("float output")
+            };
+            let want = naive_conv(&x, [5, 7, 2], &f, [oc, 3, 3], 1, 1, (1, 1), (5, 7));
+            assert_eq!(y.iter().copied().collect::<Vec<_>>(), want, "{oc} channels");
+        }
+    }
+
+    #[test]
+    fn gemm_conv_matches_direct_sum_for_every_tile_shape() {
+        // 6 input channels (im2col + GEMM), 3x3 and 1x1 filters; 27 = 16 + 8 + 3 output channels and
+        // 5 x 3 = 15 pixels (three tiles of four rows plus three single rows).
+        for k in [1, 3] {
+            let x = ramp(5 * 3 * 6, 0.3);
+            let f = ramp(27 * k * k * 6, 0.17);
+            let pad = if k == 3 {
+                fb::Padding::SAME
+            } else {
+                fb::Padding::VALID
+            };
+            let out = run_op(
+                fb::BuiltinOperator::CONV_2D,
+                conv_options(pad, 1, 1, fb::ActivationFunctionType::NONE),
+                vec![
+                    Arg::f32(&[1, 5, 3, 6], x.clone()),
+                    Arg::f32(&[27, k, k, 6], f.clone()),
+                    Arg::Omitted,
+                ],
+            );
+            let Value::F32(y) = &out[0] else {
+                panic!("float output")
+            };
+            let p = k / 2;
+            let want = naive_conv(&x, [5, 3, 6], &f, [27, k, k], 1, 1, (p, p), (5, 3));
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{k}x{k}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_channel_blocks_equal_the_direct_sum_bit_for_bit() {
+        // 59 = 32 + 16 + 8 + 3 channels: every block width, SAME padding so border pixels skip taps.
+        let c = 59;
+        let x = ramp(4 * 4 * c, 0.29);
+        let f = ramp(9 * c, 0.13);
+        let opts =
+            fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
+                padding: fb::Padding::SAME,
+                stride_w: 1,
+                stride_h: 1,
+                depth_multiplier: 1,
+                fused_activation_function: fb::ActivationFunctionType::NONE,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+            }));
+        let out = run_op(
+            fb::BuiltinOperator::DEPTHWISE_CONV_2D,
+            opts,
+            vec![
+                Arg::f32(&[1, 4, 4, c], x.clone()),
+                Arg::f32(&[1, 3, 3, c], f.clone()),
+                Arg::Omitted,
+            ],
+        );
+        let Value::F32(y) = &out[0] else {
+            panic!("float output")
+        };
+        let mut want = vec![0.0f32; 4 * 4 * c];
+        for oy in 0..4 {
+            for ox in 0..4 {
+                for ch in 0..c {
+                    let mut acc = 0.0f32;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = (oy + ky, ox + kx);
+                            if iy < 1 || ix < 1 || iy > 4 || ix > 4 {
+                                continue;
+                            }
+                            acc += x[((iy - 1) * 4 + ix - 1) * c + ch] * f[(ky * 3 + kx) * c + ch];
+                        }
+                    }
+                    want[(oy * 4 + ox) * c + ch] = acc;
+                }
+            }
+        }
+        assert_eq!(y.iter().copied().collect::<Vec<_>>(), want);
     }
 
     #[test]
