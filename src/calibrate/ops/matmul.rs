@@ -88,7 +88,7 @@ fn dot_loops(x: &[f32], w: &[f32], depth: usize, dst: &mut [f32]) {
 }
 
 /// Weight rows [`dot_block`] multiplies at once.
-const DOT_BLOCK: usize = 4;
+const DOT_BLOCK: usize = 8;
 /// Lanes of every dot product's partial sums.
 const LANES: usize = 8;
 
@@ -97,12 +97,10 @@ const LANES: usize = 8;
 #[inline(always)]
 fn dot_block(x: &[f32], w: &[f32], depth: usize) -> [f32; DOT_BLOCK] {
     let mut acc = [[0.0f32; LANES]; DOT_BLOCK];
-    let rows: [&[f32]; DOT_BLOCK] = [
-        &w[..depth],
-        &w[depth..2 * depth],
-        &w[2 * depth..3 * depth],
-        &w[3 * depth..4 * depth],
-    ];
+    let mut rows: [&[f32]; DOT_BLOCK] = [&[]; DOT_BLOCK];
+    for (j, row) in rows.iter_mut().enumerate() {
+        *row = &w[j * depth..(j + 1) * depth];
+    }
     let full = depth - depth % LANES;
     for k in (0..full).step_by(LANES) {
         let xs = &x[k..k + LANES];
@@ -310,8 +308,9 @@ mod tests {
     fn dot_path_and_gemm_path_agree() {
         for rows in [1, DOT_ROWS, DOT_ROWS + 1] {
             let lhs = Array2::from_shape_fn((rows, 19), |(r, k)| ((r * 19 + k) % 7) as f32 - 3.0);
-            let w = Array2::from_shape_fn((5, 19), |(o, k)| ((o * 3 + k) % 5) as f32 * 0.5);
-            let mut got = Array2::zeros((rows, 5));
+            // 19 output channels: two blocks of DOT_BLOCK weight rows and a remainder.
+            let w = Array2::from_shape_fn((19, 19), |(o, k)| ((o * 3 + k) % 5) as f32 * 0.5);
+            let mut got = Array2::zeros((rows, 19));
             matmul_weights_t(&lhs.view(), &w.view(), &mut got.view_mut());
             assert_eq!(got, lhs.dot(&w.t()), "rows {rows}");
         }
