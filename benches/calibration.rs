@@ -13,6 +13,9 @@
 //!
 //! Where calibration is slower than LiteRT without delegate, a per-op-type profile of the float interpreter
 //! follows the table. Speed is only measured here, never asserted in tests: the machine is shared and noisy.
+//!
+//! `-- --calibration-only` measures our calibration rate alone (no LiteRT, no job: quick while tuning kernels)
+//! and `-- --profile` prints the per-op profile of every model, slower than LiteRT or not.
 
 use litequant::calibrate::{
     calibrate, CalibrateOptions, FloatInterpreter, MinMaxObserver, RangeObserver, Registry, Value,
@@ -73,6 +76,8 @@ fn main() -> ExitCode {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    let flag = |name: &str| std::env::args().skip(1).any(|a| a == name);
+    let (calibration_only, always_profile) = (flag("--calibration-only"), flag("--profile"));
     let corpus = PathBuf::from(
         std::env::var("LITEQUANT_CORPUS").unwrap_or_else(|_| "../shared/corpus".into()),
     );
@@ -110,14 +115,23 @@ fn main() -> ExitCode {
         for threads in THREADS {
             eprintln!("measuring {} with {threads} thread(s)...", m.name);
             let calibration = calibration_rate(m, threads);
+            let skipped = || Err("not measured (--calibration-only)".to_string());
             let litert = match &python {
+                _ if calibration_only => LiteRtRates {
+                    no_delegate: skipped(),
+                    xnnpack: skipped(),
+                },
                 Ok(p) => litert_rates(p, m, threads),
                 Err(why) => LiteRtRates {
                     no_delegate: Err(why.clone()),
                     xnnpack: Err(why.clone()),
                 },
             };
-            let job_seconds = job_wall_seconds(m, threads);
+            let job_seconds = if calibration_only {
+                skipped()
+            } else {
+                job_wall_seconds(m, threads)
+            };
             let tf_process_seconds = anchors.as_ref().ok().and_then(|a| a.get(&m.name).copied());
             rows.push(Row {
                 model: m.name.clone(),
@@ -136,7 +150,8 @@ fn main() -> ExitCode {
     let slow: Vec<&CorpusModel> = models
         .iter()
         .filter(|m| {
-            rows.iter().any(|r| {
+            always_profile
+                || rows.iter().any(|r| {
                 r.model == m.name
                     && matches!((&r.calibration, &r.litert.no_delegate), (Ok(ours), Ok(theirs)) if ours < theirs)
             })

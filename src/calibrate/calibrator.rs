@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Samples one worker runs with its own observers before they are merged.
 pub const SAMPLES_PER_TASK: usize = 4;
 
+/// Below this many multiply-adds per sample, tasks run on the calling thread whatever the thread count:
+/// such a sample takes a few microseconds, less than handing a task to a worker and joining it.
+const INLINE_WORK: usize = 100_000;
+
 /// How calibration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CalibrateOptions {
@@ -92,8 +96,9 @@ pub fn calibrate_with<O: RangeObserver>(
     for (slot, t) in observed.iter().enumerate() {
         slot_of[t.0] = Some(slot);
     }
-    // One thread: the tasks run inline, in order (same grouping and merge order as on a pool).
-    let pool = if opts.threads == 1 {
+    // One thread, or samples too small to be worth waking a worker for: the tasks run inline, in order
+    // (same grouping and merge order as on a pool, so the same results).
+    let pool = if opts.threads == 1 || interp.work_per_sample() < INLINE_WORK {
         None
     } else {
         Some(thread_pool(opts.threads)?)
@@ -303,6 +308,43 @@ mod tests {
         let one = run(1, 37);
         assert_eq!(one, run(2, 5));
         assert_eq!(one, run(3, 1));
+    }
+
+    #[test]
+    fn samples_large_enough_for_workers_give_the_same_ranges_on_any_thread_count() {
+        // RELU6 over INLINE_WORK elements: enough work per sample that more than one thread uses the pool.
+        let width = INLINE_WORK;
+        let mut g = relu6_model();
+        for t in [0, 1] {
+            g.tensor_mut(TensorId(t)).shape = Some(vec![1, width as i32]);
+        }
+        let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
+        assert!(interp.work_per_sample() >= INLINE_WORK);
+        let run = |threads, batch| {
+            let mut i = 0;
+            let mut samples = move |n: usize| -> Result<Vec<Sample>, String> {
+                let start = i;
+                i = (i + n).min(9);
+                Ok((start..i)
+                    .map(|s| {
+                        let v = (0..width)
+                            .map(|k| ((k * 31 + s * 17) % 1000) as f32 * 0.01 - 3.0 + s as f32)
+                            .collect();
+                        vec![ArrayD::from_shape_vec(IxDyn(&[1, width]), v).expect("shape")]
+                    })
+                    .collect())
+            };
+            let opts = CalibrateOptions {
+                threads,
+                batch,
+                ..Default::default()
+            };
+            calibrate(&g, &mut samples, 9, &opts, &|_, _| {}, &|| false).unwrap()
+        };
+        let one = run(1, 9);
+        assert_eq!(one.get(&TensorId(1)), Some(&(-3.0, 14.99)));
+        assert_eq!(one, run(2, 5));
+        assert_eq!(one, run(3, 2));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct FloatInterpreter<'g> {
     observed: Vec<bool>,
     /// The most inputs any op has (the capacity of the argument list).
     max_inputs: usize,
+    /// Estimated multiply-adds per sample (see [`FloatInterpreter::work_per_sample`]).
+    work: usize,
 }
 
 /// One op, ready to evaluate.
@@ -207,8 +209,10 @@ impl<'g> FloatInterpreter<'g> {
             .map(|((t, c), &p)| t.type_ == fb::TensorType::FLOAT32 && c.is_none() && !p)
             .collect();
         let max_inputs = steps.iter().map(|s| s.inputs.len()).max().unwrap_or(0);
+        let work = steps.iter().map(|s| step_work(graph, s, &constants)).sum();
         Ok(FloatInterpreter {
             graph,
+            work,
             max_inputs,
             steps,
             constants,
@@ -226,6 +230,13 @@ impl<'g> FloatInterpreter<'g> {
     /// Number of tensors of the main subgraph (the range of every [`TensorId`] passed to `observe`).
     pub fn num_tensors(&self) -> usize {
         self.constants.len()
+    }
+
+    /// A rough count of the multiply-adds one sample costs, from declared shapes: each op's output
+    /// elements, times the depth of its constant weights (FULLY_CONNECTED, CONV_2D, ...). For scheduling
+    /// only: it decides whether a sample is worth handing to another thread.
+    pub fn work_per_sample(&self) -> usize {
+        self.work
     }
 
     /// Whether `observe` is called for this tensor (a FLOAT32 tensor that is not constant).
@@ -368,6 +379,37 @@ impl<'g> FloatInterpreter<'g> {
 fn recycle<'b>(mut v: Vec<Option<&Value>>) -> Vec<Option<&'b Value>> {
     v.clear();
     v.into_iter().filter_map(|_| None).collect()
+}
+
+/// [`FloatInterpreter::work_per_sample`] of one step: output elements times the weights per output
+/// channel when input 1 is a constant (the filter or weight matrix), else output elements.
+fn step_work(graph: &Graph, step: &Step, constants: &[Option<Value>]) -> usize {
+    let elements = |t: TensorId| -> usize {
+        graph
+            .shape(t)
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(0))
+            .product()
+    };
+    let Some(&out) = step.outputs.first() else {
+        return 0;
+    };
+    let channels = graph
+        .shape(out)
+        .last()
+        .and_then(|&d| usize::try_from(d).ok())
+        .filter(|&d| d > 0)
+        .unwrap_or(1);
+    let depth = step
+        .inputs
+        .get(1)
+        .copied()
+        .flatten()
+        .and_then(|t| constants.get(t.0)?.as_ref())
+        .map_or(1, |w| {
+            (w.shape().iter().product::<usize>() / channels).max(1)
+        });
+    elements(out).saturating_mul(depth)
 }
 
 /// Where an op is, for error messages.

@@ -29,3 +29,32 @@ macro_rules! wide_vectors {
 }
 
 pub(crate) use wide_vectors;
+
+/// Like [`wide_vectors`], but compiled with AVX2 and FMA: for loops written with `f32::mul_add`, which is
+/// one rounding by definition, so the fused instruction and the portable fallback (a software fused
+/// multiply-add, slow but exact) give the same bits on every CPU.
+macro_rules! fused_vectors {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:path;) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn fused($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: AVX2 and FMA are available on this CPU (checked on the lines above).
+                    return unsafe { fused($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+pub(crate) use fused_vectors;

@@ -5,7 +5,10 @@
 //! Depthwise convolutions are a direct loop whose inner step runs over contiguous channels.
 
 use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
-use super::matmul::{add_bias_and_activate, matmul_weights_t};
+use super::matmul::{
+    add_bias_and_activate, matmul_slices_weights_t, matmul_transposed, matmul_weights_t,
+    transpose_weights, DOT_ROWS,
+};
 use super::window::Window;
 use crate::calibrate::vector::wide_vectors;
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
@@ -67,14 +70,29 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     if groups == 1 && c <= DIRECT_MAX_CHANNELS && rows > 0 {
         // A receptive field of so few channels makes im2col rows of a few floats per copy and a GEMM of
         // small depth: accumulate each tap into all output channels directly instead.
-        let taps = transpose_filter(f, oc, k);
+        let taps = transpose_weights(f, oc, k);
         direct_accumulate(x, [n, h, w, c], &taps, [kh, kw, oc], &wy, &wx, &mut out);
+    } else if pointwise && n * rows <= DOT_ROWS {
+        // So few pixels (late feature maps) that transposing the filter would cost more than the product.
+        matmul_slices_weights_t(x, f, k, &mut out).map_err(shape_error)?;
     } else if pointwise {
         // Every input pixel is one output pixel: the input already is the im2col matrix.
-        let lhs = ArrayView2::from_shape((n * h * w, c), x).map_err(shape_error)?;
-        let mut dst =
-            ArrayViewMut2::from_shape((n * rows, oc), &mut out[..]).map_err(shape_error)?;
-        matmul_weights_t(&lhs, &weights, &mut dst);
+        let wt = transpose_weights(f, oc, k);
+        matmul_transposed(x, &wt, k, oc, &mut out);
+    } else if groups == 1 && rows > 0 {
+        let wt = transpose_weights(f, oc, k);
+        let mut cols = vec![0.0f32; rows * k];
+        for b in 0..n {
+            let image = &x[b * h * w * c..(b + 1) * h * w * c];
+            im2col(image, [h, w, c], 0, c, &wy, &wx, &mut cols);
+            matmul_transposed(
+                &cols,
+                &wt,
+                k,
+                oc,
+                &mut out[b * rows * oc..(b + 1) * rows * oc],
+            );
+        }
     } else if rows > 0 {
         let mut cols = vec![0.0f32; rows * k];
         for b in 0..n {
@@ -98,17 +116,6 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 
 /// At most this many input channels (ungrouped): CONV_2D accumulates taps directly instead of im2col + GEMM.
 const DIRECT_MAX_CHANNELS: usize = 4;
-
-/// The `[oc, k]` filter as `[k, oc]`: each tap's weights for every output channel, contiguous.
-fn transpose_filter(f: &[f32], oc: usize, k: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; k * oc];
-    for (o, row) in f.chunks_exact(k).enumerate().take(oc) {
-        for (j, &v) in row.iter().enumerate() {
-            t[j * oc + o] = v;
-        }
-    }
-    t
-}
 
 wide_vectors! {
     /// Direct convolution: every output pixel adds `input * taps[tap]` for each tap inside the image, all
@@ -136,41 +143,179 @@ fn direct_loops(
 ) {
     for b in 0..n {
         for oy in 0..wy.out {
-            for ox in 0..wx.out {
-                let acc = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
-                for ky in 0..kh {
-                    let Some(iy) = wy.tap(oy, ky, h) else {
-                        continue;
+            let mut ox = 0;
+            // One or two registers of output channels per pixel: a pixel alone would be one chain of
+            // dependent adds, so neighbouring pixels are summed together (each in its own order).
+            while (oc == 8 || oc == 16) && ox + PIXELS <= wx.out {
+                let field = Field {
+                    x,
+                    image: [b, h, w, c],
+                    taps,
+                    kernel: [kh, kw, oc],
+                    at: (oy, ox),
+                };
+                let row = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..PIXELS * oc];
+                if oc == 8 {
+                    field.accumulate_pixels::<8>(row, wy, wx);
+                } else {
+                    field.accumulate_pixels::<16>(row, wy, wx);
+                }
+                ox += PIXELS;
+            }
+            for ox in ox..wx.out {
+                let pixel_out = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
+                // Output channels in blocks whose sums stay in registers across all taps; each sum still
+                // adds its taps in (ky, kx, channel) order, so the blocking changes speed, not bits.
+                let field = Field {
+                    x,
+                    image: [b, h, w, c],
+                    taps,
+                    kernel: [kh, kw, oc],
+                    at: (oy, ox),
+                };
+                let mut first = 0;
+                while first < oc {
+                    let acc = &mut pixel_out[first..];
+                    first += match acc.len() {
+                        32.. => field.accumulate::<32>(acc, first, wy, wx),
+                        16.. => field.accumulate::<16>(acc, first, wy, wx),
+                        8.. => field.accumulate::<8>(acc, first, wy, wx),
+                        _ => field.accumulate_rest(acc, first, wy, wx),
                     };
-                    for kx in 0..kw {
-                        let Some(ix) = wx.tap(ox, kx, w) else {
-                            continue;
-                        };
-                        let pixel = &x[((b * h + iy) * w + ix) * c..][..c];
-                        let weights = &taps[(ky * kw + kx) * c * oc..][..c * oc];
-                        for (&v, t) in pixel.iter().zip(weights.chunks_exact(oc)) {
-                            scaled_accumulate(acc, v, t);
-                        }
-                    }
                 }
             }
         }
     }
 }
 
-/// `acc += v * w` element-wise, in fixed 8-wide blocks the compiler turns into vector instructions.
-#[inline(always)]
-fn scaled_accumulate(acc: &mut [f32], v: f32, w: &[f32]) {
-    const LANES: usize = 8;
-    let mut a = acc.chunks_exact_mut(LANES);
-    let mut ws = w.chunks_exact(LANES);
-    for (a, w) in (&mut a).zip(&mut ws) {
-        for i in 0..LANES {
-            a[i] += v * w[i];
+/// Neighbouring output pixels a direct convolution with few output channels sums at once.
+const PIXELS: usize = 4;
+
+/// The receptive field of one output pixel in a direct convolution.
+struct Field<'a> {
+    x: &'a [f32],
+    /// Batch index, then the input's height, width and channels.
+    image: [usize; 4],
+    /// The filter as `[kh, kw, c, oc]`.
+    taps: &'a [f32],
+    /// Filter height, width and output channels.
+    kernel: [usize; 3],
+    /// The output pixel (row, column).
+    at: (usize, usize),
+}
+
+impl Field<'_> {
+    /// The input pixel under tap (`ky`, `kx`) and the offset of its weights for output channel `first`, if
+    /// the tap is inside the image.
+    #[inline(always)]
+    fn tap(
+        &self,
+        wy: &Window,
+        wx: &Window,
+        ky: usize,
+        kx: usize,
+        first: usize,
+    ) -> Option<(&[f32], usize)> {
+        let [b, h, w, c] = self.image;
+        let [_, kw, oc] = self.kernel;
+        let iy = wy.tap(self.at.0, ky, h)?;
+        let ix = wx.tap(self.at.1, kx, w)?;
+        let pixel = self.x.get(((b * h + iy) * w + ix) * c..)?.get(..c)?;
+        Some((pixel, (ky * kw + kx) * c * oc + first))
+    }
+
+    /// Sums `B` output channels from `first` over every tap in a local array (registers), then stores them
+    /// into `acc`; returns `B`.
+    #[inline(always)]
+    fn accumulate<const B: usize>(
+        &self,
+        acc: &mut [f32],
+        first: usize,
+        wy: &Window,
+        wx: &Window,
+    ) -> usize {
+        let [kh, kw, oc] = self.kernel;
+        let mut sums = [0.0f32; B];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let Some((pixel, offset)) = self.tap(wy, wx, ky, kx, first) else {
+                    continue;
+                };
+                for (ci, &v) in pixel.iter().enumerate() {
+                    let Some(t) = self.taps.get(offset + ci * oc..).and_then(|t| t.get(..B)) else {
+                        continue;
+                    };
+                    for i in 0..B {
+                        sums[i] += v * t[i];
+                    }
+                }
+            }
+        }
+        if let Some(acc) = acc.get_mut(..B) {
+            acc.copy_from_slice(&sums);
+        }
+        B
+    }
+
+    /// All `B` (= every) output channels of [`PIXELS`] pixels from `at` along the row, into `row`.
+    #[inline(always)]
+    fn accumulate_pixels<const B: usize>(&self, row: &mut [f32], wy: &Window, wx: &Window) {
+        let [b, h, w, c] = self.image;
+        let [kh, kw, oc] = self.kernel;
+        let (oy, ox) = self.at;
+        let mut sums = [[0.0f32; B]; PIXELS];
+        for ky in 0..kh {
+            let Some(iy) = wy.tap(oy, ky, h) else {
+                continue;
+            };
+            for kx in 0..kw {
+                let base = (ky * kw + kx) * c * oc;
+                for ci in 0..c {
+                    let Some(t) = self.taps.get(base + ci * oc..).and_then(|t| t.get(..B)) else {
+                        continue;
+                    };
+                    for (p, sums) in sums.iter_mut().enumerate() {
+                        let Some(ix) = wx.tap(ox + p, kx, w) else {
+                            continue;
+                        };
+                        let Some(&v) = self.x.get(((b * h + iy) * w + ix) * c + ci) else {
+                            continue;
+                        };
+                        for i in 0..B {
+                            sums[i] += v * t[i];
+                        }
+                    }
+                }
+            }
+        }
+        for (dst, sums) in row.chunks_exact_mut(B).zip(&sums) {
+            dst.copy_from_slice(sums);
         }
     }
-    for (a, &w) in a.into_remainder().iter_mut().zip(ws.remainder()) {
-        *a += v * w;
+
+    /// The last fewer-than-8 output channels, accumulated in place; returns how many.
+    #[inline(always)]
+    fn accumulate_rest(&self, acc: &mut [f32], first: usize, wy: &Window, wx: &Window) -> usize {
+        let [kh, kw, oc] = self.kernel;
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let Some((pixel, offset)) = self.tap(wy, wx, ky, kx, first) else {
+                    continue;
+                };
+                for (ci, &v) in pixel.iter().enumerate() {
+                    if let Some(t) = self
+                        .taps
+                        .get(offset + ci * oc..)
+                        .and_then(|t| t.get(..acc.len()))
+                    {
+                        for (a, &t) in acc.iter_mut().zip(t) {
+                            *a += v * t;
+                        }
+                    }
+                }
+            }
+        }
+        acc.len()
     }
 }
 
@@ -296,6 +441,10 @@ fn depthwise_loops(
         for oy in 0..wy.out {
             for ox in 0..wx.out {
                 let acc = &mut out[((b * wy.out + oy) * wx.out + ox) * oc..][..oc];
+                // The taps inside the image, as (input pixel offset, filter offset) pairs.
+                let mut inside = [(0usize, 0usize); MAX_TAPS];
+                let mut count = 0;
+                let small = kh * kw <= MAX_TAPS;
                 for ky in 0..kh {
                     let Some(iy) = wy.tap(oy, ky, h) else {
                         continue;
@@ -304,19 +453,35 @@ fn depthwise_loops(
                         let Some(ix) = wx.tap(ox, kx, w) else {
                             continue;
                         };
-                        let pixel = &x[((b * h + iy) * w + ix) * c..][..c];
-                        let taps = &f[(ky * kw + kx) * oc..][..oc];
-                        if m == 1 {
-                            multiply_accumulate(acc, pixel, taps);
-                        } else {
-                            for ((a, t), &v) in
-                                acc.chunks_exact_mut(m).zip(taps.chunks_exact(m)).zip(pixel)
-                            {
-                                for (a, &t) in a.iter_mut().zip(t) {
-                                    *a += v * t;
-                                }
+                        let at = (((b * h + iy) * w + ix) * c, (ky * kw + kx) * oc);
+                        if m == 1 && small {
+                            inside[count] = at;
+                            count += 1;
+                            continue;
+                        }
+                        let pixel = &x[at.0..][..c];
+                        let taps = &f[at.1..][..oc];
+                        for ((a, t), &v) in
+                            acc.chunks_exact_mut(m).zip(taps.chunks_exact(m)).zip(pixel)
+                        {
+                            for (a, &t) in a.iter_mut().zip(t) {
+                                *a += v * t;
                             }
                         }
+                    }
+                }
+                if m == 1 && small {
+                    // Channel blocks whose sums stay in registers over every tap, added in tap order
+                    // (the order of the per-tap loop above), so the blocking changes speed, not bits.
+                    let taps = &inside[..count];
+                    let mut first = 0;
+                    while first < oc {
+                        first += match oc - first {
+                            32.. => depthwise_block::<32>(x, f, taps, first, acc),
+                            16.. => depthwise_block::<16>(x, f, taps, first, acc),
+                            8.. => depthwise_block::<8>(x, f, taps, first, acc),
+                            _ => depthwise_block::<1>(x, f, taps, first, acc),
+                        };
                     }
                 }
             }
@@ -324,25 +489,35 @@ fn depthwise_loops(
     }
 }
 
-/// `acc += x * w` element-wise, in fixed 8-wide blocks the compiler turns into vector instructions.
+/// Most taps a depthwise filter may have for the register-blocked path (larger filters, rare, take the
+/// per-tap loop).
+const MAX_TAPS: usize = 49;
+
+/// Sums channels `first..first + B` over `taps` (input pixel offset, filter offset) into `acc`; returns `B`.
 #[inline(always)]
-fn multiply_accumulate(acc: &mut [f32], x: &[f32], w: &[f32]) {
-    const LANES: usize = 8;
-    let mut a = acc.chunks_exact_mut(LANES);
-    let (mut xs, mut ws) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
-    for ((a, x), w) in (&mut a).zip(&mut xs).zip(&mut ws) {
-        for i in 0..LANES {
-            a[i] += x[i] * w[i];
+fn depthwise_block<const B: usize>(
+    x: &[f32],
+    f: &[f32],
+    taps: &[(usize, usize)],
+    first: usize,
+    acc: &mut [f32],
+) -> usize {
+    let mut sums = [0.0f32; B];
+    for &(p, t) in taps {
+        let (Some(v), Some(w)) = (
+            x.get(p + first..p + first + B),
+            f.get(t + first..t + first + B),
+        ) else {
+            continue;
+        };
+        for i in 0..B {
+            sums[i] += v[i] * w[i];
         }
     }
-    for ((a, &x), &w) in a
-        .into_remainder()
-        .iter_mut()
-        .zip(xs.remainder())
-        .zip(ws.remainder())
-    {
-        *a += x * w;
+    if let Some(acc) = acc.get_mut(first..first + B) {
+        acc.copy_from_slice(&sums);
     }
+    B
 }
 
 #[cfg(test)]
@@ -487,6 +662,111 @@ mod tests {
         for (a, b) in y.iter().zip(&want) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn direct_conv_of_eight_and_sixteen_channels_equals_the_direct_sum_bit_for_bit() {
+        // Few input channels (the direct path), 8 and 16 output channels (pixels summed four at a time),
+        // and a row of 7 pixels (one group of four plus three alone): every sum keeps the filter's order.
+        for oc in [8, 16, 19] {
+            let x = ramp(5 * 7 * 2, 0.37);
+            let f = ramp(oc * 3 * 3 * 2, 0.21);
+            let out = run_op(
+                fb::BuiltinOperator::CONV_2D,
+                conv_options(fb::Padding::SAME, 1, 1, fb::ActivationFunctionType::NONE),
+                vec![
+                    Arg::f32(&[1, 5, 7, 2], x.clone()),
+                    Arg::f32(&[oc, 3, 3, 2], f.clone()),
+                    Arg::Omitted,
+                ],
+            );
+            let Value::F32(y) = &out[0] else {
+                panic!("float output")
+            };
+            let want = naive_conv(&x, [5, 7, 2], &f, [oc, 3, 3], 1, 1, (1, 1), (5, 7));
+            assert_eq!(y.iter().copied().collect::<Vec<_>>(), want, "{oc} channels");
+        }
+    }
+
+    #[test]
+    fn gemm_conv_matches_direct_sum_for_every_tile_shape() {
+        // 6 input channels (im2col + GEMM), 3x3 and 1x1 filters; 27 = 16 + 8 + 3 output channels and
+        // 5 x 3 = 15 pixels (three tiles of four rows plus three single rows).
+        for k in [1, 3] {
+            let x = ramp(5 * 3 * 6, 0.3);
+            let f = ramp(27 * k * k * 6, 0.17);
+            let pad = if k == 3 {
+                fb::Padding::SAME
+            } else {
+                fb::Padding::VALID
+            };
+            let out = run_op(
+                fb::BuiltinOperator::CONV_2D,
+                conv_options(pad, 1, 1, fb::ActivationFunctionType::NONE),
+                vec![
+                    Arg::f32(&[1, 5, 3, 6], x.clone()),
+                    Arg::f32(&[27, k, k, 6], f.clone()),
+                    Arg::Omitted,
+                ],
+            );
+            let Value::F32(y) = &out[0] else {
+                panic!("float output")
+            };
+            let p = k / 2;
+            let want = naive_conv(&x, [5, 3, 6], &f, [27, k, k], 1, 1, (p, p), (5, 3));
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{k}x{k}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_channel_blocks_equal_the_direct_sum_bit_for_bit() {
+        // 59 = 32 + 16 + 8 + 3 channels: every block width, SAME padding so border pixels skip taps.
+        let c = 59;
+        let x = ramp(4 * 4 * c, 0.29);
+        let f = ramp(9 * c, 0.13);
+        let opts =
+            fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptionsT {
+                padding: fb::Padding::SAME,
+                stride_w: 1,
+                stride_h: 1,
+                depth_multiplier: 1,
+                fused_activation_function: fb::ActivationFunctionType::NONE,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+            }));
+        let out = run_op(
+            fb::BuiltinOperator::DEPTHWISE_CONV_2D,
+            opts,
+            vec![
+                Arg::f32(&[1, 4, 4, c], x.clone()),
+                Arg::f32(&[1, 3, 3, c], f.clone()),
+                Arg::Omitted,
+            ],
+        );
+        let Value::F32(y) = &out[0] else {
+            panic!("float output")
+        };
+        let mut want = vec![0.0f32; 4 * 4 * c];
+        for oy in 0..4 {
+            for ox in 0..4 {
+                for ch in 0..c {
+                    let mut acc = 0.0f32;
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = (oy + ky, ox + kx);
+                            if iy < 1 || ix < 1 || iy > 4 || ix > 4 {
+                                continue;
+                            }
+                            acc += x[((iy - 1) * 4 + ix - 1) * c + ch] * f[(ky * 3 + kx) * c + ch];
+                        }
+                    }
+                    want[(oy * 4 + ox) * c + ch] = acc;
+                }
+            }
+        }
+        assert_eq!(y.iter().copied().collect::<Vec<_>>(), want);
     }
 
     #[test]
