@@ -92,7 +92,7 @@ pub enum WatchEvent {
         /// Why it ran.
         trigger: Trigger,
         /// What it wrote.
-        artifact: Artifact,
+        artifact: Box<Artifact>,
         /// From the (latest) file change to the artifact in place.
         latency: Duration,
     },

@@ -284,7 +284,7 @@ impl Session<'_> {
                 let latency = trigger.changed_at.elapsed();
                 self.reporter.report(WatchEvent::Built {
                     trigger,
-                    artifact,
+                    artifact: Box::new(artifact),
                     latency,
                 });
             }
