@@ -72,8 +72,13 @@ struct Watcher {
 
 impl Watcher {
     fn start(dir: &Path) -> Watcher {
+        Watcher::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Watcher {
         let mut child = litequant()
             .args(["watch", "-c", "quantize.toml"])
+            .args(extra)
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -417,5 +422,28 @@ fn watch_rebuilds_only_the_calibrated_jobs_reading_a_replaced_dataset() {
         "a job not reading the dataset was rebuilt:\n{}",
         w.log()
     );
+    assert_eq!(w.interrupt(), 0);
+}
+
+/// Network and container file systems deliver no notifications: `--poll` scans instead.
+#[test]
+fn watch_with_polling_sees_a_rename_save() {
+    let dir = project();
+    let root = dir.path();
+    let a_art = root.join("out/a.dynamic.tflite");
+    let mut w = Watcher::start_with(root, &["--poll", "100"]);
+    w.wait_for_all(
+        Stream::Out,
+        &["initial build -> a.dynamic", "initial build -> b.dynamic"],
+    );
+    let before = version(&a_art);
+    let retrained = fixture_model("digits_cnn.tflite");
+    let since = Instant::now();
+    save_by_rename(&root.join("models/a.tflite"), &retrained);
+    let latency = wait_for_new_version(&a_art, &before, since);
+    eprintln!("polling (100 ms): change -> artifact in {latency:?}");
+    w.wait_for(Stream::Out, &["models/a.tflite changed -> a.dynamic"]);
+    assert_eq!(std::fs::read(&a_art).unwrap(), built_alone(&retrained));
+    w.assert_running();
     assert_eq!(w.interrupt(), 0);
 }

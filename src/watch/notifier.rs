@@ -52,7 +52,12 @@ where
             tick,
             send,
             RecommendedCache::new(),
-            notify::Config::default().with_poll_interval(interval),
+            // notify's poller compares modification times in whole seconds: a file replaced within the
+            // second it was written would be missed. Comparing contents catches every change, at the cost
+            // of reading the watched files once per interval.
+            notify::Config::default()
+                .with_poll_interval(interval)
+                .with_compare_contents(true),
         )?),
     })
 }
