@@ -468,9 +468,12 @@ impl Session<'_> {
 
     /// `path` as a person reads it: relative to the config's folder when inside it.
     fn shown(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(&self.base_dir)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| path.to_path_buf())
+        match path.strip_prefix(&self.base_dir) {
+            // The config's folder itself (a folder-level event) reads better as `.` than as nothing.
+            Ok(rel) if rel.as_os_str().is_empty() => PathBuf::from("."),
+            Ok(rel) => rel.to_path_buf(),
+            Err(_) => path.to_path_buf(),
+        }
     }
 }
 
