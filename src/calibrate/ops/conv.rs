@@ -239,21 +239,125 @@ fn zero_padded(
     (padded, [ph, pw])
 }
 
-wide_vectors! {
-    /// Direct convolution over a zero-padded input (`x` is `[n, ph, pw, c]`, every tap inside): each sum
-    /// adds its taps in (ky, kx, channel) order like [`direct_accumulate`]; `oc` is a multiple of [`LANES`].
-    fn padded_accumulate(
-        x: &[f32],
-        padded: [usize; 4],
-        taps: &[f32],
-        filter: [usize; 3],
-        wy: &Window,
-        wx: &Window,
-        out: &mut [f32],
-    ) => padded_loops;
+/// Direct convolution over a zero-padded input (`x` is `[n, ph, pw, c]`, every tap inside): each sum adds
+/// its taps in (ky, kx, channel) order like [`direct_accumulate`]; `oc` is a multiple of [`LANES`].
+fn padded_accumulate(
+    x: &[f32],
+    padded: [usize; 4],
+    taps: &[f32],
+    filter: [usize; 3],
+    wy: &Window,
+    wx: &Window,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX is available on this CPU (checked on the line above).
+            unsafe { padded_loops_avx(x, padded, taps, filter, wy, wx, out) };
+            return;
+        }
+    }
+    padded_loops(x, padded, taps, filter, wy, wx, out);
 }
 
-#[inline(always)]
+/// [`padded_loops`] with each block of sums held in AVX registers: a multiply then an add per lane, each
+/// rounded, exactly the portable loop's operations.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn padded_loops_avx(
+    x: &[f32],
+    padded: [usize; 4],
+    taps: &[f32],
+    filter: [usize; 3],
+    wy: &Window,
+    wx: &Window,
+    out: &mut [f32],
+) {
+    let [n, _, _, _] = padded;
+    let [_, _, oc] = filter;
+    for b in 0..n {
+        for oy in 0..wy.out {
+            for first in (0..oc).step_by(LANES) {
+                let mut ox = 0;
+                while ox + PADDED_PIXELS <= wx.out {
+                    let at = (b, oy, ox, first);
+                    // SAFETY: AVX is enabled in this function, hence available.
+                    unsafe {
+                        padded_block_avx::<PADDED_PIXELS>(
+                            x,
+                            padded,
+                            taps,
+                            filter,
+                            (wy, wx),
+                            at,
+                            out,
+                        )
+                    };
+                    ox += PADDED_PIXELS;
+                }
+                for ox in ox..wx.out {
+                    let at = (b, oy, ox, first);
+                    // SAFETY: as above.
+                    unsafe { padded_block_avx::<1>(x, padded, taps, filter, (wy, wx), at, out) };
+                }
+            }
+        }
+    }
+}
+
+/// [`padded_block`] in AVX registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn padded_block_avx<const P: usize>(
+    x: &[f32],
+    [_, ph, pw, c]: [usize; 4],
+    taps: &[f32],
+    [kh, kw, oc]: [usize; 3],
+    (wy, wx): (&Window, &Window),
+    (b, oy, ox, first): (usize, usize, usize, usize),
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
+    };
+    let mut sums = [_mm256_setzero_ps(); P];
+    for ky in 0..kh {
+        let row = (b * ph + oy * wy.stride + ky * wy.dilation) * pw;
+        for kx in 0..kw {
+            let column = ox * wx.stride + kx * wx.dilation;
+            for ci in 0..c {
+                let Some(t) = taps
+                    .get(((ky * kw + kx) * c + ci) * oc + first..)
+                    .and_then(|t| t.get(..LANES))
+                else {
+                    continue;
+                };
+                // SAFETY: `t` holds LANES = 8 floats; unaligned loads are allowed.
+                let t = unsafe { _mm256_loadu_ps(t.as_ptr()) };
+                for (p, sum) in sums.iter_mut().enumerate() {
+                    let Some(&v) = x.get((row + column + p * wx.stride) * c + ci) else {
+                        continue;
+                    };
+                    *sum = _mm256_add_ps(*sum, _mm256_mul_ps(_mm256_set1_ps(v), t));
+                }
+            }
+        }
+    }
+    let pixel = (b * wy.out + oy) * wx.out + ox;
+    for (p, sum) in sums.iter().enumerate() {
+        if let Some(dst) = out
+            .get_mut((pixel + p) * oc + first..)
+            .and_then(|d| d.get_mut(..LANES))
+        {
+            // SAFETY: `dst` holds LANES = 8 floats.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *sum) };
+        }
+    }
+}
+
 fn padded_loops(
     x: &[f32],
     padded: [usize; 4],
