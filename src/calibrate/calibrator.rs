@@ -56,11 +56,13 @@ pub fn calibrate(
     progress: &(dyn Fn(usize, usize) + Sync),
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Ranges, CalibError> {
-    let registry = Registry::with_all_ops();
+    // Built once per process: filling the table costs more than calibrating a small model on a few samples.
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    let registry = REGISTRY.get_or_init(Registry::with_all_ops);
     let interp = if opts.pass_through_custom_ops {
-        FloatInterpreter::new_passing_custom_ops(graph, &registry)?
+        FloatInterpreter::new_passing_custom_ops(graph, registry)?
     } else {
-        FloatInterpreter::new(graph, &registry)?
+        FloatInterpreter::new(graph, registry)?
     };
     let observers = calibrate_with(
         &interp,

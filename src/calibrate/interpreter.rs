@@ -5,6 +5,7 @@
 //! activation is freed right after its last reader. [`FloatInterpreter::run`] then only evaluates kernels.
 
 use super::ops::quantize_ops::{affine_params, dequantize_codes};
+use super::ops::reshape_target;
 use super::{CalibError, Kernel, OpContext, OpLocation, Registry, Value};
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::tflite::{self, fb};
@@ -37,6 +38,8 @@ struct Step {
     outputs: Vec<TensorId>,
     /// Activations nobody reads after this op: dropped once it has run, to keep the working set small.
     release: Vec<TensorId>,
+    /// A RESHAPE of an activation nobody reads afterwards: its data is moved into the output, not copied.
+    moves_input: bool,
 }
 
 /// A model input as the data must feed it.
@@ -183,6 +186,7 @@ impl<'g> FloatInterpreter<'g> {
                 inputs: op_inputs,
                 outputs: op_outputs,
                 release: Vec::new(),
+                moves_input: false,
             });
         }
         let mut keep = vec![false; n];
@@ -200,6 +204,17 @@ impl<'g> FloatInterpreter<'g> {
             if let Some(step) = when.and_then(|s| steps.get_mut(s)) {
                 step.release.push(TensorId(t));
             }
+        }
+
+        for step in &mut steps {
+            let first = step.inputs.first().copied().flatten();
+            step.moves_input = step.kernel.is_some()
+                && graph.op_code(step.op) == fb::BuiltinOperator::RESHAPE
+                && first.is_some_and(|t| {
+                    constants[t.0].is_none()
+                        && step.release.contains(&t)
+                        && !step.outputs.contains(&t)
+                });
         }
 
         let observed = tensors
@@ -329,9 +344,27 @@ impl<'g> FloatInterpreter<'g> {
                     op: step.op,
                     inputs: args,
                 };
-                let outs = kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?;
-                spare = recycle(ctx.inputs);
-                outs
+                if step.moves_input {
+                    let shape = reshape_target(&ctx)
+                        .map_err(|source| self.kernel_error(step.op, source))?;
+                    spare = recycle(ctx.inputs);
+                    let moved = step
+                        .inputs
+                        .first()
+                        .copied()
+                        .flatten()
+                        .and_then(|t| values[t.0].take())
+                        .ok_or_else(|| {
+                            let msg = "internal: the reshaped input holds no value".to_string();
+                            self.kernel_error(step.op, super::KernelError::Invalid(msg))
+                        })?;
+                    vec![into_shape(moved, &shape)
+                        .map_err(|source| self.kernel_error(step.op, source))?]
+                } else {
+                    let outs = kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?;
+                    spare = recycle(ctx.inputs);
+                    outs
+                }
             };
             if outs.len() != step.outputs.len() {
                 let msg = format!(
@@ -379,6 +412,26 @@ impl<'g> FloatInterpreter<'g> {
 fn recycle<'b>(mut v: Vec<Option<&Value>>) -> Vec<Option<&'b Value>> {
     v.clear();
     v.into_iter().filter_map(|_| None).collect()
+}
+
+/// `v` under `shape` (same element count, checked by the caller): row-major data keeps its buffer.
+fn into_shape(v: Value, shape: &[usize]) -> Result<Value, super::KernelError> {
+    fn owned<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, super::KernelError> {
+        let order = (IxDyn(shape), ndarray::Order::RowMajor);
+        let reshaped = if a.is_standard_layout() {
+            a.into_shape_with_order(order)
+        } else {
+            a.to_shape(order).map(|view| view.into_owned())
+        };
+        reshaped
+            .map_err(|e| super::KernelError::Invalid(format!("cannot reshape to {shape:?}: {e}")))
+    }
+    Ok(match v {
+        Value::F32(a) => Value::F32(owned(a, shape)?),
+        Value::I32(a) => Value::I32(owned(a, shape)?),
+        Value::I64(a) => Value::I64(owned(a, shape)?),
+        Value::Bool(a) => Value::Bool(owned(a, shape)?),
+    })
 }
 
 /// [`FloatInterpreter::work_per_sample`] of one step: output elements times the weights per output
@@ -626,6 +679,30 @@ mod tests {
             ]
         );
         assert_eq!(out, vec![f(vec![0.0, 6.0])]);
+    }
+
+    #[test]
+    fn reshape_of_an_activation_read_once_moves_it_and_observes_both_shapes() {
+        // x [2] -> RELU -> y [2] -> RESHAPE -> z [2, 1]: y is read by RESHAPE alone, so it is moved.
+        let mut g = two_relus();
+        let z = TensorId(2);
+        g.tensor_mut(z).shape = Some(vec![2, 1]);
+        let reshape = g.new_op(fb::BuiltinOperator::RESHAPE, 1, &[TensorId(0)], &[z]);
+        g.main_mut().operators.as_mut().unwrap()[1] = reshape;
+        let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
+        assert!(interp.steps[1].moves_input);
+        let mut seen = Vec::new();
+        let x = ArrayD::from_shape_vec(IxDyn(&[2]), vec![-1.0, 9.0]).unwrap();
+        let out = interp
+            .run(&[x], &mut |t, v| seen.push((t.0, v.shape().to_vec())))
+            .unwrap();
+        assert_eq!(seen, vec![(1, vec![2]), (0, vec![2]), (2, vec![2, 1])]);
+        assert_eq!(
+            out,
+            vec![Value::F32(
+                ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![0.0, 9.0]).unwrap()
+            )]
+        );
     }
 
     #[test]

@@ -71,7 +71,23 @@ fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         // A receptive field of so few channels makes im2col rows of a few floats per copy and a GEMM of
         // small depth: accumulate each tap into all output channels directly instead.
         let taps = transpose_weights(f, oc, k);
-        direct_accumulate(x, [n, h, w, c], &taps, [kh, kw, oc], &wy, &wx, &mut out);
+        if oc % LANES == 0 && taps.iter().all(|t| t.is_finite()) {
+            // Finite weights: a tap on the zero padding adds exactly +-0 to a sum that is never -0, so
+            // summing over a zero-padded copy gives the same bits as skipping the tap, without a bounds
+            // test per pixel and tap.
+            let (padded, [ph, pw]) = zero_padded(x, [n, h, w, c], [kh, kw], &wy, &wx);
+            padded_accumulate(
+                &padded,
+                [n, ph, pw, c],
+                &taps,
+                [kh, kw, oc],
+                &wy,
+                &wx,
+                &mut out,
+            );
+        } else {
+            direct_accumulate(x, [n, h, w, c], &taps, [kh, kw, oc], &wy, &wx, &mut out);
+        }
     } else if pointwise && n * rows <= DOT_ROWS {
         // So few pixels (late feature maps) that transposing the filter would cost more than the product.
         matmul_slices_weights_t(x, f, k, &mut out).map_err(shape_error)?;
@@ -184,6 +200,240 @@ fn direct_loops(
                     };
                 }
             }
+        }
+    }
+}
+
+/// Output channels one register holds (AVX): the unit of the padded direct convolution.
+const LANES: usize = 8;
+
+/// Output pixels the padded direct convolution sums at once, per register of channels: enough independent
+/// chains of adds to hide their latency.
+const PADDED_PIXELS: usize = 8;
+
+/// The input with the convolution's implicit zero padding made explicit: every tap of every output pixel
+/// falls inside it. Returns the padded image and its height and width.
+fn zero_padded(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    [kh, kw]: [usize; 2],
+    wy: &Window,
+    wx: &Window,
+) -> (Vec<f32>, [usize; 2]) {
+    let extent =
+        |win: &Window, k: usize| (win.out.max(1) - 1) * win.stride + (k - 1) * win.dilation + 1;
+    let (ph, pw) = (extent(wy, kh), extent(wx, kw));
+    let mut padded = vec![0.0f32; n * ph * pw * c];
+    for b in 0..n {
+        for py in 0..ph {
+            let Some(iy) = py.checked_sub(wy.pad).filter(|&iy| iy < h) else {
+                continue;
+            };
+            // The padded columns that hold input columns: from `pad`, at most the input's width.
+            let first = wx.pad.min(pw);
+            let cols = w.min(pw - first);
+            let src = &x[((b * h + iy) * w) * c..][..cols * c];
+            padded[((b * ph + py) * pw + first) * c..][..cols * c].copy_from_slice(src);
+        }
+    }
+    (padded, [ph, pw])
+}
+
+/// Direct convolution over a zero-padded input (`x` is `[n, ph, pw, c]`, every tap inside): each sum adds
+/// its taps in (ky, kx, channel) order like [`direct_accumulate`]; `oc` is a multiple of [`LANES`].
+fn padded_accumulate(
+    x: &[f32],
+    padded: [usize; 4],
+    taps: &[f32],
+    filter: [usize; 3],
+    wy: &Window,
+    wx: &Window,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX is available on this CPU (checked on the line above).
+            unsafe { padded_loops_avx(x, padded, taps, filter, wy, wx, out) };
+            return;
+        }
+    }
+    padded_loops(x, padded, taps, filter, wy, wx, out);
+}
+
+/// [`padded_loops`] with each block of sums held in AVX registers: a multiply then an add per lane, each
+/// rounded, exactly the portable loop's operations.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn padded_loops_avx(
+    x: &[f32],
+    padded: [usize; 4],
+    taps: &[f32],
+    filter: [usize; 3],
+    wy: &Window,
+    wx: &Window,
+    out: &mut [f32],
+) {
+    let [n, _, _, _] = padded;
+    let [_, _, oc] = filter;
+    for b in 0..n {
+        for oy in 0..wy.out {
+            for first in (0..oc).step_by(LANES) {
+                let mut ox = 0;
+                while ox + PADDED_PIXELS <= wx.out {
+                    let at = (b, oy, ox, first);
+                    // SAFETY: AVX is enabled in this function, hence available.
+                    unsafe {
+                        padded_block_avx::<PADDED_PIXELS>(
+                            x,
+                            padded,
+                            taps,
+                            filter,
+                            (wy, wx),
+                            at,
+                            out,
+                        )
+                    };
+                    ox += PADDED_PIXELS;
+                }
+                for ox in ox..wx.out {
+                    let at = (b, oy, ox, first);
+                    // SAFETY: as above.
+                    unsafe { padded_block_avx::<1>(x, padded, taps, filter, (wy, wx), at, out) };
+                }
+            }
+        }
+    }
+}
+
+/// [`padded_block`] in AVX registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn padded_block_avx<const P: usize>(
+    x: &[f32],
+    [_, ph, pw, c]: [usize; 4],
+    taps: &[f32],
+    [kh, kw, oc]: [usize; 3],
+    (wy, wx): (&Window, &Window),
+    (b, oy, ox, first): (usize, usize, usize, usize),
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
+    };
+    let mut sums = [_mm256_setzero_ps(); P];
+    for ky in 0..kh {
+        let row = (b * ph + oy * wy.stride + ky * wy.dilation) * pw;
+        for kx in 0..kw {
+            let column = ox * wx.stride + kx * wx.dilation;
+            for ci in 0..c {
+                let Some(t) = taps
+                    .get(((ky * kw + kx) * c + ci) * oc + first..)
+                    .and_then(|t| t.get(..LANES))
+                else {
+                    continue;
+                };
+                // SAFETY: `t` holds LANES = 8 floats; unaligned loads are allowed.
+                let t = unsafe { _mm256_loadu_ps(t.as_ptr()) };
+                for (p, sum) in sums.iter_mut().enumerate() {
+                    let Some(&v) = x.get((row + column + p * wx.stride) * c + ci) else {
+                        continue;
+                    };
+                    *sum = _mm256_add_ps(*sum, _mm256_mul_ps(_mm256_set1_ps(v), t));
+                }
+            }
+        }
+    }
+    let pixel = (b * wy.out + oy) * wx.out + ox;
+    for (p, sum) in sums.iter().enumerate() {
+        if let Some(dst) = out
+            .get_mut((pixel + p) * oc + first..)
+            .and_then(|d| d.get_mut(..LANES))
+        {
+            // SAFETY: `dst` holds LANES = 8 floats.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *sum) };
+        }
+    }
+}
+
+fn padded_loops(
+    x: &[f32],
+    padded: [usize; 4],
+    taps: &[f32],
+    filter: [usize; 3],
+    wy: &Window,
+    wx: &Window,
+    out: &mut [f32],
+) {
+    let [n, _, _, _] = padded;
+    let [_, _, oc] = filter;
+    for b in 0..n {
+        for oy in 0..wy.out {
+            for first in (0..oc).step_by(LANES) {
+                let mut ox = 0;
+                while ox + PADDED_PIXELS <= wx.out {
+                    padded_block::<PADDED_PIXELS>(
+                        x,
+                        padded,
+                        taps,
+                        filter,
+                        (wy, wx),
+                        (b, oy, ox, first),
+                        out,
+                    );
+                    ox += PADDED_PIXELS;
+                }
+                for ox in ox..wx.out {
+                    padded_block::<1>(x, padded, taps, filter, (wy, wx), (b, oy, ox, first), out);
+                }
+            }
+        }
+    }
+}
+
+/// `LANES` output channels from `first` of `P` neighbouring pixels from (`oy`, `ox`), summed in registers.
+#[inline(always)]
+fn padded_block<const P: usize>(
+    x: &[f32],
+    [_, ph, pw, c]: [usize; 4],
+    taps: &[f32],
+    [kh, kw, oc]: [usize; 3],
+    (wy, wx): (&Window, &Window),
+    (b, oy, ox, first): (usize, usize, usize, usize),
+    out: &mut [f32],
+) {
+    let mut sums = [[0.0f32; LANES]; P];
+    for ky in 0..kh {
+        let row = (b * ph + oy * wy.stride + ky * wy.dilation) * pw;
+        for kx in 0..kw {
+            let column = ox * wx.stride + kx * wx.dilation;
+            for ci in 0..c {
+                let Some(t) = taps
+                    .get(((ky * kw + kx) * c + ci) * oc + first..)
+                    .and_then(|t| t.get(..LANES))
+                else {
+                    continue;
+                };
+                for (p, sums) in sums.iter_mut().enumerate() {
+                    let Some(&v) = x.get((row + column + p * wx.stride) * c + ci) else {
+                        continue;
+                    };
+                    for i in 0..LANES {
+                        sums[i] += v * t[i];
+                    }
+                }
+            }
+        }
+    }
+    let pixel = (b * wy.out + oy) * wx.out + ox;
+    for (p, sums) in sums.iter().enumerate() {
+        if let Some(dst) = out
+            .get_mut((pixel + p) * oc + first..)
+            .and_then(|d| d.get_mut(..LANES))
+        {
+            dst.copy_from_slice(sums);
         }
     }
 }
@@ -686,6 +936,69 @@ mod tests {
             let want = naive_conv(&x, [5, 7, 2], &f, [oc, 3, 3], 1, 1, (1, 1), (5, 7));
             assert_eq!(y.iter().copied().collect::<Vec<_>>(), want, "{oc} channels");
         }
+    }
+
+    #[test]
+    fn padded_direct_conv_with_stride_and_dilation_equals_the_direct_sum_bit_for_bit() {
+        // One input channel, 24 output channels (three registers), a 7 x 19 image: rows of two blocks of
+        // eight pixels plus single pixels, taps on the padding skipped by the reference and summed as zero.
+        let (h, w, oc) = (7, 19, 24);
+        let x: Vec<f32> = ramp(h * w, 0.37).iter().map(|v| v - 3.0).collect();
+        let f: Vec<f32> = ramp(oc * 3 * 3, 0.21).iter().map(|v| 1.5 - v).collect();
+        for (padding, stride, dilation, pad, out) in [
+            (fb::Padding::SAME, 1, 1, (1, 1), (7, 19)),
+            (fb::Padding::SAME, 2, 2, (2, 2), (4, 10)),
+            (fb::Padding::VALID, 2, 1, (0, 0), (3, 9)),
+        ] {
+            let y = run_op(
+                fb::BuiltinOperator::CONV_2D,
+                conv_options(padding, stride, dilation, fb::ActivationFunctionType::NONE),
+                vec![
+                    Arg::f32(&[1, h, w, 1], x.clone()),
+                    Arg::f32(&[oc, 3, 3, 1], f.clone()),
+                    Arg::Omitted,
+                ],
+            );
+            let Value::F32(y) = &y[0] else {
+                panic!("float output")
+            };
+            assert_eq!(y.shape(), &[1, out.0, out.1, oc]);
+            let want = naive_conv(
+                &x,
+                [h, w, 1],
+                &f,
+                [oc, 3, 3],
+                stride as usize,
+                dilation as usize,
+                pad,
+                out,
+            );
+            assert_eq!(
+                y.iter().copied().collect::<Vec<_>>(),
+                want,
+                "{padding:?} stride {stride}"
+            );
+        }
+    }
+
+    #[test]
+    fn infinite_weights_on_the_padding_do_not_reach_the_sum() {
+        // A 1x1 image under a SAME 3x3 filter: only the centre tap is inside; the corner's infinity is not.
+        let mut f = vec![0.5f32; 8 * 9];
+        f[0] = f32::INFINITY;
+        let y = run_op(
+            fb::BuiltinOperator::CONV_2D,
+            conv_options(fb::Padding::SAME, 1, 1, fb::ActivationFunctionType::NONE),
+            vec![
+                Arg::f32(&[1, 1, 1, 1], vec![2.0]),
+                Arg::f32(&[8, 3, 3, 1], f),
+                Arg::Omitted,
+            ],
+        );
+        let Value::F32(y) = &y[0] else {
+            panic!("float output")
+        };
+        assert_eq!(y.iter().copied().collect::<Vec<_>>(), vec![1.0; 8]);
     }
 
     #[test]

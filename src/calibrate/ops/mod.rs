@@ -29,6 +29,8 @@ mod typed;
 mod unary;
 mod window;
 
+pub(crate) use shape::reshape_target;
+
 use super::Registry;
 use crate::tflite::fb;
 use ndarray::ArrayD;

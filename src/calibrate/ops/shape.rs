@@ -41,6 +41,13 @@ pub(crate) fn reshaped(x: &Value, shape: &[usize]) -> Result<Value, KernelError>
 /// RESHAPE's target: the shape tensor (input 1) when it is a vector, else `new_shape` from the options
 /// (`[0]` is a legacy spelling of a scalar), else the output tensor's declared shape. One -1 is inferred.
 fn reshape(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+    let shape = reshape_target(ctx)?;
+    Ok(vec![reshaped(ctx.input(0)?, &shape)?])
+}
+
+/// The shape RESHAPE gives its input (see [`reshape`]), for a caller that reshapes the data itself (the
+/// interpreter moves an input nobody reads afterwards instead of copying it).
+pub(crate) fn reshape_target(ctx: &OpContext<'_>) -> Result<Vec<usize>, KernelError> {
     let x = ctx.input(0)?;
     let from_tensor = match ctx.inputs.get(1).copied().flatten() {
         Some(v) if v.shape().len() == 1 => v.to_i64_vec(),
@@ -60,8 +67,7 @@ fn reshape(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         },
     };
     let count: usize = x.shape().iter().product();
-    let shape = infer_stretch_dim(&spec, count)?;
-    Ok(vec![reshaped(x, &shape)?])
+    infer_stretch_dim(&spec, count)
 }
 
 /// Resolves a reshape spec with at most one -1 against an element count.
