@@ -358,7 +358,8 @@ fn job_wall_seconds(m: &CorpusModel, threads: usize) -> Result<f64, String> {
             .arg("build")
             .arg("-c")
             .arg(&config)
-            .args(["--threads", &threads.to_string()])
+            .args(["--threads", &threads.to_string(), "--no-cache"])
+            .env_remove("LITEQUANT_CACHE_DIR")
             .output()
             .map_err(|e| format!("cannot run {LITEQUANT_BIN}: {e}"))?;
         let elapsed = start.elapsed();
