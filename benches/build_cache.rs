@@ -125,7 +125,11 @@ fn main() -> ExitCode {
     println!("|---|---:|---:|---:|");
     let cases = [
         ("plain folder", &plain, plain.join(".litequant-cache")),
-        ("cargo project", &cargo, cargo.join("target/litequant-cache")),
+        (
+            "cargo project",
+            &cargo,
+            cargo.join("target/litequant-cache"),
+        ),
     ];
     for (name, dir, cache) in cases {
         match measure(dir, &cache) {
