@@ -1,13 +1,9 @@
 //! Under docs.rs (`DOCS_RS` set) the builder does no heavy work and still writes a module that compiles.
 //! Its own test binary: it sets `DOCS_RS` for the whole process.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(rel)
-}
+use common::fixture;
 
 #[test]
 fn docs_rs_gets_a_module_without_quantizing() {

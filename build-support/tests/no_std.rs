@@ -1,14 +1,10 @@
 //! The generated module compiles in a `#![no_std]` crate (it uses `core` only), with every model name made
 //! an identifier, and describes the artifacts it embeds.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(rel)
-}
+use common::fixture;
+use std::process::Command;
 
 #[test]
 fn generated_module_compiles_in_a_no_std_crate() {

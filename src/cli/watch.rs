@@ -76,7 +76,7 @@ fn show(config: &str, event: WatchEvent) {
             let after = if trigger.files.is_empty() {
                 String::new()
             } else {
-                format!("  [{} after the change]", human_ms(latency))
+                format!("  [{} after the change]", litequant::engine::human_time(latency.as_secs_f64()))
             };
             println!("{trigger} -> {}{after}", artifact.summary_line());
         }
@@ -105,14 +105,5 @@ fn show(config: &str, event: WatchEvent) {
         }
         WatchEvent::Warning(w) => print_warning(&w),
         _ => {}
-    }
-}
-
-/// `210 ms`, `3.50 s`, like the summary lines.
-fn human_ms(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.2} s", d.as_secs_f64())
     }
 }

@@ -251,8 +251,7 @@ impl Session {
         let mut result: Option<(Vec<u8>, super::Report, Vec<super::lockfile::TensorRange>)> = None;
         let mut _guard = None;
         if let Some(cache) = &self.cache {
-            let lookup = |cache: &Cache| cache.get(&key);
-            match lookup(cache) {
+            match cache.get(&key) {
                 Some(hit) => {
                     status = CacheStatus::Hit;
                     result = Some((hit.artifact, hit.report, hit.ranges));
@@ -261,7 +260,7 @@ impl Session {
                     Ok(guard) => {
                         _guard = Some(guard);
                         // Another build may have stored it while we waited for the lock.
-                        if let Some(hit) = lookup(cache) {
+                        if let Some(hit) = cache.get(&key) {
                             status = CacheStatus::Hit;
                             result = Some((hit.artifact, hit.report, hit.ranges));
                         } else {

@@ -43,8 +43,7 @@ pub fn fold_fp16_constants(g: &mut Graph) -> usize {
     for op in remove.into_iter().rev() {
         g.main_mut()
             .operators
-            .as_mut()
-            .expect("ops exist")
+            .get_or_insert_with(Vec::new)
             .remove(op.0);
     }
     // The FLOAT16 tensors stay (unused) so tensor ids keep their meaning: calibrated ranges are keyed by the

@@ -76,20 +76,13 @@ impl Graph {
 
     /// The main subgraph.
     pub fn main(&self) -> &fb::SubGraphT {
-        &self
-            .model
-            .subgraphs
-            .as_ref()
-            .expect("a read model has a subgraph")[0]
+        // `Graph::from_bytes` rejects models without a subgraph (tflite::check).
+        &self.model.subgraphs.as_deref().unwrap_or(&[])[0]
     }
 
     /// The main subgraph, mutable.
     pub fn main_mut(&mut self) -> &mut fb::SubGraphT {
-        &mut self
-            .model
-            .subgraphs
-            .as_mut()
-            .expect("a read model has a subgraph")[0]
+        &mut self.model.subgraphs.get_or_insert_with(Vec::new)[0]
     }
 
     /// Tensors of the main subgraph.
@@ -104,11 +97,7 @@ impl Graph {
 
     /// One tensor of the main subgraph, mutable.
     pub fn tensor_mut(&mut self, id: TensorId) -> &mut fb::TensorT {
-        &mut self
-            .main_mut()
-            .tensors
-            .as_mut()
-            .expect("tensor ids come from this graph")[id.0]
+        &mut self.main_mut().tensors.get_or_insert_with(Vec::new)[id.0]
     }
 
     /// A tensor's name ("" when it has none).
@@ -133,11 +122,7 @@ impl Graph {
 
     /// One operator of the main subgraph, mutable.
     pub fn op_mut(&mut self, i: OpIndex) -> &mut fb::OperatorT {
-        &mut self
-            .main_mut()
-            .operators
-            .as_mut()
-            .expect("op indices come from this graph")[i.0]
+        &mut self.main_mut().operators.get_or_insert_with(Vec::new)[i.0]
     }
 
     /// The builtin code of an operator (`max` of the two code fields).
@@ -147,11 +132,8 @@ impl Graph {
 
     /// The operator-code table entry of an operator (version, custom code).
     pub fn op_code_entry(&self, i: OpIndex) -> &fb::OperatorCodeT {
-        &self
-            .model
-            .operator_codes
-            .as_ref()
-            .expect("a model with ops has codes")[self.op(i).opcode_index as usize]
+        // Opcode indices are checked on read (tflite::check).
+        &self.model.operator_codes.as_deref().unwrap_or(&[])[self.op(i).opcode_index as usize]
     }
 
     /// Printable name of an op's type: the builtin name, or the custom code for CUSTOM ops.
