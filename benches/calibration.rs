@@ -212,6 +212,8 @@ fn preload(graph: &Graph, calib: &Path) -> Result<Vec<Sample>, String> {
         inputs: BTreeMap::new(),
         range: None,
         seed: 0,
+        labels: None,
+        label_output: None,
     };
     let all = BTreeMap::from([(spec.name.clone(), spec.clone())]);
     let mut stream = dataset::open(&spec, &all, &input_specs(graph)).map_err(|e| e.to_string())?;

@@ -19,6 +19,7 @@ pub mod calibrate;
 pub mod config;
 pub mod dataset;
 pub mod engine;
+pub mod eval;
 pub mod graph;
 pub mod inspect;
 pub mod interp;

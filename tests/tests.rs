@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod corpus;
+mod eval;
 mod fixture_models;
 mod inspect;
 mod int8;

@@ -37,6 +37,15 @@ pub struct BuildArgs {
     no_cache: bool,
 }
 
+/// What `litequant eval` adds to a build: the accuracy tables, and HTML pages.
+#[derive(Debug, Clone, Default)]
+pub struct EvalView {
+    /// Rows of the worst-tensor table per artifact.
+    pub worst: usize,
+    /// Write `<out_dir>/<model>.<mode>.html` beside each artifact.
+    pub html: bool,
+}
+
 #[derive(Default)]
 struct Outcome {
     reports: Vec<Report>,
@@ -46,6 +55,11 @@ struct Outcome {
 }
 
 pub fn run(args: &BuildArgs) -> i32 {
+    run_with(args, None)
+}
+
+/// `build`, or with `view` `eval`: only models with an `eval` dataset, their accuracy printed in full.
+pub fn run_with(args: &BuildArgs, view: Option<&EvalView>) -> i32 {
     let configs = if args.workspace {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         match workspace_configs(&cwd) {
@@ -68,7 +82,7 @@ pub fn run(args: &BuildArgs) -> i32 {
     let bars = Bars::new();
     let mut outcome = Outcome::default();
     for config in &configs {
-        if let Err(code) = build_config(config, args, &bars, &mut outcome) {
+        if let Err(code) = build_config(config, args, view, &bars, &mut outcome) {
             return code;
         }
     }
@@ -99,6 +113,7 @@ pub fn run(args: &BuildArgs) -> i32 {
 fn build_config(
     path: &Path,
     args: &BuildArgs,
+    view: Option<&EvalView>,
     bars: &Bars,
     outcome: &mut Outcome,
 ) -> Result<(), i32> {
@@ -120,6 +135,23 @@ fn build_config(
             }
         }
         plan.retain_models(&args.models);
+    }
+    if view.is_some() {
+        let with_eval: Vec<String> = config
+            .models
+            .values()
+            .filter(|m| m.eval.is_some())
+            .map(|m| m.name.clone())
+            .collect();
+        if with_eval.is_empty() && !args.workspace {
+            print_error(&format!(
+                "{}: no model names an evaluation dataset; add `eval = \"NAME\"` (a [datasets.NAME] table with \
+                 held-out samples, and `labels` for accuracy) to a [models.NAME] table",
+                path.display()
+            ));
+            return Err(EXIT_BAD_INPUT);
+        }
+        plan.retain_models(&with_eval);
     }
     plan.lock = if args.locked {
         LockPolicy::Locked
@@ -150,6 +182,25 @@ fn build_config(
                 }
                 if !args.json {
                     println!("{}", built.artifact.summary_line());
+                    print_accuracy(&built.artifact.report, view);
+                }
+                if let (Some(view), Some(acc)) = (view, &built.artifact.report.accuracy) {
+                    if view.html {
+                        let page_path = job.artifact.with_extension("html");
+                        let page = litequant::eval::html::render(
+                            &job.id(),
+                            &html_details(&built.artifact.report),
+                            acc,
+                        );
+                        match litequant::engine::write_atomically(&page_path, page.as_bytes()) {
+                            Ok(()) if !args.json => println!("  wrote {}", page_path.display()),
+                            Ok(()) => {}
+                            Err(e) => {
+                                print_error(&format!("{}: {e}", page_path.display()));
+                                outcome.failed.push(job.id());
+                            }
+                        }
+                    }
                 }
                 outcome.reports.push(built.artifact.report);
             }
@@ -170,4 +221,81 @@ fn build_config(
         }
     }
     Ok(())
+}
+
+/// The accuracy lines under an artifact's summary: a short table for `build`, the full one for `eval`.
+fn print_accuracy(report: &Report, view: Option<&EvalView>) {
+    if let Some(t) = &report.target {
+        if t.kept_float.is_empty() {
+            println!(
+                "  accuracy target met with every op quantized (SQNR {})",
+                litequant::eval::db(t.sqnr_db_fully_quantized)
+            );
+        } else {
+            const LISTED: usize = 6;
+            let mut kept: Vec<String> = t
+                .kept_float
+                .iter()
+                .take(LISTED)
+                .map(|k| format!("#{} {}", k.op_index, k.op))
+                .collect();
+            if t.kept_float.len() > LISTED {
+                kept.push(format!(
+                    "{} more in the report",
+                    t.kept_float.len() - LISTED
+                ));
+            }
+            println!(
+                "  accuracy target met by keeping {} op(s) float ({}): SQNR {} -> {}, size {} -> {}, {:.1}% of multiply-adds in float",
+                t.kept_float.len(),
+                kept.join(", "),
+                litequant::eval::db(t.sqnr_db_fully_quantized),
+                litequant::eval::db(report.accuracy.as_ref().and_then(|a| a.sqnr_db)),
+                litequant::engine::human_size(t.bytes_fully_quantized),
+                litequant::engine::human_size(report.artifact_bytes),
+                t.float_mac_share * 100.0
+            );
+        }
+    }
+    if let Some(acc) = &report.accuracy {
+        let worst = view.map_or(3, |v| v.worst);
+        print!("{}", acc.table(worst));
+    }
+}
+
+/// Header rows of the HTML page besides the accuracy numbers.
+fn html_details(report: &Report) -> Vec<(String, String)> {
+    let q = &report.quantization;
+    let mut rows = vec![
+        ("mode".to_string(), report.mode.clone()),
+        ("source".to_string(), report.source.clone()),
+        (
+            "size".to_string(),
+            format!(
+                "{} ({:.2}x of {})",
+                litequant::engine::human_size(report.artifact_bytes),
+                report.size_ratio,
+                litequant::engine::human_size(report.source_bytes)
+            ),
+        ),
+        (
+            "ops".to_string(),
+            format!("{} quantized, {} float", q.ops_quantized, q.ops_float.len()),
+        ),
+    ];
+    if let Some(t) = &report.target {
+        rows.push((
+            "kept float for the accuracy target".to_string(),
+            if t.kept_float.is_empty() {
+                "none".to_string()
+            } else {
+                t.kept_float
+                    .iter()
+                    .map(|k| format!("{} #{} ({})", k.op, k.op_index, k.tensor))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ));
+    }
+    rows
 }

@@ -29,6 +29,9 @@ enum Command {
     /// Build, then keep the artifacts current: rebuild exactly what a change to the config, a model or a
     /// dataset touches.
     Watch(watch::WatchArgs),
+    /// Build (through the cache), then show what quantization cost on each model's `eval` dataset: output
+    /// SQNR, top-1 agreement, accuracy, and the SQNR of every tensor, worst first.
+    Eval(EvalArgs),
     /// Validate a config without building: keys, sources, datasets, exclude patterns.
     Check {
         /// The config file.
@@ -45,11 +48,34 @@ enum Command {
     },
 }
 
+/// Arguments of `litequant eval`.
+#[derive(clap::Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    build: build::BuildArgs,
+    /// Also write `<out_dir>/<model>.<mode>.html`: a self-contained page with a per-tensor SQNR chart.
+    #[arg(long)]
+    html: bool,
+    /// Rows of the worst-tensor table.
+    #[arg(long, default_value_t = 10)]
+    worst: usize,
+    /// Every tensor in the table.
+    #[arg(long, conflicts_with = "worst")]
+    all: bool,
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Eval(args) => build::run_with(
+            &args.build,
+            Some(&build::EvalView {
+                worst: if args.all { usize::MAX } else { args.worst },
+                html: args.html,
+            }),
+        ),
         Command::Watch(args) => watch::run(&args),
         Command::Check { config } => check::run(&config),
         Command::Inspect { model, json } => inspect::run(&model, json),

@@ -79,6 +79,9 @@ fn show(config: &str, event: WatchEvent) {
                 format!("  [{} after the change]", litequant::engine::human_time(latency.as_secs_f64()))
             };
             println!("{trigger} -> {}{after}", artifact.summary_line());
+            if let Some(acc) = &artifact.report.accuracy {
+                println!("  {}", acc.summary_line());
+            }
         }
         WatchEvent::Failed {
             trigger,

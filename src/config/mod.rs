@@ -125,8 +125,21 @@ impl std::fmt::Display for Calibration {
     }
 }
 
+/// An accuracy a model's integer artifacts must reach on its evaluation dataset (`target_sqnr_db`,
+/// `max_top1_drop`): litequant keeps the most damaging ops float, one at a time, until it is met.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct AccuracyTarget {
+    /// Minimum output SQNR in dB (quantized vs float model, all outputs and samples).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqnr_db: Option<f64>,
+    /// Maximum drop in top-1 agreement with the float model (0.01 = at most 1% of samples classified
+    /// differently).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_top1_drop: Option<f64>,
+}
+
 /// One `[models.NAME]` table, resolved: what to quantize and how.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelConfig {
     /// The table name; artifacts are `<out_dir>/<name>.<mode>.tflite`.
     pub name: String,
@@ -152,6 +165,11 @@ pub struct ModelConfig {
     pub exclude: Vec<String>,
     /// The oldest LiteRT the artifacts must load in (`"2.14"`), if any.
     pub target_runtime: Option<String>,
+    /// The evaluation dataset (a key of [`Config::datasets`]): every artifact's report measures its accuracy
+    /// against the float model on it.
+    pub eval: Option<String>,
+    /// The accuracy the integer artifacts must reach on `eval`, if any.
+    pub target: Option<AccuracyTarget>,
 }
 
 impl ModelConfig {
@@ -179,6 +197,7 @@ impl ModelConfig {
             inference_output_type: io_type(self.inference_output_type),
             exclude: self.exclude.clone(),
             target_runtime: self.target_runtime.clone(),
+            keep_float_ops: Vec::new(),
         }
     }
 }

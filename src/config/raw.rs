@@ -45,6 +45,8 @@ pub(crate) struct RawDataset {
     pub inputs: BTreeMap<String, Spanned<String>>,
     pub range: Option<Spanned<Vec<Spanned<f64>>>>,
     pub seed: Option<Spanned<i64>>,
+    pub labels: Option<Spanned<String>>,
+    pub label_output: Option<Spanned<i64>>,
 }
 
 /// `[models.NAME]`.
@@ -63,4 +65,7 @@ pub(crate) struct RawModel {
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
     pub target_runtime: Option<Spanned<String>>,
+    pub eval: Option<Spanned<String>>,
+    pub target_sqnr_db: Option<Spanned<f64>>,
+    pub max_top1_drop: Option<Spanned<f64>>,
 }

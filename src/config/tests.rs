@@ -311,7 +311,7 @@ fn unknown_model_key_is_named_with_its_path() {
         e.to_string(),
         "/proj/quantize.toml:3:1: key `models.m.modez`: unknown key; expected one of `source`, `modes`, `dataset`, \
          `op_sets`, `inference_input_type`, `inference_output_type`, `per_channel`, `per_channel_dense`, \
-         `calibration`, `exclude`, `target_runtime`"
+         `calibration`, `exclude`, `target_runtime`, `eval`, `target_sqnr_db`, `max_top1_drop`"
     );
 }
 
@@ -800,4 +800,101 @@ fn types_are_named_in_toml_words() {
     );
     let mean = dataset_err("format = \"images\"\npath = \"p\"\nresize = [2, 2]\nmean = [\"a\"]");
     assert_eq!(mean.message, "expected a number, found string \"a\"");
+}
+
+// ---- evaluation datasets and accuracy targets ----
+
+const EVAL_MODEL: &str = r#"
+[datasets.digits]
+format = "npz"
+path = "data/digits.npz"
+
+[datasets.held_out]
+format = "npz"
+path = "data/eval.npz"
+labels = "y"
+label_output = 1
+
+[models.m]
+source = "m.tflite"
+modes = ["int8", "dynamic"]
+dataset = "digits"
+eval = "held_out"
+"#;
+
+#[test]
+fn eval_labels_and_targets_are_read() {
+    let config = parse_ok(&format!(
+        "{EVAL_MODEL}target_sqnr_db = 30\nmax_top1_drop = 0.01\n"
+    ));
+    let held_out = &config.datasets["held_out"];
+    assert_eq!(held_out.labels.as_deref(), Some("y"));
+    assert_eq!(held_out.label_output, Some(1));
+    let m = &config.models["m"];
+    assert_eq!(m.eval.as_deref(), Some("held_out"));
+    assert_eq!(
+        m.target,
+        Some(AccuracyTarget {
+            sqnr_db: Some(30.0),
+            max_top1_drop: Some(0.01)
+        })
+    );
+}
+
+#[test]
+fn eval_must_name_a_dataset() {
+    let text = EVAL_MODEL.replace("eval = \"held_out\"", "eval = \"heldout\"");
+    let msg = message(&text);
+    assert!(
+        msg.contains("quantize.toml:16:8")
+            && msg.contains("models.m.eval")
+            && msg.contains("`heldout` is not a dataset"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_target_without_eval_or_out_of_range_is_an_error() {
+    let no_eval = with_model_keys("target_sqnr_db = 30");
+    let msg = message(&no_eval);
+    assert!(
+        msg.contains("models.m.eval") && msg.contains("evaluation dataset"),
+        "{msg}"
+    );
+    let msg = message(&format!("{EVAL_MODEL}max_top1_drop = 1.5\n"));
+    assert!(
+        msg.contains("models.m.max_top1_drop") && msg.contains("between 0 and 1"),
+        "{msg}"
+    );
+    let msg = message(&format!("{EVAL_MODEL}target_sqnr_db = -3\n"));
+    assert!(msg.contains("models.m.target_sqnr_db"), "{msg}");
+}
+
+#[test]
+fn a_target_needs_an_integer_mode() {
+    let text = EVAL_MODEL.replace("modes = [\"int8\", \"dynamic\"]", "modes = [\"dynamic\"]");
+    let msg = message(&format!("{text}target_sqnr_db = 30\n"));
+    assert!(
+        msg.contains("models.m.target_sqnr_db") && msg.contains("int8, int16x8"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn labels_apply_only_to_npz_datasets() {
+    let text = r#"
+[datasets.noise]
+format = "random"
+labels = "y"
+
+[models.m]
+source = "m.tflite"
+modes = ["dynamic"]
+eval = "noise"
+"#;
+    let msg = message(text);
+    assert!(
+        msg.contains("datasets.noise.labels") && msg.contains("npz"),
+        "{msg}"
+    );
 }

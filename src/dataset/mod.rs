@@ -20,6 +20,7 @@
 mod array;
 mod error;
 mod images;
+mod labels;
 mod npy;
 mod npz;
 mod random;
@@ -28,6 +29,7 @@ mod spec;
 mod stream;
 
 pub use error::{DatasetError, DatasetErrorKind};
+pub use labels::{read_labels, Labels, DEFAULT_LABELS_ARRAY, LABEL_OUTPUT_ARRAY};
 pub use spec::{DatasetFormat, DatasetSpec};
 pub use stream::{digest_files, open, Sample, SampleStream, DEFAULT_RANDOM_SAMPLES};
 

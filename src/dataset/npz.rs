@@ -99,11 +99,55 @@ impl NpzArchive {
         layout: &InputLayout,
         cap: Option<usize>,
     ) -> Result<ArraySource, DatasetError> {
-        let fail = |kind| {
-            DatasetError::new(self.dataset.clone(), kind)
-                .with_input(layout.name.clone())
-                .with_file(self.path.clone())
-        };
+        let (reader, origin) = self
+            .member(array)
+            .map_err(|e| e.with_input(layout.name.clone()))?;
+        ArraySource::open(origin, reader, layout, cap)
+    }
+
+    /// Reads a small array whole (labels, a scalar): its shape and its elements as f32.
+    pub fn read_small_array(
+        &mut self,
+        array: &str,
+    ) -> Result<(Vec<usize>, Vec<f32>), DatasetError> {
+        let (reader, _) = self.member(array)?;
+        let fail =
+            |kind| DatasetError::new(self.dataset.clone(), kind).with_file(self.path.clone());
+        let mut reader = std::io::BufReader::new(reader);
+        let header = super::npy::read_header(&mut reader).map_err(|kind| match kind {
+            DatasetErrorKind::NpyHeader(what) => fail(DatasetErrorKind::NpyHeader(format!(
+                "array `{array}`: {what}"
+            ))),
+            kind => fail(kind),
+        })?;
+        let elements: usize = header.shape.iter().product();
+        let len = elements
+            .checked_mul(header.dtype.size)
+            .filter(|&n| n <= 1 << 30)
+            .ok_or_else(|| {
+                fail(DatasetErrorKind::NpyHeader(format!(
+                    "array `{array}` is too large"
+                )))
+            })?;
+        let mut bytes = vec![0u8; len];
+        reader.read_exact(&mut bytes).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                fail(DatasetErrorKind::NpyHeader(format!(
+                    "array `{array}` is truncated"
+                )))
+            } else {
+                fail(DatasetErrorKind::Io(e))
+            }
+        })?;
+        let mut values = Vec::with_capacity(elements);
+        header.dtype.decode_into(&bytes, &mut values);
+        Ok((header.shape, values))
+    }
+
+    /// A reader of `array`'s `.npy` bytes (inflated when deflated) and where they come from.
+    fn member(&mut self, array: &str) -> Result<(Box<dyn Read + Send>, ArrayOrigin), DatasetError> {
+        let fail =
+            |kind| DatasetError::new(self.dataset.clone(), kind).with_file(self.path.clone());
         let Some(&(_, index)) = self.arrays.iter().find(|(name, _)| name == array) else {
             return Err(fail(DatasetErrorKind::ArrayNotFound {
                 array: array.to_string(),
@@ -149,6 +193,6 @@ impl NpzArchive {
             stored_len: size,
             crc32: Some(crc32),
         };
-        ArraySource::open(origin, reader, layout, cap)
+        Ok((reader, origin))
     }
 }

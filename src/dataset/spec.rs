@@ -40,4 +40,9 @@ pub struct DatasetSpec {
     pub range: Option<[f32; 2]>,
     /// Random: seed.
     pub seed: u64,
+    /// Npz evaluation sets: the array holding one class label per sample (default `labels`, when present).
+    pub labels: Option<String>,
+    /// Npz evaluation sets: the model output (index) the labels refer to (default: the archive's
+    /// `label_output_index`, else the first classifier output).
+    pub label_output: Option<usize>,
 }

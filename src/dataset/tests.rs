@@ -32,6 +32,8 @@ fn dataset(name: &str, format: DatasetFormat, path: Option<PathBuf>) -> DatasetS
         inputs: BTreeMap::new(),
         range: None,
         seed: 0,
+        labels: None,
+        label_output: None,
     }
 }
 

@@ -202,6 +202,8 @@ mod tests {
             seconds: 0.5,
             cache: String::new(),
             ranges_from: String::new(),
+            accuracy: None,
+            target: None,
         }
     }
 

@@ -101,6 +101,13 @@ struct JobSettings<'a> {
     options: &'a crate::quantize::QuantOptions,
     calibration: &'static str,
     dataset: Option<DatasetSettings<'a>>,
+    /// Only with an accuracy target (it and its evaluation data decide which ops stay float); left out
+    /// otherwise so digests of models without one are unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<(
+        &'a crate::config::AccuracyTarget,
+        Option<DatasetSettings<'a>>,
+    )>,
 }
 
 /// SHA-256 of the job's resolved settings (mode, options, calibration method, dataset parameters): two jobs
@@ -122,6 +129,11 @@ pub fn settings_digest(job: &Job) -> String {
             .as_ref()
             .filter(|_| calibrated)
             .map(|d| dataset_settings(d, job, 0)),
+        target: job
+            .target
+            .as_ref()
+            .filter(|_| calibrated)
+            .map(|t| (t, job.eval.as_ref().map(|d| dataset_settings(d, job, 0)))),
     };
     // Serializing plain data cannot fail; JSON float output is exact and deterministic (shortest round trip).
     sha256_hex(

@@ -5,6 +5,7 @@ use super::report::Report;
 use super::{CancellationToken, Job};
 use crate::calibrate::{self, CalibrateOptions};
 use crate::dataset::{self, InputSpec};
+use crate::eval::{self, target::TargetOutcome, EvalData, EvalOptions};
 use crate::graph::Graph;
 use crate::quantize::{self, Ranges};
 use crate::tflite;
@@ -55,6 +56,22 @@ pub enum JobError {
         /// Why.
         source: quantize::QuantError,
     },
+    /// The evaluation dataset cannot be read, or a model cannot run on it.
+    #[error("{job}: evaluation: {source}")]
+    Eval {
+        /// `model.mode`.
+        job: String,
+        /// Why.
+        source: Box<crate::eval::EvalError>,
+    },
+    /// The accuracy target cannot be met.
+    #[error("{job}: {message}")]
+    TargetMissed {
+        /// `model.mode`.
+        job: String,
+        /// What was reached and why no more can be done.
+        message: String,
+    },
     /// The job was cancelled before it finished; nothing was written.
     #[error("cancelled")]
     Cancelled,
@@ -90,15 +107,18 @@ fn bullet_list(lines: &[String]) -> String {
 impl JobError {
     /// Whether the failure comes from bad input (exit code 2 in the CLI) rather than from what was asked.
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            JobError::Io { .. }
-                | JobError::Model { .. }
-                | JobError::Dataset(_)
-                | JobError::Lock(_)
-                | JobError::NoLock { .. }
-                | JobError::Drift { .. }
-        )
+        match self {
+            JobError::Eval { source, .. } => matches!(**source, crate::eval::EvalError::Data(_)),
+            _ => matches!(
+                self,
+                JobError::Io { .. }
+                    | JobError::Model { .. }
+                    | JobError::Dataset(_)
+                    | JobError::Lock(_)
+                    | JobError::NoLock { .. }
+                    | JobError::Drift { .. }
+            ),
+        }
     }
 }
 
@@ -239,25 +259,93 @@ pub(crate) fn produce(
     if opts.cancel.is_cancelled() {
         return Err(JobError::Cancelled);
     }
-    let summary = quantize::quantize(&mut graph, job.mode, &job.options, ranges.as_ref()).map_err(
-        |source| JobError::Quantize {
-            model: job.model.clone(),
-            mode: job.mode,
-            source,
-        },
-    )?;
-    let bytes = graph.to_bytes();
-    // What we hand out must read back: a failure here is a bug, and nothing is written.
-    Graph::from_bytes(&bytes).map_err(|e| JobError::Quantize {
-        model: job.model.clone(),
-        mode: job.mode,
-        source: quantize::QuantError::SelfCheck(format!(
-            "the written model does not read back: {e}"
-        )),
-    })?;
-    if opts.cancel.is_cancelled() {
-        return Err(JobError::Cancelled);
-    }
+    let eval_err = |source| JobError::Eval {
+        job: job.id(),
+        source: Box::new(source),
+    };
+    // The float source and the evaluation samples, read once for every round of the target search.
+    let eval = match &job.eval {
+        Some(spec) => {
+            let data = EvalData::load(spec, &job.datasets, &graph).map_err(eval_err)?;
+            Some((parse_source(&job.source, source)?, data))
+        }
+        None => None,
+    };
+    let eval_opts = EvalOptions {
+        threads: opts.threads,
+    };
+    let mut options = job.options.clone();
+    let mut outcome: Option<TargetOutcome> = None;
+    let (summary, bytes, accuracy) = loop {
+        let mut round = if options.keep_float_ops.is_empty() {
+            std::mem::replace(&mut graph, parse_source(&job.source, source)?)
+        } else {
+            parse_source(&job.source, source)?
+        };
+        let (summary, bytes) = quantize_checked(job, &mut round, &options, ranges.as_ref())?;
+        if opts.cancel.is_cancelled() {
+            return Err(JobError::Cancelled);
+        }
+        let accuracy = match &eval {
+            Some((float, data)) => {
+                Some(eval::evaluate(float, &bytes, data, &eval_opts).map_err(eval_err)?)
+            }
+            None => None,
+        };
+        let (Some(target), Some(acc), Some((float, _))) = (&job.target, &accuracy, &eval) else {
+            break (summary, bytes, accuracy);
+        };
+        let first = outcome.get_or_insert_with(|| TargetOutcome {
+            target_sqnr_db: target.sqnr_db,
+            max_top1_drop: target.max_top1_drop,
+            sqnr_db_fully_quantized: acc.sqnr_db,
+            top1_agreement_fully_quantized: acc.top1_agreement,
+            kept_float: Vec::new(),
+            bytes_fully_quantized: bytes.len() as u64,
+            float_mac_share: 0.0,
+        });
+        if let Some(last) = first.kept_float.last_mut() {
+            last.output_sqnr_db_after = acc.sqnr_db;
+        }
+        let missed = |why: String| JobError::TargetMissed {
+            job: job.id(),
+            message: why,
+        };
+        if eval::target::meets(target, acc).map_err(missed)? {
+            first.float_mac_share = eval::target::mac_share(float, &options.keep_float_ops);
+            break (summary, bytes, accuracy);
+        }
+        let reached = format!(
+            "accuracy target not met: output SQNR {}, top-1 agreement {}{}",
+            eval::db(acc.sqnr_db),
+            acc.top1_agreement
+                .map_or_else(|| "n/a".to_string(), |a| format!("{a:.4}")),
+            target_text(target)
+        );
+        if !options.allow_float_fallback {
+            return Err(missed(format!(
+                "{reached}; op_sets = [\"TFLITE_BUILTINS_INT8\"] forbids keeping ops float (add \"TFLITE_BUILTINS\" to allow it)"
+            )));
+        }
+        match eval::target::most_damaging(float, acc, &options.keep_float_ops) {
+            Some(op) => {
+                let sqnr = acc
+                    .tensors
+                    .iter()
+                    .find(|t| t.op_index == Some(op))
+                    .and_then(|t| t.sqnr_db);
+                first.kept_float.push(eval::target::kept_op(float, op, sqnr));
+                options.keep_float_ops.push(op);
+            }
+            None => {
+                return Err(missed(format!(
+                    "{reached} with {} op(s) kept float and no integer op left to keep float (the model's \
+                     integer I/O or the remaining quantize/dequantize steps limit it)",
+                    options.keep_float_ops.len()
+                )))
+            }
+        }
+    };
     let mut report = Report::new(
         job,
         &summary,
@@ -271,11 +359,51 @@ pub(crate) fn produce(
     if from_lock {
         report.ranges_from = "lock".into();
     }
+    report.accuracy = accuracy;
+    report.target = outcome;
     Ok(Produced {
         bytes,
         report,
         ranges,
     })
+}
+
+/// ` (target: SQNR >= 30 dB, top-1 drop <= 0.01)`.
+fn target_text(t: &crate::config::AccuracyTarget) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = t.sqnr_db {
+        parts.push(format!("SQNR >= {s} dB"));
+    }
+    if let Some(d) = t.max_top1_drop {
+        parts.push(format!("top-1 drop <= {d}"));
+    }
+    format!(" (target: {})", parts.join(", "))
+}
+
+/// Quantizes `graph` with `options` and checks the written bytes read back.
+fn quantize_checked(
+    job: &Job,
+    graph: &mut Graph,
+    options: &quantize::QuantOptions,
+    ranges: Option<&Ranges>,
+) -> Result<(quantize::QuantSummary, Vec<u8>), JobError> {
+    let summary = quantize::quantize(graph, job.mode, options, ranges).map_err(|source| {
+        JobError::Quantize {
+            model: job.model.clone(),
+            mode: job.mode,
+            source,
+        }
+    })?;
+    let bytes = graph.to_bytes();
+    // What we hand out must read back: a failure here is a bug, and nothing is written.
+    Graph::from_bytes(&bytes).map_err(|e| JobError::Quantize {
+        model: job.model.clone(),
+        mode: job.mode,
+        source: quantize::QuantError::SelfCheck(format!(
+            "the written model does not read back: {e}"
+        )),
+    })?;
+    Ok((summary, bytes))
 }
 
 /// Writes the artifact (unless the file already holds exactly these bytes) and its report, atomically.

@@ -1,6 +1,6 @@
 //! Turning a config into jobs.
 
-use crate::config::{Calibration, Config};
+use crate::config::{AccuracyTarget, Calibration, Config};
 use crate::dataset::{self, DatasetSpec};
 use crate::quantize::{Mode, QuantOptions};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +41,10 @@ pub struct Job {
     pub options: QuantOptions,
     /// Calibration method.
     pub calibration: Calibration,
+    /// The evaluation dataset: the report measures the artifact's accuracy on it.
+    pub eval: Option<DatasetSpec>,
+    /// The accuracy the artifact must reach on `eval` (integer modes), keeping ops float as needed.
+    pub target: Option<AccuracyTarget>,
     /// Where the `.tflite` artifact goes.
     pub artifact: PathBuf,
     /// Where the JSON report goes.
@@ -53,7 +57,8 @@ impl Job {
         format!("{}.{}", self.model, self.mode)
     }
 
-    /// Every file this job reads: the source model and, for calibrated modes, the dataset files.
+    /// Every file this job reads: the source model, for calibrated modes the dataset files, and the
+    /// evaluation dataset's files.
     pub fn inputs(&self) -> Vec<PathBuf> {
         let mut files = vec![self.source.clone()];
         if self.mode.needs_calibration() {
@@ -61,7 +66,20 @@ impl Job {
                 files.extend(dataset::digest_files(ds, &self.datasets));
             }
         }
+        for file in self.eval_files() {
+            if !files.contains(&file) {
+                files.push(file);
+            }
+        }
         files
+    }
+
+    /// The evaluation dataset's files (none without `eval`).
+    pub fn eval_files(&self) -> Vec<PathBuf> {
+        self.eval
+            .as_ref()
+            .map(|ds| dataset::digest_files(ds, &self.datasets))
+            .unwrap_or_default()
     }
 }
 
@@ -107,6 +125,12 @@ impl Plan {
                     datasets: config.datasets.clone(),
                     options: m.quant_options(mode),
                     calibration: m.calibration,
+                    eval: m
+                        .eval
+                        .as_ref()
+                        .and_then(|d| config.datasets.get(d))
+                        .cloned(),
+                    target: m.target.filter(|_| mode.needs_calibration()),
                     artifact: out_dir.join(format!("{name}.{mode}.tflite")),
                     report: out_dir.join(format!("{name}.{mode}.json")),
                 });

@@ -40,6 +40,12 @@ pub struct Report {
     /// (modes without calibration).
     #[serde(default)]
     pub ranges_from: String,
+    /// What quantization cost on the model's evaluation dataset (`eval`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<crate::eval::Accuracy>,
+    /// How the accuracy target (`target_sqnr_db`, `max_top1_drop`) was met, when the model sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<crate::eval::target::TargetOutcome>,
 }
 
 impl Report {
@@ -76,6 +82,8 @@ impl Report {
                 "none"
             }
             .into(),
+            accuracy: None,
+            target: None,
         }
     }
 

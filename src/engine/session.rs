@@ -58,6 +58,8 @@ struct Inputs {
     dataset: Vec<FileDigest>,
     /// Dataset files the job names that do not exist (a locked build may lack them).
     missing: Vec<PathBuf>,
+    /// Evaluation dataset files present now (their digests key the cached report's accuracy).
+    eval: Vec<FileDigest>,
 }
 
 impl Session {
@@ -126,12 +128,24 @@ impl Session {
                 }
             }
         }
+        let mut eval = Vec::new();
+        for file in job.eval_files() {
+            if file.exists() {
+                let digest = self.digest(&file)?;
+                // An accuracy target makes the artifact depend on the evaluation data: the lock records it.
+                if job.target.is_some() && !dataset.contains(&digest) {
+                    dataset.push(digest.clone());
+                }
+                eval.push(digest);
+            }
+        }
         Ok(Inputs {
             source_bytes,
             source,
             settings: settings_digest(job),
             dataset,
             missing,
+            eval,
         })
     }
 
@@ -404,6 +418,13 @@ impl Session {
                         key.push_str(&format!("{} {}\n", d.path, d.sha256));
                     }
                 }
+            }
+        }
+        if job.eval.is_some() {
+            // The cached report carries the accuracy on this data.
+            key.push_str("eval\n");
+            for d in &inputs.eval {
+                key.push_str(&format!("{} {}\n", d.path, d.sha256));
             }
         }
         sha256_hex(key.as_bytes())

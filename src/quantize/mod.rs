@@ -98,6 +98,10 @@ pub struct QuantOptions {
     pub exclude: Vec<String>,
     /// Fail if the artifact needs a newer LiteRT than this (`"2.14"`).
     pub target_runtime: Option<String>,
+    /// Ops (indices in the source model) kept float to meet an accuracy target (integer modes). Left out of
+    /// the serialized options when empty, so settings digests of models without a target stay as they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep_float_ops: Vec<usize>,
 }
 
 impl Default for QuantOptions {
@@ -111,6 +115,7 @@ impl Default for QuantOptions {
             inference_output_type: IoType::Float32,
             exclude: Vec::new(),
             target_runtime: None,
+            keep_float_ops: Vec::new(),
         }
     }
 }

@@ -45,12 +45,12 @@ fn relevant_settings(job: &Job) -> Job {
     if !job.mode.needs_calibration() {
         job.dataset = None;
     }
-    let used: BTreeSet<String> = match &job.dataset {
-        Some(own) => std::iter::once(own.name.clone())
-            .chain(own.inputs.values().cloned())
-            .collect(),
-        None => BTreeSet::new(),
-    };
+    let used: BTreeSet<String> = job
+        .dataset
+        .iter()
+        .chain(&job.eval)
+        .flat_map(|own| std::iter::once(own.name.clone()).chain(own.inputs.values().cloned()))
+        .collect();
     job.datasets.retain(|name, _| used.contains(name));
     job
 }

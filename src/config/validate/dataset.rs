@@ -76,6 +76,24 @@ impl Checker<'_> {
             _ => 0,
         };
         let inputs = self.inputs(&raw.inputs, format, &key("inputs"), datasets);
+        let labels = raw.labels.as_ref().map(|l| {
+            if l.get_ref().is_empty() {
+                let message = "expected the name of the npz array holding the class labels, found an empty string";
+                self.fail(l.span(), key("labels"), ConfigErrorKind::InvalidValue, message);
+            }
+            l.get_ref().clone()
+        });
+        let label_output = raw.label_output.as_ref().and_then(|o| {
+            let index = usize::try_from(*o.get_ref()).ok();
+            if index.is_none() {
+                let message = format!(
+                    "expected the index of the model output the labels refer to (0, 1, ...), found {}",
+                    o.get_ref()
+                );
+                self.fail(o.span(), key("label_output"), ConfigErrorKind::InvalidValue, message);
+            }
+            index
+        });
 
         if self.errors.len() > errors_before {
             return None;
@@ -91,6 +109,8 @@ impl Checker<'_> {
             inputs,
             range,
             seed,
+            labels,
+            label_output,
         })
     }
 
@@ -131,6 +151,16 @@ impl Checker<'_> {
                 "seed",
                 raw.seed.as_ref().map(Spanned::span),
                 DatasetFormat::Random,
+            ),
+            (
+                "labels",
+                raw.labels.as_ref().map(Spanned::span),
+                DatasetFormat::Npz,
+            ),
+            (
+                "label_output",
+                raw.label_output.as_ref().map(Spanned::span),
+                DatasetFormat::Npz,
             ),
         ];
         for (k, span, owner) in format_only {

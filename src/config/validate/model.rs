@@ -3,7 +3,7 @@
 use super::{defined, one_of, Checker};
 use crate::config::error::{join_key, ConfigErrorKind};
 use crate::config::raw::RawModel;
-use crate::config::{io_type_fits, Calibration, ModelConfig, OpSet};
+use crate::config::{io_type_fits, AccuracyTarget, Calibration, ModelConfig, OpSet};
 use crate::quantize::{IoType, Mode};
 use toml::Spanned;
 
@@ -117,6 +117,26 @@ impl Checker<'_> {
             t.get_ref().clone()
         });
 
+        let eval = raw.eval.as_ref().and_then(|e| {
+            if datasets.contains(&e.get_ref().as_str()) {
+                Some(e.get_ref().clone())
+            } else {
+                let message = format!(
+                    "`{}` is not a dataset; expected {}",
+                    e.get_ref(),
+                    defined("dataset", datasets)
+                );
+                self.fail(
+                    e.span(),
+                    key("eval"),
+                    ConfigErrorKind::InvalidValue,
+                    message,
+                );
+                None
+            }
+        });
+        let target = self.target(raw, &modes, &table);
+
         if self.errors.len() > errors_before {
             return None;
         }
@@ -133,6 +153,68 @@ impl Checker<'_> {
             calibration,
             exclude,
             target_runtime,
+            eval,
+            target,
+        })
+    }
+
+    /// `target_sqnr_db` and `max_top1_drop`: finite, in range, with an `eval` dataset to measure them on and an
+    /// integer mode to act on.
+    fn target(&mut self, raw: &RawModel, modes: &[Mode], table: &str) -> Option<AccuracyTarget> {
+        let key = |k: &str| join_key(table, k);
+        let sqnr = raw.target_sqnr_db.as_ref().map(|v| {
+            let ok = v.get_ref().is_finite() && *v.get_ref() > 0.0 && *v.get_ref() < 200.0;
+            if !ok {
+                let message = format!(
+                    "expected an output SQNR in dB between 0 and 200 (30 is a typical int8 target), found {}",
+                    v.get_ref()
+                );
+                self.fail(v.span(), key("target_sqnr_db"), ConfigErrorKind::InvalidValue, message);
+            }
+            (v.span(), *v.get_ref())
+        });
+        let drop = raw.max_top1_drop.as_ref().map(|v| {
+            let ok = (0.0..=1.0).contains(v.get_ref());
+            if !ok {
+                let message = format!(
+                    "expected a fraction of samples between 0 and 1 (0.01 = 1%), found {}",
+                    v.get_ref()
+                );
+                self.fail(
+                    v.span(),
+                    key("max_top1_drop"),
+                    ConfigErrorKind::InvalidValue,
+                    message,
+                );
+            }
+            (v.span(), *v.get_ref())
+        });
+        let span = sqnr.as_ref().or(drop.as_ref()).map(|(s, _)| s.clone())?;
+        let which = if sqnr.is_some() {
+            "target_sqnr_db"
+        } else {
+            "max_top1_drop"
+        };
+        if raw.eval.is_none() {
+            let message = format!(
+                "`{which}` is measured on an evaluation dataset; add `eval = \"NAME\"` naming a [datasets.NAME] table"
+            );
+            self.fail(
+                span.clone(),
+                key("eval"),
+                ConfigErrorKind::MissingKey,
+                message,
+            );
+        }
+        if !modes.iter().any(|m| m.needs_calibration()) {
+            let message = format!(
+                "`{which}` keeps ops float in the integer modes (int8, int16x8), and `modes` lists neither"
+            );
+            self.fail(span, key(which), ConfigErrorKind::Conflict, message);
+        }
+        Some(AccuracyTarget {
+            sqnr_db: sqnr.map(|(_, v)| v),
+            max_top1_drop: drop.map(|(_, v)| v),
         })
     }
 

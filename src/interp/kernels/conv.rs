@@ -206,31 +206,29 @@ fn quantized_conv(ctx: &OpCtx<'_>, depthwise: bool) -> Result<Vec<Tensor>, Strin
     let input_offset = -ctx.input_quant(0)?.zero_point0();
     let output_offset = out_q.zero_point0();
     let wide = input.tensor_type() == fb::TensorType::INT16;
-    let mut out = vec![0i32; g.batches * g.out_h * g.out_w * g.out_c];
-    let mut bad_index = false;
-    for_each_output(&g, &w, depthwise, |o, oc, pairs| {
-        let mut acc: i64 = 0;
-        for (xi, fi) in pairs {
-            match (x.get(xi), f.get(fi)) {
-                (Some(&xv), Some(&fv)) => acc += i64::from(fv) * i64::from(xv + input_offset),
-                _ => bad_index = true,
-            }
-        }
-        acc += bias[oc];
-        let scaled = if wide {
-            multiply_by_quantized_multiplier_i64(acc, multipliers[oc])
-        } else {
-            // int8 kernels accumulate in int32 (wrapping like the C++ kernel would not be reached in practice).
-            multiply_by_quantized_multiplier(acc as i32, multipliers[oc]) + output_offset
-        };
-        out[o] = scaled.clamp(act_min, act_max);
-    });
-    if bad_index {
-        return Err(format!(
+    // Offsets applied once: every product is filter * (input + input_offset), as in the reference kernel.
+    let x: Vec<i32> = x.iter().map(|&v| v + input_offset).collect();
+    let acc = accumulate(&g, &w, depthwise, &x, &f, wide).ok_or_else(|| {
+        format!(
             "filter {:?} does not fit input {:?}",
             filter.shape, input.shape
-        ));
-    }
+        )
+    })?;
+    let out: Vec<i32> = acc
+        .iter()
+        .enumerate()
+        .map(|(o, &acc)| {
+            let oc = o % g.out_c.max(1);
+            let acc = acc + bias[oc];
+            let scaled = if wide {
+                multiply_by_quantized_multiplier_i64(acc, multipliers[oc])
+            } else {
+                // int8 kernels accumulate in int32.
+                multiply_by_quantized_multiplier(acc as i32, multipliers[oc]) + output_offset
+            };
+            scaled.clamp(act_min, act_max)
+        })
+        .collect();
     Ok(vec![from_codes(
         vec![g.batches, g.out_h, g.out_w, g.out_c],
         out_type,
@@ -251,4 +249,91 @@ pub(super) fn per_channel_multipliers(
         .iter()
         .map(|&s| quantize_multiplier(input_scale * f64::from(s) / output_scale))
         .collect())
+}
+
+/// The sums of filter * offset input for every output (NHWC order), without bias. int8 sums wrap in i32 as
+/// the reference kernel's int32 accumulator would; int16 sums are exact in i64. `None` when an index falls
+/// outside the input or filter (shapes that do not fit).
+fn accumulate(
+    g: &Geometry,
+    w: &Window,
+    depthwise: bool,
+    x: &[i32],
+    f: &[i32],
+    wide: bool,
+) -> Option<Vec<i64>> {
+    let mut out = vec![0i64; g.batches * g.out_h * g.out_w * g.out_c];
+    let groups_out = if depthwise {
+        1
+    } else {
+        (g.out_c / (g.in_c / g.filter_in_c.max(1)).max(1)).max(1)
+    };
+    let dot = |a: &[i32], b: &[i32]| -> i64 {
+        if wide {
+            a.iter()
+                .zip(b)
+                .map(|(&p, &q)| i64::from(p) * i64::from(q))
+                .sum()
+        } else {
+            i64::from(
+                a.iter()
+                    .zip(b)
+                    .fold(0i32, |s, (&p, &q)| s.wrapping_add(p.wrapping_mul(q))),
+            )
+        }
+    };
+    let mut sums = vec![0i64; g.out_c];
+    for b in 0..g.batches {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let y0 = (oy * w.stride.0) as i64 - g.pad_h as i64;
+                let x0 = (ox * w.stride.1) as i64 - g.pad_w as i64;
+                sums.iter_mut().for_each(|s| *s = 0);
+                for ky in 0..g.k_h {
+                    let iy = y0 + (ky * w.dilation.0) as i64;
+                    if iy < 0 || iy as usize >= g.in_h {
+                        continue;
+                    }
+                    for kx in 0..g.k_w {
+                        let ix = x0 + (kx * w.dilation.1) as i64;
+                        if ix < 0 || ix as usize >= g.in_w {
+                            continue;
+                        }
+                        let base = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                        if depthwise {
+                            let taps = f.get(
+                                (ky * g.k_w + kx) * g.out_c..(ky * g.k_w + kx + 1) * g.out_c,
+                            )?;
+                            let pixel = x.get(base..base + g.in_c)?;
+                            let m = w.depth_multiplier.max(1);
+                            for (oc, (s, &t)) in sums.iter_mut().zip(taps).enumerate() {
+                                let v = *pixel.get(oc / m)?;
+                                *s = if wide {
+                                    *s + i64::from(v) * i64::from(t)
+                                } else {
+                                    i64::from((*s as i32).wrapping_add(v.wrapping_mul(t)))
+                                };
+                            }
+                        } else {
+                            for (oc, s) in sums.iter_mut().enumerate() {
+                                let ch0 = (oc / groups_out) * g.filter_in_c;
+                                let xs = x.get(base + ch0..base + ch0 + g.filter_in_c)?;
+                                let fb = ((oc * g.k_h + ky) * g.k_w + kx) * g.filter_in_c;
+                                let fs = f.get(fb..fb + g.filter_in_c)?;
+                                let d = dot(xs, fs);
+                                *s = if wide {
+                                    *s + d
+                                } else {
+                                    i64::from((*s as i32).wrapping_add(d as i32))
+                                };
+                            }
+                        }
+                    }
+                }
+                let o = ((b * g.out_h + oy) * g.out_w + ox) * g.out_c;
+                out.get_mut(o..o + g.out_c)?.copy_from_slice(&sums);
+            }
+        }
+    }
+    Some(out)
 }

@@ -81,6 +81,12 @@ pub(crate) fn decide(
             out.push(Decision::Untouched);
             continue;
         }
+        if opts.keep_float_ops.contains(&i) {
+            out.push(Decision::Float(
+                "kept float to meet the accuracy target".into(),
+            ));
+            continue;
+        }
         if exclude.matches(graph, op) {
             out.push(Decision::Float("excluded by `exclude`".into()));
             continue;

@@ -1,0 +1,593 @@
+//! What quantization cost: the quantized model against its float source on an evaluation dataset.
+//!
+//! [`evaluate`] runs every evaluation sample through the float model (the calibration interpreter) and the
+//! quantized artifact ([`Interpreter`](crate::Interpreter), TFLite's integer arithmetic) and measures, as
+//! TFLite's quantization debugger and ONNX Runtime's `qdq_loss_debug` do:
+//! * output SQNR over all outputs and samples (`10 log10(sum f^2 / sum (f - q)^2)`, the score of
+//!   `litert_eval.py` and `ANCHORS.md`), per output SQNR and max abs error;
+//! * top-1 agreement for classifier outputs, and accuracy of both models when the data has labels;
+//! * the SQNR of every activation tensor (the quantized tensor dequantized against the float tensor of the
+//!   same name), in execution order: the layers where the error comes from.
+//!
+//! Samples run in fixed groups whose sums are merged in group order, so the numbers do not depend on the
+//! thread count. [`html::render`] draws a report as a self-contained page.
+
+pub mod html;
+pub mod target;
+
+use crate::calibrate::{CalibError, FloatInterpreter, Registry, Value};
+use crate::dataset::{self, DatasetError, DatasetSpec, Labels};
+use crate::graph::{Graph, OpIndex, TensorId};
+use crate::interp::{InterpError, QuantParams};
+use crate::tflite::{self, fb};
+use crate::Interpreter;
+use ndarray::ArrayD;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+/// Samples one worker evaluates before its sums are merged (fixed: results do not depend on threads).
+const SAMPLES_PER_GROUP: usize = 8;
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// The evaluation data cannot be read or does not fit the model.
+    #[error(transparent)]
+    Data(#[from] DatasetError),
+    /// The float model cannot run (unsupported or passed-through op).
+    #[error("float model: {0}")]
+    Float(#[from] CalibError),
+    /// The quantized model cannot run in the integer interpreter.
+    #[error("quantized model: {0}")]
+    Quantized(#[from] InterpError),
+    /// The two models or the labels do not fit together.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The thread pool could not be created.
+    #[error("evaluation thread pool: {0}")]
+    ThreadPool(String),
+}
+
+/// Evaluation samples, read once, with their labels.
+#[derive(Debug, Clone)]
+pub struct EvalData {
+    /// The dataset's name in the config.
+    pub dataset: String,
+    /// One sample per entry: one array per model input, model input order.
+    pub samples: Vec<Vec<ArrayD<f32>>>,
+    /// Class labels, when the dataset has them.
+    pub labels: Option<Labels>,
+}
+
+impl EvalData {
+    /// Reads every sample of `spec` (and its labels) as the float model `graph` takes them.
+    pub fn load(
+        spec: &DatasetSpec,
+        all: &BTreeMap<String, DatasetSpec>,
+        graph: &Graph,
+    ) -> Result<EvalData, EvalError> {
+        let mut stream = dataset::open(spec, all, &crate::engine::input_specs(graph))?;
+        let mut samples = Vec::with_capacity(stream.len());
+        loop {
+            let batch = stream.next_batch(64)?;
+            if batch.is_empty() {
+                break;
+            }
+            samples.extend(batch);
+        }
+        let labels = dataset::read_labels(spec)?;
+        if let Some(l) = &labels {
+            if l.classes.len() < samples.len() {
+                return Err(EvalError::Mismatch(format!(
+                    "dataset `{}`: {} labels for {} samples; expected one label per sample",
+                    spec.name,
+                    l.classes.len(),
+                    samples.len()
+                )));
+            }
+        }
+        Ok(EvalData {
+            dataset: spec.name.clone(),
+            samples,
+            labels,
+        })
+    }
+}
+
+/// How an evaluation runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+}
+
+/// What quantization cost on the evaluation data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// The evaluation dataset.
+    pub dataset: String,
+    /// Samples evaluated.
+    pub samples: usize,
+    /// Output SQNR in dB over all outputs and samples (`null`: the outputs are identical).
+    pub sqnr_db: Option<f64>,
+    /// Largest absolute difference of any output element.
+    pub max_abs_error: f64,
+    /// Mean absolute difference over all output elements.
+    pub mean_abs_error: f64,
+    /// Mean top-1 agreement with the float model over the classifier outputs (`null`: none).
+    pub top1_agreement: Option<f64>,
+    /// The output the labels refer to, when the data has labels.
+    pub label_output: Option<String>,
+    /// The float model's accuracy on the labels.
+    pub accuracy_float: Option<f64>,
+    /// The quantized model's accuracy on the labels.
+    pub accuracy_quant: Option<f64>,
+    /// Each model output.
+    pub outputs: Vec<OutputAccuracy>,
+    /// Every activation tensor both models compute, in execution order.
+    pub tensors: Vec<TensorAccuracy>,
+}
+
+/// One model output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputAccuracy {
+    /// Tensor name.
+    pub name: String,
+    /// SQNR in dB over all samples (`null`: identical).
+    pub sqnr_db: Option<f64>,
+    /// Largest absolute difference.
+    pub max_abs_error: f64,
+    /// Top-1 agreement, for a classifier output (probability rows, or the labels' output).
+    pub top1_agreement: Option<f64>,
+}
+
+/// One activation tensor: the quantized model's value (dequantized) against the float model's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorAccuracy {
+    /// Tensor name (as in the float model).
+    pub name: String,
+    /// The op computing it in the float model (`input` for a model input).
+    pub op: String,
+    /// That op's index in the float model (`null` for a model input).
+    pub op_index: Option<usize>,
+    /// Its type in the quantized model (`int8`, `int16`, `float32`).
+    pub dtype: String,
+    /// SQNR in dB over all samples (`null`: identical).
+    pub sqnr_db: Option<f64>,
+    /// Largest absolute difference.
+    pub max_abs_error: f64,
+}
+
+impl Accuracy {
+    /// Tensors worst first (lowest SQNR), identical ones last; ties keep execution order.
+    pub fn worst_tensors(&self) -> Vec<&TensorAccuracy> {
+        let mut t: Vec<&TensorAccuracy> = self.tensors.iter().collect();
+        t.sort_by(|a, b| {
+            let key = |x: &TensorAccuracy| x.sqnr_db.unwrap_or(f64::INFINITY);
+            key(a).total_cmp(&key(b))
+        });
+        t
+    }
+
+    /// One line for a person: `SQNR 43.0 dB, top-1 agreement 0.998, accuracy 0.9850 (float 0.9825)`.
+    pub fn summary_line(&self) -> String {
+        let mut s = format!(
+            "SQNR {} on {} eval samples, max abs error {:.3e}",
+            db(self.sqnr_db),
+            self.samples,
+            self.max_abs_error
+        );
+        if let Some(a) = self.top1_agreement {
+            s.push_str(&format!(", top-1 agreement {a:.3}"));
+        }
+        if let (Some(q), Some(f)) = (self.accuracy_quant, self.accuracy_float) {
+            s.push_str(&format!(", accuracy {q:.4} (float {f:.4})"));
+        }
+        s
+    }
+
+    /// The short table `build` and `eval` print: the summary line, then the `worst` lowest-SQNR tensors.
+    pub fn table(&self, worst: usize) -> String {
+        let mut out = format!("  {}\n", self.summary_line());
+        let rows: Vec<&TensorAccuracy> = self.worst_tensors().into_iter().take(worst).collect();
+        if rows.is_empty() {
+            return out;
+        }
+        out.push_str(&format!(
+            "  {:>9}  {:<7}  {:<18}  {}\n",
+            "SQNR", "type", "op", "tensor (worst first)"
+        ));
+        for t in rows {
+            out.push_str(&format!(
+                "  {:>9}  {:<7}  {:<18}  {}\n",
+                db(t.sqnr_db),
+                t.dtype,
+                t.op,
+                ellipsize(&t.name, 60),
+            ));
+        }
+        out
+    }
+}
+
+/// `43.04` -> `43.0 dB`, `None` -> `exact`.
+pub fn db(v: Option<f64>) -> String {
+    match v {
+        Some(v) => format!("{v:.1} dB"),
+        None => "exact".into(),
+    }
+}
+
+fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(max - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    }
+}
+
+/// Signal and noise energy of one tensor or output, summed over samples.
+#[derive(Debug, Clone, Copy, Default)]
+struct Energy {
+    signal: f64,
+    noise: f64,
+    max_abs: f64,
+    abs_sum: f64,
+    count: u64,
+}
+
+impl Energy {
+    fn add(&mut self, float: &[f32], quant: &[f32]) {
+        for (&f, &q) in float.iter().zip(quant) {
+            let (f, q) = (f as f64, q as f64);
+            let d = f - q;
+            self.signal += f * f;
+            self.noise += d * d;
+            let a = d.abs();
+            // NaN in the quantized model is the worst error there is: keep it visible.
+            if a > self.max_abs || a.is_nan() {
+                self.max_abs = a;
+            }
+            self.abs_sum += a;
+        }
+        self.count += float.len() as u64;
+    }
+
+    fn merge(&mut self, o: &Energy) {
+        self.signal += o.signal;
+        self.noise += o.noise;
+        if o.max_abs > self.max_abs || o.max_abs.is_nan() {
+            self.max_abs = o.max_abs;
+        }
+        self.abs_sum += o.abs_sum;
+        self.count += o.count;
+    }
+
+    fn sqnr_db(&self) -> Option<f64> {
+        if self.noise == 0.0 {
+            return None;
+        }
+        if self.noise.is_nan() {
+            return Some(f64::MIN);
+        }
+        Some(10.0 * (self.signal.max(f64::MIN_POSITIVE) / self.noise).log10())
+    }
+}
+
+/// What one group of samples contributes.
+#[derive(Debug, Default)]
+struct Partial {
+    outputs: Vec<Energy>,
+    tensors: Vec<Energy>,
+    /// Per sample (group order): argmax of the float and quantized model for each top-1 output.
+    argmax: Vec<Vec<(usize, usize)>>,
+    /// Per sample: whether each output looks like probabilities (non-negative rows summing to 1).
+    prob_like: Vec<bool>,
+}
+
+/// A float model tensor compared in the report, and its counterpart in the quantized model.
+struct Pair {
+    float: TensorId,
+    quant: TensorId,
+    params: Option<QuantParams>,
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::with_all_ops)
+}
+
+/// Runs `data` through the float model `float` and the quantized model (`quant`, the artifact's bytes) and
+/// measures the difference.
+pub fn evaluate(
+    float: &Graph,
+    quant: &[u8],
+    data: &EvalData,
+    opts: &EvalOptions,
+) -> Result<Accuracy, EvalError> {
+    let float_interp = FloatInterpreter::new(float, registry())?;
+    let quant_interp = Interpreter::new(quant)?;
+    let quant_bytes = quant;
+    let quant = quant_interp.graph();
+    let n_out = float.outputs().len();
+    if quant.outputs().len() != n_out || quant.inputs().len() != float.inputs().len() {
+        return Err(EvalError::Mismatch(format!(
+            "the quantized model has {} input(s) and {} output(s), the float model {} and {}",
+            quant.inputs().len(),
+            quant.outputs().len(),
+            float.inputs().len(),
+            n_out
+        )));
+    }
+    let output_map = match_outputs(float, quant);
+    let pairs = tensor_pairs(float, quant, &float_interp);
+    let mut slot_of = vec![None; float.tensors().len()];
+    for (slot, p) in pairs.iter().enumerate() {
+        slot_of[p.float.0] = Some(slot);
+    }
+    let quant_slot: HashMap<usize, usize> = pairs
+        .iter()
+        .enumerate()
+        .map(|(slot, p)| (p.quant.0, slot))
+        .collect();
+
+    let groups: Vec<&[Vec<ArrayD<f32>>]> = data.samples.chunks(SAMPLES_PER_GROUP).collect();
+    let run_group = |group: &&[Vec<ArrayD<f32>>]| -> Result<Partial, EvalError> {
+        let mut interp = Interpreter::new(quant_bytes)?;
+        let mut part = Partial {
+            outputs: vec![Energy::default(); n_out],
+            tensors: vec![Energy::default(); pairs.len()],
+            argmax: Vec::with_capacity(group.len()),
+            prob_like: vec![true; n_out],
+        };
+        for sample in group.iter() {
+            let mut float_values: Vec<Option<Vec<f32>>> = vec![None; pairs.len()];
+            let float_out = float_interp.run(sample, &mut |t, v| {
+                if let (Some(Some(slot)), Value::F32(a)) = (slot_of.get(t.0), v) {
+                    float_values[*slot] = Some(a.iter().copied().collect());
+                }
+            })?;
+            for (i, x) in sample.iter().enumerate() {
+                let flat: Vec<f32> = x.iter().copied().collect();
+                interp.set_input_f32(i, &flat)?;
+            }
+            let mut tensor_energy = std::mem::take(&mut part.tensors);
+            interp.invoke_with(&mut |t, v| {
+                if let Some(&slot) = quant_slot.get(&t.0) {
+                    if let Some(f) = &float_values[slot] {
+                        let q = v.to_real(pairs[slot].params.as_ref());
+                        if q.len() == f.len() {
+                            tensor_energy[slot].add(f, &q);
+                        }
+                    }
+                }
+            })?;
+            part.tensors = tensor_energy;
+            let mut maxes = Vec::with_capacity(n_out);
+            for (i, fv) in float_out.iter().enumerate() {
+                let Value::F32(f) = fv else {
+                    return Err(EvalError::Mismatch(format!(
+                        "float model output {i} is {}, not float32",
+                        fv.type_name()
+                    )));
+                };
+                let f: Vec<f32> = f.iter().copied().collect();
+                let q = interp.output_f32(output_map[i])?;
+                if q.len() != f.len() {
+                    return Err(EvalError::Mismatch(format!(
+                        "output {i} has {} elements in the quantized model and {} in the float model",
+                        q.len(),
+                        f.len()
+                    )));
+                }
+                part.outputs[i].add(&f, &q);
+                let sum: f32 = f.iter().sum();
+                if f.len() < 2 || f.iter().any(|&v| v < -1e-6) || (sum - 1.0).abs() > 1e-3 {
+                    part.prob_like[i] = false;
+                }
+                maxes.push((argmax(&f), argmax(&q)));
+            }
+            part.argmax.push(maxes);
+        }
+        Ok(part)
+    };
+    let parts: Vec<Result<Partial, EvalError>> = if opts.threads == 1 || groups.len() < 2 {
+        groups.iter().map(run_group).collect()
+    } else {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads)
+            .build()
+            .map_err(|e| EvalError::ThreadPool(e.to_string()))?;
+        pool.install(|| groups.par_iter().map(run_group).collect())
+    };
+    let mut outputs = vec![Energy::default(); n_out];
+    let mut tensors = vec![Energy::default(); pairs.len()];
+    let mut argmaxes: Vec<Vec<(usize, usize)>> = Vec::with_capacity(data.samples.len());
+    let mut prob_like = vec![!data.samples.is_empty(); n_out];
+    for part in parts {
+        let part = part?;
+        for (a, b) in outputs.iter_mut().zip(&part.outputs) {
+            a.merge(b);
+        }
+        for (a, b) in tensors.iter_mut().zip(&part.tensors) {
+            a.merge(b);
+        }
+        for (a, b) in prob_like.iter_mut().zip(&part.prob_like) {
+            *a &= *b;
+        }
+        argmaxes.extend(part.argmax);
+    }
+    let n = argmaxes.len();
+
+    let mut classifiers: Vec<usize> = (0..n_out).filter(|&i| prob_like[i]).collect();
+    let mut label_output = None;
+    let (mut accuracy_float, mut accuracy_quant) = (None, None);
+    if let Some(labels) = &data.labels {
+        let out = labels.output.or(classifiers.first().copied()).unwrap_or(0);
+        if out >= n_out {
+            return Err(EvalError::Mismatch(format!(
+                "dataset `{}`: the labels refer to output {out}, and the model has {n_out} output(s)",
+                data.dataset
+            )));
+        }
+        if !classifiers.contains(&out) {
+            classifiers.push(out);
+        }
+        let hits = |pick: fn(&(usize, usize)) -> usize| {
+            argmaxes
+                .iter()
+                .zip(&labels.classes)
+                .filter(|(m, &label)| i64::try_from(pick(&m[out])).ok() == Some(label))
+                .count() as f64
+                / n.max(1) as f64
+        };
+        accuracy_float = Some(hits(|m| m.0));
+        accuracy_quant = Some(hits(|m| m.1));
+        label_output = Some(float.tensor_name(float.outputs()[out]).to_string());
+    }
+    let agreement =
+        |i: usize| argmaxes.iter().filter(|m| m[i].0 == m[i].1).count() as f64 / n.max(1) as f64;
+    let top1_agreement = (!classifiers.is_empty())
+        .then(|| classifiers.iter().map(|&i| agreement(i)).sum::<f64>() / classifiers.len() as f64);
+
+    let mut all = Energy::default();
+    for e in &outputs {
+        all.merge(e);
+    }
+    Ok(Accuracy {
+        dataset: data.dataset.clone(),
+        samples: n,
+        sqnr_db: all.sqnr_db(),
+        max_abs_error: all.max_abs,
+        mean_abs_error: all.abs_sum / all.count.max(1) as f64,
+        top1_agreement,
+        label_output,
+        accuracy_float,
+        accuracy_quant,
+        outputs: outputs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| OutputAccuracy {
+                name: float.tensor_name(float.outputs()[i]).to_string(),
+                sqnr_db: e.sqnr_db(),
+                max_abs_error: e.max_abs,
+                top1_agreement: classifiers.contains(&i).then(|| agreement(i)),
+            })
+            .collect(),
+        tensors: pairs
+            .iter()
+            .zip(&tensors)
+            .filter(|(_, e)| e.count > 0)
+            .map(|(p, e)| {
+                let producer = producer_of(float, p.float);
+                TensorAccuracy {
+                    name: float.tensor_name(p.float).to_string(),
+                    op: producer.map_or_else(
+                        || "input".to_string(),
+                        |op| tflite::op_name(float.op_code(op)),
+                    ),
+                    op_index: producer.map(|op| op.0),
+                    dtype: tflite::type_name(quant.tensor(p.quant).type_).to_lowercase(),
+                    sqnr_db: e.sqnr_db(),
+                    max_abs_error: e.max_abs,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// The first index of the largest value (NaN never wins).
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] || v[best].is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// For each float output, the quantized output of the same name, else the one at the same position.
+fn match_outputs(float: &Graph, quant: &Graph) -> Vec<usize> {
+    let names: Vec<&str> = quant
+        .outputs()
+        .iter()
+        .map(|&t| quant.tensor_name(t))
+        .collect();
+    float
+        .outputs()
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let name = float.tensor_name(t);
+            names.iter().position(|n| *n == name).unwrap_or(i)
+        })
+        .collect()
+}
+
+/// Every float activation the float interpreter observes, paired with the quantized model's tensor of the
+/// same name (the quantizer keeps activation names), in the float model's execution order.
+fn tensor_pairs(float: &Graph, quant: &Graph, interp: &FloatInterpreter<'_>) -> Vec<Pair> {
+    let mut by_name: HashMap<&str, TensorId> = HashMap::new();
+    let produced = quant
+        .ops()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, _)| quant.op_outputs(OpIndex(i)))
+        .chain(quant.inputs());
+    for t in produced {
+        by_name.entry(quant.tensor_name(t)).or_insert(t);
+    }
+    let order = float
+        .inputs()
+        .into_iter()
+        .chain((0..float.ops().len()).flat_map(|i| float.op_outputs(OpIndex(i))));
+    let mut pairs = Vec::new();
+    let mut seen = vec![false; float.tensors().len()];
+    for t in order {
+        if t.0 >= seen.len() || seen[t.0] || !interp.is_observed(t) {
+            continue;
+        }
+        seen[t.0] = true;
+        let Some(&q) = by_name.get(float.tensor_name(t)) else {
+            continue;
+        };
+        let tensor = quant.tensor(q);
+        let comparable = matches!(
+            tensor.type_,
+            fb::TensorType::FLOAT32
+                | fb::TensorType::FLOAT16
+                | fb::TensorType::INT8
+                | fb::TensorType::UINT8
+                | fb::TensorType::INT16
+        );
+        let params = QuantParams::of(tensor);
+        let integer =
+            tensor.type_ != fb::TensorType::FLOAT32 && tensor.type_ != fb::TensorType::FLOAT16;
+        if comparable && (!integer || params.is_some()) {
+            pairs.push(Pair {
+                float: t,
+                quant: q,
+                params,
+            });
+        }
+    }
+    pairs
+}
+
+fn producer_of(graph: &Graph, t: TensorId) -> Option<OpIndex> {
+    (0..graph.ops().len())
+        .map(OpIndex)
+        .find(|&op| graph.op_outputs(op).contains(&t))
+}
