@@ -86,7 +86,16 @@ fn parity() -> Report {
     let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
     let mut end_to_end = String::from("model                mode       output  max|ref-xnnpack|  max|interp-xnnpack|  max|interp-ref|\n");
     let mut problems = Vec::new();
+    // Samples per model (LITEQUANT_PARITY_SAMPLES, default 2; LITEQUANT_PARITY_MODELS limits the models).
+    let samples: usize = std::env::var("LITEQUANT_PARITY_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let only = std::env::var("LITEQUANT_PARITY_MODELS").unwrap_or_default();
     for name in corpus_models() {
+        if !only.is_empty() && !only.split(',').any(|m| m == name) {
+            continue;
+        }
         let mdir = corpus().join(&name);
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("quantize.toml"), config(&mdir)).expect("write config");
@@ -106,7 +115,7 @@ fn parity() -> Report {
             let status = std::process::Command::new(python())
                 .arg(repo().join("tests/litert/dump_ref.py"))
                 .args([&art, &mdir.join("eval.npz"), &dump])
-                .args(["--samples", "2"])
+                .args(["--samples", &samples.to_string()])
                 .status()
                 .expect("python runs");
             assert!(status.success(), "{name}/{mode}: LiteRT dump failed");
@@ -120,7 +129,7 @@ fn parity() -> Report {
             };
             let mut npz = NpzReader::new(std::fs::File::open(&dump).expect("dump")).expect("npz");
             let graph = litequant::graph::Graph::from_bytes(&bytes).expect("the artifact reads");
-            for s in 0..2 {
+            for s in 0..samples {
                 let tensor = |npz: &mut NpzReader<std::fs::File>, t: TensorId| {
                     read(npz, &format!("s{s}_t{}", t.0), graph.tensor(t).type_)
                 };

@@ -82,20 +82,8 @@ pub fn chart(acc: &Accuracy) -> String {
                 (v / max * PLOT_W, class)
             }
         };
-        let label = if t.name.chars().count() > 48 {
-            let tail: String = t
-                .name
-                .chars()
-                .rev()
-                .take(47)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            format!("…{tail}")
-        } else {
-            t.name.clone()
-        };
+        // TF's converter joins the names of fused ops with `;`: the first is the layer's own.
+        let label = super::short_name(&t.name, 48);
         svg.push_str(&format!(
             "<g><title>{name}\n{op} -> {dtype}: SQNR {sqnr}, max abs error {err:.3e}</title>\
              <text class=\"label\" x=\"{lx:.1}\" y=\"{ty:.1}\">{label}</text>\

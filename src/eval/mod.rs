@@ -206,7 +206,7 @@ impl Accuracy {
                 db(t.sqnr_db),
                 t.dtype,
                 t.op,
-                ellipsize(&t.name, 60),
+                short_name(&t.name, 60),
             ));
         }
         out
@@ -221,19 +221,15 @@ pub fn db(v: Option<f64>) -> String {
     }
 }
 
-fn ellipsize(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
+/// A tensor name for a narrow column: the first `;`-separated part (TF's converter joins the names of fused
+/// ops, the layer's own first), its start elided to `max` characters.
+pub fn short_name(name: &str, max: usize) -> String {
+    let first = name.split(';').next().unwrap_or(name);
+    if first.chars().count() <= max {
+        first.to_string()
     } else {
-        let tail: String = s
-            .chars()
-            .rev()
-            .take(max - 1)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        format!("…{tail}")
+        let tail: Vec<char> = first.chars().rev().take(max.saturating_sub(1)).collect();
+        format!("…{}", tail.into_iter().rev().collect::<String>())
     }
 }
 

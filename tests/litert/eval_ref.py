@@ -40,7 +40,8 @@ def run(path, data, keys, n, resolver=None):
             if d["dtype"] != np.float32:
                 scale, zp = d["quantization"]
                 info = np.iinfo(d["dtype"])
-                q = np.trunc(x / np.float32(scale) + np.copysign(np.float32(0.5), x / np.float32(scale)))
+                y = (x / np.float32(scale)).astype(np.float64)
+                q = np.sign(y) * np.floor(np.abs(y) + 0.5)
                 x = np.clip(q.astype(np.int64) + zp, info.min, info.max).astype(d["dtype"])
             it.set_tensor(d["index"], x)
         it.invoke()

@@ -2,9 +2,7 @@
 //! (`reference_integer_ops::FullyConnected`, `FullyConnectedPerChannel`).
 
 use super::{bias_i64, codes, dim, from_codes, type_range, OpCtx, Registry};
-use crate::interp::fixed_point::{
-    activation_range, multiply_by_quantized_multiplier, quantize_multiplier,
-};
+use crate::interp::fixed_point::activation_range;
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
 
@@ -65,7 +63,10 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         qmin,
         qmax,
     );
-    let multipliers: Vec<_> = if f_q.scale.len() > 1 {
+    // LiteRT's reference FULLY_CONNECTED (and its int16-activation kernels on every path) requantize with
+    // the real scale in double, `round(acc * input_scale * filter_scale / output_scale)`, not with a
+    // fixed-point multiplier: the two differ by one code on a few percent of outputs.
+    let scales: Vec<f64> = if f_q.scale.len() > 1 {
         if f_q.scale.len() != units {
             return Err(format!(
                 "the filter has {} scales for {units} units",
@@ -74,17 +75,12 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         }
         f_q.scale
             .iter()
-            .map(|&s| {
-                quantize_multiplier(
-                    f64::from(in_q.scale0()) * f64::from(s) / f64::from(out_q.scale0()),
-                )
-            })
+            .map(|&s| f64::from(in_q.scale0()) * f64::from(s) / f64::from(out_q.scale0()))
             .collect()
     } else {
-        // Per-tensor FC multiplies the two scales in float first (`GetQuantizedConvolutionMultipler`).
-        let product = f64::from(in_q.scale0() * f_q.scale0());
-        vec![quantize_multiplier(product / f64::from(out_q.scale0())); units]
+        vec![f64::from(in_q.scale0()) * f64::from(f_q.scale0()) / f64::from(out_q.scale0()); units]
     };
+    let wide = input.tensor_type() == fb::TensorType::INT16;
     let x = codes(input)?;
     let f = codes(filter)?;
     let bias = bias_i64(ctx.optional(2), units)?;
@@ -102,9 +98,15 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
                 .map(|(&xv, &wv)| i64::from(wv + filter_offset) * i64::from(xv + input_offset))
                 .sum();
             acc += bias[u];
-            // LiteRT's int16 FC narrows the int64 accumulator to int32 before the (int32, double-rounding)
-            // requantization, like the int8 kernel; measured bit-exact against BUILTIN_REF.
-            let v = multiply_by_quantized_multiplier(acc as i32, multipliers[u]) + output_offset;
+            // int8 kernels accumulate in int32 (wrapping); int16 ones in the bias type (int64).
+            let acc = if wide {
+                acc as f64
+            } else {
+                f64::from(acc as i32)
+            };
+            let scaled = (acc * scales[u]).round();
+            let v = (scaled.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32)
+                .saturating_add(output_offset);
             out.push(v.clamp(act_min, act_max));
         }
     }
