@@ -27,6 +27,8 @@ pub(super) fn asymmetric_quantize(values: &[f32]) -> Quantized {
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let rmin = f64::from(min.min(0.0));
     let rmax = f64::from(max.max(0.0));
+    // LiteRT 2.x keeps the range ends in float: their difference is rounded to f32 before the division.
+    let range = f64::from(max.max(0.0) - min.min(0.0));
     if rmin == rmax {
         return Quantized {
             codes: vec![0; values.len()],
@@ -35,7 +37,7 @@ pub(super) fn asymmetric_quantize(values: &[f32]) -> Quantized {
         };
     }
     let (qmin, qmax) = (-128.0f64, 127.0f64);
-    let scale = (rmax - rmin) / (qmax - qmin);
+    let scale = range / (qmax - qmin);
     let from_min = qmin - rmin / scale;
     let from_max = qmax - rmax / scale;
     let from_min_error = qmin.abs() + (rmin / scale).abs();
