@@ -324,13 +324,16 @@ fn batch_matmul_model(lhs: &[i32], rhs: &[i32], out: &[i32], adj_y: bool) -> Vec
     litequant::tflite::write_model(&model)
 }
 
+/// LHS, RHS and output shapes of a BATCH_MATMUL, and its `adj_y`.
+type MatMulShapes = (&'static [i32], &'static [i32], &'static [i32], bool);
+
 #[test]
 fn hybrid_batch_matmul_matches_litert_reference_kernel_bit_for_bit() {
     use litequant::quantize::{quantize, Mode, QuantOptions};
     // (LHS, RHS, output, adj_y): 2-D weights under a batched input; a [1, K, N] RHS (LiteRT folds the LHS
     // batch into its rows); adj_y weights; and two LHS batch dims (where LiteRT indexes row parameters
     // per batch dim).
-    let cases: [(&[i32], &[i32], &[i32], bool); 4] = [
+    let cases: [MatMulShapes; 4] = [
         (&[2, 4, 64], &[64, 32], &[2, 4, 32], false),
         (&[3, 5, 48], &[1, 48, 24], &[3, 5, 24], false),
         (&[4, 40], &[32, 40], &[4, 32], true),
