@@ -282,3 +282,155 @@ fn integer_ops_match_litert_reference_kernels_bit_for_bit_on_the_corpus() {
         report.problems.join("\n")
     );
 }
+
+/// A float model `y = BATCH_MATMUL(x, w)` (default options but `adj_y`) whose RHS `w` is a constant.
+fn batch_matmul_model(lhs: &[i32], rhs: &[i32], out: &[i32], adj_y: bool) -> Vec<u8> {
+    // The generated object API is non-exhaustive: build from defaults, field by field.
+    let tensor = |name: &str, shape: &[i32], buffer: u32| {
+        let mut t = fb::TensorT::default();
+        t.shape = Some(shape.to_vec());
+        t.type_ = fb::TensorType::FLOAT32;
+        t.buffer = buffer;
+        t.name = Some(name.to_string());
+        t
+    };
+    let elements: i32 = rhs.iter().product();
+    let mut weights = fb::BufferT::default();
+    weights.data = Some(
+        (0..elements as usize)
+            .map(|i| ((i * 7919 % 251) as f32 - 125.0) / 97.0)
+            .flat_map(f32::to_le_bytes)
+            .collect(),
+    );
+    let mut options = fb::BatchMatMulOptionsT::default();
+    options.adj_y = adj_y;
+    let mut op = fb::OperatorT::default();
+    op.inputs = Some(vec![0, 1]);
+    op.outputs = Some(vec![2]);
+    op.builtin_options = fb::BuiltinOptionsT::BatchMatMulOptions(Box::new(options));
+    op.debug_metadata_index = -1;
+    let mut code = fb::OperatorCodeT::default();
+    code.deprecated_builtin_code = fb::BuiltinOperator::BATCH_MATMUL.0 as i8;
+    code.builtin_code = fb::BuiltinOperator::BATCH_MATMUL;
+    code.version = 1;
+    let mut main = fb::SubGraphT::default();
+    main.tensors = Some(vec![
+        tensor("x", lhs, 0),
+        tensor("w", rhs, 1),
+        tensor("y", out, 0),
+    ]);
+    main.inputs = Some(vec![0]);
+    main.outputs = Some(vec![2]);
+    main.operators = Some(vec![op]);
+    main.name = Some("main".into());
+    main.debug_metadata_index = -1;
+    let mut model = fb::ModelT::default();
+    model.version = 3;
+    model.operator_codes = Some(vec![code]);
+    model.subgraphs = Some(vec![main]);
+    model.buffers = Some(vec![fb::BufferT::default(), weights]);
+    model.description = Some("litequant test: BATCH_MATMUL with a constant RHS".into());
+    litequant::tflite::write_model(&model)
+}
+
+/// LHS, RHS and output shapes of a BATCH_MATMUL, and its `adj_y`.
+type MatMulShapes = (&'static [i32], &'static [i32], &'static [i32], bool);
+
+#[test]
+fn hybrid_batch_matmul_matches_litert_reference_kernel_bit_for_bit() {
+    use litequant::quantize::{quantize, Mode, QuantOptions};
+    // (LHS, RHS, output, adj_y): 2-D weights under a batched input; a [1, K, N] RHS (LiteRT folds the LHS
+    // batch into its rows); adj_y weights; and two LHS batch dims (where LiteRT indexes row parameters
+    // per batch dim).
+    let cases: [MatMulShapes; 4] = [
+        (&[2, 4, 64], &[64, 32], &[2, 4, 32], false),
+        (&[3, 5, 48], &[1, 48, 24], &[3, 5, 24], false),
+        (&[4, 40], &[32, 40], &[4, 32], true),
+        (&[2, 3, 2, 32], &[32, 40], &[2, 3, 2, 40], false),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut problems = Vec::new();
+    for (case, &(lhs, rhs, out, adj_y)) in cases.iter().enumerate() {
+        let mut graph =
+            litequant::graph::Graph::from_bytes(&batch_matmul_model(lhs, rhs, out, adj_y))
+                .expect("the float model reads");
+        quantize(&mut graph, Mode::Dynamic, &QuantOptions::default(), None)
+            .expect("dynamic mode quantizes BATCH_MATMUL");
+        let bytes = graph.to_bytes();
+        let graph = litequant::graph::Graph::from_bytes(&bytes).expect("the artifact reads");
+        let op = OpIndex(0);
+        let weights = graph.op_inputs(op)[1].expect("the op has weights");
+        assert_eq!(
+            graph.tensor(weights).type_,
+            fb::TensorType::INT8,
+            "case {case}"
+        );
+        assert!(
+            graph
+                .op(op)
+                .builtin_options
+                .as_batch_mat_mul_options()
+                .is_some_and(|o| o.asymmetric_quantize_inputs),
+            "case {case}: dynamic mode sets asymmetric_quantize_inputs"
+        );
+        let model = dir.path().join(format!("bmm{case}.tflite"));
+        std::fs::write(&model, &bytes).expect("write model");
+
+        let samples = 3;
+        let per_sample: usize = lhs.iter().map(|&d| d as usize).product();
+        let data: Vec<f32> = (0..samples * per_sample)
+            .map(|i| ((i * 31 % 97) as f32 - 40.0) / 23.0 + (i % 5) as f32 * 0.01)
+            .collect();
+        let inputs = dir.path().join(format!("bmm{case}_inputs.npz"));
+        let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&inputs).expect("npz"));
+        let array =
+            ndarray::Array2::from_shape_vec((samples, per_sample), data.clone()).expect("shape");
+        npz.add_array("x", &array).expect("write x");
+        npz.finish().expect("finish npz");
+        let dump = dir.path().join(format!("bmm{case}_ref.npz"));
+        let status = std::process::Command::new(python())
+            .arg(repo().join("tests/litert/dump_ref.py"))
+            .args([&model, &inputs, &dump])
+            .args(["--samples", &samples.to_string()])
+            .status()
+            .expect("python runs");
+        assert!(status.success(), "case {case}: LiteRT dump failed");
+        let mut reference = NpzReader::new(std::fs::File::open(&dump).expect("dump")).expect("npz");
+
+        let mut interp = Interpreter::new(&bytes).expect("the hybrid op has a kernel");
+        let y = interp.outputs()[0].id;
+        let (mut max_diff, mut differing) = (0f64, 0);
+        for s in 0..samples {
+            interp
+                .set_input_f32(0, &data[s * per_sample..(s + 1) * per_sample])
+                .expect("input fits");
+            interp.invoke().expect("invoke");
+            let ours = interp.output(0).expect("output").data.to_f64();
+            let theirs = read(
+                &mut reference,
+                &format!("s{s}_t{}", y.0),
+                fb::TensorType::FLOAT32,
+            )
+            .expect("LiteRT's output")
+            .data
+            .to_f64();
+            assert_eq!(ours.len(), theirs.len(), "case {case}");
+            for (a, b) in ours.iter().zip(&theirs) {
+                if a.to_bits() != b.to_bits() {
+                    differing += 1;
+                    max_diff = max_diff.max((a - b).abs());
+                }
+            }
+        }
+        eprintln!(
+            "hybrid BATCH_MATMUL {lhs:?} x {rhs:?} (adj_y {adj_y}): {differing} of {} outputs differ from LiteRT BUILTIN_REF, max |diff| {max_diff:e}",
+            samples * out.iter().product::<i32>() as usize
+        );
+        if differing > 0 {
+            problems.push(format!(
+                "case {case}: {differing} outputs differ, max |diff| {max_diff:e}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -1,7 +1,9 @@
 //! End to end: a consumer crate (examples/digits-classifier) whose build.rs quantizes with litequant-build,
 //! built with the real cargo. Checks what the build.rs issue promises: artifacts embedded; no re-run on an
 //! untouched tree; a re-run when a model or dataset changes; identical bytes from two clean builds with
-//! different thread counts; locked builds from quantize.lock, failing on a changed dataset, naming it.
+//! different thread counts; locked builds from quantize.lock, failing on a changed dataset, naming it. And
+//! what the interpreter issue promises: the example classifies its eval digits with `litequant::Interpreter`
+//! exactly as LiteRT classifies them with the same artifacts (needs `LITEQUANT_TEST_PYTHON`).
 //!
 //! The consumer's dependencies compile once into `target/consumer-tests` (shared across runs); each test
 //! builds its own copy of the crate (its own `OUT_DIR`) with its own cache folder.
@@ -56,13 +58,19 @@ impl Consumer {
         let dir = tmp.path().join("digits-classifier");
         copy_dir(&repo().join("examples/digits-classifier"), &dir);
         let manifest = dir.join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest).unwrap().replace(
-            "path = \"../../build-support\"",
-            &format!(
-                "path = {:?}",
-                repo().join("build-support").display().to_string()
-            ),
-        );
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace(
+                "path = \"../../build-support\"",
+                &format!(
+                    "path = {:?}",
+                    repo().join("build-support").display().to_string()
+                ),
+            )
+            .replace(
+                "path = \"../..\"",
+                &format!("path = {:?}", repo().display().to_string()),
+            );
         std::fs::write(&manifest, text).unwrap();
         let cache = tmp.path().join("cache");
         Consumer {
@@ -270,4 +278,115 @@ fn locked_consumer_builds_rebuild_from_the_lock_and_fail_on_a_changed_dataset() 
     let stderr = String::from_utf8_lossy(&warned.stderr);
     assert!(warned.status.success(), "{stderr}");
     assert!(stderr.contains("is stale for digits.int8"), "{stderr}");
+}
+
+/// The Python that runs LiteRT; the LiteRT comparison fails, not skips, without it.
+fn litert_python() -> String {
+    std::env::var("LITEQUANT_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "this test compares with LiteRT: set LITEQUANT_TEST_PYTHON to a Python with ai-edge-litert and numpy, e.g.\n  \
+             LITEQUANT_TEST_PYTHON=/work/venv/bin/python cargo test -p litequant-build --test consumer"
+        )
+    })
+}
+
+/// What the example prints for one model: `<model>.<mode>: accuracy A on N eval samples` and
+/// `<model>.<mode> predictions: c0 c1 ...`.
+fn printed_predictions(stdout: &str, model: &str) -> (f64, Vec<usize>) {
+    let accuracy = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{model}: accuracy ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no accuracy line for {model}:\n{stdout}"));
+    let predictions = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{model} predictions: ")))
+        .unwrap_or_else(|| panic!("no predictions line for {model}:\n{stdout}"))
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    (accuracy, predictions)
+}
+
+fn accuracy(predictions: &[usize], labels: &[usize]) -> f64 {
+    assert_eq!(predictions.len(), labels.len());
+    let correct = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    correct as f64 / labels.len() as f64
+}
+
+#[test]
+fn consumer_classifies_eval_digits_exactly_as_litert_does_with_the_same_artifacts() {
+    let python = litert_python();
+    let _serial = serial();
+    let c = Consumer::new();
+    let out = c.build(&[]);
+    let started = std::time::Instant::now();
+    let run = c.cargo(&["run", "--quiet", "--", "--predictions"], &[]);
+    eprintln!("example run (build already done): {:?}", started.elapsed());
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let eval = c.dir.join("data/digits_eval.npz");
+    for mode in ["int8", "dynamic"] {
+        let model = format!("digits.{mode}");
+        let (printed_accuracy, ours) = printed_predictions(&stdout, &model);
+        let litert = Command::new(&python)
+            .arg(repo().join("tests/litert/classify.py"))
+            .arg(out.join(format!("{model}.tflite")))
+            .arg(&eval)
+            .args(["serving_default_x:0", "labels"])
+            .output()
+            .unwrap_or_else(|e| panic!("{python}: {e}"));
+        assert!(
+            litert.status.success(),
+            "classify.py failed on {model}:\n{}",
+            String::from_utf8_lossy(&litert.stderr)
+        );
+        let result: serde_json::Value = serde_json::from_slice(&litert.stdout).unwrap();
+        let classes = |key: &str| -> Vec<usize> {
+            serde_json::from_value(result[key].clone())
+                .unwrap_or_else(|e| panic!("{key} in classify.py's output: {e}"))
+        };
+        let (reference, xnnpack, labels) = (
+            classes("builtin_ref"),
+            classes("xnnpack"),
+            classes("labels"),
+        );
+        assert_eq!(labels.len(), 400, "the example's eval set has 400 digits");
+        let ours_accuracy = accuracy(&ours, &labels);
+        let differ = |other: &[usize]| ours.iter().zip(other).filter(|(a, b)| a != b).count();
+        eprintln!(
+            "{model}: accuracy ours {ours_accuracy:.4}, LiteRT reference kernels {:.4} ({} predictions differ), \
+             LiteRT XNNPACK {:.4} ({} differ)",
+            accuracy(&reference, &labels),
+            differ(&reference),
+            accuracy(&xnnpack, &labels),
+            differ(&xnnpack),
+        );
+        assert!(
+            (printed_accuracy - ours_accuracy).abs() < 5e-5,
+            "{model}: the example printed accuracy {printed_accuracy}, its predictions give {ours_accuracy}"
+        );
+        assert_eq!(
+            ours, reference,
+            "{model}: the example's predictions differ from LiteRT's reference kernels"
+        );
+        // XNNPACK computes in its own order (and its own dynamic-range quantization): where it disagrees on
+        // a sample, it must still reach the same accuracy.
+        if xnnpack != ours {
+            assert_eq!(
+                accuracy(&xnnpack, &labels),
+                ours_accuracy,
+                "{model}: LiteRT with XNNPACK reaches another accuracy than the example"
+            );
+        }
+    }
 }

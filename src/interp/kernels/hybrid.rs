@@ -14,19 +14,21 @@ pub(super) fn register(r: &mut Registry) {
 }
 
 /// Codes, scaling factor and zero point of one batch of float inputs.
-struct Quantized {
-    codes: Vec<i32>,
-    scale: f32,
-    offset: i32,
+pub(super) struct Quantized {
+    pub codes: Vec<i32>,
+    pub scale: f32,
+    pub offset: i32,
 }
 
 /// TFLite's `AsymmetricQuantizeFloats`: int8 with the range widened to include 0, the zero point nudged from
 /// whichever end of the range loses less.
-fn asymmetric_quantize(values: &[f32]) -> Quantized {
+pub(super) fn asymmetric_quantize(values: &[f32]) -> Quantized {
     let min = values.iter().copied().fold(f32::INFINITY, f32::min);
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let rmin = f64::from(min.min(0.0));
     let rmax = f64::from(max.max(0.0));
+    // LiteRT 2.x keeps the range ends in float: their difference is rounded to f32 before the division.
+    let range = f64::from(max.max(0.0) - min.min(0.0));
     if rmin == rmax {
         return Quantized {
             codes: vec![0; values.len()],
@@ -35,7 +37,7 @@ fn asymmetric_quantize(values: &[f32]) -> Quantized {
         };
     }
     let (qmin, qmax) = (-128.0f64, 127.0f64);
-    let scale = (rmax - rmin) / (qmax - qmin);
+    let scale = range / (qmax - qmin);
     let from_min = qmin - rmin / scale;
     let from_max = qmax - rmax / scale;
     let from_min_error = qmin.abs() + (rmin / scale).abs();
@@ -66,7 +68,7 @@ fn asymmetric_quantize(values: &[f32]) -> Quantized {
 }
 
 /// TFLite's `SymmetricQuantizeFloats`: int8 in [-127, 127], zero point 0.
-fn symmetric_quantize(values: &[f32]) -> Quantized {
+pub(super) fn symmetric_quantize(values: &[f32]) -> Quantized {
     let range = values.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
     if range == 0.0 {
         return Quantized {

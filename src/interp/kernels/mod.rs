@@ -5,6 +5,7 @@
 
 mod activation;
 mod arithmetic;
+mod batch_matmul;
 mod conv;
 mod fully_connected;
 mod hybrid;
@@ -114,6 +115,7 @@ impl Registry {
         let mut r = Registry::default();
         activation::register(&mut r);
         arithmetic::register(&mut r);
+        batch_matmul::register(&mut r);
         conv::register(&mut r);
         fully_connected::register(&mut r);
         hybrid::register(&mut r);
