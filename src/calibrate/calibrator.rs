@@ -5,7 +5,10 @@
 //! depends on neither the thread count nor scheduling, so every observer (even one whose merge is not
 //! exact) gives the same result on 1 or 16 threads.
 
-use super::{CalibError, FloatInterpreter, MinMaxObserver, RangeObserver, Registry, Value};
+use super::{
+    CalibError, FloatInterpreter, HistogramObserver, MinMaxObserver, RangeMethod, RangeObserver,
+    Registry, Value,
+};
 use crate::graph::{Graph, TensorId};
 use crate::quantize::Ranges;
 use ndarray::ArrayD;
@@ -20,7 +23,7 @@ pub const SAMPLES_PER_TASK: usize = 4;
 const INLINE_WORK: usize = 100_000;
 
 /// How calibration runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CalibrateOptions {
     /// Worker threads; 0 = rayon's default (one per core).
     pub threads: usize,
@@ -28,6 +31,8 @@ pub struct CalibrateOptions {
     pub batch: usize,
     /// Pass custom/Flex ops through (`SELECT_TF_OPS`): they and what depends on them get no range.
     pub pass_through_custom_ops: bool,
+    /// How each tensor's range is chosen (default minmax, TFLite's).
+    pub method: RangeMethod,
 }
 
 impl Default for CalibrateOptions {
@@ -36,6 +41,7 @@ impl Default for CalibrateOptions {
             threads: 0,
             batch: 64,
             pass_through_custom_ops: false,
+            method: RangeMethod::MinMax,
         }
     }
 }
@@ -43,7 +49,8 @@ impl Default for CalibrateOptions {
 /// One sample: one array per model input, in model input order.
 type Sample = Vec<ArrayD<f32>>;
 
-/// Streams samples through the interpreter and returns per-tensor (min, max) for every float activation.
+/// Streams samples through the interpreter and returns the range of every float activation, chosen by
+/// `opts.method` from statistics of one pass over the samples.
 ///
 /// `samples(n)` returns the next batch of up to `n` samples (empty when the data is exhausted); `total` is
 /// the expected count, only used for `progress(done, total)`, called after each batch. `cancelled` is polled
@@ -64,19 +71,41 @@ pub fn calibrate(
     } else {
         FloatInterpreter::new(graph, registry)?
     };
-    let observers = calibrate_with(
-        &interp,
-        &MinMaxObserver::new,
-        samples,
-        total,
-        opts,
-        progress,
-        cancelled,
-    )?;
-    Ok(observers
+    match opts.method {
+        // The minmax fast path: no histograms.
+        RangeMethod::MinMax => {
+            let observers = calibrate_with(
+                &interp,
+                &MinMaxObserver::new,
+                samples,
+                total,
+                opts,
+                progress,
+                cancelled,
+            )?;
+            Ok(ranges_of(observers))
+        }
+        method => {
+            let observers = calibrate_with(
+                &interp,
+                &|| HistogramObserver::new(method),
+                samples,
+                total,
+                opts,
+                progress,
+                cancelled,
+            )?;
+            Ok(ranges_of(observers))
+        }
+    }
+}
+
+/// The range of every observer that saw a value.
+fn ranges_of<O: RangeObserver>(observers: Vec<(TensorId, O)>) -> Ranges {
+    observers
         .into_iter()
         .filter_map(|(t, o)| o.range().map(|r| (t, r)))
-        .collect())
+        .collect()
 }
 
 /// [`calibrate`] with any observer: returns the merged observer of every float activation, in tensor order.
