@@ -95,7 +95,15 @@ pub fn calibrate(
                 progress,
                 cancelled,
             )?;
-            Ok(ranges_of(observers))
+            // Each tensor's range search is independent of the others: run them on the workers too.
+            let select = |(t, o): &(TensorId, HistogramObserver)| o.range().map(|r| (*t, r));
+            let ranges: Vec<(TensorId, (f32, f32))> = if opts.threads == 1 {
+                observers.iter().filter_map(select).collect()
+            } else {
+                thread_pool(opts.threads)?
+                    .install(|| observers.par_iter().filter_map(select).collect())
+            };
+            Ok(ranges.into_iter().collect())
         }
     }
 }
@@ -244,7 +252,7 @@ fn run_task<O: RangeObserver>(
 mod tests {
     use super::*;
     use crate::calibrate::ops::testing::one_op_graph;
-    use crate::calibrate::CalibError;
+    use crate::calibrate::{CalibError, QuantGrid};
     use crate::tflite::fb;
     use ndarray::IxDyn;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -376,6 +384,58 @@ mod tests {
         assert_eq!(one.get(&TensorId(1)), Some(&(-3.0, 14.99)));
         assert_eq!(one, run(2, 5));
         assert_eq!(one, run(3, 2));
+    }
+
+    #[test]
+    fn histogram_methods_give_the_same_ranges_on_any_thread_count_and_batch_size() {
+        // Wide samples (the pool is used) whose range grows from sample to sample, so histograms of
+        // different tasks have different bin widths when merged.
+        let width = INLINE_WORK;
+        let mut g = relu6_model();
+        for t in [0, 1] {
+            g.tensor_mut(TensorId(t)).shape = Some(vec![1, width as i32]);
+        }
+        let run = |method, threads, batch| {
+            let mut i = 0;
+            let mut samples = move |n: usize| -> Result<Vec<Sample>, String> {
+                let start = i;
+                i = (i + n).min(11);
+                Ok((start..i)
+                    .map(|s| {
+                        let v = (0..width)
+                            .map(|k| {
+                                let x = ((k * 7919 + s * 104_729) % 10_007) as f32 / 10_007.0 - 0.5;
+                                x * x * x * (1 + s * s) as f32
+                            })
+                            .collect();
+                        vec![ArrayD::from_shape_vec(IxDyn(&[1, width]), v).expect("shape")]
+                    })
+                    .collect())
+            };
+            let opts = CalibrateOptions {
+                threads,
+                batch,
+                method,
+                ..Default::default()
+            };
+            calibrate(&g, &mut samples, 11, &opts, &|_, _| {}, &|| false).unwrap()
+        };
+        let minmax = run(RangeMethod::MinMax, 1, 11);
+        for method in [
+            RangeMethod::Percentile(99.9),
+            RangeMethod::Mse(QuantGrid::Int8Asymmetric),
+            RangeMethod::Entropy(QuantGrid::Int8Asymmetric),
+        ] {
+            let one = run(method, 1, 11);
+            assert_eq!(one, run(method, 2, 5), "{method:?}");
+            assert_eq!(one, run(method, 3, 2), "{method:?}");
+            let (lo, hi) = one[&TensorId(1)];
+            let (min, max) = minmax[&TensorId(1)];
+            assert!(
+                min < lo && hi < max,
+                "{method:?} clips the rare extremes: {lo} {hi} of {min} {max}"
+            );
+        }
     }
 
     #[test]
