@@ -8,7 +8,10 @@ use std::fmt::Write as _;
 /// (model table name, its calibration keys)
 const METHODS: [(&str, &str); 4] = [
     ("minmax", "calibration = \"minmax\""),
-    ("percentile", "calibration = \"percentile\"\npercentile = 99.9"),
+    (
+        "percentile",
+        "calibration = \"percentile\"\npercentile = 99.9",
+    ),
     ("mse", "calibration = \"mse\""),
     ("entropy", "calibration = \"entropy\""),
 ];
@@ -62,10 +65,16 @@ fn every_calibration_method_builds_digits_cnn_int8_that_runs_in_litert_near_minm
         // Every range lies inside minmax's (clipping only), with zero inside or at its near side.
         for (t, &(lo, hi)) in &ranges {
             let (min, max) = minmax[t];
-            assert!(min <= lo && lo <= hi && hi <= max, "{name}: tensor {t:?} {lo} {hi} outside {min} {max}");
+            assert!(
+                min <= lo && lo <= hi && hi <= max,
+                "{name}: tensor {t:?} {lo} {hi} outside {min} {max}"
+            );
         }
         if name != "minmax" {
-            assert_ne!(ranges, minmax, "{name} chose the minmax ranges on every tensor");
+            assert_ne!(
+                ranges, minmax,
+                "{name} chose the minmax ranges on every tensor"
+            );
         }
         let e = evaluate(
             &mdir.join("model.tflite"),
@@ -79,7 +88,10 @@ fn every_calibration_method_builds_digits_cnn_int8_that_runs_in_litert_near_minm
     // TF's converter reaches 43.0 dB here (ANCHORS.md); a method that hurt the model would fall well below.
     for &(name, db, top1) in &sqnr {
         assert!(db >= 30.0, "{name}: {db:.1} dB; all: {sqnr:?}");
-        assert!(top1.unwrap_or(0.0) >= 0.98, "{name}: top-1 {top1:?}; all: {sqnr:?}");
+        assert!(
+            top1.unwrap_or(0.0) >= 0.98,
+            "{name}: top-1 {top1:?}; all: {sqnr:?}"
+        );
     }
 }
 
