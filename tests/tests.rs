@@ -4,6 +4,7 @@
 mod interop;
 mod support;
 
+mod calibration_methods;
 mod cli;
 mod corpus;
 mod eval;

@@ -5,7 +5,10 @@
 //! depends on neither the thread count nor scheduling, so every observer (even one whose merge is not
 //! exact) gives the same result on 1 or 16 threads.
 
-use super::{CalibError, FloatInterpreter, MinMaxObserver, RangeObserver, Registry, Value};
+use super::{
+    CalibError, FloatInterpreter, HistogramObserver, MinMaxObserver, RangeMethod, RangeObserver,
+    Registry, Value,
+};
 use crate::graph::{Graph, TensorId};
 use crate::quantize::Ranges;
 use ndarray::ArrayD;
@@ -20,7 +23,7 @@ pub const SAMPLES_PER_TASK: usize = 4;
 const INLINE_WORK: usize = 100_000;
 
 /// How calibration runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CalibrateOptions {
     /// Worker threads; 0 = rayon's default (one per core).
     pub threads: usize,
@@ -28,6 +31,8 @@ pub struct CalibrateOptions {
     pub batch: usize,
     /// Pass custom/Flex ops through (`SELECT_TF_OPS`): they and what depends on them get no range.
     pub pass_through_custom_ops: bool,
+    /// How each tensor's range is chosen (default minmax, TFLite's).
+    pub method: RangeMethod,
 }
 
 impl Default for CalibrateOptions {
@@ -36,6 +41,7 @@ impl Default for CalibrateOptions {
             threads: 0,
             batch: 64,
             pass_through_custom_ops: false,
+            method: RangeMethod::MinMax,
         }
     }
 }
@@ -43,7 +49,8 @@ impl Default for CalibrateOptions {
 /// One sample: one array per model input, in model input order.
 type Sample = Vec<ArrayD<f32>>;
 
-/// Streams samples through the interpreter and returns per-tensor (min, max) for every float activation.
+/// Streams samples through the interpreter and returns the range of every float activation, chosen by
+/// `opts.method` from statistics of one pass over the samples.
 ///
 /// `samples(n)` returns the next batch of up to `n` samples (empty when the data is exhausted); `total` is
 /// the expected count, only used for `progress(done, total)`, called after each batch. `cancelled` is polled
@@ -64,19 +71,49 @@ pub fn calibrate(
     } else {
         FloatInterpreter::new(graph, registry)?
     };
-    let observers = calibrate_with(
-        &interp,
-        &MinMaxObserver::new,
-        samples,
-        total,
-        opts,
-        progress,
-        cancelled,
-    )?;
-    Ok(observers
+    match opts.method {
+        // The minmax fast path: no histograms.
+        RangeMethod::MinMax => {
+            let observers = calibrate_with(
+                &interp,
+                &MinMaxObserver::new,
+                samples,
+                total,
+                opts,
+                progress,
+                cancelled,
+            )?;
+            Ok(ranges_of(observers))
+        }
+        method => {
+            let observers = calibrate_with(
+                &interp,
+                &|| HistogramObserver::new(method),
+                samples,
+                total,
+                opts,
+                progress,
+                cancelled,
+            )?;
+            // Each tensor's range search is independent of the others: run them on the workers too.
+            let select = |(t, o): &(TensorId, HistogramObserver)| o.range().map(|r| (*t, r));
+            let ranges: Vec<(TensorId, (f32, f32))> = if opts.threads == 1 {
+                observers.iter().filter_map(select).collect()
+            } else {
+                thread_pool(opts.threads)?
+                    .install(|| observers.par_iter().filter_map(select).collect())
+            };
+            Ok(ranges.into_iter().collect())
+        }
+    }
+}
+
+/// The range of every observer that saw a value.
+fn ranges_of<O: RangeObserver>(observers: Vec<(TensorId, O)>) -> Ranges {
+    observers
         .into_iter()
         .filter_map(|(t, o)| o.range().map(|r| (t, r)))
-        .collect())
+        .collect()
 }
 
 /// [`calibrate`] with any observer: returns the merged observer of every float activation, in tensor order.
@@ -215,7 +252,7 @@ fn run_task<O: RangeObserver>(
 mod tests {
     use super::*;
     use crate::calibrate::ops::testing::one_op_graph;
-    use crate::calibrate::CalibError;
+    use crate::calibrate::{CalibError, QuantGrid};
     use crate::tflite::fb;
     use ndarray::IxDyn;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -347,6 +384,58 @@ mod tests {
         assert_eq!(one.get(&TensorId(1)), Some(&(-3.0, 14.99)));
         assert_eq!(one, run(2, 5));
         assert_eq!(one, run(3, 2));
+    }
+
+    #[test]
+    fn histogram_methods_give_the_same_ranges_on_any_thread_count_and_batch_size() {
+        // Wide samples (the pool is used) whose range grows from sample to sample, so histograms of
+        // different tasks have different bin widths when merged.
+        let width = INLINE_WORK;
+        let mut g = relu6_model();
+        for t in [0, 1] {
+            g.tensor_mut(TensorId(t)).shape = Some(vec![1, width as i32]);
+        }
+        let run = |method, threads, batch| {
+            let mut i = 0;
+            let mut samples = move |n: usize| -> Result<Vec<Sample>, String> {
+                let start = i;
+                i = (i + n).min(11);
+                Ok((start..i)
+                    .map(|s| {
+                        let v = (0..width)
+                            .map(|k| {
+                                let x = ((k * 7919 + s * 104_729) % 10_007) as f32 / 10_007.0 - 0.5;
+                                x * x * x * (1 + s * s) as f32
+                            })
+                            .collect();
+                        vec![ArrayD::from_shape_vec(IxDyn(&[1, width]), v).expect("shape")]
+                    })
+                    .collect())
+            };
+            let opts = CalibrateOptions {
+                threads,
+                batch,
+                method,
+                ..Default::default()
+            };
+            calibrate(&g, &mut samples, 11, &opts, &|_, _| {}, &|| false).unwrap()
+        };
+        let minmax = run(RangeMethod::MinMax, 1, 11);
+        for method in [
+            RangeMethod::Percentile(99.9),
+            RangeMethod::Mse(QuantGrid::Int8Asymmetric),
+            RangeMethod::Entropy(QuantGrid::Int8Asymmetric),
+        ] {
+            let one = run(method, 1, 11);
+            assert_eq!(one, run(method, 2, 5), "{method:?}");
+            assert_eq!(one, run(method, 3, 2), "{method:?}");
+            let (lo, hi) = one[&TensorId(1)];
+            let (min, max) = minmax[&TensorId(1)];
+            assert!(
+                min < lo && hi < max,
+                "{method:?} clips the rare extremes: {lo} {hi} of {min} {max}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod calibrator;
 #[cfg(test)]
 mod corpus_tests;
 mod error;
+mod histogram;
 mod interpreter;
 mod observer;
 pub mod ops;
@@ -16,6 +17,7 @@ mod vector;
 
 pub use calibrator::{calibrate, calibrate_with, CalibrateOptions};
 pub use error::{CalibError, OpLocation};
+pub use histogram::{Histogram, HistogramObserver, QuantGrid, RangeMethod, BINS};
 pub use interpreter::FloatInterpreter;
 pub use observer::{MinMaxObserver, RangeObserver};
 pub use value::Value;

@@ -61,7 +61,7 @@ impl RangeObserver for MinMaxObserver {
 }
 
 /// `(min, max)` widened by `values`, NaN skipped. Min and max are exact, so every path gives the same bits.
-fn extend_range(min: f32, max: f32, values: &[f32]) -> (f32, f32) {
+pub(super) fn extend_range(min: f32, max: f32, values: &[f32]) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx") {

@@ -48,7 +48,7 @@ pub enum ConfigErrorKind {
     InvalidValue,
     /// Values that are fine alone but contradict each other (int8 mode without a dataset, ...).
     Conflict,
-    /// A value litequant knows but does not implement yet (`calibration = "mse"`).
+    /// A value litequant knows but does not implement yet.
     Unsupported,
 }
 

@@ -108,14 +108,69 @@ pub enum Calibration {
     /// `minmax`: the observed minimum and maximum (TensorFlow's converter does the same).
     #[default]
     MinMax,
+    /// `percentile`: the tails beyond a percentile of the values clipped (`percentile = 99.99`).
+    Percentile(Percentile),
+    /// `mse`: the clip points minimizing the expected quantization + clipping squared error.
+    Mse,
+    /// `entropy`: TensorRT's KL-divergence threshold.
+    Entropy,
 }
 
 impl Calibration {
+    /// The method names accepted in `quantize.toml`, in the order error messages list them.
+    pub const NAMES: [&'static str; 4] = ["minmax", "percentile", "mse", "entropy"];
+
     /// The name in `quantize.toml`.
     pub fn as_str(self) -> &'static str {
         match self {
             Calibration::MinMax => "minmax",
+            Calibration::Percentile(_) => "percentile",
+            Calibration::Mse => "mse",
+            Calibration::Entropy => "entropy",
         }
+    }
+
+    /// The percentile of the `percentile` method.
+    pub fn percentile(self) -> Option<Percentile> {
+        match self {
+            Calibration::Percentile(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// A percentile in (0, 100]: `percentile = 99.99` keeps 99.99% of the values inside the range.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, serde::Serialize)]
+#[serde(transparent)]
+pub struct Percentile(f64);
+
+// Never NaN (the constructor rejects it), so equality is reflexive.
+impl Eq for Percentile {}
+
+impl std::hash::Hash for Percentile {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
+impl Percentile {
+    /// The default, 99.99.
+    pub const DEFAULT: Percentile = Percentile(99.99);
+
+    /// `p` if it is in (0, 100].
+    pub fn new(p: f64) -> Option<Percentile> {
+        (p > 0.0 && p <= 100.0).then_some(Percentile(p))
+    }
+
+    /// The percentile, in (0, 100].
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
+impl Default for Percentile {
+    fn default() -> Self {
+        Percentile::DEFAULT
     }
 }
 

@@ -62,6 +62,7 @@ pub(crate) struct RawModel {
     pub per_channel: Option<bool>,
     pub per_channel_dense: Option<bool>,
     pub calibration: Option<Spanned<String>>,
+    pub percentile: Option<Spanned<f64>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
     pub target_runtime: Option<Spanned<String>>,

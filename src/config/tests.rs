@@ -311,7 +311,7 @@ fn unknown_model_key_is_named_with_its_path() {
         e.to_string(),
         "/proj/quantize.toml:3:1: key `models.m.modez`: unknown key; expected one of `source`, `modes`, `dataset`, \
          `op_sets`, `inference_input_type`, `inference_output_type`, `per_channel`, `per_channel_dense`, \
-         `calibration`, `exclude`, `target_runtime`, `eval`, `target_sqnr_db`, `max_top1_drop`"
+         `calibration`, `percentile`, `exclude`, `target_runtime`, `eval`, `target_sqnr_db`, `max_top1_drop`"
     );
 }
 
@@ -551,26 +551,81 @@ fn tflite_builtins_int8_without_an_integer_mode_is_an_error() {
 }
 
 #[test]
-fn later_calibration_methods_are_not_supported_yet() {
-    for method in ["percentile", "mse", "entropy"] {
-        let e = parse_err(&with_model_keys(&format!("calibration = \"{method}\"")));
-        assert_eq!(e.kind, ConfigErrorKind::Unsupported);
+fn every_calibration_method_parses_and_percentile_defaults_to_99_99() {
+    for (text, expected) in [
+        ("calibration = \"minmax\"", Calibration::MinMax),
+        ("calibration = \"mse\"", Calibration::Mse),
+        ("calibration = \"entropy\"", Calibration::Entropy),
+        (
+            "calibration = \"percentile\"",
+            Calibration::Percentile(Percentile::DEFAULT),
+        ),
+    ] {
+        let config = parse_ok(&with_model_keys(text));
+        assert_eq!(config.models["m"].calibration, expected, "{text}");
+    }
+    assert_eq!(Percentile::DEFAULT.value(), 99.99);
+}
+
+#[test]
+fn percentile_takes_floats_and_integers_in_0_exclusive_to_100() {
+    for (value, expected) in [("99.9", 99.9), ("100", 100.0), ("0.5", 0.5)] {
+        let config = parse_ok(&with_model_keys(&format!(
+            "calibration = \"percentile\"\npercentile = {value}"
+        )));
+        let p = config.models["m"]
+            .calibration
+            .percentile()
+            .map(Percentile::value);
+        assert_eq!(p, Some(expected), "{value}");
+    }
+}
+
+#[test]
+fn percentile_outside_0_exclusive_to_100_is_an_error_at_its_key() {
+    for value in ["0", "100.5", "-3", "nan", "inf"] {
+        let e = parse_err(&with_model_keys(&format!(
+            "calibration = \"percentile\"\npercentile = {value}"
+        )));
+        assert_eq!(e.kind, ConfigErrorKind::InvalidValue, "{value}");
         assert_eq!(
             e.to_string(),
             format!(
-                "/proj/quantize.toml:10:15: key `models.m.calibration`: calibration `{method}` is not supported yet; \
-                 expected `minmax`"
+                "/proj/quantize.toml:11:14: key `models.m.percentile`: expected a percentile in (0, 100] \
+                 such as 99.99, found {}",
+                value.parse::<f64>().unwrap()
             )
         );
     }
+}
+
+#[test]
+fn percentile_without_the_percentile_method_is_a_conflict() {
+    let e = parse_err(&with_model_keys("calibration = \"mse\"\npercentile = 99.9"));
+    assert_eq!(e.kind, ConfigErrorKind::Conflict);
+    assert_eq!(
+        e.to_string(),
+        "/proj/quantize.toml:11:14: key `models.m.percentile`: `percentile` is the parameter of \
+         `calibration = \"percentile\"`, and the calibration is `mse`"
+    );
+    let e = parse_err(&with_model_keys("percentile = 99.9"));
+    assert_eq!(e.kind, ConfigErrorKind::Conflict);
+    assert!(
+        e.message
+            .ends_with("the calibration is `minmax` (the default)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_calibration_method_lists_the_known_ones() {
     let e = parse_err(&with_model_keys("calibration = \"max\""));
     assert_eq!(
-        (e.kind, e.message.as_str()),
-        (
-            ConfigErrorKind::InvalidValue,
-            "expected `minmax`, found `max`"
-        )
+        e.to_string(),
+        "/proj/quantize.toml:10:15: key `models.m.calibration`: expected one of `minmax`, `percentile`, \
+         `mse`, `entropy`, found `max`"
     );
+    assert_eq!(e.kind, ConfigErrorKind::InvalidValue);
 }
 
 #[test]

@@ -100,6 +100,9 @@ struct JobSettings<'a> {
     mode: Mode,
     options: &'a crate::quantize::QuantOptions,
     calibration: &'static str,
+    /// Only for `calibration = "percentile"`: absent otherwise, so other jobs keep their digests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    percentile: Option<f64>,
     dataset: Option<DatasetSettings<'a>>,
     /// Only with an accuracy target (it and its evaluation data decide which ops stay float); left out
     /// otherwise so digests of models without one are unchanged.
@@ -110,7 +113,8 @@ struct JobSettings<'a> {
     )>,
 }
 
-/// SHA-256 of the job's resolved settings (mode, options, calibration method, dataset parameters): two jobs
+/// SHA-256 of the job's resolved settings (mode, options, calibration method and its percentile, dataset
+/// parameters): two jobs
 /// with the same digest, the same source bytes and the same ranges produce the same artifact. Paths and names
 /// are left out, so moving a project or renaming a model keeps its digests.
 pub fn settings_digest(job: &Job) -> String {
@@ -124,6 +128,11 @@ pub fn settings_digest(job: &Job) -> String {
         } else {
             ""
         },
+        percentile: job
+            .calibration
+            .percentile()
+            .filter(|_| calibrated)
+            .map(|p| p.value()),
         dataset: job
             .dataset
             .as_ref()

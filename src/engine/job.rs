@@ -212,10 +212,22 @@ fn calibrate_job(
         }
     };
     let cancelled = || opts.cancel.is_cancelled();
+    // What the MSE and entropy criteria measure against: the grid this mode quantizes activations to.
+    let grid = match job.mode {
+        quantize::Mode::Int16x8 => calibrate::QuantGrid::Int16Symmetric,
+        _ => calibrate::QuantGrid::Int8Asymmetric,
+    };
+    let method = match job.calibration {
+        crate::config::Calibration::MinMax => calibrate::RangeMethod::MinMax,
+        crate::config::Calibration::Percentile(p) => calibrate::RangeMethod::Percentile(p.value()),
+        crate::config::Calibration::Mse => calibrate::RangeMethod::Mse(grid),
+        crate::config::Calibration::Entropy => calibrate::RangeMethod::Entropy(grid),
+    };
     let copts = CalibrateOptions {
         threads: opts.threads,
         batch: 32,
         pass_through_custom_ops: job.options.select_tf_ops,
+        method,
     };
     let result = calibrate::calibrate(graph, &mut next, total, &copts, &progress, &cancelled);
     match result {

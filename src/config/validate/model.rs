@@ -3,7 +3,7 @@
 use super::{defined, one_of, Checker};
 use crate::config::error::{join_key, ConfigErrorKind};
 use crate::config::raw::RawModel;
-use crate::config::{io_type_fits, AccuracyTarget, Calibration, ModelConfig, OpSet};
+use crate::config::{io_type_fits, AccuracyTarget, Calibration, ModelConfig, OpSet, Percentile};
 use crate::quantize::{IoType, Mode};
 use toml::Spanned;
 
@@ -16,8 +16,6 @@ const IO_TYPES: [(&str, IoType); 4] = [
     ("uint8", IoType::Uint8),
     ("int16", IoType::Int16),
 ];
-/// Calibration methods that later versions add.
-const CALIBRATIONS_LATER: [&str; 3] = ["percentile", "mse", "entropy"];
 
 impl Checker<'_> {
     /// Checks one model table; `None` when it has errors (they are recorded).
@@ -84,7 +82,12 @@ impl Checker<'_> {
             &modes,
             key("inference_output_type"),
         );
-        let calibration = self.calibration(raw.calibration.as_ref(), key("calibration"));
+        let calibration = self.calibration(
+            raw.calibration.as_ref(),
+            raw.percentile.as_ref(),
+            key("calibration"),
+            key("percentile"),
+        );
 
         let mut exclude = Vec::new();
         for (i, pattern) in raw.exclude.iter().enumerate() {
@@ -349,22 +352,57 @@ impl Checker<'_> {
         }
     }
 
-    fn calibration(&mut self, raw: Option<&Spanned<String>>, key: String) -> Calibration {
-        let Some(raw) = raw else {
-            return Calibration::MinMax;
+    fn calibration(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        percentile: Option<&Spanned<f64>>,
+        key: String,
+        percentile_key: String,
+    ) -> Calibration {
+        let name = raw.map_or(Calibration::MinMax.as_str(), |r| r.get_ref().as_str());
+        let calibration = match name {
+            "minmax" => Calibration::MinMax,
+            "percentile" => Calibration::Percentile(Percentile::DEFAULT),
+            "mse" => Calibration::Mse,
+            "entropy" => Calibration::Entropy,
+            _ => {
+                let message = format!(
+                    "expected {}, found `{name}`",
+                    one_of(Calibration::NAMES.iter().copied())
+                );
+                if let Some(raw) = raw {
+                    self.fail(raw.span(), key, ConfigErrorKind::InvalidValue, message);
+                }
+                Calibration::MinMax
+            }
         };
-        let name = raw.get_ref().as_str();
-        if name == Calibration::MinMax.as_str() {
-            return Calibration::MinMax;
+        let Some(p) = percentile else {
+            return calibration;
+        };
+        if !matches!(calibration, Calibration::Percentile(_)) {
+            let message = format!(
+                "`percentile` is the parameter of `calibration = \"percentile\"`, and the calibration is `{name}`{}",
+                if raw.is_none() { " (the default)" } else { "" }
+            );
+            self.fail(p.span(), percentile_key, ConfigErrorKind::Conflict, message);
+            return calibration;
         }
-        if CALIBRATIONS_LATER.contains(&name) {
-            let message = format!("calibration `{name}` is not supported yet; expected `minmax`");
-            self.fail(raw.span(), key, ConfigErrorKind::Unsupported, message);
-        } else {
-            let message = format!("expected `minmax`, found `{name}`");
-            self.fail(raw.span(), key, ConfigErrorKind::InvalidValue, message);
+        match Percentile::new(*p.get_ref()) {
+            Some(p) => Calibration::Percentile(p),
+            None => {
+                let message = format!(
+                    "expected a percentile in (0, 100] such as 99.99, found {}",
+                    p.get_ref()
+                );
+                self.fail(
+                    p.span(),
+                    percentile_key,
+                    ConfigErrorKind::InvalidValue,
+                    message,
+                );
+                calibration
+            }
         }
-        Calibration::MinMax
     }
 }
 
