@@ -69,10 +69,17 @@ fn example_config_builds_every_artifact_and_litert_runs_them() {
         artifacts.len() >= 5,
         "expected the example's artifacts, found {artifacts:?}"
     );
+    // One summary line per artifact, each followed by its indented accuracy table (the example has `eval`).
     assert_eq!(
-        r.stdout.lines().count(),
+        r.stdout.lines().filter(|l| !l.starts_with(' ')).count(),
         artifacts.len(),
         "one summary line per artifact:\n{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stdout.matches("eval samples").count(),
+        artifacts.len(),
+        "an accuracy line per artifact:\n{}",
         r.stdout
     );
     for a in &artifacts {

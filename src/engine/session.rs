@@ -422,7 +422,11 @@ impl Session {
         }
         if job.eval.is_some() {
             // The cached report carries the accuracy on this data.
-            key.push_str("eval\n");
+            key.push_str(&format!(
+                "eval {} {}\n",
+                crate::eval::EVAL_VERSION,
+                crate::VERSION
+            ));
             for d in &inputs.eval {
                 key.push_str(&format!("{} {}\n", d.path, d.sha256));
             }

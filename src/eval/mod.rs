@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
+/// Version of the evaluation's arithmetic, in the cache key of reports that carry an accuracy: a change to the
+/// interpreter or the measures must not be answered by a report computed before it.
+pub const EVAL_VERSION: u32 = 2;
+
 /// Samples one worker evaluates before its sums are merged (fixed: results do not depend on threads).
 const SAMPLES_PER_GROUP: usize = 8;
 
