@@ -349,30 +349,45 @@ mod tests {
         assert_eq!(one, run(3, 1));
     }
 
-    #[test]
-    fn samples_large_enough_for_workers_give_the_same_ranges_on_any_thread_count() {
-        // RELU6 over INLINE_WORK elements: enough work per sample that more than one thread uses the pool.
-        let width = INLINE_WORK;
+    /// A RELU6 model over `width` elements: with `INLINE_WORK`, enough work per sample that more than one
+    /// thread uses the pool.
+    fn wide_relu6(width: usize) -> Graph {
         let mut g = relu6_model();
         for t in [0, 1] {
             g.tensor_mut(TensorId(t)).shape = Some(vec![1, width as i32]);
         }
+        g
+    }
+
+    /// A source of `count` samples of `width` elements, element `k` of sample `s` being `value(k, s)`.
+    fn wide_samples(
+        width: usize,
+        count: usize,
+        value: impl Fn(usize, usize) -> f32,
+    ) -> impl FnMut(usize) -> Result<Vec<Sample>, String> {
+        let mut i = 0;
+        move |n: usize| {
+            let start = i;
+            i = (i + n).min(count);
+            Ok((start..i)
+                .map(|s| {
+                    let v = (0..width).map(|k| value(k, s)).collect();
+                    vec![ArrayD::from_shape_vec(IxDyn(&[1, width]), v).expect("shape")]
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn samples_large_enough_for_workers_give_the_same_ranges_on_any_thread_count() {
+        let width = INLINE_WORK;
+        let g = wide_relu6(width);
         let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
         assert!(interp.work_per_sample() >= INLINE_WORK);
         let run = |threads, batch| {
-            let mut i = 0;
-            let mut samples = move |n: usize| -> Result<Vec<Sample>, String> {
-                let start = i;
-                i = (i + n).min(9);
-                Ok((start..i)
-                    .map(|s| {
-                        let v = (0..width)
-                            .map(|k| ((k * 31 + s * 17) % 1000) as f32 * 0.01 - 3.0 + s as f32)
-                            .collect();
-                        vec![ArrayD::from_shape_vec(IxDyn(&[1, width]), v).expect("shape")]
-                    })
-                    .collect())
-            };
+            let mut samples = wide_samples(width, 9, |k, s| {
+                ((k * 31 + s * 17) % 1000) as f32 * 0.01 - 3.0 + s as f32
+            });
             let opts = CalibrateOptions {
                 threads,
                 batch,
@@ -391,27 +406,12 @@ mod tests {
         // Wide samples (the pool is used) whose range grows from sample to sample, so histograms of
         // different tasks have different bin widths when merged.
         let width = INLINE_WORK;
-        let mut g = relu6_model();
-        for t in [0, 1] {
-            g.tensor_mut(TensorId(t)).shape = Some(vec![1, width as i32]);
-        }
+        let g = wide_relu6(width);
         let run = |method, threads, batch| {
-            let mut i = 0;
-            let mut samples = move |n: usize| -> Result<Vec<Sample>, String> {
-                let start = i;
-                i = (i + n).min(11);
-                Ok((start..i)
-                    .map(|s| {
-                        let v = (0..width)
-                            .map(|k| {
-                                let x = ((k * 7919 + s * 104_729) % 10_007) as f32 / 10_007.0 - 0.5;
-                                x * x * x * (1 + s * s) as f32
-                            })
-                            .collect();
-                        vec![ArrayD::from_shape_vec(IxDyn(&[1, width]), v).expect("shape")]
-                    })
-                    .collect())
-            };
+            let mut samples = wide_samples(width, 11, |k, s| {
+                let x = ((k * 7919 + s * 104_729) % 10_007) as f32 / 10_007.0 - 0.5;
+                x * x * x * (1 + s * s) as f32
+            });
             let opts = CalibrateOptions {
                 threads,
                 batch,
