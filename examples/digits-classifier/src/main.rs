@@ -52,8 +52,8 @@ struct EvalSet {
     labels: Vec<usize>,
 }
 
-/// Reads an eval archive with litequant's dataset reader: the array named like the model's input, and
-/// `labels` fed as a second, one-element integer "input".
+/// Reads an eval archive with litequant's dataset reader: the array named like the model's input, and its
+/// `labels` array.
 fn load_eval_set(path: &Path, input: &litequant_models::Tensor) -> Result<EvalSet, Box<dyn Error>> {
     let spec = DatasetSpec {
         name: "eval".into(),
@@ -66,21 +66,18 @@ fn load_eval_set(path: &Path, input: &litequant_models::Tensor) -> Result<EvalSe
         inputs: BTreeMap::new(),
         range: None,
         seed: 0,
+        labels: Some(LABELS.into()),
+        label_output: None,
     };
-    let inputs = [
-        InputSpec {
-            name: input.name.to_string(),
-            shape: input.shape.to_vec(),
-            shape_signature: None,
-            dtype: fb::TensorType::FLOAT32,
-        },
-        InputSpec {
-            name: LABELS.into(),
-            shape: vec![1],
-            shape_signature: None,
-            dtype: fb::TensorType::INT64,
-        },
-    ];
+    let inputs = [InputSpec {
+        name: input.name.to_string(),
+        shape: input.shape.to_vec(),
+        shape_signature: None,
+        dtype: fb::TensorType::FLOAT32,
+    }];
+    let labels = dataset::read_labels(&spec)?
+        .ok_or_else(|| format!("{}: no `{LABELS}` array", path.display()))?
+        .classes;
     let mut stream = dataset::open(&spec, &BTreeMap::new(), &inputs)?;
     let mut eval = EvalSet {
         samples: Vec::with_capacity(stream.len()),
@@ -92,20 +89,25 @@ fn load_eval_set(path: &Path, input: &litequant_models::Tensor) -> Result<EvalSe
             return Ok(eval);
         }
         for sample in batch {
-            let [x, label] = sample.as_slice() else {
-                return Err("the dataset reader returned a sample without its label".into());
+            let [x] = sample.as_slice() else {
+                return Err("the dataset reader returned a sample with more than one input".into());
             };
             let index = eval.labels.len();
-            let class = label.iter().next().copied().unwrap_or(-1.0);
-            if class.fract() != 0.0 || !(0.0..CLASSES as f32).contains(&class) {
-                return Err(format!(
-                    "{}: sample {index} has label {class}, expected a class in 0..{CLASSES}",
-                    path.display()
-                )
-                .into());
-            }
+            let class = labels
+                .get(index)
+                .copied()
+                .ok_or_else(|| format!("{}: sample {index} has no label", path.display()))?;
+            let class = usize::try_from(class)
+                .ok()
+                .filter(|&c| c < CLASSES)
+                .ok_or_else(|| {
+                    format!(
+                        "{}: sample {index} has label {class}, expected a class in 0..{CLASSES}",
+                        path.display()
+                    )
+                })?;
             eval.samples.push(x.iter().copied().collect());
-            eval.labels.push(class as usize);
+            eval.labels.push(class);
         }
     }
 }
