@@ -135,9 +135,9 @@ fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let (qmin, qmax) = type_range(out_type)?;
     let (act_min, act_max) =
         activation_range(fused(ctx), qo.scale0(), qo.zero_point0(), qmin, qmax);
-    let m = quantize_multiplier(
-        f64::from(qa.scale0()) * f64::from(qb.scale0()) / f64::from(qo.scale0()),
-    );
+    // LiteRT's MUL computes the real multiplier in float (`input1 scale * input2 scale / output scale`, all
+    // float) before widening it to double.
+    let m = quantize_multiplier(f64::from(qa.scale0() * qb.scale0() / qo.scale0()));
     let (xa, xb) = (codes(a)?, codes(b)?);
     let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
     let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());
