@@ -257,7 +257,7 @@ pub(crate) fn produce(
     opts: &RunOptions<'_>,
     start: Instant,
 ) -> Result<Produced, JobError> {
-    let mut graph = parse_source(&job.source, source)?;
+    let graph = parse_source(&job.source, source)?;
     let source_ops = graph.ops().len();
     let from_lock = given.is_some();
     let (ranges, samples, synthetic) = match (job.mode.needs_calibration(), given) {
@@ -288,11 +288,12 @@ pub(crate) fn produce(
     };
     let mut options = job.options.clone();
     let mut outcome: Option<TargetOutcome> = None;
+    // The first round quantizes the graph already read; each further round (a target search) reads afresh.
+    let mut first_graph = Some(graph);
     let (summary, bytes, accuracy) = loop {
-        let mut round = if options.keep_float_ops.is_empty() {
-            std::mem::replace(&mut graph, parse_source(&job.source, source)?)
-        } else {
-            parse_source(&job.source, source)?
+        let mut round = match first_graph.take() {
+            Some(g) => g,
+            None => parse_source(&job.source, source)?,
         };
         let (summary, bytes) = quantize_checked(job, &mut round, &options, ranges.as_ref())?;
         if opts.cancel.is_cancelled() {

@@ -461,6 +461,7 @@ pub fn evaluate(
     let top1_agreement = (!classifiers.is_empty())
         .then(|| classifiers.iter().map(|&i| agreement(i)).sum::<f64>() / classifiers.len() as f64);
 
+    let producers = float.producers();
     let mut all = Energy::default();
     for e in &outputs {
         all.merge(e);
@@ -490,7 +491,7 @@ pub fn evaluate(
             .zip(&tensors)
             .filter(|(_, e)| e.count > 0)
             .map(|(p, e)| {
-                let producer = producer_of(float, p.float);
+                let producer = producers.get(p.float.0).copied().flatten();
                 TensorAccuracy {
                     name: float.tensor_name(p.float).to_string(),
                     op: producer.map_or_else(
@@ -584,10 +585,4 @@ fn tensor_pairs(float: &Graph, quant: &Graph, interp: &FloatInterpreter<'_>) -> 
         }
     }
     pairs
-}
-
-fn producer_of(graph: &Graph, t: TensorId) -> Option<OpIndex> {
-    (0..graph.ops().len())
-        .map(OpIndex)
-        .find(|&op| graph.op_outputs(op).contains(&t))
 }

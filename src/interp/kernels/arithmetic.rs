@@ -6,7 +6,7 @@ use crate::interp::fixed_point::{
     activation_range, multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
 };
-use crate::interp::tensor::Tensor;
+use crate::interp::tensor::{QuantParams, Tensor};
 use crate::tflite::fb;
 
 pub(super) fn register(r: &mut Registry) {
@@ -73,7 +73,19 @@ fn fused(ctx: &OpCtx<'_>) -> fb::ActivationFunctionType {
     }
 }
 
-fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
+/// The inputs, quantization parameters, output type and fused-activation clamp of a binary op.
+struct Operands<'a> {
+    a: &'a Tensor,
+    b: &'a Tensor,
+    qa: QuantParams,
+    qb: QuantParams,
+    qo: QuantParams,
+    out_type: fb::TensorType,
+    act_min: i32,
+    act_max: i32,
+}
+
+fn operands<'a>(ctx: &OpCtx<'a>) -> Result<Operands<'a>, String> {
     let (a, b) = (ctx.input(0)?, ctx.input(1)?);
     let (qa, qb, qo) = (
         ctx.input_quant(0)?,
@@ -84,6 +96,29 @@ fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
     let (qmin, qmax) = type_range(out_type)?;
     let (act_min, act_max) =
         activation_range(fused(ctx), qo.scale0(), qo.zero_point0(), qmin, qmax);
+    Ok(Operands {
+        a,
+        b,
+        qa,
+        qb,
+        qo,
+        out_type,
+        act_min,
+        act_max,
+    })
+}
+
+fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
+    let Operands {
+        a,
+        b,
+        qa,
+        qb,
+        qo,
+        out_type,
+        act_min,
+        act_max,
+    } = operands(ctx)?;
     // int16 uses the general-scale kernel with 15 bits of headroom, 8-bit types 20.
     let left_shift = if a.tensor_type() == fb::TensorType::INT16 {
         15
@@ -125,16 +160,16 @@ fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
 }
 
 fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
-    let (a, b) = (ctx.input(0)?, ctx.input(1)?);
-    let (qa, qb, qo) = (
-        ctx.input_quant(0)?,
-        ctx.input_quant(1)?,
-        ctx.output_quant(0)?,
-    );
-    let out_type = ctx.output_type(0)?;
-    let (qmin, qmax) = type_range(out_type)?;
-    let (act_min, act_max) =
-        activation_range(fused(ctx), qo.scale0(), qo.zero_point0(), qmin, qmax);
+    let Operands {
+        a,
+        b,
+        qa,
+        qb,
+        qo,
+        out_type,
+        act_min,
+        act_max,
+    } = operands(ctx)?;
     // LiteRT's MUL computes the real multiplier in float (`input1 scale * input2 scale / output scale`, all
     // float) before widening it to double.
     let m = quantize_multiplier(f64::from(qa.scale0() * qb.scale0() / qo.scale0()));
