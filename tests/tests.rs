@@ -4,11 +4,13 @@
 mod interop;
 mod support;
 
+mod bad_input;
 mod calibration_methods;
 mod cli;
 mod corpus;
 mod eval;
 mod fixture_models;
+mod fuzz;
 mod inspect;
 mod int8;
 mod interp;

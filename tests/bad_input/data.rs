@@ -1,0 +1,1 @@
+//! Bad data input: datasets, labels, special files, `check` parity with `build`.

@@ -1,0 +1,1 @@
+//! Fuzzing the cache reader: never a panic, never a hang.

@@ -1,0 +1,1 @@
+//! Fuzzing the config reader: never a panic, never a hang.

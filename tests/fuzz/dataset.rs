@@ -1,0 +1,1 @@
+//! Fuzzing the dataset reader: never a panic, never a hang.

@@ -1,0 +1,1 @@
+//! Fuzzing the lock reader: never a panic, never a hang.
