@@ -1,7 +1,7 @@
 //! Calibration speed on the corpus models, next to LiteRT and TensorFlow's converter.
 //!
 //! Run with `cargo bench --bench calibration [-- MODEL ...]` (release profile). For each corpus model
-//! (`LITEQUANT_CORPUS`, default `../shared/corpus`) and 1 and 2 threads it prints, in one table:
+//! (`LITEQUANT_CORPUS`, default `tests/corpus`) and 1 and 2 threads it prints, in one table:
 //! * calibration samples/s: `calibrate()` over the 100 samples of `calib.npz`, preloaded into memory (file
 //!   reading and copying excluded), repeated until >= 1 s of calibration, median of 3 such measurements;
 //! * LiteRT's float rate (set inputs + `invoke()`) for the same model, samples and threads, without delegate
@@ -79,7 +79,8 @@ fn main() -> ExitCode {
     let flag = |name: &str| std::env::args().skip(1).any(|a| a == name);
     let (calibration_only, always_profile) = (flag("--calibration-only"), flag("--profile"));
     let corpus = PathBuf::from(
-        std::env::var("LITEQUANT_CORPUS").unwrap_or_else(|_| "../shared/corpus".into()),
+        std::env::var("LITEQUANT_CORPUS")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus").into()),
     );
     let models = match corpus_models(&corpus, &filters) {
         Ok(m) if m.is_empty() => {

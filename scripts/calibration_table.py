@@ -3,12 +3,12 @@
 
 For each corpus model and each of the modes int8 and int16x8, builds the model with every calibration method
 (one quantize.toml in a temp dir, `target/release/litequant build`), scores each artifact against the float
-model in LiteRT with ../shared/tools/litert_eval.py on the model's eval.npz, and prints a markdown table:
+model in LiteRT with tests/litert/litert_eval.py on the model's eval.npz, and prints a markdown table:
 SQNR (dB) and top-1 agreement per method, and TF's SQNR from the corpus anchors.jsonl (TF's int8 row is its
 float-I/O integer mode, `int_float_fallback`).
 
 usage: python scripts/calibration_table.py [--percentile 99.99] [--models a,b] [--binary PATH]
-Environment: LITEQUANT_CORPUS (default ../shared/corpus), LITEQUANT_EVAL (default ../shared/tools/litert_eval.py).
+Environment: LITEQUANT_CORPUS (default tests/corpus), LITEQUANT_EVAL (default tests/litert/litert_eval.py).
 """
 from __future__ import annotations
 
@@ -87,8 +87,8 @@ def main() -> int:
     ap.add_argument("--models", default="", help="comma-separated corpus models (default all)")
     ap.add_argument("--binary", default=str(REPO / "target/release/litequant"))
     args = ap.parse_args()
-    corpus = Path(os.environ.get("LITEQUANT_CORPUS", REPO.parent / "shared/corpus"))
-    tool = Path(os.environ.get("LITEQUANT_EVAL", REPO.parent / "shared/tools/litert_eval.py"))
+    corpus = Path(os.environ.get("LITEQUANT_CORPUS", REPO / "tests/corpus"))
+    tool = Path(os.environ.get("LITEQUANT_EVAL", REPO / "tests/litert/litert_eval.py"))
     models = sorted(p.parent.name for p in corpus.glob("*/model.tflite"))
     if args.models:
         models = [m for m in models if m in args.models.split(",")]

@@ -314,6 +314,19 @@ fn check_accepts_the_example_config() {
     assert!(r.stdout.contains("ok"), "{}", r.stdout);
 }
 
+/// Tensors of every subgraph stored as int8, int16 or float16.
+fn narrow_tensors(model: &[u8]) -> usize {
+    use litequant::tflite::fb::TensorType as T;
+    let g = litequant::graph::Graph::from_bytes(model).expect("the model reads");
+    g.model
+        .subgraphs
+        .iter()
+        .flatten()
+        .flat_map(|sg| sg.tensors.iter().flatten())
+        .filter(|t| matches!(t.type_, T::INT8 | T::INT16 | T::FLOAT16))
+        .count()
+}
+
 /// Models the corpus does not have: legacy op codes without signature defs, fp16-stored weights, a model with
 /// a WHILE loop over other subgraphs, and a custom op passed through with SELECT_TF_OPS. Each artifact runs in
 /// LiteRT beside its float source.
@@ -355,10 +368,25 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         ("subgraphs", "while_loop", &["dynamic", "float16"], 60.0),
         ("custom", "custom_op", &["dynamic", "float16", "int8"], 60.0),
     ];
+    // The artifacts with nothing to quantize, and why; every other one must hold more narrow (int8, int16,
+    // float16) tensors than its source.
+    let unchanged: &[(&str, &str)] = &[
+        // Weights of 4 and 36 elements: below the 1,024 elements under which TF keeps weights float.
+        ("subgraphs.dynamic", "no weight of 1,024 elements"),
+        ("custom.dynamic", "no weight of 1,024 elements"),
+        // The only float constant is the WHILE body's; float16 mode converts the main subgraph's constants.
+        ("subgraphs.float16", "constants of called subgraphs stay float32"),
+        // Its weights are float16 already (behind DEQUANTIZE ops, which stay).
+        ("fp16.float16", "weights stored as float16 already"),
+        // The FULLY_CONNECTED reads the pass-through custom op's output, so it stays float (checked below).
+        ("custom.int8", "every op depends on the custom op"),
+    ];
     for (name, file, modes, min_sqnr) in cases {
+        let source_path = fixture(&format!("models/{file}.tflite"));
+        let source = std::fs::read(&source_path).unwrap();
         for mode in *modes {
             let art = dir.path().join(format!("out/{name}.{mode}.tflite"));
-            let e = evaluate(&fixture(&format!("models/{file}.tflite")), &art, None, 16);
+            let e = evaluate(&source_path, &art, None, 16);
             assert!(
                 e.loads_ok,
                 "{name}.{mode}: LiteRT cannot run it: {:?}",
@@ -369,6 +397,20 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
                 "{name}.{mode}: SQNR {:.1} dB",
                 e.sqnr_db
             );
+            let bytes = std::fs::read(&art).unwrap();
+            assert_ne!(bytes, source, "{name}.{mode}: the artifact is its source");
+            let (before, after) = (narrow_tensors(&source), narrow_tensors(&bytes));
+            let job = format!("{name}.{mode}");
+            match unchanged.iter().find(|(j, _)| *j == job) {
+                Some((_, why)) => assert_eq!(
+                    after, before,
+                    "{job}: expected nothing quantized ({why})"
+                ),
+                None => assert!(
+                    after > before,
+                    "{job}: nothing quantized: {after} int8/int16/float16 tensors, {before} in the source"
+                ),
+            }
         }
     }
     // Integer weights where TF would put them, even in a model stored in fp16 with legacy habits.

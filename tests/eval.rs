@@ -2,13 +2,13 @@
 //! against LiteRT's reference kernels (the arithmetic litequant's interpreter reproduces), the HTML page, and
 //! targets that keep ops float until met or fail clearly. Every artifact runs in LiteRT.
 
-use crate::interop::{corpus, litequant, python, repo};
+use crate::interop::{litequant, model_dir, python, repo};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// A config quantizing corpus model `model` in `modes` with its calib.npz, evaluating on its eval.npz.
 fn write_config(dir: &Path, model: &str, modes: &str, extra: &str) -> PathBuf {
-    let c = corpus().join(model);
+    let c = model_dir(model);
     let text = format!(
         "[settings]\nout_dir = \"out\"\ncache = \"cache\"\n\n\
          [datasets.calib]\nformat = \"npz\"\npath = \"{}\"\n\n\
@@ -44,7 +44,7 @@ fn report(dir: &Path, job: &str) -> Value {
 
 /// LiteRT's numbers for an artifact: `{"ref": {...}, "default": {...}}` (tests/litert/eval_ref.py).
 fn litert(model: &str, artifact: &Path) -> Value {
-    let c = corpus().join(model);
+    let c = model_dir(model);
     let out = std::process::Command::new(python())
         .arg(repo().join("tests/litert/eval_ref.py"))
         .arg(c.join("model.tflite"))
@@ -106,7 +106,7 @@ fn eval_reports_what_litert_reference_kernels_measure_and_draws_one_bar_per_tens
 
         // One row per activation of the float model: its inputs and every op output.
         let float = litequant::graph::Graph::from_bytes(
-            &std::fs::read(corpus().join("digits_multi_io/model.tflite")).unwrap(),
+            &std::fs::read(model_dir("digits_multi_io").join("model.tflite")).unwrap(),
         )
         .unwrap();
         let activations = float.inputs().len()

@@ -107,7 +107,8 @@ fn inspect_lists_the_modes_that_can_quantize_each_op() {
 
 #[test]
 fn inspect_shows_quantization_of_a_tf_int8_model() {
-    let path = support::corpus_dir().join("digits_mlp/tf/full_int8.tflite");
+    // TF's converter's strict int8 output of digits_mlp (its `tf/full_int8.tflite`), committed as a fixture.
+    let path = fixtures::fixtures_dir().join("models/digits_mlp_tf_full_int8.tflite");
     let report = inspect_file(&path).unwrap_or_else(|e| panic!("{e}"));
     let input = &report.inputs[0];
     assert_eq!(input.dtype, "int8");

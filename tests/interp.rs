@@ -4,10 +4,12 @@
 //! ops, DEQUANTIZE) within a relative tolerance. End-to-end outputs against LiteRT's default (XNNPACK) path
 //! are reported beside, not asserted.
 //!
-//! Needs `LITEQUANT_CORPUS` and `LITEQUANT_TEST_PYTHON` (fails, not skips, without them). The table prints
+//! Runs on the corpus in `tests/corpus` (plus `LITEQUANT_CORPUS`'s models) and needs `LITEQUANT_TEST_PYTHON`
+//! (fails, not skips, without it); `LITEQUANT_PARITY_MODELS` limits the models and must select at least one,
+//! and every selected model in every mode must have ops compared. The table prints
 //! with `cargo test --test tests interp -- --nocapture`.
 
-use crate::interop::{corpus, corpus_models, litequant, python, repo};
+use crate::interop::{litequant, model_dir, python, repo};
 use litequant::graph::{OpIndex, TensorId};
 use litequant::interp::{Interpreter, Tensor, TensorData};
 use litequant::tflite::fb;
@@ -91,12 +93,10 @@ fn parity() -> Report {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let only = std::env::var("LITEQUANT_PARITY_MODELS").unwrap_or_default();
-    for name in corpus_models() {
-        if !only.is_empty() && !only.split(',').any(|m| m == name) {
-            continue;
-        }
-        let mdir = corpus().join(&name);
+    let models = crate::support::selected_models("LITEQUANT_PARITY_MODELS");
+    for name in &models {
+        let name = name.clone();
+        let mdir = model_dir(&name);
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("quantize.toml"), config(&mdir)).expect("write config");
         let out = litequant()
@@ -223,6 +223,19 @@ fn parity() -> Report {
                         max(&ours, &reference)
                     );
                 }
+            }
+        }
+    }
+    // Something was compared: every selected model in every mode has ops checked against LiteRT.
+    for name in &models {
+        for &(_, mode) in ARTIFACTS {
+            let ops: usize = rows
+                .iter()
+                .filter(|((m, md, _), _)| m == name && md == mode)
+                .map(|(_, r)| r.count)
+                .sum();
+            if ops == 0 {
+                problems.push(format!("{name}/{mode}: no op was compared with LiteRT"));
             }
         }
     }

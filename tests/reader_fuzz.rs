@@ -210,6 +210,26 @@ fn exercise(bytes: &[u8]) {
     let _ = g.to_bytes();
 }
 
+/// Shares of fuzzed models the reader must accept (the rest it refuses), as measured over 2,000 cases.
+/// Below the range the fuzzer mostly feeds the reader's first checks and `exercise` rarely runs; above it the
+/// reader's checks let damage through.
+const MUTATED_ACCEPTED: (f64, f64) = (0.05, 0.95);
+/// As [`MUTATED_ACCEPTED`], for models with out-of-range fields.
+const EDITED_ACCEPTED: (f64, f64) = (0.05, 0.95);
+
+/// Fails unless `accepted` of [`cases`] lies in `(low, high)` shares of them.
+fn assert_share_accepted(what: &str, accepted: u32, (low, high): (f64, f64)) {
+    let share = f64::from(accepted) / f64::from(cases().max(1));
+    assert!(
+        (low..=high).contains(&share),
+        "{what}: {accepted} of {} accepted ({:.1}%), expected {:.0}-{:.0}%",
+        cases(),
+        share * 100.0,
+        low * 100.0,
+        high * 100.0
+    );
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -246,6 +266,7 @@ fn mutated_models_never_panic_the_reader() {
         started.elapsed().as_secs_f64(),
         accepted.get()
     );
+    assert_share_accepted("mutated models", accepted.get(), MUTATED_ACCEPTED);
 }
 
 #[test]
@@ -426,4 +447,5 @@ fn models_with_out_of_range_fields_are_refused_or_fully_usable() {
         started.elapsed().as_secs_f64(),
         accepted.get()
     );
+    assert_share_accepted("models with edited fields", accepted.get(), EDITED_ACCEPTED);
 }

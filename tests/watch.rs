@@ -1,5 +1,6 @@
 //! `litequant watch` end to end: the real binary on two models in a temp folder. Timeouts are generous (a
-//! loaded 2-core machine); the change -> artifact latency is printed, and only bounded loosely.
+//! loaded 2-core machine); the change -> artifact latency is printed, and its median asserted under the 1 s
+//! target.
 
 use crate::interop::{litequant, repo};
 use std::io::{BufRead, BufReader, Write};
@@ -282,7 +283,12 @@ fn watch_rebuilds_only_what_changed_survives_a_broken_config_and_never_feeds_its
         "watch: model file change -> regenerated dynamic artifact: median {:?}, min {:?}, max {:?} (5 rounds)",
         latencies[2], latencies[0], latencies[4]
     );
-    assert!(latencies[2] < Duration::from_secs(10), "{latencies:?}");
+    // DESIGN.md, Targets: a file change regenerates a small dynamic artifact in < 1 s (the median of the five
+    // rounds, so one round delayed by the loaded machine does not decide it).
+    assert!(
+        latencies[2] < Duration::from_secs(1),
+        "median change -> artifact latency over 1 s: {latencies:?}"
+    );
     assert_eq!(
         std::fs::read(&a_art).unwrap(),
         built_alone(&models[0]),

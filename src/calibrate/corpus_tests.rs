@@ -1,7 +1,8 @@
 //! The float interpreter against LiteRT's reference kernels on every corpus model, tensor by tensor.
 //!
 //! Needs a Python with `ai-edge-litert` and numpy: `LITEQUANT_TEST_PYTHON=/path/to/python`. The corpus is
-//! `LITEQUANT_CORPUS` (default `../shared/corpus` beside the crate).
+//! `tests/corpus` of this repository (one folder per model holding `model.tflite` and `eval.npz`), plus the
+//! model folders in each folder of `LITEQUANT_CORPUS` (a path list; never required).
 
 use super::{FloatInterpreter, Registry, Value};
 use crate::graph::{Graph, TensorId};
@@ -138,11 +139,32 @@ fn compare_model(python: &str, dir: &Path, tmp: &Path) -> Result<ModelReport, St
     Ok(report)
 }
 
-fn corpus_dir() -> PathBuf {
-    match std::env::var_os("LITEQUANT_CORPUS") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+/// Every corpus model folder with `model.tflite` and `eval.npz`, by name: `tests/corpus` first, then the
+/// folders of `LITEQUANT_CORPUS` (a model name already found is not added again).
+fn corpus_model_dirs() -> Vec<PathBuf> {
+    let mut roots = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")];
+    if let Some(extra) = std::env::var_os("LITEQUANT_CORPUS") {
+        roots.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
     }
+    let mut dirs = std::collections::BTreeMap::new();
+    for root in &roots {
+        let entries = std::fs::read_dir(root).unwrap_or_else(|e| panic!("corpus {}: {e}", root.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("corpus {}: {e}", root.display()))
+                .path();
+            if path.join("model.tflite").is_file() && path.join("eval.npz").is_file() {
+                if let Some(name) = path.file_name() {
+                    dirs.entry(name.to_os_string()).or_insert(path);
+                }
+            }
+        }
+    }
+    assert!(
+        !dirs.is_empty(),
+        "no <model>/model.tflite with eval.npz under {roots:?}"
+    );
+    dirs.into_values().collect()
 }
 
 #[test]
@@ -151,21 +173,10 @@ fn float_interpreter_matches_litert_on_corpus() {
         panic!(
             "this test compares with LiteRT: set LITEQUANT_TEST_PYTHON to a Python with ai-edge-litert and numpy, e.g.\n  \
              LITEQUANT_TEST_PYTHON=/work/venv/bin/python cargo test --lib float_interpreter_matches_litert_on_corpus -- --nocapture\n\
-             (LITEQUANT_CORPUS overrides the corpus folder, default ../shared/corpus)"
+             (the corpus is tests/corpus; LITEQUANT_CORPUS adds model folders)"
         )
     };
-    let corpus = corpus_dir();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&corpus)
-        .unwrap_or_else(|e| panic!("corpus {}: {e}", corpus.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("model.tflite").is_file() && p.join("eval.npz").is_file())
-        .collect();
-    dirs.sort();
-    assert!(
-        !dirs.is_empty(),
-        "no <model>/model.tflite with eval.npz under {}",
-        corpus.display()
-    );
+    let dirs = corpus_model_dirs();
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let mut failures = Vec::new();
     for dir in &dirs {
@@ -175,6 +186,9 @@ fn float_interpreter_matches_litert_on_corpus() {
                     "{:<24} {:>4} tensor values compared, max relative error {:.2e} ({})",
                     r.name, r.tensors, r.max_error, r.worst
                 );
+                if r.tensors == 0 {
+                    failures.push(format!("{}: no tensor value was compared", r.name));
+                }
                 failures.extend(r.problems.iter().map(|p| format!("{}: {p}", r.name)));
             }
             Err(e) => failures.push(e),

@@ -309,6 +309,34 @@ mod tests {
         assert_eq!(rounding_divide_by_pot(-6, 2), -2);
     }
 
+    /// Relative error of the int64 overload's multiplier: the Q0.31 significand rounded to 16 bits, at most
+    /// (2^15 + 1/2) / 2^30 of a significand >= 2^30.
+    const INT64_MULTIPLIER_ERROR: f64 = 3.0519e-5;
+
+    #[test]
+    fn int64_multiplier_at_the_edges_of_litert_domain() {
+        // |x| near 2^47 with a multiplier of 2^-17: reduced multiplier 2^14, total shift 31.
+        let m = quantize_multiplier(2f64.powi(-17));
+        assert_eq!((m.multiplier, m.shift), (1 << 30, -16));
+        assert_eq!(multiply_by_quantized_multiplier_i64((1i64 << 47) - 1, m), 1 << 30);
+        assert_eq!(multiply_by_quantized_multiplier_i64(-(1i64 << 47), m), -(1 << 30));
+        // A multiplier > 1 (100 = 0.78125 * 2^7): reduced 25600, total shift 8; the result near i32::MAX.
+        let m = quantize_multiplier(100.0);
+        assert_eq!((m.multiplier, m.shift), (1_677_721_600, 7));
+        assert_eq!(multiply_by_quantized_multiplier_i64(20_000_000, m), 2_000_000_000);
+        assert_eq!(multiply_by_quantized_multiplier_i64(-21_474_836, m), -2_147_483_600);
+        // Rounding half up (toward +inf) on ties, as `(x * m + 2^(s-1)) >> s` does: 3 * 0.5 and -3 * 0.5.
+        let half = quantize_multiplier(0.5);
+        assert_eq!(multiply_by_quantized_multiplier_i64(3, half), 2);
+        assert_eq!(multiply_by_quantized_multiplier_i64(-3, half), -1);
+        // A significand >= 0x7FFF0000 saturates the reduced multiplier at 0x7FFF.
+        let m = QuantizedMultiplier {
+            multiplier: i32::MAX,
+            shift: 0,
+        };
+        assert_eq!(multiply_by_quantized_multiplier_i64(1 << 20, m), 0x7FFF << 5);
+    }
+
     proptest! {
         #[test]
         fn multiply_by_quantized_multiplier_is_within_one_of_the_real_product(
@@ -334,13 +362,25 @@ mod tests {
             prop_assert!((got - 1.0 / (1.0 + x)).abs() < 1e-6);
         }
 
+        /// LiteRT's whole domain for the int64 overload (`common.cc`): |x| < 2^47, shift in [-31, 8) (real
+        /// multipliers from 2^-20 up to 127, so also > 1), and the scaled result fits int32.
         #[test]
-        fn int64_multiplier_matches_the_real_product(x in -(1i64 << 31)..(1i64 << 31), real in 1e-6f64..0.99) {
+        fn int64_multiplier_matches_the_real_product(
+            fraction in -1.0f64..1.0, log2_real in -20.0f64..6.99
+        ) {
+            let real = log2_real.exp2();
             let m = quantize_multiplier(real);
+            prop_assert!((-31..8).contains(&m.shift), "{m:?}");
+            let limit = ((1i64 << 47) - 1) as f64;
+            let limit = limit.min(f64::from(i32::MAX - 1) / (real * (1.0 + INT64_MULTIPLIER_ERROR)));
+            let x = (fraction * limit) as i64;
             let got = multiply_by_quantized_multiplier_i64(x, m);
             let want = x as f64 * real;
-            // A 16-bit multiplier: relative error up to 2^-15.
-            prop_assert!((f64::from(got) - want).abs() <= 1.0 + want.abs() * 4e-5, "{got} vs {want}");
+            // One rounding (half a unit) plus the 16-bit multiplier's relative error.
+            prop_assert!(
+                (f64::from(got) - want).abs() <= 0.5 + want.abs() * INT64_MULTIPLIER_ERROR,
+                "x {x} real {real}: {got} vs {want}"
+            );
         }
     }
 }

@@ -205,23 +205,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn reference_asymmetric(min: f64, max: f64) -> (f64, i64) {
+    /// TF's `GetAsymmetricQuantizationParams` (`tflite/tools/optimize/quantization_utils.cc`), step by step
+    /// in float32 as it runs: widen to include 0, `scale = (max - min) / 255`, the zero point "nudged" from
+    /// `qmin - min / scale` (clamped, then `std::round`: half away from zero).
+    fn tf_asymmetric(min: f32, max: f32) -> (f32, i64) {
+        let (qmin, qmax) = (-128.0f32, 127.0f32);
         let (min, max) = (min.min(0.0), max.max(0.0));
-        let scale = (max - min) / 255.0;
-        let zp = (-128.0 - min / scale).clamp(-128.0, 127.0).round() as i64;
+        let scale = (max - min) / (qmax - qmin);
+        let from_min = if scale != 0.0 { qmin - min / scale } else { qmin };
+        let zp = if from_min < qmin {
+            -128
+        } else if from_min > qmax {
+            127
+        } else {
+            from_min.round() as i64
+        };
         (scale, zp)
+    }
+
+    /// Range bounds: arbitrary floats, and multiples of 1/16 (where `qmin - min / scale` often lands on a
+    /// half, and a float64 or MLIR-style computation would round the other way).
+    fn bound() -> impl Strategy<Value = f32> {
+        prop_oneof![-1e4f32..1e4, (-4000i32..4000).prop_map(|k| k as f32 / 16.0)]
     }
 
     proptest! {
         #[test]
-        fn asymmetric_int8_matches_f64_reference(a in -1e4f32..1e4, b in -1e4f32..1e4) {
+        fn asymmetric_int8_is_tf_formula_exactly(a in bound(), b in bound()) {
             let (min, max) = if a <= b { (a, b) } else { (b, a) };
-            prop_assume!(max - min > 1e-3 || min.abs().max(max.abs()) > 1e-3);
+            prop_assume!(max.max(0.0) - min.min(0.0) > 0.0);
             let p = asymmetric_int8(min, max).unwrap();
-            let (scale, zp) = reference_asymmetric(f64::from(min), f64::from(max));
-            prop_assert!((f64::from(p.scale()[0]) - scale).abs() <= scale * 1e-6);
-            prop_assert!((p.zero_point()[0] - zp).abs() <= 1);
-            prop_assert!((-128..=127).contains(&p.zero_point()[0]));
+            let (scale, zp) = tf_asymmetric(min, max);
+            prop_assert_eq!(p.scale()[0].to_bits(), scale.to_bits(), "scale of [{}, {}]", min, max);
+            prop_assert_eq!(p.zero_point()[0], zp, "zero point of [{}, {}]", min, max);
         }
 
         #[test]
@@ -252,6 +268,26 @@ mod tests {
             let reference = f64::from(min).abs().max(f64::from(max).abs()) / 32767.0;
             prop_assert_eq!(p.zero_point()[0], 0);
             prop_assert!((f64::from(p.scale()[0]) - reference).abs() <= reference * 1e-6);
+        }
+    }
+
+    /// Ranges whose `qmin - min / scale` is at or near a half, with the zero point TF's float32 steps give
+    /// (computed with numpy float32). In float64 two of them round the other way: [-17.4375, 1.6875] gives
+    /// 104.5 -> 105 (float32: 104.49998 -> 104) and [-22, 4.4] gives 84.4999992 -> 84 (float32: 84.5 -> 85).
+    #[test]
+    fn asymmetric_int8_zero_point_rounds_as_tf_does_at_halves() {
+        for (min, max, zp) in [
+            (-1.0f32, 1.0f32, -1i64),
+            (-6.0, 6.0, -1),
+            (-1.0, 3.0, -64),
+            (-17.4375, 1.6875, 104),
+            (-22.0, 4.4, 85),
+            (-16.5, 14.1, 10),
+            (-10.0, 0.1, 124),
+            (0.0, 6.0, -128),
+        ] {
+            let p = asymmetric_int8(min, max).unwrap();
+            assert_eq!(p.zero_point()[0], zp, "[{min}, {max}]");
         }
     }
 

@@ -14,9 +14,9 @@ pub fn python() -> PathBuf {
     crate::support::litert_python()
 }
 
-/// The model corpus (`LITEQUANT_CORPUS`, else `../shared/corpus` beside the repository).
-pub fn corpus() -> PathBuf {
-    crate::support::corpus_dir()
+/// The folder of corpus model `name` (`tests/corpus/<name>`, or a folder `LITEQUANT_CORPUS` adds).
+pub fn model_dir(name: &str) -> PathBuf {
+    crate::support::model_dir(name)
 }
 
 /// Names of the corpus models (folders with a model.tflite), sorted.
@@ -27,35 +27,69 @@ pub fn corpus_models() -> Vec<String> {
         .collect()
 }
 
-/// What LiteRT said about a quantized model run beside its float source.
+/// What LiteRT said about a quantized model run beside its float source. Every field is required in
+/// `evaluate.py`'s output: a missing key fails the test rather than reading as 0.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Eval {
-    /// Both models loaded and ran.
+    /// Both models loaded and ran (always true in what [`evaluate`] returns).
     pub loads_ok: bool,
     /// The failure, if any.
     pub error: Option<String>,
     /// SQNR of all outputs over all samples, dB.
-    #[serde(default)]
     pub sqnr_db: f64,
-    /// Top-1 agreement of classifier outputs.
-    #[serde(default)]
+    /// Top-1 agreement of classifier outputs (`null` when no output is a classifier).
+    #[serde(deserialize_with = "required")]
     pub top1_agree: Option<f64>,
     /// Element types of the quantized model's inputs.
-    #[serde(default)]
     pub input_types: Vec<String>,
     /// Element types of the quantized model's outputs.
-    #[serde(default)]
     pub output_types: Vec<String>,
     /// Ops computing in float32 (not counting QUANTIZE/DEQUANTIZE).
-    #[serde(default)]
     pub float_compute_ops: usize,
     /// Float ops reading int8 weights (dynamic-range kernels).
-    #[serde(default)]
     pub hybrid_ops: usize,
 }
 
-/// Runs `quant` beside `float` in LiteRT on `eval` (or random inputs) and returns the scores.
-pub fn evaluate(float: &Path, quant: &Path, eval: Option<&Path>, samples: usize) -> Eval {
+/// Deserializes an `Option` whose key must be present (it may be `null`): serde reads a missing `Option` field
+/// as `None` unless it has its own deserializer.
+fn required<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
+/// Deserializes a required dB value: a number, `null`, or a non-finite one as the corpus scorer writes it
+/// (`"inf"`, `"-inf"`, `"nan"`).
+fn decibels<'de, D>(d: D) -> Result<Option<f64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Db {
+        Number(f64),
+        Text(String),
+    }
+    match Option::<Db>::deserialize(d)? {
+        None => Ok(None),
+        Some(Db::Number(x)) => Ok(Some(x)),
+        Some(Db::Text(t)) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{t:?} is not a dB value"))),
+    }
+}
+
+/// Runs `quant` beside `float` in LiteRT on `eval` (or random inputs) and returns the scores; `Err` with
+/// LiteRT's message when either model does not load or run. Panics when the script's output lacks a key.
+pub fn try_evaluate(
+    float: &Path,
+    quant: &Path,
+    eval: Option<&Path>,
+    samples: usize,
+) -> Result<Eval, String> {
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("tests/litert/evaluate.py"))
         .arg(float)
@@ -78,40 +112,45 @@ pub fn evaluate(float: &Path, quant: &Path, eval: Option<&Path>, samples: usize)
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-    serde_json::from_str(line).expect("evaluate.py prints valid JSON")
+    let value: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("evaluate.py printed {line:?}: {e}"));
+    if value["loads_ok"] != serde_json::Value::Bool(true) {
+        return Err(format!("{}: {}", quant.display(), value["error"]));
+    }
+    Ok(serde_json::from_value(value)
+        .unwrap_or_else(|e| panic!("evaluate.py's output for {} lacks a value: {e}: {line}", quant.display())))
 }
 
-/// One row of the corpus' `anchors.jsonl` (what TF's converter reached).
+/// [`try_evaluate`], failing the test when LiteRT cannot load or run either model.
+pub fn evaluate(float: &Path, quant: &Path, eval: Option<&Path>, samples: usize) -> Eval {
+    try_evaluate(float, quant, eval, samples)
+        .unwrap_or_else(|e| panic!("LiteRT cannot run the artifact: {e}"))
+}
+
+/// One row of the corpus' `anchors.jsonl` (what TF's converter reached). The keys the floors read are
+/// required: a row without them fails the test instead of reading as 0.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Anchor {
-    /// `tf` or `aeq`.
-    pub tool: String,
-    /// Corpus model.
-    pub model: String,
-    /// The tool's mode name (`dynamic`, `int_float_fallback`, `full_int8`, `float16`, `int16x8`).
-    pub mode: String,
-    /// SQNR, dB.
+    /// SQNR, dB (`null` when the tool's output did not run; `"inf"` when it equals the float model's).
+    #[serde(deserialize_with = "decibels")]
     pub sqnr_db: Option<f64>,
-    /// Top-1 agreement.
+    /// Top-1 agreement (`null` when the model has no classifier output or the output did not run).
+    #[serde(deserialize_with = "required")]
     pub top1_agree: Option<f64>,
-    /// Artifact size in bytes.
+    /// Artifact size in bytes (`null` when the tool wrote nothing).
+    #[serde(deserialize_with = "required")]
     pub size_quant: Option<u64>,
     /// TF's op histogram, keyed `OP(input types/w:weight types->output types)`.
-    #[serde(default)]
     pub quant_ops_typed: std::collections::BTreeMap<String, usize>,
     /// Ops computing in float in TF's output, by op type.
-    #[serde(default)]
     pub quant_float_compute_ops: std::collections::BTreeMap<String, usize>,
 }
 
-/// TF's row for a corpus model and TF mode.
+/// TF's row for a corpus model and TF mode (from the `anchors.jsonl` beside the model).
 pub fn tf_anchor(model: &str, tf_mode: &str) -> Anchor {
-    let text =
-        std::fs::read_to_string(corpus().join("anchors.jsonl")).expect("anchors.jsonl is readable");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Anchor>(l).ok())
-        .find(|a| a.tool == "tf" && a.model == model && a.mode == tf_mode)
-        .unwrap_or_else(|| panic!("no tf anchor for {model}/{tf_mode}"))
+    let row = crate::support::anchor_row(model, "tf", tf_mode);
+    serde_json::from_value(row.clone())
+        .unwrap_or_else(|e| panic!("tf anchor {model}/{tf_mode}: {e}: {row}"))
 }
 
 /// The `litequant` binary under test.

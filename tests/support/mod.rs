@@ -6,43 +6,127 @@ pub mod fixtures;
 
 use std::path::{Path, PathBuf};
 
-/// The corpus of float models: `LITEQUANT_CORPUS`, or `../shared/corpus` beside the crate.
-///
-/// Panics (failing the test) when it does not exist, saying how to point at it.
-pub fn corpus_dir() -> PathBuf {
-    let dir = match std::env::var_os("LITEQUANT_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-    };
-    assert!(
-        dir.is_dir(),
-        "corpus not found at {}: set LITEQUANT_CORPUS to the folder holding <model>/model.tflite",
-        dir.display()
-    );
-    dir
+/// The corpus committed with the repository: `tests/corpus`, one folder per model.
+pub fn repo_corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
-/// Every corpus model: `(name, model.tflite path)`, sorted by name.
+/// The folders holding corpus models: `tests/corpus`, then each folder of `LITEQUANT_CORPUS` (a path list,
+/// `:`-separated on Unix), which adds models and is never required.
+///
+/// Panics (failing the test) when a folder does not exist.
+pub fn corpus_roots() -> Vec<PathBuf> {
+    let mut roots = vec![repo_corpus()];
+    if let Some(extra) = std::env::var_os("LITEQUANT_CORPUS") {
+        roots.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
+    }
+    for dir in &roots {
+        assert!(
+            dir.is_dir(),
+            "corpus folder {} does not exist (LITEQUANT_CORPUS adds folders holding <model>/model.tflite)",
+            dir.display()
+        );
+    }
+    roots
+}
+
+/// Every corpus model: `(name, model.tflite path)`, sorted by name. A model is a subfolder of a corpus folder
+/// holding `model.tflite` (with `calib.npz`, `eval.npz`, `info.json`, and its rows in the folder's
+/// `anchors.jsonl`); when two folders have a model of the same name, the first folder's wins (the
+/// repository's before `LITEQUANT_CORPUS`).
 pub fn corpus_models() -> Vec<(String, PathBuf)> {
-    let dir = corpus_dir();
-    let mut models: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                e.path().join("model.tflite"),
-            )
-        })
-        .filter(|(_, p)| p.is_file())
-        .collect();
-    models.sort();
+    let mut models: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
+    for dir in corpus_roots() {
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        for entry in entries {
+            let entry = entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+            let model = entry.path().join("model.tflite");
+            if model.is_file() {
+                models
+                    .entry(entry.file_name().to_string_lossy().into_owned())
+                    .or_insert(model);
+            }
+        }
+    }
     assert!(
         !models.is_empty(),
         "no <model>/model.tflite under {}",
-        dir.display()
+        repo_corpus().display()
     );
-    models
+    models.into_iter().collect()
+}
+
+/// The folder of corpus model `name` (its `model.tflite`, `calib.npz`, `eval.npz`, `info.json`).
+///
+/// Panics when no corpus folder has the model.
+pub fn model_dir(name: &str) -> PathBuf {
+    corpus_models()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, model)| model.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| {
+            panic!(
+                "no corpus model {name:?} in {:?}",
+                corpus_roots()
+            )
+        })
+}
+
+/// The rows of `anchors.jsonl` beside corpus model `name` (what TF's converter and ai-edge-quantizer reached
+/// on it), each parsed as JSON. Panics on a line that is not JSON, naming file and line.
+pub fn anchor_rows(name: &str) -> Vec<serde_json::Value> {
+    let dir = model_dir(name);
+    let file = dir
+        .parent()
+        .unwrap_or_else(|| panic!("{} has no parent folder", dir.display()))
+        .join("anchors.jsonl");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (every corpus folder has an anchors.jsonl)", file.display()));
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1))
+        })
+        .filter(|v| v["model"] == name)
+        .collect()
+}
+
+/// The row of `tool` (`tf` or `aeq`) and `mode` for corpus model `name`; panics when there is none.
+pub fn anchor_row(name: &str, tool: &str, mode: &str) -> serde_json::Value {
+    anchor_rows(name)
+        .into_iter()
+        .find(|v| v["tool"] == tool && v["mode"] == mode)
+        .unwrap_or_else(|| {
+            panic!("no {tool} anchor for {name}/{mode} in the anchors.jsonl beside the model")
+        })
+}
+
+/// Model names a comma-separated filter variable (`LITEQUANT_MODELS`, `LITEQUANT_PARITY_MODELS`) selects from
+/// the corpus: every corpus model when unset or empty. Panics when the filter names a model the corpus does not
+/// have, so a typo cannot select nothing and pass.
+pub fn selected_models(var: &str) -> Vec<String> {
+    let all: Vec<String> = corpus_models().into_iter().map(|(n, _)| n).collect();
+    let filter = std::env::var(var).unwrap_or_default();
+    let wanted: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return all;
+    }
+    for w in &wanted {
+        assert!(
+            all.iter().any(|m| m == w),
+            "{var} names {w:?}, which is not a corpus model (corpus: {all:?})"
+        );
+    }
+    all.into_iter()
+        .filter(|m| wanted.contains(&m.as_str()))
+        .collect()
 }
 
 /// The Python with LiteRT (`LITEQUANT_TEST_PYTHON`); panics with how to set it when absent.
