@@ -210,12 +210,12 @@ fn exercise(bytes: &[u8]) {
     let _ = g.to_bytes();
 }
 
-/// Shares of fuzzed models the reader must accept (the rest it refuses), as measured over 2,000 cases.
-/// Below the range the fuzzer mostly feeds the reader's first checks and `exercise` rarely runs; above it the
-/// reader's checks let damage through.
-const MUTATED_ACCEPTED: (f64, f64) = (0.05, 0.95);
-/// As [`MUTATED_ACCEPTED`], for models with out-of-range fields.
-const EDITED_ACCEPTED: (f64, f64) = (0.05, 0.95);
+/// Share of byte-mutated models the reader must accept (the rest it refuses). Measured 2026-12-07 over five
+/// runs of 2,000 cases: 294-347 accepted (14.7-17.4%, one standard deviation 0.8%). Below the range the fuzzer
+/// mostly feeds the reader's first checks and `exercise` rarely runs; above it the reader lets damage through.
+const MUTATED_ACCEPTED: (f64, f64) = (0.08, 0.30);
+/// As [`MUTATED_ACCEPTED`], for models with out-of-range fields: 200-229 of 2,000 accepted (10.0-11.5%).
+const EDITED_ACCEPTED: (f64, f64) = (0.05, 0.22);
 
 /// Fails unless `accepted` of [`cases`] lies in `(low, high)` shares of them.
 fn assert_share_accepted(what: &str, accepted: u32, (low, high): (f64, f64)) {

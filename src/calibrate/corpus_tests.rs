@@ -148,7 +148,8 @@ fn corpus_model_dirs() -> Vec<PathBuf> {
     }
     let mut dirs = std::collections::BTreeMap::new();
     for root in &roots {
-        let entries = std::fs::read_dir(root).unwrap_or_else(|e| panic!("corpus {}: {e}", root.display()));
+        let entries =
+            std::fs::read_dir(root).unwrap_or_else(|e| panic!("corpus {}: {e}", root.display()));
         for entry in entries {
             let path = entry
                 .unwrap_or_else(|e| panic!("corpus {}: {e}", root.display()))

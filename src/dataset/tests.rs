@@ -542,8 +542,7 @@ fn not_a_zip_file_is_an_error_naming_the_file() {
 
 #[test]
 fn corpus_multi_input_calibration_file_yields_model_shaped_samples() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/digits_multi_io/calib.npz");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/digits_multi_io/calib.npz");
     let spec = dataset("digits_multi_io", DatasetFormat::Npz, Some(path.clone()));
     // Model input order, as the flatbuffer lists them.
     let inputs = [

@@ -318,13 +318,25 @@ mod tests {
         // |x| near 2^47 with a multiplier of 2^-17: reduced multiplier 2^14, total shift 31.
         let m = quantize_multiplier(2f64.powi(-17));
         assert_eq!((m.multiplier, m.shift), (1 << 30, -16));
-        assert_eq!(multiply_by_quantized_multiplier_i64((1i64 << 47) - 1, m), 1 << 30);
-        assert_eq!(multiply_by_quantized_multiplier_i64(-(1i64 << 47), m), -(1 << 30));
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64((1i64 << 47) - 1, m),
+            1 << 30
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(-(1i64 << 47), m),
+            -(1 << 30)
+        );
         // A multiplier > 1 (100 = 0.78125 * 2^7): reduced 25600, total shift 8; the result near i32::MAX.
         let m = quantize_multiplier(100.0);
         assert_eq!((m.multiplier, m.shift), (1_677_721_600, 7));
-        assert_eq!(multiply_by_quantized_multiplier_i64(20_000_000, m), 2_000_000_000);
-        assert_eq!(multiply_by_quantized_multiplier_i64(-21_474_836, m), -2_147_483_600);
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(20_000_000, m),
+            2_000_000_000
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(-21_474_836, m),
+            -2_147_483_600
+        );
         // Rounding half up (toward +inf) on ties, as `(x * m + 2^(s-1)) >> s` does: 3 * 0.5 and -3 * 0.5.
         let half = quantize_multiplier(0.5);
         assert_eq!(multiply_by_quantized_multiplier_i64(3, half), 2);
@@ -334,7 +346,10 @@ mod tests {
             multiplier: i32::MAX,
             shift: 0,
         };
-        assert_eq!(multiply_by_quantized_multiplier_i64(1 << 20, m), 0x7FFF << 5);
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(1 << 20, m),
+            0x7FFF << 5
+        );
     }
 
     proptest! {

@@ -212,7 +212,11 @@ mod tests {
         let (qmin, qmax) = (-128.0f32, 127.0f32);
         let (min, max) = (min.min(0.0), max.max(0.0));
         let scale = (max - min) / (qmax - qmin);
-        let from_min = if scale != 0.0 { qmin - min / scale } else { qmin };
+        let from_min = if scale != 0.0 {
+            qmin - min / scale
+        } else {
+            qmin
+        };
         let zp = if from_min < qmin {
             -128
         } else if from_min > qmax {

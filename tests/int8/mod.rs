@@ -110,7 +110,10 @@ fn anchor(model: &str, tf_mode: &str) -> serde_json::Value {
 /// used when `data` has them; latency, which no test asserts, is timed once.
 fn eval_files(env: &Env, float: &Path, quant: &Path, data: &Path) -> serde_json::Value {
     let out = Command::new(&env.python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/litert/litert_eval.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/litert/litert_eval.py"
+        ))
         .arg(float)
         .arg(quant)
         .arg(data)
@@ -130,7 +133,12 @@ fn eval_files(env: &Env, float: &Path, quant: &Path, data: &Path) -> serde_json:
 
 fn eval(env: &Env, model: &str, artifact: &Path) -> serde_json::Value {
     let dir = crate::support::model_dir(model);
-    eval_files(env, &dir.join("model.tflite"), artifact, &dir.join("eval.npz"))
+    eval_files(
+        env,
+        &dir.join("model.tflite"),
+        artifact,
+        &dir.join("eval.npz"),
+    )
 }
 
 /// A dB value of a JSON row: a number, or `"inf"`/`"-inf"`/`"nan"` as `litert_eval.py` writes non-finite

@@ -273,12 +273,14 @@ fn unseen_ops_and_fp16_weights_quantize_and_run_in_litert() {
         inference_output_type: IoType::Int8,
         ..QuantOptions::default()
     };
-    // (name, mode, options, SQNR floor in dB, float compute ops allowed)
+    // (name, mode, options, SQNR floor in dB, float compute ops allowed). Floors 2-3 dB under what LiteRT
+    // measured on 2026-12-07 (deterministic: seeded data, LiteRT's own ranges): int8 and int8io 38.90 dB,
+    // int16x8 60.38 dB, in line with the 48-70 dB int16x8 reaches on the corpus.
     let cases = [
-        ("int8", Mode::Int8, QuantOptions::default(), 15.0, 0),
-        ("int8io", Mode::Int8, strict, 15.0, 0),
+        ("int8", Mode::Int8, QuantOptions::default(), 36.0, 0),
+        ("int8io", Mode::Int8, strict, 36.0, 0),
         // HARD_SWISH and PRELU have no int16 kernel: they stay float between DEQUANTIZE and QUANTIZE.
-        ("int16x8", Mode::Int16x8, QuantOptions::default(), 25.0, 2),
+        ("int16x8", Mode::Int16x8, QuantOptions::default(), 58.0, 2),
     ];
     let mut failures = Vec::new();
     for (name, mode, opts, floor, allowed_float) in cases {

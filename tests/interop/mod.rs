@@ -117,8 +117,12 @@ pub fn try_evaluate(
     if value["loads_ok"] != serde_json::Value::Bool(true) {
         return Err(format!("{}: {}", quant.display(), value["error"]));
     }
-    Ok(serde_json::from_value(value)
-        .unwrap_or_else(|e| panic!("evaluate.py's output for {} lacks a value: {e}: {line}", quant.display())))
+    Ok(serde_json::from_value(value).unwrap_or_else(|e| {
+        panic!(
+            "evaluate.py's output for {} lacks a value: {e}: {line}",
+            quant.display()
+        )
+    }))
 }
 
 /// [`try_evaluate`], failing the test when LiteRT cannot load or run either model.

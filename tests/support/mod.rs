@@ -37,8 +37,8 @@ pub fn corpus_roots() -> Vec<PathBuf> {
 pub fn corpus_models() -> Vec<(String, PathBuf)> {
     let mut models: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
     for dir in corpus_roots() {
-        let entries =
-            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
         for entry in entries {
             let entry = entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
             let model = entry.path().join("model.tflite");
@@ -65,12 +65,7 @@ pub fn model_dir(name: &str) -> PathBuf {
         .into_iter()
         .find(|(n, _)| n == name)
         .and_then(|(_, model)| model.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| {
-            panic!(
-                "no corpus model {name:?} in {:?}",
-                corpus_roots()
-            )
-        })
+        .unwrap_or_else(|| panic!("no corpus model {name:?} in {:?}", corpus_roots()))
 }
 
 /// The rows of `anchors.jsonl` beside corpus model `name` (what TF's converter and ai-edge-quantizer reached
@@ -81,8 +76,12 @@ pub fn anchor_rows(name: &str) -> Vec<serde_json::Value> {
         .parent()
         .unwrap_or_else(|| panic!("{} has no parent folder", dir.display()))
         .join("anchors.jsonl");
-    let text = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("{}: {e} (every corpus folder has an anchors.jsonl)", file.display()));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (every corpus folder has an anchors.jsonl)",
+            file.display()
+        )
+    });
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
