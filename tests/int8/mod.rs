@@ -220,7 +220,7 @@ fn corpus_quantizes_and_runs_in_litert_within_tf_floors() {
                 summary.ops_float.len()
             );
             // A TF row without SQNR is a mode TF's converter could not produce: there is no floor to reach,
-            // but ours must still run (checked above) and give a finite SQNR.
+            // but ours must still run (checked above) and give a SQNR (not NaN).
             match (sqnr, tf_sqnr) {
                 (Some(s), Some(t)) if s >= t - 1.0 => {}
                 (Some(s), None) if !s.is_nan() => {}
