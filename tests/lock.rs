@@ -56,7 +56,11 @@ impl Project {
             };
             for entry in listing {
                 let path = entry.unwrap().path();
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 if path.is_dir() {
                     if !rel.ends_with("locks") {
                         walk(root, &path, into);

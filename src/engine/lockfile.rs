@@ -199,7 +199,8 @@ impl LockFile {
         if path.is_dir() {
             return Err(error(
                 None,
-                "is a folder; `[settings] lock` must name the lock file (e.g. \"quantize.lock\")".into(),
+                "is a folder; `[settings] lock` must name the lock file (e.g. \"quantize.lock\")"
+                    .into(),
             ));
         }
         let text = match std::fs::read_to_string(path) {
@@ -412,7 +413,11 @@ impl LockFile {
 /// The 1-based line of byte `offset` in `text`.
 fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn quote(s: &str) -> String {
@@ -511,14 +516,23 @@ mod tests {
         assert_eq!(bits.line, line_of("tensor = 7"));
         let nan = defect_after(|t| t.replace("0x4bf7f490", "0x7fc00000"));
         assert!(nan.message.contains("not finite"), "{nan:?}");
-        assert!(nan.message.contains("entry `digits \"v2\".int8`"), "{nan:?}");
+        assert!(
+            nan.message.contains("entry `digits \"v2\".int8`"),
+            "{nan:?}"
+        );
         let inverted = defect_after(|t| t.replace("0xbfc00000", "0x7f000000"));
-        assert!(inverted.message.contains("exceeds its maximum"), "{inverted:?}");
+        assert!(
+            inverted.message.contains("exceeds its maximum"),
+            "{inverted:?}"
+        );
         let twice = defect_after(|t| {
             let line = t.lines().find(|l| l.contains("tensor = 7")).unwrap();
             t.replace(line, &format!("{line}\n{line}"))
         });
-        assert!(twice.message.contains("tensor 7 has two ranges"), "{twice:?}");
+        assert!(
+            twice.message.contains("tensor 7 has two ranges"),
+            "{twice:?}"
+        );
         // A range that parses and is finite, but is not what the build wrote.
         let edited = defect_after(|t| t.replace("0xbfc00000", "0xbfc00001"));
         assert!(edited.message.contains("edited by hand"), "{edited:?}");
@@ -542,7 +556,10 @@ mod tests {
                 .map(|l| format!("{l}\n"))
                 .collect()
         });
-        assert!(unsigned.message.contains("without their `ranges_sha256`"), "{unsigned:?}");
+        assert!(
+            unsigned.message.contains("without their `ranges_sha256`"),
+            "{unsigned:?}"
+        );
     }
 
     fn entry_text() -> String {

@@ -268,8 +268,14 @@ impl Session {
         if let Some(d) = defect {
             self.lock_entry_problem(d, &mut warnings)?;
         }
-        let attempt =
-            self.produce_cached(job, &inputs, lock_ranges.clone(), opts, start, &mut warnings);
+        let attempt = self.produce_cached(
+            job,
+            &inputs,
+            lock_ranges.clone(),
+            opts,
+            start,
+            &mut warnings,
+        );
         let (from_lock, (status, bytes, mut report, ranges)) = match attempt {
             // The lock's entry lacks a range the model needs: a lock problem, not an engine failure.
             Err(JobError::Quantize {

@@ -512,8 +512,14 @@ mod tests {
         let mut m = dense_model();
         // The only op reads the tensor it writes.
         let sg = main_sg(&mut m);
-        let out = sg.operators.as_ref().expect("ops")[0].outputs.as_ref().expect("outputs")[0];
-        sg.operators.as_mut().expect("ops")[0].inputs.as_mut().expect("inputs")[0] = out;
+        let out = sg.operators.as_ref().expect("ops")[0]
+            .outputs
+            .as_ref()
+            .expect("outputs")[0];
+        sg.operators.as_mut().expect("ops")[0]
+            .inputs
+            .as_mut()
+            .expect("inputs")[0] = out;
         let why = invalid_reason(&m);
         assert!(why.contains("cycle"), "{why}");
         let mut m = dense_model();

@@ -11,7 +11,7 @@
 //! `PROPTEST_CASES=100000000 LITEQUANT_FUZZ_SECONDS=1800 cargo test --release --test tests fuzz::cache -- --nocapture`.
 
 use super::lock::{
-    apply, budget, cases, edit, out_files, reference, run_within, runner, within, Edit, BUILD_LIMIT,
+    apply, budget, edit, out_files, reference, run_cases, run_within, within, Edit, BUILD_LIMIT,
     READ_LIMIT,
 };
 use crate::lock::stderr;
@@ -114,51 +114,52 @@ fn damaged_cache_entries_are_never_served() {
     let started = Instant::now();
     let (ran, served, changed) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
     let budget = budget();
-    runner(cases(1000))
-        .run(&(any::<Index>(), damage()), |(which, damage)| {
-            if budget.is_some_and(|b| started.elapsed() > b) {
-                return Ok(());
+    run_cases(1000, &(any::<Index>(), damage()), |(which, damage)| {
+        if budget.is_some_and(|b| started.elapsed() > b) {
+            return Ok(());
+        }
+        ran.set(ran.get() + 1);
+        let entry = seeds[which.index(seeds.len())].clone();
+        let damaged = write_damaged(&root_path, &entry, seeds, &damage);
+        if damaged {
+            changed.set(changed.get() + 1);
+        }
+        let (dir, key) = (root_path.clone(), entry.key.clone());
+        let got = within(READ_LIMIT, move || Cache::new(dir).get(&key))?;
+        if let Some(got) = got {
+            served.set(served.get() + 1);
+            // Whatever was served is byte for byte what was stored.
+            let meta: serde_json::Value =
+                serde_json::from_slice(&entry.files["entry.json"]).unwrap();
+            prop_assert_eq!(&got.artifact, &entry.files["artifact.tflite"]);
+            prop_assert_eq!(
+                serde_json::to_value(&got.report).unwrap(),
+                meta["report"].clone()
+            );
+            let ranges: Vec<(usize, u32, u32)> = got
+                .ranges
+                .iter()
+                .map(|r| (r.tensor, r.min, r.max))
+                .collect();
+            prop_assert_eq!(
+                serde_json::to_value(ranges).unwrap(),
+                meta["ranges"].clone()
+            );
+            // Only an unchanged entry.json and artifact are served (entry.sha256 may differ in
+            // surrounding whitespace only).
+            let dir = root_path.join("v1").join(&entry.key);
+            for f in ["entry.json", "artifact.tflite"] {
+                prop_assert_eq!(std::fs::read(dir.join(f)).unwrap(), entry.files[f].clone());
             }
-            ran.set(ran.get() + 1);
-            let entry = seeds[which.index(seeds.len())].clone();
-            let damaged = write_damaged(&root_path, &entry, seeds, &damage);
-            if damaged {
-                changed.set(changed.get() + 1);
-            }
-            let (dir, key) = (root_path.clone(), entry.key.clone());
-            let got = within(READ_LIMIT, move || Cache::new(dir).get(&key))?;
-            if let Some(got) = got {
-                served.set(served.get() + 1);
-                // Whatever was served is byte for byte what was stored.
-                let meta: serde_json::Value =
-                    serde_json::from_slice(&entry.files["entry.json"]).unwrap();
-                prop_assert_eq!(&got.artifact, &entry.files["artifact.tflite"]);
-                prop_assert_eq!(
-                    serde_json::to_value(&got.report).unwrap(),
-                    meta["report"].clone()
-                );
-                let ranges: Vec<(usize, u32, u32)> = got
-                    .ranges
-                    .iter()
-                    .map(|r| (r.tensor, r.min, r.max))
-                    .collect();
-                prop_assert_eq!(serde_json::to_value(ranges).unwrap(), meta["ranges"].clone());
-                // Only an unchanged entry.json and artifact are served (entry.sha256 may differ in
-                // surrounding whitespace only).
-                let dir = root_path.join("v1").join(&entry.key);
-                for f in ["entry.json", "artifact.tflite"] {
-                    prop_assert_eq!(std::fs::read(dir.join(f)).unwrap(), entry.files[f].clone());
-                }
-            } else {
-                prop_assert!(damaged, "an intact entry was not served");
-                prop_assert!(
-                    !root_path.join("v1").join(&entry.key).exists(),
-                    "a damaged entry was left in place"
-                );
-            }
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            prop_assert!(damaged, "an intact entry was not served");
+            prop_assert!(
+                !root_path.join("v1").join(&entry.key).exists(),
+                "a damaged entry was left in place"
+            );
+        }
+        Ok(())
+    });
     eprintln!(
         "cache reader fuzz: {} cases in {:.1} s, {} damaged, {} served",
         ran.get(),
@@ -178,49 +179,51 @@ fn builds_over_a_damaged_cache_give_the_reference_outputs() {
     let started = Instant::now();
     let (ran, misses) = (Cell::new(0u32), Cell::new(0u32));
     let budget = budget();
-    runner(cases(12))
-        .run(
-            &prop::collection::vec((any::<Index>(), damage()), 1..4),
-            |damages| {
-                if budget.is_some_and(|b| started.elapsed() > b) {
-                    return Ok(());
+    run_cases(
+        12,
+        &prop::collection::vec((any::<Index>(), damage()), 1..4),
+        |damages| {
+            if budget.is_some_and(|b| started.elapsed() > b) {
+                return Ok(());
+            }
+            ran.set(ran.get() + 1);
+            for e in &pristine {
+                let dir = cache.join("v1").join(&e.key);
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                for (name, bytes) in &e.files {
+                    std::fs::write(dir.join(name), bytes).unwrap();
                 }
-                ran.set(ran.get() + 1);
-                for e in &pristine {
-                    let dir = cache.join("v1").join(&e.key);
-                    let _ = std::fs::remove_dir_all(&dir);
-                    std::fs::create_dir_all(&dir).unwrap();
-                    for (name, bytes) in &e.files {
-                        std::fs::write(dir.join(name), bytes).unwrap();
-                    }
-                }
-                for (which, d) in &damages {
-                    write_damaged(&cache, &pristine[which.index(pristine.len())], &pristine, d);
-                }
-                let o = run_within(r.project.command(&["build", "--json"]), BUILD_LIMIT)?;
-                let err = stderr(&o);
-                prop_assert!(!err.contains("panicked"), "{}", err);
-                prop_assert!(o.status.success(), "{}", err);
-                let reports: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-                misses.set(misses.get() + reports
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|r| r["cache"] == "miss")
-                    .count() as u32);
-                let artifacts: BTreeMap<String, Vec<u8>> = out_files(&r.project.dir)
-                    .into_iter()
-                    .filter(|(n, _)| n.ends_with(".tflite"))
-                    .collect();
-                prop_assert!(artifacts == r.artifacts, "the artifacts changed");
-                prop_assert!(
-                    std::fs::read(r.project.dir.join("quantize.lock")).unwrap() == r.lock,
-                    "the lock changed"
-                );
-                Ok(())
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+            }
+            for (which, d) in &damages {
+                write_damaged(&cache, &pristine[which.index(pristine.len())], &pristine, d);
+            }
+            let o = run_within(r.project.command(&["build", "--json"]), BUILD_LIMIT)?;
+            let err = stderr(&o);
+            prop_assert!(!err.contains("panicked"), "{}", err);
+            prop_assert!(o.status.success(), "{}", err);
+            let reports: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            misses.set(
+                misses.get()
+                    + reports
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|r| r["cache"] == "miss")
+                        .count() as u32,
+            );
+            let artifacts: BTreeMap<String, Vec<u8>> = out_files(&r.project.dir)
+                .into_iter()
+                .filter(|(n, _)| n.ends_with(".tflite"))
+                .collect();
+            prop_assert!(artifacts == r.artifacts, "the artifacts changed");
+            prop_assert!(
+                std::fs::read(r.project.dir.join("quantize.lock")).unwrap() == r.lock,
+                "the lock changed"
+            );
+            Ok(())
+        },
+    );
     eprintln!(
         "cache build fuzz: {} damaged caches in {:.1} s, {} jobs rebuilt",
         ran.get(),

@@ -49,6 +49,25 @@ pub(super) fn runner(cases: u32) -> TestRunner {
     })
 }
 
+/// Runs `test` on `cases(default)` cases; with `LITEQUANT_FUZZ_SECONDS`, keeps running batches of that many
+/// (fresh random seeds each) until the time is up.
+pub(super) fn run_cases<S: Strategy>(
+    default: u32,
+    strategy: &S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let started = Instant::now();
+    loop {
+        runner(cases(default))
+            .run(strategy, &test)
+            .unwrap_or_else(|e| panic!("{e}"));
+        match budget() {
+            Some(b) if started.elapsed() < b => continue,
+            _ => break,
+        }
+    }
+}
+
 /// Runs `f` on another thread and fails the case if it takes longer than `limit`: a hang is a failure, not a
 /// stuck test. (The hung thread is left behind; the test fails.)
 pub(super) fn within<T: Send + 'static>(
@@ -200,7 +219,8 @@ fn tokens(text: &[u8]) -> Vec<(usize, usize)> {
             i = end.max(i + 1);
         } else if text[i].is_ascii_alphanumeric() || matches!(text[i], b'-' | b'+' | b'.') {
             let start = i;
-            while i < text.len() && (text[i].is_ascii_alphanumeric() || matches!(text[i], b'-' | b'+' | b'.'))
+            while i < text.len()
+                && (text[i].is_ascii_alphanumeric() || matches!(text[i], b'-' | b'+' | b'.'))
             {
                 i += 1;
             }
@@ -213,7 +233,8 @@ fn tokens(text: &[u8]) -> Vec<(usize, usize)> {
 }
 
 pub(super) fn apply(bytes: &mut Vec<u8>, e: &Edit) {
-    let lines = |b: &[u8]| -> Vec<Vec<u8>> { b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect() };
+    let lines =
+        |b: &[u8]| -> Vec<Vec<u8>> { b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect() };
     match e {
         Edit::DeleteLine(i) => {
             let mut l = lines(bytes);
@@ -355,25 +376,26 @@ fn mutated_locks_never_panic_the_reader() {
     let started = Instant::now();
     let (ran, accepted) = (Cell::new(0u32), Cell::new(0u32));
     let budget = budget();
-    runner(cases(2000))
-        .run(&prop::collection::vec(edit(), 1..6), |edits| {
-            if budget.is_some_and(|b| started.elapsed() > b) {
-                return Ok(());
-            }
-            let mut bytes = seed.clone();
-            for e in &edits {
-                apply(&mut bytes, e);
-            }
-            ran.set(ran.get() + 1);
-            if check_read(String::from_utf8_lossy(&bytes).into_owned())? {
-                accepted.set(accepted.get() + 1);
-            }
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    run_cases(2000, &prop::collection::vec(edit(), 1..6), |edits| {
+        if budget.is_some_and(|b| started.elapsed() > b) {
+            return Ok(());
+        }
+        let mut bytes = seed.clone();
+        for e in &edits {
+            apply(&mut bytes, e);
+        }
+        ran.set(ran.get() + 1);
+        if check_read(String::from_utf8_lossy(&bytes).into_owned())? {
+            accepted.set(accepted.get() + 1);
+        }
+        Ok(())
+    });
     let (ran, accepted) = (ran.get(), accepted.get());
     report("lock reader fuzz", ran, accepted, started);
-    assert!(ran > 0 && accepted > 0 && accepted < ran, "{accepted} of {ran}");
+    assert!(
+        ran > 0 && accepted > 0 && accepted < ran,
+        "{accepted} of {ran}"
+    );
 }
 
 #[test]
@@ -385,16 +407,14 @@ fn random_text_never_panics_the_lock_reader() {
         ".{0,400}",
         "(version = [0-9]{1,3}\n)?(\\[\\[artifact\\]\\]\n([a-z_]{1,14} = (\"[a-f0-9x]{0,12}\"|[0-9-]{1,5}|\\[\\{ tensor = [0-9]{1,4}, min = \"0x[0-9a-f]{8}\", max = \"0x[0-9a-f]{8}\" \\}\\])\n){0,10}){0,3}",
     ];
-    runner(cases(2000))
-        .run(&text, |text| {
-            if budget.is_some_and(|b| started.elapsed() > b) {
-                return Ok(());
-            }
-            ran.set(ran.get() + 1);
-            check_read(text)?;
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    run_cases(2000, &text, |text| {
+        if budget.is_some_and(|b| started.elapsed() > b) {
+            return Ok(());
+        }
+        ran.set(ran.get() + 1);
+        check_read(text)?;
+        Ok(())
+    });
     report("lock random-text fuzz", ran.get(), 0, started);
 }
 
@@ -406,59 +426,61 @@ fn mutated_locks_never_panic_a_build_nor_get_written_back() {
     let started = Instant::now();
     let (ran, refused_locked, refused_plain) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
     let budget = budget();
-    runner(cases(12))
-        .run(&prop::collection::vec(edit(), 1..4), |edits| {
-            if budget.is_some_and(|b| started.elapsed() > b) {
-                return Ok(());
-            }
-            let mut bytes = r.lock.clone();
-            for e in &edits {
-                apply(&mut bytes, e);
-            }
-            ran.set(ran.get() + 1);
-            std::fs::write(&lock_path, &bytes).unwrap();
-            let check = |o: &Output, what: &str| -> Result<(), TestCaseError> {
-                let err = stderr(o);
-                prop_assert!(!err.contains("panicked"), "{what}: {err}");
-                prop_assert!(
-                    matches!(o.status.code(), Some(0 | 2)),
-                    "{what}: exit {:?}: {err}",
-                    o.status.code()
-                );
-                prop_assert_eq!(
-                    out_files(&r.project.dir)
-                        .into_iter()
-                        .filter(|(n, _)| n.ends_with(".tflite"))
-                        .collect::<BTreeMap<_, _>>(),
-                    r.artifacts.clone(),
-                    "{}: the artifacts changed",
-                    what
-                );
-                Ok(())
-            };
-            let locked = run_within(r.project.command(&["build", "--locked"]), BUILD_LIMIT)?;
-            check(&locked, "build --locked")?;
-            prop_assert_eq!(std::fs::read(&lock_path).unwrap(), bytes.clone());
-            if !locked.status.success() {
-                refused_locked.set(refused_locked.get() + 1);
-            }
-            let plain = run_within(r.project.command(&["build"]), BUILD_LIMIT)?;
-            check(&plain, "build")?;
-            let now = std::fs::read(&lock_path).unwrap();
-            if plain.status.success() {
-                prop_assert!(
-                    now == r.lock,
-                    "the plain build wrote another lock than the reference:\n{}",
-                    String::from_utf8_lossy(&now)
-                );
-            } else {
-                refused_plain.set(refused_plain.get() + 1);
-                prop_assert!(now == bytes, "a refused build changed the lock");
-                prop_assert!(stderr(&plain).contains("quantize.lock"), "{}", stderr(&plain));
-            }
+    run_cases(12, &prop::collection::vec(edit(), 1..4), |edits| {
+        if budget.is_some_and(|b| started.elapsed() > b) {
+            return Ok(());
+        }
+        let mut bytes = r.lock.clone();
+        for e in &edits {
+            apply(&mut bytes, e);
+        }
+        ran.set(ran.get() + 1);
+        std::fs::write(&lock_path, &bytes).unwrap();
+        let check = |o: &Output, what: &str| -> Result<(), TestCaseError> {
+            let err = stderr(o);
+            prop_assert!(!err.contains("panicked"), "{what}: {err}");
+            prop_assert!(
+                matches!(o.status.code(), Some(0 | 2)),
+                "{what}: exit {:?}: {err}",
+                o.status.code()
+            );
+            prop_assert_eq!(
+                out_files(&r.project.dir)
+                    .into_iter()
+                    .filter(|(n, _)| n.ends_with(".tflite"))
+                    .collect::<BTreeMap<_, _>>(),
+                r.artifacts.clone(),
+                "{}: the artifacts changed",
+                what
+            );
             Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        };
+        let locked = run_within(r.project.command(&["build", "--locked"]), BUILD_LIMIT)?;
+        check(&locked, "build --locked")?;
+        prop_assert_eq!(std::fs::read(&lock_path).unwrap(), bytes.clone());
+        if !locked.status.success() {
+            refused_locked.set(refused_locked.get() + 1);
+        }
+        let plain = run_within(r.project.command(&["build"]), BUILD_LIMIT)?;
+        check(&plain, "build")?;
+        let now = std::fs::read(&lock_path).unwrap();
+        if plain.status.success() {
+            prop_assert!(
+                now == r.lock,
+                "the plain build wrote another lock than the reference:\n{}",
+                String::from_utf8_lossy(&now)
+            );
+        } else {
+            refused_plain.set(refused_plain.get() + 1);
+            prop_assert!(now == bytes, "a refused build changed the lock");
+            prop_assert!(
+                stderr(&plain).contains("quantize.lock"),
+                "{}",
+                stderr(&plain)
+            );
+        }
+        Ok(())
+    });
     eprintln!(
         "lock build fuzz: {} mutated locks in {:.1} s; --locked refused {}, plain build refused {}",
         ran.get(),

@@ -164,7 +164,9 @@ impl Checker<'_> {
         };
         let message = match (folder, meta.is_dir()) {
             (true, false) => "expected a folder (it is created when missing), found a file",
-            (false, true) => "expected the path of the lock file (e.g. \"quantize.lock\"), found a folder",
+            (false, true) => {
+                "expected the path of the lock file (e.g. \"quantize.lock\"), found a folder"
+            }
             _ => return,
         };
         self.fail(

@@ -104,7 +104,12 @@ impl Checker<'_> {
             let span = raw.exclude[MAX_EXCLUDE_PATTERNS].span();
             self.fail(span, key("exclude"), ConfigErrorKind::InvalidValue, message);
         }
-        for (i, pattern) in raw.exclude.iter().enumerate().take(MAX_EXCLUDE_PATTERNS + 1) {
+        for (i, pattern) in raw
+            .exclude
+            .iter()
+            .enumerate()
+            .take(MAX_EXCLUDE_PATTERNS + 1)
+        {
             if pattern.get_ref().len() > MAX_EXCLUDE_PATTERN_LEN {
                 let message = format!(
                     "a pattern of {} bytes; expected at most {MAX_EXCLUDE_PATTERN_LEN} (an op type or a tensor-name glob)",
