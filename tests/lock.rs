@@ -5,18 +5,19 @@ use crate::interop::{evaluate, litequant, repo};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-fn fixture(rel: &str) -> PathBuf {
+pub(crate) fn fixture(rel: &str) -> PathBuf {
     repo().join("tests/fixtures").join(rel)
 }
 
 /// A project folder: the digits MLP and its calibration data copied in (so tests may change them), a
-/// config with relative paths, and its own cache folder.
-struct Project {
+/// config with relative paths, and its own cache folder. The bad-input catalogue and the lock and cache fuzz
+/// targets use it too.
+pub(crate) struct Project {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
-const CONFIG: &str = r#"[settings]
+pub(crate) const CONFIG: &str = r#"[settings]
 out_dir = "out"
 cache = "cache"
 
@@ -31,11 +32,51 @@ dataset = "digits"
 "#;
 
 impl Project {
-    fn new() -> Project {
+    pub(crate) fn new() -> Project {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("project");
         Project::fill(&dir);
         Project { _tmp: tmp, dir }
+    }
+
+    /// A project whose `quantize.toml` is `config`.
+    pub(crate) fn with_config(config: &str) -> Project {
+        let p = Project::new();
+        std::fs::write(p.dir.join("quantize.toml"), config).unwrap();
+        p
+    }
+
+    /// Every file a build may have written, by path relative to the project: the artifacts and reports under
+    /// `out/`, `quantize.lock` and the cache entries (not the cache's lock files). Compared before and after
+    /// a failing build to show that it left them intact.
+    pub(crate) fn snapshot(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, into: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+            let Ok(listing) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in listing {
+                let path = entry.unwrap().path();
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if path.is_dir() {
+                    if !rel.ends_with("locks") {
+                        walk(root, &path, into);
+                    }
+                } else {
+                    into.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let mut files = std::collections::BTreeMap::new();
+        walk(&self.dir, &self.dir.join("out"), &mut files);
+        walk(&self.dir, &self.dir.join("cache"), &mut files);
+        if let Ok(lock) = std::fs::read(self.dir.join("quantize.lock")) {
+            files.insert("quantize.lock".into(), lock);
+        }
+        files
     }
 
     fn fill(dir: &Path) {
@@ -54,21 +95,26 @@ impl Project {
         std::fs::write(dir.join("quantize.toml"), CONFIG).unwrap();
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        litequant()
-            .args(args)
-            .current_dir(&self.dir)
-            .env_remove("LITEQUANT_CACHE_DIR")
-            .output()
-            .unwrap()
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
-    fn artifact(&self, name: &str) -> Vec<u8> {
+    /// `litequant ARGS` in the project, with no cache or thread override from the environment.
+    pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = litequant();
+        c.args(args)
+            .current_dir(&self.dir)
+            .env_remove("LITEQUANT_CACHE_DIR")
+            .env_remove("LITEQUANT_THREADS");
+        c
+    }
+
+    pub(crate) fn artifact(&self, name: &str) -> Vec<u8> {
         std::fs::read(self.dir.join("out").join(name)).unwrap()
     }
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -358,6 +404,11 @@ fn locked_builds_give_the_lock_s_bytes_whatever_calibration_numerics_say() {
         .map(|(k, v)| (TensorId(k.parse().unwrap()), v))
         .collect();
     let entry = lock.entries.values_mut().next().unwrap();
+    // LiteRT's interpreter adds tensors of its own; another machine's litequant records the model's.
+    let theirs: Ranges = theirs
+        .into_iter()
+        .filter(|(t, _)| entry.ranges().contains_key(t))
+        .collect();
     let differing = entry
         .ranges()
         .iter()

@@ -18,9 +18,9 @@ pub struct BuildArgs {
     /// Only these models (repeatable).
     #[arg(long = "model")]
     models: Vec<String>,
-    /// Calibration threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Calibration threads (0: one per core; default: `LITEQUANT_THREADS`, else 0).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print the reports as JSON (one array) on stdout instead of summary lines.
     #[arg(long)]
     json: bool,
@@ -52,7 +52,12 @@ struct Outcome {
     failed: Vec<String>,
     jobs: usize,
     bad_input: bool,
+    /// Output folders, in the order configs were built, each with how many artifacts went there.
+    out_dirs: Vec<(PathBuf, usize)>,
 }
+
+/// Warnings printed per job; the rest are counted (they are all in the job's JSON report).
+const WARNINGS_SHOWN: usize = 10;
 
 pub fn run(args: &BuildArgs) -> i32 {
     run_with(args, None)
@@ -79,11 +84,34 @@ pub fn run_with(args: &BuildArgs, view: Option<&EvalView>) -> i32 {
     } else {
         vec![args.config.clone()]
     };
+    let threads = match super::resolve_threads(args.threads) {
+        Ok(t) => t,
+        Err(e) => {
+            print_error(&e);
+            return EXIT_BAD_INPUT;
+        }
+    };
     let bars = Bars::new();
     let mut outcome = Outcome::default();
     for config in &configs {
-        if let Err(code) = build_config(config, args, view, &bars, &mut outcome) {
+        if let Err(code) = build_config(config, args, threads, view, &bars, &mut outcome) {
             return code;
+        }
+    }
+    if !args.json {
+        let places: Vec<String> = outcome
+            .out_dirs
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(dir, n)| format!("{n} in {}", shown_path(dir)))
+            .collect();
+        let total: usize = outcome.out_dirs.iter().map(|(_, n)| n).sum();
+        if !places.is_empty() {
+            eprintln!(
+                "{total} artifact{} written: {}",
+                if total == 1 { "" } else { "s" },
+                places.join(", ")
+            );
         }
     }
     if args.json {
@@ -113,6 +141,7 @@ pub fn run_with(args: &BuildArgs, view: Option<&EvalView>) -> i32 {
 fn build_config(
     path: &Path,
     args: &BuildArgs,
+    threads: usize,
     view: Option<&EvalView>,
     bars: &Bars,
     outcome: &mut Outcome,
@@ -163,22 +192,47 @@ fn build_config(
         print_error(&e.to_string());
         EXIT_BAD_INPUT
     })?;
+    if plan.out_dir.exists() && !plan.out_dir.is_dir() {
+        let key = if args.out_dir.is_some() {
+            "--out-dir".to_string()
+        } else {
+            format!("`settings.out_dir` of {}", path.display())
+        };
+        print_error(&format!(
+            "{}: {key} must be a folder for the artifacts, and this is a file",
+            plan.out_dir.display()
+        ));
+        return Err(EXIT_BAD_INPUT);
+    }
     let opts = RunOptions {
-        threads: args.threads,
+        threads,
         progress: Some(bars),
         ..Default::default()
     };
     outcome.jobs += plan.jobs.len();
+    outcome.out_dirs.push((plan.out_dir.clone(), 0));
     for job in &plan.jobs {
         match session.build(job, &opts) {
             Ok(built) => {
                 bars.finish(&job.id());
-                for w in built
+                if let Some((_, n)) = outcome.out_dirs.last_mut() {
+                    *n += 1;
+                }
+                let warnings: Vec<&String> = built
                     .warnings
                     .iter()
                     .chain(&built.artifact.report.quantization.warnings)
-                {
+                    .collect();
+                for w in warnings.iter().take(WARNINGS_SHOWN) {
                     print_warning(&format!("{}: {w}", job.id()));
+                }
+                if warnings.len() > WARNINGS_SHOWN {
+                    print_warning(&format!(
+                        "{}: {} more warnings (every one is in {})",
+                        job.id(),
+                        warnings.len() - WARNINGS_SHOWN,
+                        job.report.display()
+                    ));
                 }
                 if !args.json {
                     println!("{}", built.artifact.summary_line());
@@ -221,6 +275,16 @@ fn build_config(
         }
     }
     Ok(())
+}
+
+/// `path` relative to the working folder when it is inside it, else as it is.
+fn shown_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
+        Some(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Some(rel) => rel.display().to_string(),
+        None => path.display().to_string(),
+    }
 }
 
 /// The accuracy lines under an artifact's summary: a short table for `build`, the full one for `eval`.

@@ -82,6 +82,35 @@ pub fn run() -> i32 {
     }
 }
 
+/// The environment variable that sets the calibration threads when `--threads` is not given.
+pub const THREADS_ENV: &str = "LITEQUANT_THREADS";
+
+/// The calibration threads: `--threads`, else `LITEQUANT_THREADS`, else 0 (one per core); more than
+/// [`litequant::engine::MAX_THREADS`] is refused, naming where the number came from.
+pub fn resolve_threads(arg: Option<usize>) -> Result<usize, String> {
+    let max = litequant::engine::MAX_THREADS;
+    let (n, from) = match arg {
+        Some(n) => (n, format!("--threads {n}")),
+        None => match std::env::var(THREADS_ENV) {
+            Ok(v) if !v.trim().is_empty() => match v.trim().parse::<usize>() {
+                Ok(n) => (n, format!("{THREADS_ENV}={v}")),
+                Err(_) => {
+                    return Err(format!(
+                        "{THREADS_ENV}={v:?}: expected a number of calibration threads from 0 (one per core) to {max}"
+                    ))
+                }
+            },
+            _ => (0, String::new()),
+        },
+    };
+    if n > max {
+        return Err(format!(
+            "{from}: at most {max} calibration threads are allowed (0 = one per core)"
+        ));
+    }
+    Ok(n)
+}
+
 /// Prints an error for a person (red on a terminal).
 pub fn print_error(msg: &str) {
     use std::io::IsTerminal;

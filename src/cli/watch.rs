@@ -21,17 +21,24 @@ pub struct WatchArgs {
     /// Write artifacts here instead of `[settings] out_dir`.
     #[arg(long)]
     out_dir: Option<PathBuf>,
-    /// Calibration threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    /// Calibration threads (0: one per core; default: `LITEQUANT_THREADS`, else 0).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 pub fn run(args: &WatchArgs) -> i32 {
+    let threads = match super::resolve_threads(args.threads) {
+        Ok(t) => t,
+        Err(e) => {
+            print_error(&e);
+            return super::EXIT_BAD_INPUT;
+        }
+    };
     let options = WatchOptions {
         out_dir: args.out_dir.clone(),
         poll: args.poll.map(Duration::from_millis),
         debounce: Duration::from_millis(args.debounce),
-        threads: args.threads,
+        threads,
         ..WatchOptions::default()
     };
     let watch = Watch::new(&args.config, options);

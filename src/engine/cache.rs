@@ -4,7 +4,12 @@
 //! dataset bytes or locked ranges, the engine's format version) and holds the artifact, its report and the
 //! ranges it was quantized with. Entries are written to a temp folder and renamed into place, so readers never
 //! see half an entry; a per-key advisory file lock keeps two concurrent builds from computing the same entry
-//! twice; an entry whose artifact does not match its recorded digest is treated as missing and rebuilt.
+//! twice.
+//!
+//! Nothing is served unverified: `entry.json` records the artifact's SHA-256, and `entry.sha256` holds the
+//! SHA-256 of the key and `entry.json`'s exact bytes, so the artifact, the report (with its evaluation
+//! results) and the ranges are all covered. An entry that does not match, or whose ranges are not finite, is
+//! treated as missing, removed and rebuilt.
 
 use super::digest::{sha256_hex, FORMAT_VERSION};
 use super::lockfile::TensorRange;
@@ -101,33 +106,26 @@ impl Cache {
     /// The entry for `key`, if present and intact. A damaged entry is removed and reported as missing.
     pub fn get(&self, key: &str) -> Option<CacheEntry> {
         let dir = self.root().join(key);
-        let meta = std::fs::read(dir.join("entry.json")).ok();
-        let artifact = std::fs::read(dir.join("artifact.tflite")).ok();
-        let parsed = meta
-            .as_deref()
-            .and_then(|m| serde_json::from_slice::<EntryMeta>(m).ok());
-        match (parsed, artifact) {
-            (Some(meta), Some(artifact))
-                if meta.format_version == FORMAT_VERSION
-                    && sha256_hex(&artifact) == meta.artifact_sha256 =>
-            {
-                Some(CacheEntry {
-                    artifact,
-                    report: meta.report,
-                    ranges: meta
-                        .ranges
-                        .into_iter()
-                        .map(|(tensor, min, max)| TensorRange { tensor, min, max })
-                        .collect(),
-                })
+        let meta = std::fs::read(dir.join(ENTRY)).ok();
+        let artifact = std::fs::read(dir.join(ARTIFACT)).ok();
+        let digest = std::fs::read(dir.join(DIGEST)).ok();
+        match (meta, artifact, digest) {
+            (Some(meta), Some(artifact), Some(digest)) => {
+                if let Some(entry) = verified(key, &meta, artifact, &digest) {
+                    return Some(entry);
+                }
             }
-            (None, None) if !dir.exists() => None,
-            _ => {
-                // Damaged (truncated, edited, half-deleted): drop it so it is rebuilt.
-                let _ = std::fs::remove_dir_all(&dir);
-                None
-            }
+            (None, None, None) if !dir.exists() => return None,
+            _ => {}
         }
+        // Damaged (truncated, edited, half-deleted): drop it so it is rebuilt.
+        self.remove(key);
+        None
+    }
+
+    /// Removes the entry for `key` (a damaged one, or one that does not fit the job asking for it).
+    pub fn remove(&self, key: &str) {
+        let _ = std::fs::remove_dir_all(self.root().join(key));
     }
 
     /// Stores the entry for `key` atomically (temp folder, then rename). An entry already there is kept.
@@ -145,14 +143,15 @@ impl Cache {
                 .map(|r| (r.tensor, r.min, r.max))
                 .collect(),
         };
-        std::fs::write(tmp.path().join("artifact.tflite"), &entry.artifact)?;
+        std::fs::write(tmp.path().join(ARTIFACT), &entry.artifact)?;
         let json = serde_json::to_vec(&meta).map_err(std::io::Error::other)?;
-        std::fs::write(tmp.path().join("entry.json"), json)?;
+        std::fs::write(tmp.path().join(ENTRY), &json)?;
+        std::fs::write(tmp.path().join(DIGEST), entry_digest(key, &json))?;
         let dest = root.join(key);
         let tmp_path = tmp.keep();
         match std::fs::rename(&tmp_path, &dest) {
             Ok(()) => Ok(()),
-            Err(_) if dest.join("entry.json").exists() => {
+            Err(_) if dest.join(ENTRY).exists() => {
                 // Another process stored the same key first: its entry is as good as ours.
                 let _ = std::fs::remove_dir_all(&tmp_path);
                 Ok(())
@@ -163,6 +162,46 @@ impl Cache {
             }
         }
     }
+}
+
+/// The artifact of an entry.
+const ARTIFACT: &str = "artifact.tflite";
+/// The report, ranges and the artifact's SHA-256 of an entry.
+const ENTRY: &str = "entry.json";
+/// SHA-256 of the key and `entry.json`'s bytes.
+const DIGEST: &str = "entry.sha256";
+
+/// What `entry.sha256` holds for `json` stored under `key`: binding the key means an entry copied under another
+/// key is not served either.
+fn entry_digest(key: &str, json: &[u8]) -> String {
+    let mut covered = format!("litequant cache entry\n{key}\n").into_bytes();
+    covered.extend_from_slice(json);
+    sha256_hex(&covered)
+}
+
+/// The entry stored as `meta` (the bytes of `entry.json`), `artifact` and `digest`, if every byte checks out.
+fn verified(key: &str, meta: &[u8], artifact: Vec<u8>, digest: &[u8]) -> Option<CacheEntry> {
+    if std::str::from_utf8(digest).ok()?.trim() != entry_digest(key, meta) {
+        return None;
+    }
+    let meta: EntryMeta = serde_json::from_slice(meta).ok()?;
+    if meta.format_version != FORMAT_VERSION || sha256_hex(&artifact) != meta.artifact_sha256 {
+        return None;
+    }
+    let ranges: Vec<TensorRange> = meta
+        .ranges
+        .into_iter()
+        .map(|(tensor, min, max)| TensorRange { tensor, min, max })
+        .collect();
+    let sane = ranges.iter().all(|r| {
+        let (lo, hi) = (f32::from_bits(r.min), f32::from_bits(r.max));
+        lo.is_finite() && hi.is_finite() && lo <= hi
+    });
+    sane.then_some(CacheEntry {
+        artifact,
+        report: meta.report,
+        ranges,
+    })
 }
 
 /// The target directory of the cargo project holding `dir`, if any: `cargo metadata` from the nearest
@@ -244,6 +283,31 @@ mod tests {
         assert!(!cache.root().join("k").exists());
         cache.put("k", &entry()).unwrap();
         std::fs::write(cache.root().join("k").join("entry.json"), "{").unwrap();
+        assert!(cache.get("k").is_none());
+    }
+
+    #[test]
+    fn any_edit_of_an_entry_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        cache.put("k", &entry()).unwrap();
+        let json = cache.root().join("k").join(ENTRY);
+        let text = std::fs::read_to_string(&json).unwrap();
+        // The range [1, 2] as bits; one digit changed, everything else intact.
+        assert!(text.contains("[[2,1,2]]"), "{text}");
+        std::fs::write(&json, text.replace("[[2,1,2]]", "[[2,1,3]]")).unwrap();
+        assert!(cache.get("k").is_none());
+        assert!(!cache.root().join("k").exists());
+        // The report is covered too, and an entry moved under another key is not served.
+        cache.put("k", &entry()).unwrap();
+        let text = std::fs::read_to_string(&json).unwrap();
+        std::fs::write(&json, text.replace("\"seconds\":0.5", "\"seconds\":0.6")).unwrap();
+        assert!(cache.get("k").is_none());
+        cache.put("k", &entry()).unwrap();
+        std::fs::rename(cache.root().join("k"), cache.root().join("other")).unwrap();
+        assert!(cache.get("other").is_none());
+        cache.put("k", &entry()).unwrap();
+        std::fs::remove_file(cache.root().join("k").join(DIGEST)).unwrap();
         assert!(cache.get("k").is_none());
     }
 

@@ -78,6 +78,17 @@ pub enum JobError {
     /// `quantize.lock` cannot be read.
     #[error(transparent)]
     Lock(#[from] super::lockfile::LockError),
+    /// An entry of `quantize.lock` cannot be trusted (a range not finite, of a tensor the model lacks, listed
+    /// twice, edited by hand, or missing), in a locked build.
+    #[error("{}:{line}: {message}; run `litequant build` (without --locked) to recalibrate it and rewrite the entry, then commit the lock", lock.display())]
+    LockEntry {
+        /// The lock file.
+        lock: PathBuf,
+        /// The 1-based line of the entry or of its offending range.
+        line: usize,
+        /// What is wrong, naming the entry (`model.mode`).
+        message: String,
+    },
     /// A locked build and no lock file.
     #[error("{}: no lock file; run `litequant build` once to write it (a locked build rebuilds every artifact from it)", path.display())]
     NoLock {
@@ -115,6 +126,7 @@ impl JobError {
                     | JobError::Model { .. }
                     | JobError::Dataset(_)
                     | JobError::Lock(_)
+                    | JobError::LockEntry { .. }
                     | JobError::NoLock { .. }
                     | JobError::Drift { .. }
             ),
@@ -131,7 +143,7 @@ pub trait Progress: Sync {
 /// How jobs run.
 #[derive(Clone, Default)]
 pub struct RunOptions<'a> {
-    /// Calibration worker threads (0: one per core).
+    /// Calibration worker threads (0: one per core; bounded to [`MAX_THREADS`](super::MAX_THREADS)).
     pub threads: usize,
     /// Stops the job at the next sample when cancelled.
     pub cancel: CancellationToken,
@@ -224,7 +236,7 @@ fn calibrate_job(
         crate::config::Calibration::Entropy => calibrate::RangeMethod::Entropy(grid),
     };
     let copts = CalibrateOptions {
-        threads: opts.threads,
+        threads: opts.threads.min(super::MAX_THREADS),
         batch: 32,
         pass_through_custom_ops: job.options.select_tf_ops,
         method,
@@ -259,7 +271,8 @@ pub(crate) fn produce(
 ) -> Result<Produced, JobError> {
     let graph = parse_source(&job.source, source)?;
     let source_ops = graph.ops().len();
-    let from_lock = given.is_some();
+    // Only calibrated modes take ranges: a dynamic or float16 job never reports them as from the lock.
+    let from_lock = given.is_some() && job.mode.needs_calibration();
     let (ranges, samples, synthetic) = match (job.mode.needs_calibration(), given) {
         (false, _) => (None, 0, false),
         (true, Some(r)) => (Some(r), 0, false),
@@ -284,7 +297,7 @@ pub(crate) fn produce(
         None => None,
     };
     let eval_opts = EvalOptions {
-        threads: opts.threads,
+        threads: opts.threads.min(super::MAX_THREADS),
     };
     let mut options = job.options.clone();
     let mut outcome: Option<TargetOutcome> = None;
@@ -421,6 +434,10 @@ fn quantize_checked(
 
 /// Writes the artifact (unless the file already holds exactly these bytes) and its report, atomically.
 pub(crate) fn write_outputs(job: &Job, bytes: &[u8], report: &Report) -> Result<(), JobError> {
+    // Temp files of this job's outputs left by a build killed mid-write.
+    for path in [&job.artifact, &job.report] {
+        super::artifact::remove_stale_temps(path);
+    }
     let unchanged = std::fs::read(&job.artifact).is_ok_and(|old| old == bytes);
     if unchanged && report.cache == "hit" && job.report.is_file() {
         // A cache hit over an identical artifact: its report already describes it; writing nothing keeps

@@ -4,11 +4,11 @@
 //! With the lock, an artifact is rebuilt from the recorded ranges instead of calibrating, so a release build
 //! needs no dataset, is fast, and gives the same bytes on any CPU.
 
-use super::digest::FORMAT_VERSION;
+use super::digest::{sha256_hex, FORMAT_VERSION};
 use crate::graph::TensorId;
 use crate::quantize::Ranges;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -89,19 +89,63 @@ pub fn ranges_to_lock(ranges: &Ranges) -> Vec<TensorRange> {
         .collect()
 }
 
-/// The whole lock: entries by `(model, mode)`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LockFile {
-    /// The entries.
-    pub entries: BTreeMap<(String, String), LockEntry>,
+/// SHA-256 of an entry's ranges as the lock records them (`ranges_sha256`): a range edited, added or removed by
+/// hand no longer matches it, and reads as a lock edit rather than as an engine change.
+pub fn ranges_digest(ranges: &[TensorRange]) -> String {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| r.tensor);
+    let mut text = String::from("litequant lock ranges\n");
+    for r in &sorted {
+        let _ = writeln!(text, "{} {:08x} {:08x}", r.tensor, r.min, r.max);
+    }
+    sha256_hex(text.as_bytes())
 }
+
+/// Why one entry of a lock file cannot be trusted, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryDefect {
+    /// 1-based line in the lock file (of the offending range, else of the entry's `model` key).
+    pub line: usize,
+    /// What is wrong, in the user's terms.
+    pub message: String,
+}
+
+/// Where an entry's lines are: its `model` key and each range by tensor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct EntryLines {
+    entry: usize,
+    ranges: BTreeMap<usize, usize>,
+}
+
+/// The whole lock: entries by `(model, mode)`.
+///
+/// Entries that cannot be trusted (a non-finite or inverted range, a tensor listed twice, ranges that do not
+/// match their `ranges_sha256`, an entry listed twice) are not in [`entries`](Self::entries): they are
+/// reported by [`defect`](Self::defect) with their line, so a build can refuse or recalibrate them.
+#[derive(Debug, Clone, Default)]
+pub struct LockFile {
+    /// The usable entries.
+    pub entries: BTreeMap<(String, String), LockEntry>,
+    defects: BTreeMap<(String, String), EntryDefect>,
+    lines: BTreeMap<(String, String), EntryLines>,
+}
+
+impl PartialEq for LockFile {
+    fn eq(&self, other: &LockFile) -> bool {
+        self.entries == other.entries && self.defects == other.defects
+    }
+}
+
+impl Eq for LockFile {}
 
 /// Why a lock file cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
+#[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
 pub struct LockError {
     /// The lock file.
     pub path: PathBuf,
+    /// The 1-based line the problem is on, when it is on one.
+    pub line: Option<usize>,
     /// What is wrong.
     pub message: String,
 }
@@ -109,7 +153,7 @@ pub struct LockError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLock {
-    version: u32,
+    version: toml::Spanned<u32>,
     #[serde(default)]
     artifact: Vec<RawEntry>,
 }
@@ -117,7 +161,7 @@ struct RawLock {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
-    model: String,
+    model: toml::Spanned<String>,
     mode: String,
     format_version: u32,
     settings: String,
@@ -126,13 +170,15 @@ struct RawEntry {
     #[serde(default)]
     dataset: Vec<FileDigest>,
     #[serde(default)]
+    ranges_sha256: Option<String>,
+    #[serde(default)]
     ranges: Vec<RawRange>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRange {
-    tensor: usize,
+    tensor: toml::Spanned<usize>,
     min: String,
     max: String,
 }
@@ -142,67 +188,173 @@ fn parse_bits(s: &str) -> Option<u32> {
 }
 
 impl LockFile {
-    /// Reads a lock file; `Ok(None)` when it does not exist.
+    /// Reads a lock file; `Ok(None)` when it does not exist. A lock path that is a folder is an error saying
+    /// so (`[settings] lock` names a file).
     pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
+        let error = |line, message: String| LockError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        if path.is_dir() {
+            return Err(error(
+                None,
+                "is a folder; `[settings] lock` must name the lock file (e.g. \"quantize.lock\")"
+                    .into(),
+            ));
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(LockError {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return Err(error(None, e.to_string())),
         };
-        LockFile::parse(&text)
+        LockFile::parse_located(&text)
             .map(Some)
-            .map_err(|message| LockError {
-                path: path.to_path_buf(),
-                message,
-            })
+            .map_err(|(line, message)| error(line, message))
     }
 
     /// Parses the text of a lock file.
     pub fn parse(text: &str) -> Result<LockFile, String> {
+        LockFile::parse_located(text).map_err(|(line, message)| match line {
+            Some(l) => format!("line {l}: {message}"),
+            None => message,
+        })
+    }
+
+    /// Parses the text of a lock file; an error carries the line it is on, when it is on one.
+    fn parse_located(text: &str) -> Result<LockFile, (Option<usize>, String)> {
+        let line_of = |offset: usize| line_at(text, offset);
         let raw: RawLock = toml::from_str(text).map_err(|e| {
-            format!("not a readable quantize.lock ({}); delete it and run `litequant build` to write a new one", e.message())
+            (
+                e.span().map(|s| line_of(s.start)),
+                format!(
+                    "not a readable quantize.lock ({}); delete it and run `litequant build` to write a new one",
+                    e.message().trim_end()
+                ),
+            )
         })?;
-        if raw.version != LOCK_VERSION {
-            return Err(format!(
-                "lock file version {} is not supported (this litequant reads version {LOCK_VERSION})",
-                raw.version
+        if *raw.version.get_ref() != LOCK_VERSION {
+            return Err((
+                Some(line_of(raw.version.span().start)),
+                format!(
+                    "lock file version {} is not supported (this litequant reads version {LOCK_VERSION})",
+                    raw.version.get_ref()
+                ),
             ));
         }
-        let mut entries = BTreeMap::new();
+        let mut lock = LockFile::default();
+        let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
         for e in raw.artifact {
+            let entry_line = line_of(e.model.span().start);
+            let model = e.model.into_inner();
+            let key = (model.clone(), e.mode.clone());
+            let id = format!("{}.{}", model, e.mode);
+            if let Some(first) = seen.insert(key.clone(), entry_line) {
+                lock.entries.remove(&key);
+                lock.defects.insert(
+                    key,
+                    EntryDefect {
+                        line: entry_line,
+                        message: format!(
+                            "entry `{id}` is listed twice (lines {first} and {entry_line}); the lock holds one \
+                             entry per artifact"
+                        ),
+                    },
+                );
+                continue;
+            }
+            let mut lines = EntryLines {
+                entry: entry_line,
+                ranges: BTreeMap::new(),
+            };
             let mut ranges = Vec::with_capacity(e.ranges.len());
+            let mut defect = None;
+            let mut tensors = BTreeSet::new();
             for r in &e.ranges {
-                let (Some(min), Some(max)) = (parse_bits(&r.min), parse_bits(&r.max)) else {
-                    return Err(format!(
-                        "{}.{}: range of tensor {} is not two `0x`-prefixed f32 bit patterns",
-                        e.model, e.mode, r.tensor
-                    ));
+                let tensor = *r.tensor.get_ref();
+                let line = line_of(r.tensor.span().start);
+                lines.ranges.entry(tensor).or_insert(line);
+                let problem = match (parse_bits(&r.min), parse_bits(&r.max)) {
+                    (Some(min), Some(max)) => {
+                        let (lo, hi) = (f32::from_bits(min), f32::from_bits(max));
+                        if !tensors.insert(tensor) {
+                            Some(format!("tensor {tensor} has two ranges"))
+                        } else if !lo.is_finite() || !hi.is_finite() {
+                            Some(format!("the range of tensor {tensor} is [{lo}, {hi}], which is not finite"))
+                        } else if lo > hi {
+                            Some(format!("the range of tensor {tensor} is [{lo}, {hi}]: its minimum exceeds its maximum"))
+                        } else {
+                            ranges.push(TensorRange { tensor, min, max });
+                            None
+                        }
+                    }
+                    _ => Some(format!(
+                        "the range of tensor {tensor} is not two `0x`-prefixed f32 bit patterns (found min = {:?}, max = {:?})",
+                        r.min, r.max
+                    )),
                 };
-                ranges.push(TensorRange {
-                    tensor: r.tensor,
-                    min,
-                    max,
-                });
+                if let (None, Some(message)) = (&defect, problem) {
+                    defect = Some(EntryDefect { line, message });
+                }
             }
             ranges.sort_by_key(|r| r.tensor);
-            let entry = LockEntry {
-                model: e.model,
-                mode: e.mode,
-                format_version: e.format_version,
-                settings: e.settings,
-                source: e.source,
-                dataset: e.dataset,
-                output: e.output,
-                ranges,
-            };
-            entries.insert((entry.model.clone(), entry.mode.clone()), entry);
+            if defect.is_none() {
+                let message = match &e.ranges_sha256 {
+                    Some(recorded) if *recorded != ranges_digest(&ranges) => Some(
+                        "its ranges do not match its `ranges_sha256`: the ranges were edited by hand (only \
+                         `litequant build` writes them)",
+                    ),
+                    None if !ranges.is_empty() => Some(
+                        "it records ranges without their `ranges_sha256` (written by an older litequant, or \
+                         edited by hand)",
+                    ),
+                    _ => None,
+                };
+                defect = message.map(|m| EntryDefect {
+                    line: entry_line,
+                    message: m.into(),
+                });
+            }
+            let defect = defect.map(|d| EntryDefect {
+                line: d.line,
+                message: format!("entry `{id}`: {}", d.message),
+            });
+            lock.lines.insert(key.clone(), lines);
+            match defect {
+                Some(d) => {
+                    lock.defects.insert(key, d);
+                }
+                None => {
+                    let entry = LockEntry {
+                        model,
+                        mode: e.mode,
+                        format_version: e.format_version,
+                        settings: e.settings,
+                        source: e.source,
+                        dataset: e.dataset,
+                        output: e.output,
+                        ranges,
+                    };
+                    lock.entries.insert(key, entry);
+                }
+            }
         }
-        Ok(LockFile { entries })
+        Ok(lock)
+    }
+
+    /// Why the entry of `(model, mode)` cannot be used, when it was read and found wrong.
+    pub fn defect(&self, model: &str, mode: &str) -> Option<&EntryDefect> {
+        self.defects.get(&(model.to_string(), mode.to_string()))
+    }
+
+    /// The line of an entry (its `model` key), or of one of its ranges when `tensor` is given and listed.
+    pub fn line_of(&self, model: &str, mode: &str, tensor: Option<usize>) -> Option<usize> {
+        let lines = self.lines.get(&(model.to_string(), mode.to_string()))?;
+        Some(
+            tensor
+                .and_then(|t| lines.ranges.get(&t).copied())
+                .unwrap_or(lines.entry),
+        )
     }
 
     /// The lock as text: stable order and layout, so the same entries give the same bytes.
@@ -238,6 +390,7 @@ impl LockFile {
                 s.push_str("]\n");
             }
             if !e.ranges.is_empty() {
+                let _ = writeln!(s, "ranges_sha256 = {}", quote(&ranges_digest(&e.ranges)));
                 s.push_str("ranges = [\n");
                 for r in &e.ranges {
                     let _ = writeln!(
@@ -255,6 +408,16 @@ impl LockFile {
         }
         s
     }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn quote(s: &str) -> String {
@@ -333,9 +496,70 @@ mod tests {
         assert!(err.contains("delete it and run `litequant build`"), "{err}");
         let err = LockFile::parse("version = 9\n").unwrap_err();
         assert!(err.contains("version 9"), "{err}");
-        let text = entry_text().replace("0xbfc00000", "-1.5");
-        let err = LockFile::parse(&text).unwrap_err();
-        assert!(err.contains("tensor 7"), "{err}");
+        let err = LockFile::parse("version = 1\n[[artifact]]\nmodel = 3\n").unwrap_err();
+        assert!(err.starts_with("line 3: "), "{err}");
+    }
+
+    /// The defect of the entry `digits "v2".int8` after `edit` of the lock text.
+    fn defect_after(edit: impl Fn(&str) -> String) -> EntryDefect {
+        let lock = LockFile::parse(&edit(&entry_text())).unwrap();
+        assert!(lock.entries.is_empty(), "the damaged entry is not usable");
+        lock.defect("digits \"v2\"", "int8").unwrap().clone()
+    }
+
+    #[test]
+    fn damaged_entries_are_set_aside_naming_their_line() {
+        let text = entry_text();
+        let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+        let bits = defect_after(|t| t.replace("0xbfc00000", "-1.5"));
+        assert!(bits.message.contains("tensor 7"), "{bits:?}");
+        assert_eq!(bits.line, line_of("tensor = 7"));
+        let nan = defect_after(|t| t.replace("0x4bf7f490", "0x7fc00000"));
+        assert!(nan.message.contains("not finite"), "{nan:?}");
+        assert!(
+            nan.message.contains("entry `digits \"v2\".int8`"),
+            "{nan:?}"
+        );
+        let inverted = defect_after(|t| t.replace("0xbfc00000", "0x7f000000"));
+        assert!(
+            inverted.message.contains("exceeds its maximum"),
+            "{inverted:?}"
+        );
+        let twice = defect_after(|t| {
+            let line = t.lines().find(|l| l.contains("tensor = 7")).unwrap();
+            t.replace(line, &format!("{line}\n{line}"))
+        });
+        assert!(
+            twice.message.contains("tensor 7 has two ranges"),
+            "{twice:?}"
+        );
+        // A range that parses and is finite, but is not what the build wrote.
+        let edited = defect_after(|t| t.replace("0xbfc00000", "0xbfc00001"));
+        assert!(edited.message.contains("edited by hand"), "{edited:?}");
+        assert_eq!(edited.line, line_of("model = "));
+        let removed = defect_after(|t| {
+            let line = t.lines().find(|l| l.contains("tensor = 7")).unwrap();
+            t.replace(&format!("{line}\n"), "")
+        });
+        assert!(removed.message.contains("edited by hand"), "{removed:?}");
+        // The same entry twice: neither is used.
+        let body = text.split_once("[[artifact]]").unwrap().1;
+        let doubled = format!("{text}\n[[artifact]]{body}");
+        let lock = LockFile::parse(&doubled).unwrap();
+        assert!(lock.entries.is_empty());
+        let d = lock.defect("digits \"v2\"", "int8").unwrap();
+        assert!(d.message.contains("listed twice"), "{d:?}");
+        // Ranges without `ranges_sha256` cannot be told from edited ones.
+        let unsigned = defect_after(|t| {
+            t.lines()
+                .filter(|l| !l.starts_with("ranges_sha256"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        });
+        assert!(
+            unsigned.message.contains("without their `ranges_sha256`"),
+            "{unsigned:?}"
+        );
     }
 
     fn entry_text() -> String {

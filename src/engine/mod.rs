@@ -15,7 +15,7 @@ mod report;
 mod session;
 pub mod workspace;
 
-pub use artifact::{write_atomically, Artifact};
+pub use artifact::{remove_stale_temps, write_atomically, Artifact};
 pub use cache::Cache;
 pub use job::{input_specs, load_source, run_job, JobError, Progress, RunOptions};
 pub use plan::{Job, LockPolicy, Plan};
@@ -24,6 +24,10 @@ pub use session::{Built, CacheStatus, Session};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// The most calibration and evaluation threads a job runs ([`RunOptions::threads`] above it is bounded to it;
+/// the CLI refuses more).
+pub const MAX_THREADS: usize = 256;
 
 /// A shared flag that asks running jobs to stop at the next sample or stage.
 #[derive(Debug, Clone, Default)]

@@ -108,7 +108,7 @@ impl Report {
         }
         if self.cache == "hit" {
             notes.push_str("  [cached]");
-        } else if self.ranges_from == "lock" {
+        } else if self.ranges_from == "lock" && matches!(self.mode.as_str(), "int8" | "int16x8") {
             notes.push_str("  [ranges from lock]");
         }
         format!(

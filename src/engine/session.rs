@@ -3,10 +3,12 @@
 use super::cache::{Cache, CacheEntry};
 use super::digest::{settings_digest, sha256_file, sha256_hex, FORMAT_VERSION};
 use super::job::{produce, read_file, write_outputs, JobError, RunOptions};
-use super::lockfile::{display_relative, ranges_to_lock, FileDigest, LockEntry, LockFile};
+use super::lockfile::{
+    display_relative, ranges_to_lock, EntryDefect, FileDigest, LockEntry, LockFile, TensorRange,
+};
 use super::{write_atomically, Artifact, Job, LockPolicy, Plan};
 use crate::dataset;
-use crate::quantize::Ranges;
+use crate::quantize::{self, Ranges};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -216,17 +218,33 @@ impl Session {
     /// Builds one job: from the cache when an identical build is there, else calibrating (or taking the
     /// lock's ranges) and quantizing, then storing it. Writes the artifact (only if its bytes changed) and the
     /// report.
+    ///
+    /// A lock entry that cannot be trusted (a range that is not finite, names a tensor the model lacks, is
+    /// listed twice or was edited by hand, a range the model needs missing) fails a locked build naming the
+    /// lock's line; any other build warns the same way and calibrates afresh, so the entry it writes back is a
+    /// fresh one.
     pub fn build(&self, job: &Job, opts: &RunOptions<'_>) -> Result<Built, JobError> {
         let start = Instant::now();
         let inputs = self.inputs(job)?;
         let mut warnings = Vec::new();
+        let calibrated = job.mode.needs_calibration();
         let entry = self
             .lock
             .as_ref()
             .and_then(|l| l.entries.get(&(job.model.clone(), job.mode.to_string())));
         let drift = self.drift(job, &inputs);
+        let mut defect: Option<EntryDefect> = match (self.policy, &self.lock) {
+            (LockPolicy::Ignore, _) | (_, None) => None,
+            (_, Some(lock)) => lock.defect(&job.model, &job.mode.to_string()).cloned(),
+        };
+        if let (None, Some(e), Some(d)) = (&defect, entry, &drift) {
+            if d.is_empty() && calibrated && self.policy != LockPolicy::Ignore {
+                defect = self.check_ranges(job, &inputs, e);
+            }
+        }
         let lock_ranges: Option<Ranges> = match (self.policy, &drift, entry) {
             (LockPolicy::Ignore, _, _) => None,
+            _ if defect.is_some() => None,
             (LockPolicy::Locked, Some(d), _) if !d.is_empty() => {
                 return Err(JobError::Drift {
                     job: job.id(),
@@ -234,7 +252,8 @@ impl Session {
                     drift: d.clone(),
                 })
             }
-            (_, Some(d), Some(e)) if d.is_empty() => Some(e.ranges()),
+            // Modes without calibration take nothing from the lock (its entry only records their output).
+            (_, Some(d), Some(e)) if d.is_empty() => calibrated.then(|| e.ranges()),
             (LockPolicy::Use, Some(d), _) => {
                 warnings.push(format!(
                     "{} is stale for {} ({}); calibrating afresh (run `litequant build` to refresh it)",
@@ -246,90 +265,43 @@ impl Session {
             }
             _ => None,
         };
-        let from_lock = lock_ranges.is_some() && job.mode.needs_calibration();
-        if job.mode.needs_calibration() && !from_lock && !inputs.missing.is_empty() {
-            // Calibration needs every dataset file: let the dataset reader name the missing one.
-            let mut missing = inputs.missing.clone();
-            missing.sort();
-            return Err(JobError::Io {
-                path: missing[0].clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "calibration dataset file not found",
-                ),
-            });
+        if let Some(d) = defect {
+            self.lock_entry_problem(d, &mut warnings)?;
         }
-        let key = self.cache_key(job, &inputs, lock_ranges.as_ref());
-
-        let mut status = CacheStatus::Off;
-        let mut result: Option<(Vec<u8>, super::Report, Vec<super::lockfile::TensorRange>)> = None;
-        let mut _guard = None;
-        if let Some(cache) = &self.cache {
-            match cache.get(&key) {
-                Some(hit) => {
-                    status = CacheStatus::Hit;
-                    result = Some((hit.artifact, hit.report, hit.ranges));
-                }
-                None => match cache.lock(&key) {
-                    Ok(guard) => {
-                        _guard = Some(guard);
-                        // Another build may have stored it while we waited for the lock.
-                        if let Some(hit) = cache.get(&key) {
-                            status = CacheStatus::Hit;
-                            result = Some((hit.artifact, hit.report, hit.ranges));
-                        } else {
-                            status = CacheStatus::Miss;
-                        }
-                    }
-                    Err(e) => warnings.push(format!(
-                        "cache {} is not usable ({e}); building without it",
-                        cache.dir().display()
-                    )),
-                },
-            }
-        }
-        let (bytes, mut report, ranges) = match result {
-            Some(r) => r,
-            None => {
-                let produced = produce(job, &inputs.source_bytes, lock_ranges, opts, start)?;
-                let ranges = produced
-                    .ranges
+        let attempt = self.produce_cached(
+            job,
+            &inputs,
+            lock_ranges.clone(),
+            opts,
+            start,
+            &mut warnings,
+        );
+        let (from_lock, (status, bytes, mut report, ranges)) = match attempt {
+            // The lock's entry lacks a range the model needs: a lock problem, not an engine failure.
+            Err(JobError::Quantize {
+                source: quantize::QuantError::MissingRange(what),
+                ..
+            }) if lock_ranges.is_some() => {
+                let line = self
+                    .lock
                     .as_ref()
-                    .map(ranges_to_lock)
-                    .unwrap_or_default();
-                let mut report = produced.report;
-                report.cache = match status {
-                    CacheStatus::Miss => "miss",
-                    _ => "off",
-                }
-                .into();
-                if let (CacheStatus::Miss, Some(cache)) = (status, &self.cache) {
-                    let entry = CacheEntry {
-                        artifact: produced.bytes.clone(),
-                        report: report.clone(),
-                        ranges: ranges.clone(),
-                    };
-                    let mut keys = vec![key.clone()];
-                    // Freshly calibrated: the same artifact is what a rebuild from these ranges (the lock
-                    // this build writes) gives, so store it under that key too.
-                    if let (false, Some(r)) = (from_lock, &produced.ranges) {
-                        keys.push(self.cache_key(job, &inputs, Some(r)));
-                    }
-                    for k in &keys {
-                        if let Err(e) = cache.put(k, &entry) {
-                            warnings.push(format!(
-                                "could not store {} in cache {}: {e}",
-                                job.id(),
-                                cache.dir().display()
-                            ));
-                            break;
-                        }
-                    }
-                }
-                (produced.bytes, report, ranges)
+                    .and_then(|l| l.line_of(&job.model, &job.mode.to_string(), None))
+                    .unwrap_or(0);
+                let d = EntryDefect {
+                    line,
+                    message: format!(
+                        "entry `{}`: the model needs a range the entry does not record: {what}",
+                        job.id()
+                    ),
+                };
+                self.lock_entry_problem(d, &mut warnings)?;
+                (
+                    false,
+                    self.produce_cached(job, &inputs, None, opts, start, &mut warnings)?,
+                )
             }
+            other => (lock_ranges.is_some(), other?),
         };
-        drop(_guard);
         if status == CacheStatus::Hit {
             // The cached report is of an identical build, possibly of another model name or folder.
             report.model = job.model.clone();
@@ -339,10 +311,17 @@ impl Session {
             report.cache = "hit".into();
         }
         let output = sha256_hex(&bytes);
-        if let (true, Some(e)) = (from_lock, entry) {
+        // The lock's entry matched this job: its recorded output must be what was built (for modes without
+        // calibration too: their bytes follow from the source and settings alone).
+        let matched = entry.filter(|_| {
+            self.policy != LockPolicy::Ignore && drift.as_ref().is_some_and(|d| d.is_empty())
+        });
+        let checked = from_lock || (!calibrated && matched.is_some());
+        if let (true, Some(e)) = (checked, matched) {
             if e.output != output {
                 let what = format!(
-                    "the artifact rebuilt from the lock's ranges differs from the one it records (sha256 {} in the lock, {} now): the engine's output changed without a format version change",
+                    "the artifact {} differs from the one it records (sha256 {} in the lock, {} now): the entry's `output` was edited, or the engine's output changed without a format version change",
+                    if from_lock { "rebuilt from the lock's ranges" } else { "built from the same inputs" },
                     short(&e.output),
                     short(&output)
                 );
@@ -399,6 +378,166 @@ impl Session {
         })
     }
 
+    /// A lock entry that cannot be used: an error in a locked build, else a warning (the job calibrates).
+    fn lock_entry_problem(
+        &self,
+        defect: EntryDefect,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), JobError> {
+        if self.policy == LockPolicy::Locked {
+            return Err(JobError::LockEntry {
+                lock: self.lock_path.clone(),
+                line: defect.line,
+                message: defect.message,
+            });
+        }
+        let rewrite = if self.policy == LockPolicy::Update {
+            " and rewriting the entry"
+        } else {
+            ""
+        };
+        warnings.push(format!(
+            "{}:{}: {}; calibrating afresh{rewrite}",
+            self.lock_path.display(),
+            defect.line,
+            defect.message
+        ));
+        Ok(())
+    }
+
+    /// Checks a lock entry's ranges against the model: every tensor exists in the main subgraph and is a
+    /// float32 tensor. `None` when they fit (or the model cannot be read: the build reports that itself).
+    fn check_ranges(&self, job: &Job, inputs: &Inputs, entry: &LockEntry) -> Option<EntryDefect> {
+        let graph = crate::graph::Graph::from_bytes(&inputs.source_bytes).ok()?;
+        let tensors = graph.tensors();
+        for r in &entry.ranges {
+            let problem = match tensors.get(r.tensor) {
+                None => format!(
+                    "tensor {} has a range, but the model's main subgraph has tensors 0..{}",
+                    r.tensor,
+                    tensors.len()
+                ),
+                Some(t) if t.type_ != crate::tflite::fb::TensorType::FLOAT32 => format!(
+                    "tensor {} ({:?}) has a range, but it is {}, not a float32 activation",
+                    r.tensor,
+                    t.name.as_deref().unwrap_or(""),
+                    crate::tflite::type_name(t.type_)
+                ),
+                Some(_) => continue,
+            };
+            let line = self
+                .lock
+                .as_ref()
+                .and_then(|l| l.line_of(&job.model, &job.mode.to_string(), Some(r.tensor)))
+                .unwrap_or(0);
+            return Some(EntryDefect {
+                line,
+                message: format!("entry `{}`: {problem}", job.id()),
+            });
+        }
+        None
+    }
+
+    /// The artifact, report and ranges of `job`: from the cache when an identical build is stored and intact,
+    /// else produced (calibrating unless `lock_ranges` are given) and stored.
+    fn produce_cached(
+        &self,
+        job: &Job,
+        inputs: &Inputs,
+        lock_ranges: Option<Ranges>,
+        opts: &RunOptions<'_>,
+        start: Instant,
+        warnings: &mut Vec<String>,
+    ) -> Result<(CacheStatus, Vec<u8>, super::Report, Vec<TensorRange>), JobError> {
+        let from_lock = lock_ranges.is_some();
+        if job.mode.needs_calibration() && !from_lock && !inputs.missing.is_empty() {
+            // Calibration needs every dataset file: let the dataset reader name the missing one.
+            let mut missing = inputs.missing.clone();
+            missing.sort();
+            return Err(JobError::Io {
+                path: missing[0].clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "calibration dataset file not found",
+                ),
+            });
+        }
+        let key = self.cache_key(job, inputs, lock_ranges.as_ref());
+        let expected = lock_ranges.as_ref().map(ranges_to_lock);
+        // A hit is served only when it is what this job would build: the entry's digests were checked by
+        // the cache; here its ranges (the lock's, when they key it), mode and artifact size must match too.
+        let usable = |cache: &Cache, hit: CacheEntry| -> Option<CacheEntry> {
+            let fits = hit.report.mode == job.mode.as_str()
+                && hit.report.artifact_bytes == hit.artifact.len() as u64
+                && expected.as_ref().is_none_or(|r| *r == hit.ranges)
+                && (job.mode.needs_calibration() || hit.ranges.is_empty());
+            if fits {
+                Some(hit)
+            } else {
+                cache.remove(&key);
+                None
+            }
+        };
+
+        let mut status = CacheStatus::Off;
+        let mut _guard = None;
+        if let Some(cache) = &self.cache {
+            if let Some(hit) = cache.get(&key).and_then(|h| usable(cache, h)) {
+                return Ok((CacheStatus::Hit, hit.artifact, hit.report, hit.ranges));
+            }
+            match cache.lock(&key) {
+                Ok(guard) => {
+                    _guard = Some(guard);
+                    // Another build may have stored it while we waited for the lock.
+                    if let Some(hit) = cache.get(&key).and_then(|h| usable(cache, h)) {
+                        return Ok((CacheStatus::Hit, hit.artifact, hit.report, hit.ranges));
+                    }
+                    status = CacheStatus::Miss;
+                }
+                Err(e) => warnings.push(format!(
+                    "cache {} is not usable ({e}); building without it",
+                    cache.dir().display()
+                )),
+            }
+        }
+        let produced = produce(job, &inputs.source_bytes, lock_ranges, opts, start)?;
+        let ranges = produced
+            .ranges
+            .as_ref()
+            .map(ranges_to_lock)
+            .unwrap_or_default();
+        let mut report = produced.report;
+        report.cache = match status {
+            CacheStatus::Miss => "miss",
+            _ => "off",
+        }
+        .into();
+        if let (CacheStatus::Miss, Some(cache)) = (status, &self.cache) {
+            let entry = CacheEntry {
+                artifact: produced.bytes.clone(),
+                report: report.clone(),
+                ranges: ranges.clone(),
+            };
+            let mut keys = vec![key.clone()];
+            // Freshly calibrated: the same artifact is what a rebuild from these ranges (the lock this build
+            // writes) gives, so store it under that key too.
+            if let (false, Some(r)) = (from_lock, &produced.ranges) {
+                keys.push(self.cache_key(job, inputs, Some(r)));
+            }
+            for k in &keys {
+                if let Err(e) = cache.put(k, &entry) {
+                    warnings.push(format!(
+                        "could not store {} in cache {}: {e}",
+                        job.id(),
+                        cache.dir().display()
+                    ));
+                    break;
+                }
+            }
+        }
+        Ok((status, produced.bytes, report, ranges))
+    }
+
     fn cache_key(&self, job: &Job, inputs: &Inputs, lock_ranges: Option<&Ranges>) -> String {
         let mut key = format!(
             "litequant-cache\nformat {FORMAT_VERSION}\nsettings {}\nsource {}\n",
@@ -450,6 +589,7 @@ impl Session {
             lock.entries.insert(k.clone(), e.clone());
         }
         let text = lock.to_text();
+        super::artifact::remove_stale_temps(&self.lock_path);
         let old = std::fs::read_to_string(&self.lock_path).ok();
         if old.as_deref() == Some(text.as_str()) {
             return Ok(false);

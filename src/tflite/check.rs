@@ -63,6 +63,9 @@ pub(super) fn check_invariants(model: &fb::ModelT) -> Result<(), ModelError> {
             }
         }
     }
+    for (s, sg) in subgraphs.iter().enumerate() {
+        check_execution_order(s, sg)?;
+    }
     check_signatures(model, subgraphs)?;
     for m in model.metadata.as_deref().unwrap_or(&[]) {
         if m.buffer as usize >= n_buffers {
@@ -78,6 +81,40 @@ pub(super) fn check_invariants(model: &fb::ModelT) -> Result<(), ModelError> {
             return Err(invalid(format!(
                 "metadata_buffer lists buffer {b} but the model has {n_buffers}"
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Operators are stored in execution order: each reads only tensors an earlier operator wrote (or inputs,
+/// constants and variables nobody writes). An operator reading what it or a later one writes is a cycle (or an
+/// order no runtime executes), and a tensor written by two operators has no single value.
+fn check_execution_order(s: usize, sg: &fb::SubGraphT) -> Result<(), ModelError> {
+    let n = sg.tensors.as_ref().map_or(0, Vec::len);
+    let ops = sg.operators.as_deref().unwrap_or(&[]);
+    // Indices were range-checked by the caller.
+    let mut writer: Vec<Option<usize>> = vec![None; n];
+    for (o, op) in ops.iter().enumerate() {
+        for &t in op.outputs.as_deref().unwrap_or(&[]) {
+            let t = t as usize;
+            if let Some(first) = writer[t] {
+                return Err(invalid(format!(
+                    "subgraph {s}: tensor {t} is written by operator {first} and again by operator {o}"
+                )));
+            }
+            writer[t] = Some(o);
+        }
+    }
+    for (o, op) in ops.iter().enumerate() {
+        for &t in op.inputs.as_deref().unwrap_or(&[]) {
+            let Ok(t) = usize::try_from(t) else { continue };
+            if let Some(w) = writer[t].filter(|&w| w >= o) {
+                return Err(invalid(format!(
+                    "subgraph {s}: operator {o} reads tensor {t}, which operator {w} writes {}: the graph has a \
+                     cycle (operators must be stored in execution order)",
+                    if w == o { "itself" } else { "later" }
+                )));
+            }
         }
     }
     Ok(())
@@ -101,6 +138,13 @@ fn check_tensor(
     buffers: &[fb::BufferT],
 ) -> Result<(), ModelError> {
     let label = || tensor_label(s, t, tensor);
+    if tensor.type_.variant_name().is_none() {
+        return Err(invalid(format!(
+            "{} has tensor type {}, which is not a TFLite tensor type",
+            label(),
+            tensor.type_.0
+        )));
+    }
     let shape = tensor.shape.as_deref().unwrap_or(&[]);
     if let Some(d) = shape.iter().find(|&&d| d < 0) {
         return Err(invalid(format!(
@@ -461,6 +505,27 @@ mod tests {
                 .collect(),
         );
         assert!(invalid_reason(&m).contains("STRING"));
+    }
+
+    #[test]
+    fn cycles_and_unknown_tensor_types_are_invalid() {
+        let mut m = dense_model();
+        // The only op reads the tensor it writes.
+        let sg = main_sg(&mut m);
+        let out = sg.operators.as_ref().expect("ops")[0]
+            .outputs
+            .as_ref()
+            .expect("outputs")[0];
+        sg.operators.as_mut().expect("ops")[0]
+            .inputs
+            .as_mut()
+            .expect("inputs")[0] = out;
+        let why = invalid_reason(&m);
+        assert!(why.contains("cycle"), "{why}");
+        let mut m = dense_model();
+        main_sg(&mut m).tensors.as_mut().expect("tensors")[0].type_ = fb::TensorType(77);
+        let why = invalid_reason(&m);
+        assert!(why.contains("tensor type 77"), "{why}");
     }
 
     #[test]

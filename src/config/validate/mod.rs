@@ -134,9 +134,12 @@ impl Checker<'_> {
         Some(self.base_dir.join(value.get_ref()))
     }
 
-    /// Model and dataset names end up in file names.
+    /// Model and dataset names end up in file names (`<out_dir>/<model>.<mode>.tflite`): a safe file stem.
     fn name(&mut self, name: &str, table: &str, what: &str) -> bool {
         let usable = !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && !name.starts_with('.')
+            && !name.contains("..")
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -145,10 +148,33 @@ impl Checker<'_> {
                 table,
                 table.to_string(),
                 ConfigErrorKind::InvalidValue,
-                format!("{what} name {name:?} is not usable in file names; expected a non-empty name of letters, digits, `_`, `.` and `-`"),
+                format!(
+                    "{what} name {name:?} is not usable in file names; expected 1 to {MAX_NAME_LEN} ASCII letters, \
+                     digits, `_`, `-` and `.`, not starting with `.` and without `..`"
+                ),
             );
         }
         usable
+    }
+
+    /// A settings path that exists must be of the kind the key names: a folder, or a file.
+    fn path_kind(&mut self, value: Option<&Spanned<String>>, path: &Path, key: &str, folder: bool) {
+        let (Some(value), Ok(meta)) = (value, std::fs::metadata(path)) else {
+            return;
+        };
+        let message = match (folder, meta.is_dir()) {
+            (true, false) => "expected a folder (it is created when missing), found a file",
+            (false, true) => {
+                "expected the path of the lock file (e.g. \"quantize.lock\"), found a folder"
+            }
+            _ => return,
+        };
+        self.fail(
+            value.span(),
+            key.to_string(),
+            ConfigErrorKind::InvalidValue,
+            format!("{}: {message}", path.display()),
+        );
     }
 
     fn settings(&mut self, raw: Option<&RawSettings>) -> Settings {
@@ -156,9 +182,19 @@ impl Checker<'_> {
             Some(raw) => (raw.out_dir.as_ref(), raw.lock.as_ref(), raw.cache.as_ref()),
             None => (None, None, None),
         };
+        let (out_raw, lock_raw, cache_raw) = (out_dir, lock, cache);
         let out_dir = out_dir.and_then(|v| self.path_value(v, "settings.out_dir".into()));
         let lock = lock.and_then(|v| self.path_value(v, "settings.lock".into()));
         let cache = cache.and_then(|v| self.path_value(v, "settings.cache".into()));
+        if let Some(p) = &out_dir {
+            self.path_kind(out_raw, p, "settings.out_dir", true);
+        }
+        if let Some(p) = &lock {
+            self.path_kind(lock_raw, p, "settings.lock", false);
+        }
+        if let Some(p) = &cache {
+            self.path_kind(cache_raw, p, "settings.cache", true);
+        }
         Settings {
             cache,
             out_dir: out_dir.unwrap_or_else(|| self.base_dir.join("target/quantized")),
@@ -166,6 +202,9 @@ impl Checker<'_> {
         }
     }
 }
+
+/// The longest model or dataset name (file names on common file systems stop at 255 bytes).
+const MAX_NAME_LEN: usize = 128;
 
 /// "one of `a`, `b`, `c`" (or "`a`" alone).
 fn one_of<'a>(names: impl Iterator<Item = &'a str>) -> String {

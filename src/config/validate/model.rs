@@ -7,6 +7,11 @@ use crate::config::{io_type_fits, AccuracyTarget, Calibration, ModelConfig, OpSe
 use crate::quantize::{IoType, Mode};
 use toml::Spanned;
 
+/// The most `exclude` patterns a model may list.
+pub(crate) const MAX_EXCLUDE_PATTERNS: usize = 1000;
+/// The longest `exclude` pattern, in bytes.
+pub(crate) const MAX_EXCLUDE_PATTERN_LEN: usize = 1024;
+
 /// Modes in the order error messages list them.
 const MODES: [Mode; 4] = [Mode::Dynamic, Mode::Float16, Mode::Int8, Mode::Int16x8];
 /// Model I/O types as written in `quantize.toml`.
@@ -90,7 +95,34 @@ impl Checker<'_> {
         );
 
         let mut exclude = Vec::new();
-        for (i, pattern) in raw.exclude.iter().enumerate() {
+        if raw.exclude.len() > MAX_EXCLUDE_PATTERNS {
+            let message = format!(
+                "{} patterns; expected at most {MAX_EXCLUDE_PATTERNS} (an op type such as `SOFTMAX` covers every op \
+                 of that type, a glob such as `*/head/*` many tensors)",
+                raw.exclude.len()
+            );
+            let span = raw.exclude[MAX_EXCLUDE_PATTERNS].span();
+            self.fail(span, key("exclude"), ConfigErrorKind::InvalidValue, message);
+        }
+        for (i, pattern) in raw
+            .exclude
+            .iter()
+            .enumerate()
+            .take(MAX_EXCLUDE_PATTERNS + 1)
+        {
+            if pattern.get_ref().len() > MAX_EXCLUDE_PATTERN_LEN {
+                let message = format!(
+                    "a pattern of {} bytes; expected at most {MAX_EXCLUDE_PATTERN_LEN} (an op type or a tensor-name glob)",
+                    pattern.get_ref().len()
+                );
+                self.fail(
+                    pattern.span(),
+                    format!("{}[{i}]", key("exclude")),
+                    ConfigErrorKind::InvalidValue,
+                    message,
+                );
+                continue;
+            }
             if pattern.get_ref().is_empty() {
                 let message =
                     "expected an op type (`SOFTMAX`) or a tensor-name glob, found an empty string";
