@@ -115,7 +115,7 @@ impl Session {
         let mut missing = Vec::new();
         if job.mode.needs_calibration() {
             if let Some(spec) = &job.dataset {
-                for file in dataset::digest_files(spec, &job.datasets) {
+                for file in dataset::digest_files(spec) {
                     if file.exists() {
                         dataset.push(self.digest(&file)?);
                     } else {
