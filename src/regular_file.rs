@@ -67,10 +67,7 @@ pub(crate) fn open(path: &Path, limit: u64, what: &str) -> io::Result<(File, u64
     if meta.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "is {} bytes; {what} is at most {limit} bytes",
-                meta.len()
-            ),
+            format!("is {} bytes; {what} is at most {limit} bytes", meta.len()),
         ));
     }
     Ok((file, meta.len()))

@@ -24,8 +24,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use error::{ConfigError, ConfigErrorKind, Location};
 pub(crate) use error::join_key;
+pub use error::{ConfigError, ConfigErrorKind, Location};
 
 use crate::dataset::DatasetSpec;
 use crate::quantize::{IoType, Mode, QuantOptions};

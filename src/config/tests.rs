@@ -993,7 +993,10 @@ fn inputs_naming_another_dataset_are_resolved_through_chains_at_validation() {
     // The job carries the resolved dataset: nothing downstream looks names up again.
     let plan = crate::engine::Plan::new(&config, None);
     assert_eq!(
-        plan.jobs[0].dataset.as_ref().map(|d| d.feeds["x"].name.as_str()),
+        plan.jobs[0]
+            .dataset
+            .as_ref()
+            .map(|d| d.feeds["x"].name.as_str()),
         Some("c")
     );
 }
@@ -1008,8 +1011,9 @@ fn datasets_mapping_an_input_to_each_other_is_an_error_at_the_entry() {
     assert_eq!(e.key.as_deref(), Some("datasets.a.inputs.x"));
     assert_eq!(e.location.map(|l| l.line), Some(6));
     assert!(
-        e.message
-            .contains("input `x` is mapped from dataset to dataset in a cycle (`a` -> `b` -> `c` -> `a`)"),
+        e.message.contains(
+            "input `x` is mapped from dataset to dataset in a cycle (`a` -> `b` -> `c` -> `a`)"
+        ),
         "{e}"
     );
 }

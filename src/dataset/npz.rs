@@ -30,8 +30,9 @@ impl NpzArchive {
     /// Reads the archive's directory.
     pub fn open(dataset: &str, path: &Path) -> Result<NpzArchive, DatasetError> {
         let fail = |kind| DatasetError::new(dataset, kind).with_file(path);
-        let (file, _) = crate::regular_file::open(path, crate::regular_file::UNBOUNDED, "an .npz file")
-            .map_err(|e| fail(DatasetErrorKind::Io(e)))?;
+        let (file, _) =
+            crate::regular_file::open(path, crate::regular_file::UNBOUNDED, "an .npz file")
+                .map_err(|e| fail(DatasetErrorKind::Io(e)))?;
         let archive = ZipArchive::new(file).map_err(|e| fail(DatasetErrorKind::Zip(e)))?;
         let arrays = (0..archive.len())
             .filter_map(|index| {
@@ -141,7 +142,8 @@ impl NpzArchive {
         let elements = elements.unwrap_or(0);
         // Read what is there rather than allocating what the header claims: a header promising 1 GiB in a
         // 1 KiB archive must cost 1 KiB.
-        let mut bytes = Vec::with_capacity(len.min(usize::try_from(origin.stored_len).unwrap_or(0)));
+        let mut bytes =
+            Vec::with_capacity(len.min(usize::try_from(origin.stored_len).unwrap_or(0)));
         (&mut reader)
             .take(len as u64)
             .read_to_end(&mut bytes)

@@ -258,10 +258,11 @@ fn stream_len(
         _ => spec.samples.unwrap_or(DEFAULT_RANDOM_SAMPLES),
     };
     if len == 0 {
-        return Err(DatasetError::new(
-            spec.name.clone(),
-            DatasetErrorKind::Empty,
-        ));
+        let error = DatasetError::new(spec.name.clone(), DatasetErrorKind::Empty);
+        return Err(match &spec.path {
+            Some(path) => error.with_file(path),
+            None => error,
+        });
     }
     Ok(len)
 }
@@ -305,7 +306,11 @@ fn mapped_key<'a>(spec: &'a DatasetSpec, input: &str) -> Option<&'a String> {
     spec.inputs
         .get_key_value(input)
         .map(|(key, _)| key)
-        .or_else(|| spec.inputs.keys().find(|key| mapping_key_matches(key, input)))
+        .or_else(|| {
+            spec.inputs
+                .keys()
+                .find(|key| mapping_key_matches(key, input))
+        })
 }
 
 /// Whether the `inputs` key `key` names the model input `input` (exactly, or both without the converter's

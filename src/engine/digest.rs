@@ -20,7 +20,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Lower-case hex SHA-256 of a file's contents, read in chunks.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let (mut file, _) = crate::regular_file::open(path, crate::regular_file::UNBOUNDED, "a data file")?;
+    let (mut file, _) =
+        crate::regular_file::open(path, crate::regular_file::UNBOUNDED, "a data file")?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -70,7 +71,9 @@ fn dataset_settings(spec: &DatasetSpec, depth: usize) -> DatasetSettings<'_> {
         .map(|(input, target)| {
             let referenced = spec.feeds.get(input).filter(|_| depth == 0);
             let r = match referenced {
-                Some(other) => DatasetSettingsRef::Dataset(Box::new(dataset_settings(other, depth + 1))),
+                Some(other) => {
+                    DatasetSettingsRef::Dataset(Box::new(dataset_settings(other, depth + 1)))
+                }
                 None => DatasetSettingsRef::Array(target.as_str()),
             };
             (input.as_str(), Some(r))
@@ -86,6 +89,21 @@ fn dataset_settings(spec: &DatasetSpec, depth: usize) -> DatasetSettings<'_> {
         range: spec.range,
         seed: spec.seed,
     }
+}
+
+/// SHA-256 of what an evaluation dataset's settings change in an accuracy report besides its files: its
+/// sample cap, `inputs` map and the like, and which labels it scores against which output.
+pub fn eval_settings_digest(spec: &DatasetSpec) -> String {
+    let settings = (
+        dataset_settings(spec, 0),
+        spec.labels.as_deref(),
+        spec.label_output,
+    );
+    sha256_hex(
+        serde_json::to_string(&settings)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 /// Everything of a job's resolved settings that determines its artifact, minus file contents and locations.

@@ -262,7 +262,8 @@ pub(crate) fn produce(
     let graph = parse_source(&job.source, source)?;
     let source_ops = graph.ops().len();
     let from_lock = given.is_some();
-    let (ranges, samples, synthetic, mut conversions) = match (job.mode.needs_calibration(), given) {
+    let (ranges, samples, synthetic, mut conversions) = match (job.mode.needs_calibration(), given)
+    {
         (false, _) => (None, 0, false, Vec::new()),
         (true, Some(r)) => (Some(r), 0, false, Vec::new()),
         (true, None) => {

@@ -420,12 +420,13 @@ impl Session {
                 }
             }
         }
-        if job.eval.is_some() {
-            // The cached report carries the accuracy on this data.
+        if let Some(eval) = &job.eval {
+            // The cached report carries the accuracy on this data, read with these settings.
             key.push_str(&format!(
-                "eval {} {}\n",
+                "eval {} {} {}\n",
                 crate::eval::EVAL_VERSION,
-                crate::VERSION
+                crate::VERSION,
+                super::digest::eval_settings_digest(eval)
             ));
             for d in &inputs.eval {
                 key.push_str(&format!("{} {}\n", d.path, d.sha256));

@@ -119,15 +119,12 @@ pub fn check_labels(
     };
     labels.check_count(spec, samples)?;
     let outputs = output_specs(graph);
-    let known = labels
-        .output
-        .or_else(|| (outputs.len() == 1).then_some(0));
+    let known = labels.output.or_else(|| (outputs.len() == 1).then_some(0));
     if let Some(output) = known {
         labels.check_output(spec, output, &outputs)?;
     }
     Ok(Some(labels))
 }
-
 
 /// How an evaluation runs.
 #[derive(Debug, Clone, Copy, Default)]

@@ -77,7 +77,11 @@ impl Project {
         let project = Project { dir };
         project.write_config("", MODEL_TABLE);
         let r = project.run(&["build"]);
-        assert_eq!(r.code, 0, "the clean build fails:\n{}\n{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code, 0,
+            "the clean build fails:\n{}\n{}",
+            r.stdout, r.stderr
+        );
         assert!(project.path("quantize.lock").is_file());
         assert!(project.path("out/mlp.int8.tflite").is_file());
         project
@@ -211,10 +215,7 @@ fn assert_intact(
         .filter(|p| !before.contains_key(*p))
         .filter(|p| p.components().any(|c| c.as_os_str() == "out"))
         .collect();
-    assert!(
-        new_outputs.is_empty(),
-        "`{command}` wrote {new_outputs:?}"
-    );
+    assert!(new_outputs.is_empty(), "`{command}` wrote {new_outputs:?}");
 }
 
 /// Writes an npz of `arrays` (float32 or int64) with ndarray-npy, as numpy.savez does.
@@ -398,8 +399,11 @@ fn write_object_npz(path: &Path) {
     npy.extend_from_slice(text.as_bytes());
     npy.extend_from_slice(b"\x80\x02]q\x00.");
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    zip.start_file("serving_default_x:0.npy", zip::write::SimpleFileOptions::default())
-        .unwrap();
+    zip.start_file(
+        "serving_default_x:0.npy",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
     zip.write_all(&npy).unwrap();
     zip.finish().unwrap();
 }
@@ -409,10 +413,7 @@ fn object_dtype_array_is_refused_by_check() {
     let p = Project::built();
     let before = p.snapshot();
     write_object_npz(&p.path("calib.npz"));
-    p.assert_refused(
-        &before,
-        &["calib.npz", "array dtype `|O` is not supported"],
-    );
+    p.assert_refused(&before, &["calib.npz", "array dtype `|O` is not supported"]);
 }
 
 #[test]
@@ -559,7 +560,10 @@ fn a_folder_as_npz_path_is_refused() {
         .unwrap()
         .replace("path = \"calib.npz\"", "path = \"dir.npz\"");
     std::fs::write(p.config(), text).unwrap();
-    p.assert_refused(&before, &["dir.npz", "is a folder", "key `datasets.calib.path`"]);
+    p.assert_refused(
+        &before,
+        &["dir.npz", "is a folder", "key `datasets.calib.path`"],
+    );
 }
 
 // ---- item 11: `inputs` maps of referenced datasets -------------------------------------------------------
@@ -602,7 +606,12 @@ fn integer_data_for_a_float_input_warns_in_check_build_and_report() {
         assert_eq!(r.code, 0, "{command}: {}", r.stderr);
         r.assert_no_panic();
         let warnings: Vec<&str> = r.stderr.lines().filter(|l| l.contains(needle)).collect();
-        assert_eq!(warnings.len(), 1, "{command}: one warning line:\n{}", r.stderr);
+        assert_eq!(
+            warnings.len(),
+            1,
+            "{command}: one warning line:\n{}",
+            r.stderr
+        );
         assert!(warnings[0].contains("calib.npz") && warnings[0].contains("0 to 255"));
     }
     let report = std::fs::read_to_string(p.path("out/mlp.int8.json")).unwrap();

@@ -7,14 +7,15 @@
 //! line (errors about the whole file excepted) that lies inside the text. Each case runs under a time limit,
 //! so a hang fails the test.
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 300 per target, a few seconds); a long run:
-//! `PROPTEST_CASES=2000000 cargo test --release --test tests fuzz::config -- --nocapture`.
+//! `PROPTEST_CASES` sets the number of cases (default 2000 per target, about a second each);
+//! `LITEQUANT_FUZZ_MINUTES` repeats runs of that many cases until the time is up (a long run:
+//! `LITEQUANT_FUZZ_MINUTES=30 PROPTEST_CASES=20000 cargo test --release --test tests fuzz::config -- --nocapture`).
 
 use litequant::config::{self, ConfigError, ConfigErrorKind};
 use litequant::engine::{digest::settings_digest, Plan};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -25,7 +26,10 @@ pub(super) const CASE_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `f` on a worker thread and returns its result; panics (failing the case) when it takes longer than
 /// [`CASE_LIMIT`], and passes a panic of `f` on. The worker of a hung case is left behind: the test fails.
-pub(super) fn within_limit<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) fn within_limit<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::Builder::new()
         .name("fuzz-case".into())
@@ -54,6 +58,33 @@ pub(super) fn cases(default: u32) -> u32 {
         .ok()
         .and_then(|c| c.parse().ok())
         .unwrap_or(default)
+}
+
+/// Runs `test` on `cases(default)` values of `strategy` (fresh random seeds each run); with
+/// `LITEQUANT_FUZZ_MINUTES` set, runs again and again until that much time has passed (long runs).
+pub(super) fn fuzz<S: Strategy>(
+    default: u32,
+    strategy: &S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let budget = std::env::var("LITEQUANT_FUZZ_MINUTES")
+        .ok()
+        .and_then(|m| m.parse::<f64>().ok())
+        .map(|m| Duration::from_secs_f64(m * 60.0));
+    let started = Instant::now();
+    loop {
+        let mut runner = TestRunner::new(Config {
+            cases: cases(default),
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(strategy, &test)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if budget.is_none_or(|b| started.elapsed() >= b) {
+            return;
+        }
+    }
 }
 
 /// Where the fuzzed configs claim to live (never read: [`config::parse`] takes the text).
@@ -199,16 +230,40 @@ const LINES: &[&str] = &[
 #[derive(Debug, Clone)]
 enum Edit {
     /// Replace the value of the n-th `key = value` line.
-    Value { line: Index, value: Index },
-    DeleteLine { line: Index },
-    DuplicateLine { line: Index },
-    SwapLines { a: Index, b: Index },
-    InsertLine { at: Index, text: Index },
+    Value {
+        line: Index,
+        value: Index,
+    },
+    DeleteLine {
+        line: Index,
+    },
+    DuplicateLine {
+        line: Index,
+    },
+    SwapLines {
+        a: Index,
+        b: Index,
+    },
+    InsertLine {
+        at: Index,
+        text: Index,
+    },
     /// Byte-level edits (the text may stop being UTF-8; such cases go through the loader's UTF-8 check).
-    FlipBit { at: Index, bit: u8 },
-    InsertBytes { at: Index, bytes: Vec<u8> },
-    Delete { at: Index, len: usize },
-    Truncate { at: Index },
+    FlipBit {
+        at: Index,
+        bit: u8,
+    },
+    InsertBytes {
+        at: Index,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        at: Index,
+        len: usize,
+    },
+    Truncate {
+        at: Index,
+    },
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -325,7 +380,10 @@ fn exercise(bytes: &[u8]) -> bool {
                         feed.feeds.is_empty(),
                         "a resolved reference carries no further references"
                     );
-                    assert_ne!(feed.name, spec.name, "a dataset never feeds itself by reference");
+                    assert_ne!(
+                        feed.name, spec.name,
+                        "a dataset never feeds itself by reference"
+                    );
                 }
             }
             let plan = Plan::new(&config, None);
@@ -366,32 +424,25 @@ fn check_error(e: &ConfigError, text: &str) {
     }
 }
 
-fn runner() -> TestRunner {
-    TestRunner::new(Config {
-        cases: cases(300),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
+/// Cases per target in a committed run (about a second each).
+const CASES: u32 = 2000;
 
 #[test]
 fn mutated_configs_never_panic_and_every_error_has_a_line() {
     let seeds = seeds();
     let strategy = (any::<Index>(), prop::collection::vec(edit(), 1..5));
     let (started, accepted, total) = (Instant::now(), Cell::new(0u32), Cell::new(0u32));
-    runner()
-        .run(&strategy, |(seed, edits)| {
-            let mut bytes = seeds[seed.index(seeds.len())].clone().into_bytes();
-            for e in &edits {
-                apply(&mut bytes, e);
-            }
-            let what = String::from_utf8_lossy(&bytes).into_owned();
-            let ok = within_limit(&what, move || exercise(&bytes));
-            total.set(total.get() + 1);
-            accepted.set(accepted.get() + u32::from(ok));
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    fuzz(CASES, &strategy, |(seed, edits)| {
+        let mut bytes = seeds[seed.index(seeds.len())].clone().into_bytes();
+        for e in &edits {
+            apply(&mut bytes, e);
+        }
+        let what = String::from_utf8_lossy(&bytes).into_owned();
+        let ok = within_limit(&what, move || exercise(&bytes));
+        total.set(total.get() + 1);
+        accepted.set(accepted.get() + u32::from(ok));
+        Ok(())
+    });
     eprintln!(
         "config fuzz: {} mutated configs in {:.1} s, {} accepted",
         total.get(),
@@ -400,7 +451,10 @@ fn mutated_configs_never_panic_and_every_error_has_a_line() {
     );
     // The edits are small: some configs must survive them, or the mutator only tests the TOML parser.
     assert!(accepted.get() > 0, "no mutated config was accepted");
-    assert!(accepted.get() < total.get(), "every mutated config was accepted");
+    assert!(
+        accepted.get() < total.get(),
+        "every mutated config was accepted"
+    );
 }
 
 #[test]
@@ -411,14 +465,12 @@ fn random_text_never_panics_the_config_reader() {
             .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
     ];
     let total = Cell::new(0u32);
-    runner()
-        .run(&strategy, |text| {
-            let what = text.clone();
-            within_limit(&what, move || exercise(text.as_bytes()));
-            total.set(total.get() + 1);
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    fuzz(CASES, &strategy, |text| {
+        let what = text.clone();
+        within_limit(&what, move || exercise(text.as_bytes()));
+        total.set(total.get() + 1);
+        Ok(())
+    });
     eprintln!("config fuzz: {} random texts", total.get());
 }
 
@@ -471,15 +523,13 @@ fn dataset_graph() -> impl Strategy<Value = String> {
 #[test]
 fn dataset_reference_graphs_resolve_or_fail_with_a_line() {
     let (accepted, total) = (Cell::new(0u32), Cell::new(0u32));
-    runner()
-        .run(&dataset_graph(), |text| {
-            let what = text.clone();
-            let ok = within_limit(&what, move || exercise(text.as_bytes()));
-            total.set(total.get() + 1);
-            accepted.set(accepted.get() + u32::from(ok));
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    fuzz(CASES, &dataset_graph(), |text| {
+        let what = text.clone();
+        let ok = within_limit(&what, move || exercise(text.as_bytes()));
+        total.set(total.get() + 1);
+        accepted.set(accepted.get() + u32::from(ok));
+        Ok(())
+    });
     eprintln!(
         "config fuzz: {} dataset reference graphs, {} accepted",
         total.get(),

@@ -7,17 +7,17 @@
 //! read and checked, the file list for digests. Each case runs under a time limit, so a hang fails the test;
 //! the process's peak memory is printed and bounded at the end.
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 200 per target, a few seconds); a long run:
-//! `PROPTEST_CASES=1000000 cargo test --release --test tests fuzz::dataset -- --nocapture`.
+//! `PROPTEST_CASES` sets the number of cases (default 2000 per target, about a second each);
+//! `LITEQUANT_FUZZ_MINUTES` repeats runs until the time is up (a long run:
+//! `LITEQUANT_FUZZ_MINUTES=30 PROPTEST_CASES=20000 cargo test --release --test tests fuzz::dataset -- --nocapture`).
 
-use super::config::{cases, within_limit};
+use super::config::{fuzz, within_limit};
 use litequant::dataset::{
     self, DatasetFormat, DatasetSpec, InputSpec, OutputSpec, DEFAULT_LABELS_ARRAY,
 };
 use litequant::tflite::fb;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, TestRunner};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,7 +36,9 @@ struct Npy {
 impl Npy {
     fn f32(shape: &[usize]) -> Npy {
         let n: usize = shape.iter().product();
-        let data = (0..n).flat_map(|i| (i as f32 * 0.25).to_le_bytes()).collect();
+        let data = (0..n)
+            .flat_map(|i| (i as f32 * 0.25).to_le_bytes())
+            .collect();
         Npy::new("<f4", shape, data)
     }
 
@@ -84,15 +86,25 @@ fn npy_seeds() -> Vec<(Npy, InputSpec)> {
     );
     be.version = 2;
     vec![
-        (Npy::f32(&[10, 4]), input("x", &[1, 4], fb::TensorType::FLOAT32)),
-        (Npy::f32(&[10, 1, 4]), input("x", &[-1, 4], fb::TensorType::FLOAT32)),
+        (
+            Npy::f32(&[10, 4]),
+            input("x", &[1, 4], fb::TensorType::FLOAT32),
+        ),
+        (
+            Npy::f32(&[10, 1, 4]),
+            input("x", &[-1, 4], fb::TensorType::FLOAT32),
+        ),
         (
             Npy::new("|u1", &[6, 2, 2, 1], u8_images),
             input("x", &[1, 2, 2, 1], fb::TensorType::FLOAT32),
         ),
         (be, input("x", &[1, 4], fb::TensorType::FLOAT32)),
         (
-            Npy::new("<i4", &[5, 2], (0..10i32).flat_map(i32::to_le_bytes).collect()),
+            Npy::new(
+                "<i4",
+                &[5, 2],
+                (0..10i32).flat_map(i32::to_le_bytes).collect(),
+            ),
             input("ids", &[1, 2], fb::TensorType::INT32),
         ),
     ]
@@ -259,7 +271,10 @@ impl ArrayCase {
 /// A temporary file name no other case uses (cases run one at a time, but hung workers may linger).
 fn scratch(dir: &Path, ext: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    dir.join(format!("case{}.{ext}", NEXT.fetch_add(1, Ordering::Relaxed)))
+    dir.join(format!(
+        "case{}.{ext}",
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn spec(name: &str, format: DatasetFormat, path: &Path) -> DatasetSpec {
@@ -297,7 +312,10 @@ fn exercise(spec: &DatasetSpec, inputs: &[InputSpec], batch: usize) -> bool {
                         for sample in &samples {
                             assert_eq!(sample.len(), inputs.len(), "one array per input");
                             for (array, input) in sample.iter().zip(inputs) {
-                                assert_eq!(array.len(), input.shape.iter().product::<i32>() as usize);
+                                assert_eq!(
+                                    array.len(),
+                                    input.shape.iter().product::<i32>() as usize
+                                );
                             }
                         }
                         read += samples.len();
@@ -335,13 +353,8 @@ fn exercise(spec: &DatasetSpec, inputs: &[InputSpec], batch: usize) -> bool {
     ok
 }
 
-fn runner() -> TestRunner {
-    TestRunner::new(Config {
-        cases: cases(200),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
+/// Cases per target in a committed run (about a second each).
+const CASES: u32 = 2000;
 
 /// Peak resident memory of this process in KiB (Linux), for the report and the bound.
 fn peak_rss_kib() -> Option<u64> {
@@ -377,26 +390,24 @@ fn mutated_npy_files_never_panic_or_hang_the_reader() {
         1usize..16,
     );
     let (started, total, whole) = (Instant::now(), Cell::new(0u32), Cell::new(0u32));
-    runner()
-        .run(&strategy, |(case, edits, batch)| {
-            let (npy, input) = case.build();
-            let mut bytes = npy.bytes();
-            for e in &edits {
-                apply(&mut bytes, e);
-            }
-            let path = scratch(&dir_path, "npy");
-            std::fs::write(&path, &bytes).unwrap();
-            let what = format!("{case:?} {edits:?}");
-            let ok = within_limit(&what, move || {
-                let ok = exercise(&spec("d", DatasetFormat::Npy, &path), &[input], batch);
-                let _ = std::fs::remove_file(&path);
-                ok
-            });
-            total.set(total.get() + 1);
-            whole.set(whole.get() + u32::from(ok));
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    fuzz(CASES, &strategy, |(case, edits, batch)| {
+        let (npy, input) = case.build();
+        let mut bytes = npy.bytes();
+        for e in &edits {
+            apply(&mut bytes, e);
+        }
+        let path = scratch(&dir_path, "npy");
+        std::fs::write(&path, &bytes).unwrap();
+        let what = format!("{case:?} {edits:?}");
+        let ok = within_limit(&what, move || {
+            let ok = exercise(&spec("d", DatasetFormat::Npy, &path), &[input], batch);
+            let _ = std::fs::remove_file(&path);
+            ok
+        });
+        total.set(total.get() + 1);
+        whole.set(whole.get() + u32::from(ok));
+        Ok(())
+    });
     finish("mutated .npy files", total.get(), whole.get(), started);
     assert!(whole.get() > 0, "no mutated file was read to the end");
 }
@@ -483,10 +494,8 @@ impl NpzCase {
             ));
         }
         if let Some(o) = self.label_output {
-            let index = Npy::new("<i8", &[], i64::from(o).to_le_bytes().to_vec());
-            let mut index = index;
-            index.header =
-                "{'descr': '<i8', 'fortran_order': False, 'shape': (), }".to_string();
+            let mut index = Npy::new("<i8", &[], i64::from(o).to_le_bytes().to_vec());
+            index.header = "{'descr': '<i8', 'fortran_order': False, 'shape': (), }".to_string();
             members.push((
                 "label_output_index.npy".to_string(),
                 index.bytes(),
@@ -509,25 +518,23 @@ fn mutated_npz_archives_never_panic_or_hang_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().to_path_buf();
     let (started, total, whole) = (Instant::now(), Cell::new(0u32), Cell::new(0u32));
-    runner()
-        .run(&npz_case(), |case| {
-            let (bytes, input) = case.build();
-            let path = scratch(&dir_path, "npz");
-            std::fs::write(&path, &bytes).unwrap();
-            let what = format!("{case:?}");
-            let batch = case.batch;
-            let ok = within_limit(&what, move || {
-                let mut spec = spec("d", DatasetFormat::Npz, &path);
-                spec.inputs.insert(input.name.clone(), "x".into());
-                let ok = exercise(&spec, &[input], batch);
-                let _ = std::fs::remove_file(&path);
-                ok
-            });
-            total.set(total.get() + 1);
-            whole.set(whole.get() + u32::from(ok));
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    fuzz(CASES, &npz_case(), |case| {
+        let (bytes, input) = case.build();
+        let path = scratch(&dir_path, "npz");
+        std::fs::write(&path, &bytes).unwrap();
+        let what = format!("{case:?}");
+        let batch = case.batch;
+        let ok = within_limit(&what, move || {
+            let mut spec = spec("d", DatasetFormat::Npz, &path);
+            spec.inputs.insert(input.name.clone(), "x".into());
+            let ok = exercise(&spec, &[input], batch);
+            let _ = std::fs::remove_file(&path);
+            ok
+        });
+        total.set(total.get() + 1);
+        whole.set(whole.get() + u32::from(ok));
+        Ok(())
+    });
     finish("mutated .npz archives", total.get(), whole.get(), started);
     assert!(whole.get() > 0, "no mutated archive was read to the end");
 }
@@ -542,29 +549,31 @@ fn random_bytes_never_panic_the_dataset_reader() {
         any::<bool>(),
     );
     let (started, total) = (Instant::now(), Cell::new(0u32));
-    runner()
-        .run(&strategy, |(mut bytes, magic, npz)| {
-            // Half the cases carry the format's magic so they get past the first check.
-            if magic {
-                let m: &[u8] = if npz { b"PK\x03\x04" } else { b"\x93NUMPY\x01\x00" };
-                let n = m.len().min(bytes.len());
-                bytes[..n].copy_from_slice(&m[..n]);
-            }
-            let (format, ext) = if npz {
-                (DatasetFormat::Npz, "npz")
+    fuzz(CASES, &strategy, |(mut bytes, magic, npz)| {
+        // Half the cases carry the format's magic so they get past the first check.
+        if magic {
+            let m: &[u8] = if npz {
+                b"PK\x03\x04"
             } else {
-                (DatasetFormat::Npy, "npy")
+                b"\x93NUMPY\x01\x00"
             };
-            let path = scratch(&dir_path, ext);
-            std::fs::write(&path, &bytes).unwrap();
-            within_limit("random bytes", move || {
-                let input = input("x", &[1, 4], fb::TensorType::FLOAT32);
-                exercise(&spec("d", format, &path), &[input], 4);
-                let _ = std::fs::remove_file(&path);
-            });
-            total.set(total.get() + 1);
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+            let n = m.len().min(bytes.len());
+            bytes[..n].copy_from_slice(&m[..n]);
+        }
+        let (format, ext) = if npz {
+            (DatasetFormat::Npz, "npz")
+        } else {
+            (DatasetFormat::Npy, "npy")
+        };
+        let path = scratch(&dir_path, ext);
+        std::fs::write(&path, &bytes).unwrap();
+        within_limit("random bytes", move || {
+            let input = input("x", &[1, 4], fb::TensorType::FLOAT32);
+            exercise(&spec("d", format, &path), &[input], 4);
+            let _ = std::fs::remove_file(&path);
+        });
+        total.set(total.get() + 1);
+        Ok(())
+    });
     finish("random files", total.get(), 0, started);
 }

@@ -18,6 +18,34 @@ const FORMATS: [(&str, DatasetFormat); 4] = [
     ("random", DatasetFormat::Random),
 ];
 
+/// What a file system entry is, in words.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        return "a folder";
+    }
+    if file_type.is_file() {
+        return "a regular file";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    "neither a file nor a folder"
+}
+
 /// The name of `format` in `quantize.toml`.
 fn format_name(format: DatasetFormat) -> &'static str {
     FORMATS
@@ -292,7 +320,13 @@ impl Checker<'_> {
                 self.fail(p.span(), key, ConfigErrorKind::Conflict, message);
                 None
             }
-            (Some(p), _) => self.path_value(p, key),
+            (Some(p), format) => {
+                let path = self.path_value(p, key.clone())?;
+                if let Some(format) = format {
+                    self.path_kind(p, &path, format, key);
+                }
+                Some(path)
+            }
             (None, Some(DatasetFormat::Random)) | (None, None) => None,
             (None, Some(format)) => {
                 let message = format!(
@@ -302,6 +336,34 @@ impl Checker<'_> {
                 self.fail_table(table, key, ConfigErrorKind::MissingKey, message);
                 None
             }
+        }
+    }
+
+    /// A dataset path that exists must be what the format reads: a regular file (npy, npz) or a folder
+    /// (images). Checked here, without opening anything, so a FIFO or a device is refused at its line before
+    /// any job runs (the readers refuse them again when they open the path).
+    fn path_kind(
+        &mut self,
+        raw: &Spanned<String>,
+        path: &std::path::Path,
+        format: DatasetFormat,
+        key: String,
+    ) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return; // missing: `check` and `build` report it when they open the dataset
+        };
+        let (fits, expected) = match format {
+            DatasetFormat::Images => (meta.is_dir(), "a folder of images"),
+            _ => (meta.is_file(), "a regular file"),
+        };
+        if !fits {
+            let message = format!(
+                "{} is {}; a `{}` dataset reads {expected}",
+                path.display(),
+                kind_of(&meta),
+                format_name(format)
+            );
+            self.fail(raw.span(), key, ConfigErrorKind::InvalidValue, message);
         }
     }
 
