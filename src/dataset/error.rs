@@ -48,8 +48,9 @@ pub struct ConfigKey {
 /// `dataset `digits` (file /data/calib.npz), input `serving_default_x:0`, sample 3: ...`.
 #[derive(Debug, thiserror::Error)]
 pub struct DatasetError {
-    /// The config line and key the problem traces back to, when the dataset was declared in a config.
-    pub config: Option<ConfigKey>,
+    /// The config line and key the problem traces back to, when the dataset was declared in a config (boxed:
+    /// errors travel in `Result`s).
+    pub config: Option<Box<ConfigKey>>,
     /// The `[datasets.NAME]` table whose data is at fault.
     pub dataset: String,
     /// The model input being fed, when the problem concerns one.
@@ -101,7 +102,7 @@ impl DatasetError {
             return self;
         }
         let written = key.and_then(|k| Some((k, *origin.keys.get(k)?)));
-        self.config = Some(match written {
+        self.config = Some(Box::new(match written {
             Some((k, location)) => ConfigKey {
                 config: origin.config.clone(),
                 location: Some(location),
@@ -112,7 +113,7 @@ impl DatasetError {
                 location: origin.at,
                 key: origin.table.clone(),
             },
-        });
+        }));
         self
     }
 }
