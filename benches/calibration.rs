@@ -211,13 +211,14 @@ fn preload(graph: &Graph, calib: &Path) -> Result<Vec<Sample>, String> {
         mean: Vec::new(),
         std: Vec::new(),
         inputs: BTreeMap::new(),
+        feeds: BTreeMap::new(),
         range: None,
         seed: 0,
         labels: None,
         label_output: None,
+        origin: Default::default(),
     };
-    let all = BTreeMap::from([(spec.name.clone(), spec.clone())]);
-    let mut stream = dataset::open(&spec, &all, &input_specs(graph)).map_err(|e| e.to_string())?;
+    let mut stream = dataset::open(&spec, &input_specs(graph)).map_err(|e| e.to_string())?;
     let samples = stream.next_batch(SAMPLES).map_err(|e| e.to_string())?;
     if samples.is_empty() {
         return Err(format!("{}: no samples", calib.display()));

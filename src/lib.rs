@@ -24,6 +24,7 @@ pub mod graph;
 pub mod inspect;
 pub mod interp;
 pub mod quantize;
+mod regular_file;
 pub mod tflite;
 #[cfg(feature = "watch")]
 pub mod watch;

@@ -24,6 +24,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use error::join_key;
 pub use error::{ConfigError, ConfigErrorKind, Location};
 
 use crate::dataset::DatasetSpec;
@@ -268,12 +269,24 @@ fn io_type_fits(io: IoType, mode: Mode) -> bool {
 
 /// Reads, parses and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let fail = |message: String| ConfigError {
         path: path.to_path_buf(),
         location: None,
         key: None,
         kind: ConfigErrorKind::Io,
-        message: format!("cannot read the config file: {e}"),
+        message,
+    };
+    let bytes = crate::regular_file::read(
+        path,
+        crate::regular_file::MAX_CONFIG_BYTES,
+        "a quantize.toml",
+    )
+    .map_err(|e| fail(format!("cannot read the config file: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "the config file is not UTF-8 text (invalid byte at offset {}); expected TOML",
+            e.utf8_error().valid_up_to()
+        ))
     })?;
     parse(&text, path)
 }

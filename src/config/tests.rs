@@ -953,3 +953,77 @@ eval = "noise"
         "{msg}"
     );
 }
+
+// ---- dataset references, resolved once ----
+
+const THREE_IMAGE_DATASETS: &str = r#"
+[datasets.a]
+format = "images"
+path = "a"
+resize = [8, 8]
+inputs = { x = "b", y = "a" }
+
+[datasets.b]
+format = "images"
+path = "b"
+resize = [8, 8]
+inputs = { x = "c" }
+
+[datasets.c]
+format = "images"
+path = "c"
+resize = [8, 8]
+
+[models.m]
+source = "m.tflite"
+modes = ["int8"]
+dataset = "a"
+"#;
+
+#[test]
+fn inputs_naming_another_dataset_are_resolved_through_chains_at_validation() {
+    let config = parse_ok(THREE_IMAGE_DATASETS);
+    let a = &config.datasets["a"];
+    // `a` maps x to `b`, which maps x on to `c`: `c` feeds x; `y` is `a` itself (no reference).
+    assert_eq!(a.feeds.len(), 1);
+    assert_eq!(a.feeds["x"].name, "c");
+    assert!(a.feeds["x"].feeds.is_empty());
+    assert_eq!(config.datasets["b"].feeds["x"].name, "c");
+    assert!(config.datasets["c"].feeds.is_empty());
+    // The job carries the resolved dataset: nothing downstream looks names up again.
+    let plan = crate::engine::Plan::new(&config, None);
+    assert_eq!(
+        plan.jobs[0]
+            .dataset
+            .as_ref()
+            .map(|d| d.feeds["x"].name.as_str()),
+        Some("c")
+    );
+}
+
+#[test]
+fn datasets_mapping_an_input_to_each_other_is_an_error_at_the_entry() {
+    let text = THREE_IMAGE_DATASETS.replace(
+        "path = \"c\"\nresize = [8, 8]\n",
+        "path = \"c\"\nresize = [8, 8]\ninputs = { x = \"a\" }\n",
+    );
+    let e = parse_err(&text);
+    assert_eq!(e.key.as_deref(), Some("datasets.a.inputs.x"));
+    assert_eq!(e.location.map(|l| l.line), Some(6));
+    assert!(
+        e.message.contains(
+            "input `x` is mapped from dataset to dataset in a cycle (`a` -> `b` -> `c` -> `a`)"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn dataset_origin_records_where_each_key_is_written() {
+    let config = parse_ok(THREE_IMAGE_DATASETS);
+    let origin = &config.datasets["b"].origin;
+    assert_eq!(origin.table, "datasets.b");
+    assert_eq!(origin.config, Path::new(FILE));
+    assert_eq!(origin.keys["path"].line, 10);
+    assert_eq!(origin.keys["inputs.x"].line, 12);
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{ArrayD, IxDyn};
 
 use super::error::{DatasetError, DatasetErrorKind};
-use super::npy::{self, Dtype};
+use super::npy::{self, Dtype, ElementKind};
 use super::source::{InputLayout, InputSource};
 
 /// Where an array's bytes come from, for messages and integrity checks.
@@ -51,6 +51,45 @@ pub(crate) struct ArraySource {
     available: usize,
     next: usize,
     buf: Vec<u8>,
+    conversion: Option<String>,
+}
+
+/// What reading `dtype` into `layout`'s input converts, when the user should know: float64 narrowed to float32
+/// (a note), integers fed unscaled to a float input (a warning: uint8 images calibrated as 0..255 for a model
+/// trained on [0, 1] give ranges 255 times too wide, and nothing else would say so).
+fn conversion(origin: &ArrayOrigin, layout: &InputLayout, dtype: &Dtype) -> Option<String> {
+    use crate::tflite::fb::TensorType;
+    let float_input = matches!(
+        layout.dtype,
+        TensorType::FLOAT32 | TensorType::FLOAT16 | TensorType::FLOAT64
+    );
+    if !float_input {
+        return None;
+    }
+    let array = match &origin.array {
+        Some(array) => format!("array `{array}` of {}", origin.file.display()),
+        None => format!("array {}", origin.file.display()),
+    };
+    let what = format!(
+        "dataset `{}`: {array} is {} ({})",
+        origin.dataset,
+        dtype.numpy_name(),
+        dtype.descr
+    );
+    match (dtype.kind, dtype.size) {
+        (ElementKind::Float, 8) => Some(format!(
+            "{what}, converted to float32 for input `{}`",
+            layout.name
+        )),
+        (ElementKind::Float, _) => None,
+        _ => Some(format!(
+            "{what}: integers fed unscaled to float input `{}`, so calibration sees them as stored ({}); if \
+             the model expects scaled data (e.g. [0, 1]), save the array as float32 already scaled \
+             (x.astype('float32') / 255 for 8-bit images)",
+            layout.name,
+            dtype.value_range()
+        )),
+    }
 }
 
 impl ArraySource {
@@ -115,7 +154,9 @@ impl ArraySource {
             }));
         }
         let available = cap.map_or(samples, |cap| cap.min(samples));
+        let conversion = conversion(&origin, layout, &header.dtype);
         Ok(ArraySource {
+            conversion,
             input: layout.name.clone(),
             reader,
             dtype: header.dtype,
@@ -194,6 +235,10 @@ impl InputSource for ArraySource {
         Some(self.origin.file.clone())
     }
 
+    fn conversion(&self) -> Option<String> {
+        self.conversion.clone()
+    }
+
     fn read_next(&mut self, count: usize) -> Result<Vec<ArrayD<f32>>, DatasetError> {
         let count = count.min(self.available.saturating_sub(self.next));
         (0..count).map(|_| self.read_sample()).collect()
@@ -212,8 +257,9 @@ pub(crate) fn open_npy(
             .with_input(layout.name.clone())
             .with_file(path)
     };
-    let file = std::fs::File::open(path).map_err(io_error)?;
-    let stored_len = file.metadata().map_err(io_error)?.len();
+    let (file, stored_len) =
+        crate::regular_file::open(path, crate::regular_file::UNBOUNDED, "an .npy file")
+            .map_err(io_error)?;
     let origin = ArrayOrigin {
         dataset: dataset.to_string(),
         file: path.to_path_buf(),

@@ -1,14 +1,56 @@
 //! What can go wrong reading a dataset, said in the user's terms.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::config::Location;
+
+/// Where a dataset's table and keys are written in `quantize.toml`, so data errors can point at the line that
+/// declares what is wrong. Empty for a [`DatasetSpec`](super::DatasetSpec) built in code.
+///
+/// Always compares equal: where a key is written does not change what the dataset is (watch compares jobs,
+/// and moving a line must not rebuild them).
+#[derive(Debug, Clone, Default)]
+pub struct DatasetOrigin {
+    /// The config file.
+    pub config: PathBuf,
+    /// The table's key path (`datasets.digits`).
+    pub table: String,
+    /// Where the table starts.
+    pub at: Option<Location>,
+    /// Where each key's value is written, by key relative to the table (`label_output`, `inputs.x`).
+    pub keys: BTreeMap<String, Location>,
+}
+
+impl PartialEq for DatasetOrigin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The config key a [`DatasetError`] is about: the file, where the key (or its table) is written, its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigKey {
+    /// The config file.
+    pub config: PathBuf,
+    /// Line and column of the key's value (or of the table, for a key left at its default).
+    pub location: Option<Location>,
+    /// The full key path (`datasets.eval.label_output`, or the table `datasets.eval`).
+    pub key: String,
+}
+
 /// A dataset that cannot feed the model.
 ///
-/// `Display` names the dataset, then, when known, the file, the model input and the sample index, then what
-/// was expected: `dataset `digits` (file /data/calib.npz), input `serving_default_x:0`, sample 3: ...`.
+/// `Display` starts, for datasets declared in a config, with the config line and key the problem traces back
+/// to (`quantize.toml:9:8: key `datasets.digits.path`: `), then names the dataset, then, when known, the file,
+/// the model input and the sample index, then what was expected:
+/// `dataset `digits` (file /data/calib.npz), input `serving_default_x:0`, sample 3: ...`.
 #[derive(Debug, thiserror::Error)]
 pub struct DatasetError {
+    /// The config line and key the problem traces back to, when the dataset was declared in a config (boxed:
+    /// errors travel in `Result`s).
+    pub config: Option<Box<ConfigKey>>,
     /// The `[datasets.NAME]` table whose data is at fault.
     pub dataset: String,
     /// The model input being fed, when the problem concerns one.
@@ -26,6 +68,7 @@ impl DatasetError {
     /// An error of `dataset` with no input, sample or file attached yet.
     pub fn new(dataset: impl Into<String>, kind: DatasetErrorKind) -> Self {
         DatasetError {
+            config: None,
             dataset: dataset.into(),
             input: None,
             sample: None,
@@ -51,10 +94,39 @@ impl DatasetError {
         self.file = Some(file.into());
         self
     }
+
+    /// Attaches the config key `key` (relative to the table, `label_output`) of the dataset declared at
+    /// `origin`; `None`, or a key not written, points at the table. Keeps a key attached before.
+    pub(crate) fn with_key(mut self, origin: &DatasetOrigin, key: Option<&str>) -> Self {
+        if self.config.is_some() || origin.config.as_os_str().is_empty() {
+            return self;
+        }
+        let written = key.and_then(|k| Some((k, *origin.keys.get(k)?)));
+        self.config = Some(Box::new(match written {
+            Some((k, location)) => ConfigKey {
+                config: origin.config.clone(),
+                location: Some(location),
+                key: format!("{}.{k}", origin.table),
+            },
+            None => ConfigKey {
+                config: origin.config.clone(),
+                location: origin.at,
+                key: origin.table.clone(),
+            },
+        }));
+        self
+    }
 }
 
 impl fmt::Display for DatasetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(config) = &self.config {
+            write!(f, "{}", config.config.display())?;
+            if let Some(at) = config.location {
+                write!(f, ":{}:{}", at.line, at.column)?;
+            }
+            write!(f, ": key `{}`: ", config.key)?;
+        }
         write!(f, "dataset `{}`", self.dataset)?;
         if let Some(file) = &self.file {
             write!(f, " (file {})", file.display())?;
@@ -258,4 +330,81 @@ pub enum DatasetErrorKind {
         /// The dataset's format.
         format: String,
     },
+    /// `labels` names an array the archive does not hold.
+    #[error("`labels` names array `{array}`, which the archive does not hold (arrays: {available:?}); expected the array of class labels")]
+    LabelsNotFound {
+        /// The array named by `labels`.
+        array: String,
+        /// Arrays in the archive.
+        available: Vec<String>,
+    },
+    /// The labels array holds fewer labels than the dataset has samples.
+    #[error("array `{array}` holds {labels} labels for {samples} samples; expected one label per sample")]
+    LabelCount {
+        /// The labels array.
+        array: String,
+        /// Labels it holds.
+        labels: usize,
+        /// Samples the dataset yields.
+        samples: usize,
+    },
+    /// The model output the labels refer to does not exist.
+    #[error("{source_of_index} says the labels refer to output {output}, and the model has {outputs} output(s); expected an index from 0 to {last}", last = outputs.saturating_sub(1))]
+    LabelOutput {
+        /// The output index.
+        output: usize,
+        /// Outputs the model has.
+        outputs: usize,
+        /// Where the index comes from (`` `label_output` `` or the archive's `` `label_output_index` ``).
+        source_of_index: String,
+    },
+    /// A label is no class of the output it refers to.
+    #[error("array `{array}` holds label {label}, and output `{output}` has {classes} classes; expected a class index from 0 to {last}", last = classes.saturating_sub(1))]
+    LabelOutOfRange {
+        /// The labels array.
+        array: String,
+        /// The label.
+        label: i64,
+        /// The output's name.
+        output: String,
+        /// Classes of the output (its last dimension).
+        classes: usize,
+    },
+}
+
+impl DatasetErrorKind {
+    /// The key of the dataset's table (relative, `label_output`) that decides what went wrong, when one does.
+    pub(crate) fn config_key(&self) -> Option<String> {
+        use DatasetErrorKind as K;
+        Some(match self {
+            K::UnknownInput { key, .. } => crate::config::join_key("inputs", key),
+            K::ResizeMismatch { .. } | K::ImageSize { .. } => "resize".into(),
+            K::BadRange { .. } => "range".into(),
+            K::LabelsNotFound { .. } | K::LabelCount { .. } | K::LabelOutOfRange { .. } => {
+                "labels".into()
+            }
+            K::LabelOutput {
+                source_of_index, ..
+            } if source_of_index.contains("`label_output`") => "label_output".into(),
+            K::Io(_)
+            | K::Zip(_)
+            | K::CompressionMethod { .. }
+            | K::Encrypted { .. }
+            | K::Checksum { .. }
+            | K::NpyHeader(_)
+            | K::UnsupportedDtype { .. }
+            | K::FortranOrder
+            | K::NoSampleAxis
+            | K::ShapeMismatch { .. }
+            | K::DtypeMismatch { .. }
+            | K::Truncated { .. }
+            | K::NotFinite { .. }
+            | K::EmptyFolder
+            | K::Image(_)
+            | K::InputNotFed { .. }
+            | K::AmbiguousArrays { .. }
+            | K::Empty => "path".into(),
+            _ => return None,
+        })
+    }
 }

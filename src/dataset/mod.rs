@@ -28,10 +28,12 @@ mod source;
 mod spec;
 mod stream;
 
-pub use error::{DatasetError, DatasetErrorKind};
-pub use labels::{read_labels, Labels, DEFAULT_LABELS_ARRAY, LABEL_OUTPUT_ARRAY};
+pub use error::{ConfigKey, DatasetError, DatasetErrorKind, DatasetOrigin};
+pub use labels::{read_labels, Labels, OutputSpec, DEFAULT_LABELS_ARRAY, LABEL_OUTPUT_ARRAY};
 pub use spec::{DatasetFormat, DatasetSpec};
-pub use stream::{digest_files, open, Sample, SampleStream, DEFAULT_RANDOM_SAMPLES};
+pub use stream::{
+    digest_files, mapping_key_matches, open, Sample, SampleStream, DEFAULT_RANDOM_SAMPLES,
+};
 
 use crate::tflite::fb;
 

@@ -86,6 +86,31 @@ impl Dtype {
         })
     }
 
+    /// numpy's name of the type (`uint8`, `float64`, `bool`).
+    pub fn numpy_name(&self) -> String {
+        match self.kind {
+            ElementKind::Bool => "bool".to_string(),
+            ElementKind::Unsigned => format!("uint{}", self.size * 8),
+            ElementKind::Signed => format!("int{}", self.size * 8),
+            ElementKind::Float => format!("float{}", self.size * 8),
+        }
+    }
+
+    /// The values the type can hold, as `[low, high]` (integer types; floats say so).
+    pub fn value_range(&self) -> String {
+        let bits = self.size * 8;
+        match self.kind {
+            ElementKind::Bool => "0 or 1".to_string(),
+            ElementKind::Unsigned => format!("0 to {}", u128::MAX >> (128 - bits)),
+            ElementKind::Signed => format!(
+                "{} to {}",
+                -(1i128 << (bits - 1)),
+                (1i128 << (bits - 1)) - 1
+            ),
+            ElementKind::Float => "floating point".to_string(),
+        }
+    }
+
     /// Whether the elements are integers (bool included), so they can feed integer inputs exactly.
     pub fn is_integer(&self) -> bool {
         self.kind != ElementKind::Float

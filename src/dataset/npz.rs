@@ -13,6 +13,10 @@ use super::array::{ArrayOrigin, ArraySource};
 use super::error::{DatasetError, DatasetErrorKind};
 use super::source::{bare_name, InputLayout};
 
+/// The most a small array (labels, `label_output_index`) may hold: 2^25 int64 labels, far beyond any
+/// evaluation set.
+const MAX_SMALL_ARRAY_BYTES: u64 = 256 << 20;
+
 /// An opened `.npz` archive: its arrays and where they are stored.
 pub(crate) struct NpzArchive {
     dataset: String,
@@ -26,7 +30,9 @@ impl NpzArchive {
     /// Reads the archive's directory.
     pub fn open(dataset: &str, path: &Path) -> Result<NpzArchive, DatasetError> {
         let fail = |kind| DatasetError::new(dataset, kind).with_file(path);
-        let file = File::open(path).map_err(|e| fail(DatasetErrorKind::Io(e)))?;
+        let (file, _) =
+            crate::regular_file::open(path, crate::regular_file::UNBOUNDED, "an .npz file")
+                .map_err(|e| fail(DatasetErrorKind::Io(e)))?;
         let archive = ZipArchive::new(file).map_err(|e| fail(DatasetErrorKind::Zip(e)))?;
         let arrays = (0..archive.len())
             .filter_map(|index| {
@@ -110,7 +116,7 @@ impl NpzArchive {
         &mut self,
         array: &str,
     ) -> Result<(Vec<usize>, Vec<f32>), DatasetError> {
-        let (reader, _) = self.member(array)?;
+        let (reader, origin) = self.member(array)?;
         let fail =
             |kind| DatasetError::new(self.dataset.clone(), kind).with_file(self.path.clone());
         let mut reader = std::io::BufReader::new(reader);
@@ -120,25 +126,34 @@ impl NpzArchive {
             ))),
             kind => fail(kind),
         })?;
-        let elements: usize = header.shape.iter().product();
+        let elements = header
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d));
         let len = elements
-            .checked_mul(header.dtype.size)
-            .filter(|&n| n <= 1 << 30)
+            .and_then(|n| n.checked_mul(header.dtype.size))
+            .filter(|&n| n as u64 <= MAX_SMALL_ARRAY_BYTES)
             .ok_or_else(|| {
                 fail(DatasetErrorKind::NpyHeader(format!(
-                    "array `{array}` is too large"
+                    "array `{array}` has shape {:?}; expected at most {MAX_SMALL_ARRAY_BYTES} bytes",
+                    header.shape
                 )))
             })?;
-        let mut bytes = vec![0u8; len];
-        reader.read_exact(&mut bytes).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                fail(DatasetErrorKind::NpyHeader(format!(
-                    "array `{array}` is truncated"
-                )))
-            } else {
-                fail(DatasetErrorKind::Io(e))
-            }
-        })?;
+        let elements = elements.unwrap_or(0);
+        // Read what is there rather than allocating what the header claims: a header promising 1 GiB in a
+        // 1 KiB archive must cost 1 KiB.
+        let mut bytes =
+            Vec::with_capacity(len.min(usize::try_from(origin.stored_len).unwrap_or(0)));
+        (&mut reader)
+            .take(len as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(DatasetErrorKind::Io(e)))?;
+        if bytes.len() < len {
+            return Err(fail(DatasetErrorKind::NpyHeader(format!(
+                "array `{array}` is truncated: {} of {len} data bytes",
+                bytes.len()
+            ))));
+        }
         let mut values = Vec::with_capacity(elements);
         header.dtype.decode_into(&bytes, &mut values);
         Ok((header.shape, values))
@@ -172,7 +187,9 @@ impl NpzArchive {
         );
         drop(member);
         let io_error = |e| fail(DatasetErrorKind::Io(e));
-        let mut file = File::open(&self.path).map_err(io_error)?;
+        let (mut file, _) =
+            crate::regular_file::open(&self.path, crate::regular_file::UNBOUNDED, "an .npz file")
+                .map_err(io_error)?;
         file.seek(SeekFrom::Start(data_start)).map_err(io_error)?;
         let raw = file.take(compressed);
         // Compared with zip's constants: its `Deflated` variant exists only when zip inflates by itself.

@@ -115,6 +115,11 @@ pub(crate) trait InputSource: Send {
     /// The file sample `index` comes from, for error messages.
     fn file_of(&self, index: usize) -> Option<PathBuf>;
 
+    /// What the data is converted from on its way to the input, when the user should know (one line).
+    fn conversion(&self) -> Option<String> {
+        None
+    }
+
     /// Reads the next `count` samples, each shaped as the input's layout.
     fn read_next(&mut self, count: usize) -> Result<Vec<ArrayD<f32>>, DatasetError>;
 }

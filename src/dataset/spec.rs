@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::DatasetOrigin;
+
 /// The file format of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,8 +36,15 @@ pub struct DatasetSpec {
     pub mean: Vec<f32>,
     /// Images: per-channel (or one for all) divisor.
     pub std: Vec<f32>,
-    /// Model input tensor name -> npz array name (or, for image datasets of multi-input models, -> dataset name).
+    /// `inputs` as written: model input tensor name -> npz array name, or -> another dataset's name (the
+    /// dataset feeding that input of a multi-input model; for a non-npz dataset, its own name means itself).
     pub inputs: BTreeMap<String, String>,
+    /// The `inputs` entries that name another dataset, resolved once at config validation: `inputs` key ->
+    /// the dataset that feeds that input. A referenced dataset's own entry for the same input is followed
+    /// (`a.inputs.x = "b"`, `b.inputs.x = "c"`: `c` feeds `x`; a cycle is a config error), so the dataset
+    /// here reads the input itself; its own `feeds` are empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub feeds: BTreeMap<String, DatasetSpec>,
     /// Random: uniform range `[lo, hi]` (default `[0, 1]`).
     pub range: Option<[f32; 2]>,
     /// Random: seed.
@@ -45,4 +54,7 @@ pub struct DatasetSpec {
     /// Npz evaluation sets: the model output (index) the labels refer to (default: the archive's
     /// `label_output_index`, else the first classifier output).
     pub label_output: Option<usize>,
+    /// Where the table is written in the config, for errors (empty for a spec built in code).
+    #[serde(skip)]
+    pub origin: DatasetOrigin,
 }

@@ -1,6 +1,5 @@
 //! Matching a dataset to the model's inputs, and the stream of samples that results.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +64,15 @@ impl SampleStream {
         &self.dataset
     }
 
+    /// What the data was converted from to feed the model, one line per input where it matters: float64
+    /// arrays narrowed to float32, and (a warning) integer arrays fed unscaled to float inputs.
+    pub fn conversions(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .filter_map(|source| source.conversion())
+            .collect()
+    }
+
     /// Reads up to `max` further samples, in dataset order; an empty vector means the stream is done.
     /// Every value is checked to be finite.
     pub fn next_batch(&mut self, max: usize) -> Result<Vec<Sample>, DatasetError> {
@@ -119,13 +127,30 @@ impl SampleStream {
 /// Opens `spec` to feed a model with `inputs`: one stream yielding, per sample, one f32 array per model input
 /// (model input order), each shaped exactly as that input with batch 1.
 ///
-/// `all` holds every declared dataset: `inputs` entries of npy, images and random datasets (and entries of an
-/// npz dataset that name no array of it) point at other datasets, each feeding the input it is mapped from.
-pub fn open(
-    spec: &DatasetSpec,
-    all: &BTreeMap<String, DatasetSpec>,
-    inputs: &[InputSpec],
-) -> Result<SampleStream, DatasetError> {
+/// `inputs` entries naming another dataset were resolved into [`DatasetSpec::feeds`] when the config was
+/// validated: each such dataset feeds the input it is mapped from.
+///
+/// Errors name the config line and key they trace back to when `spec` came from a config.
+pub fn open(spec: &DatasetSpec, inputs: &[InputSpec]) -> Result<SampleStream, DatasetError> {
+    match_inputs(spec, inputs).map_err(|e| locate(e, spec))
+}
+
+/// Points `error` at the config key behind it: the key its kind names (or the table), in the table of the
+/// dataset at fault: `spec`, or a dataset `spec` maps an input to.
+pub(crate) fn locate(error: DatasetError, spec: &DatasetSpec) -> DatasetError {
+    let origin = if error.dataset == spec.name {
+        &spec.origin
+    } else {
+        spec.feeds
+            .values()
+            .find(|feed| feed.name == error.dataset)
+            .map_or(&spec.origin, |feed| &feed.origin)
+    };
+    let key = error.kind.config_key();
+    error.with_key(origin, key.as_deref())
+}
+
+fn match_inputs(spec: &DatasetSpec, inputs: &[InputSpec]) -> Result<SampleStream, DatasetError> {
     let fail = |kind| DatasetError::new(spec.name.clone(), kind);
     let model_inputs: Vec<String> = inputs.iter().map(|input| input.name.clone()).collect();
     for key in spec.inputs.keys() {
@@ -160,36 +185,35 @@ pub fn open(
     for layout in &layouts {
         let target = mapped_target(spec, &layout.name);
         let fail_input = |kind| fail(kind).with_input(layout.name.clone());
-        let other_dataset = |target: &str| {
-            all.get(target)
-                .filter(|_| target != spec.name)
-                .ok_or_else(|| {
-                    fail_input(DatasetErrorKind::UnknownDataset {
-                        target: target.to_string(),
-                        datasets: all.keys().cloned().collect(),
-                    })
-                })
-        };
-        let source = match (archive.as_mut(), target) {
-            // An npz entry that names no array of the archive but another dataset delegates to that dataset.
-            (Some(npz), Some(target)) if !npz.has(target) && other_dataset(target).is_ok() => {
-                open_single(other_dataset(target)?, layout)?
-            }
-            (Some(npz), target) => {
+        let feed = mapped_key(spec, &layout.name).and_then(|key| spec.feeds.get(key));
+        let source = match (archive.as_mut(), target, feed) {
+            // An entry naming another dataset: that dataset (resolved through chains) feeds this input.
+            (_, _, Some(feed)) => open_single(feed, layout)?,
+            (Some(npz), target, None) => {
                 let array = npz
                     .array_for(&layout.name, target, layouts.len() == 1)
                     .map_err(|kind| {
+                        let key = mapped_key(spec, &layout.name)
+                            .map(|key| crate::config::join_key("inputs", key));
                         fail_input(kind)
                             .with_file(path_of(spec).map(Path::to_path_buf).unwrap_or_default())
+                            .with_key(&spec.origin, key.as_deref())
                     })?;
                 Box::new(npz.open_array(&array, layout, spec.samples)?)
             }
-            (None, Some(target)) if *target == spec.name => open_single(spec, layout)?,
-            (None, Some(target)) => open_single(other_dataset(target)?, layout)?,
+            (None, Some(target), None) if *target == spec.name => open_single(spec, layout)?,
+            (None, Some(target), None) => {
+                return Err(fail_input(DatasetErrorKind::UnknownDataset {
+                    target: target.to_string(),
+                    datasets: spec.feeds.values().map(|d| d.name.clone()).collect(),
+                }))
+            }
             // Random data has no natural input: it feeds every input not mapped elsewhere.
-            (None, None) if spec.format == DatasetFormat::Random => open_single(spec, layout)?,
-            (None, None) if unmapped == 1 && !self_mapped => open_single(spec, layout)?,
-            (None, None) => {
+            (None, None, None) if spec.format == DatasetFormat::Random => {
+                open_single(spec, layout)?
+            }
+            (None, None, None) if unmapped == 1 && !self_mapped => open_single(spec, layout)?,
+            (None, None, None) => {
                 let format = format_name(spec.format).to_string();
                 return Err(fail_input(DatasetErrorKind::OneInputPerDataset { format }));
             }
@@ -234,10 +258,11 @@ fn stream_len(
         _ => spec.samples.unwrap_or(DEFAULT_RANDOM_SAMPLES),
     };
     if len == 0 {
-        return Err(DatasetError::new(
-            spec.name.clone(),
-            DatasetErrorKind::Empty,
-        ));
+        let error = DatasetError::new(spec.name.clone(), DatasetErrorKind::Empty);
+        return Err(match &spec.path {
+            Some(path) => error.with_file(path),
+            None => error,
+        });
     }
     Ok(len)
 }
@@ -273,15 +298,24 @@ fn open_single(
 
 /// The `inputs` entry for the model input `input`: keyed by its exact name, else by its bare name.
 fn mapped_target<'a>(spec: &'a DatasetSpec, input: &str) -> Option<&'a String> {
-    spec.inputs.get(input).or_else(|| {
-        spec.inputs
-            .iter()
-            .find(|(key, _)| mapping_key_matches(key, input))
-            .map(|(_, target)| target)
-    })
+    mapped_key(spec, input).and_then(|key| spec.inputs.get(key))
 }
 
-fn mapping_key_matches(key: &str, input: &str) -> bool {
+/// The `inputs` key that maps the model input `input`: its exact name, else one with the same bare name.
+fn mapped_key<'a>(spec: &'a DatasetSpec, input: &str) -> Option<&'a String> {
+    spec.inputs
+        .get_key_value(input)
+        .map(|(key, _)| key)
+        .or_else(|| {
+            spec.inputs
+                .keys()
+                .find(|key| mapping_key_matches(key, input))
+        })
+}
+
+/// Whether the `inputs` key `key` names the model input `input` (exactly, or both without the converter's
+/// `serving_default_` prefix and `:0` suffix).
+pub fn mapping_key_matches(key: &str, input: &str) -> bool {
     key == input || bare_name(key) == bare_name(input)
 }
 
@@ -308,12 +342,10 @@ fn format_name(format: DatasetFormat) -> &'static str {
 /// Every file `spec` reads, with those of the datasets its `inputs` map points at: the `.npy`/`.npz` file, or
 /// every image of an image folder (all of them, not only those under the `samples` cap, so a file added
 /// before the cap changes the list). A folder that cannot be listed contributes nothing; [`open`] reports it.
-pub fn digest_files(spec: &DatasetSpec, all: &BTreeMap<String, DatasetSpec>) -> Vec<PathBuf> {
+pub fn digest_files(spec: &DatasetSpec) -> Vec<PathBuf> {
     let mut files = own_files(spec);
-    for target in spec.inputs.values() {
-        if let Some(other) = all.get(target).filter(|_| *target != spec.name) {
-            files.extend(own_files(other));
-        }
+    for other in spec.feeds.values() {
+        files.extend(own_files(other));
     }
     let mut seen = std::collections::BTreeSet::new();
     files.retain(|file| seen.insert(file.clone()));

@@ -30,18 +30,19 @@ fn dataset(name: &str, format: DatasetFormat, path: Option<PathBuf>) -> DatasetS
         mean: Vec::new(),
         std: Vec::new(),
         inputs: BTreeMap::new(),
+        feeds: BTreeMap::new(),
         range: None,
         seed: 0,
         labels: None,
         label_output: None,
+        origin: Default::default(),
     }
 }
 
-fn all_of(specs: &[&DatasetSpec]) -> BTreeMap<String, DatasetSpec> {
-    specs
-        .iter()
-        .map(|spec| (spec.name.clone(), (*spec).clone()))
-        .collect()
+/// Maps `input` of `spec` to the dataset `other`, resolved as config validation does.
+fn map_to(spec: &mut DatasetSpec, input: &str, other: &DatasetSpec) {
+    spec.inputs.insert(input.into(), other.name.clone());
+    spec.feeds.insert(input.into(), other.clone());
 }
 
 /// `n` samples of `shape`, sample `i` element `j` = `i * 100 + j`.
@@ -67,7 +68,7 @@ fn read_all(stream: &mut SampleStream, batch: usize) -> Result<Vec<Sample>, Data
 }
 
 fn open_one(spec: &DatasetSpec, inputs: &[InputSpec]) -> Result<SampleStream, DatasetError> {
-    open(spec, &all_of(&[spec]), inputs)
+    open(spec, inputs)
 }
 
 fn write_npz(path: &Path, compressed: bool, arrays: &[(&str, ArrayD<f32>)]) {
@@ -787,33 +788,32 @@ fn multi_input_image_model_takes_one_dataset_per_input_through_the_map() {
     let mut main = images_dataset("left", &left);
     main.inputs
         .insert("serving_default_a:0".into(), "left".into());
-    main.inputs
-        .insert("serving_default_b:0".into(), "right".into());
     let other = images_dataset("right", &right);
-    let all = all_of(&[&main, &other]);
+    map_to(&mut main, "serving_default_b:0", &other);
     let inputs = [
         input("serving_default_a:0", &[1, 2, 2, 3]),
         input("serving_default_b:0", &[1, 2, 2, 3]),
     ];
-    let samples = read_all(&mut open(&main, &all, &inputs).unwrap(), 2).unwrap();
+    let samples = read_all(&mut open(&main, &inputs).unwrap(), 2).unwrap();
     assert_eq!(samples.len(), 3);
     assert!(samples
         .iter()
         .all(|s| s[0].iter().all(|&v| v == -1.0) && s[1].iter().all(|&v| v == 1.0)));
 
-    main.inputs
+    let mut unresolved = main.clone();
+    unresolved
+        .inputs
         .insert("serving_default_b:0".into(), "nowhere".into());
-    let err = open(&main, &all, &inputs).unwrap_err();
+    unresolved.feeds.clear();
+    let err = open(&unresolved, &inputs).unwrap_err();
     assert!(
         matches!(*err.kind, DatasetErrorKind::UnknownDataset { .. }),
         "{err}"
     );
 
-    let files = digest_files(&main, &all_of(&[&main, &other]));
+    let files = digest_files(&unresolved);
     assert_eq!(files.len(), 3, "{files:?}");
-    main.inputs
-        .insert("serving_default_b:0".into(), "right".into());
-    let files = digest_files(&main, &all_of(&[&main, &other]));
+    let files = digest_files(&main);
     assert_eq!(files.len(), 6);
     assert!(
         files[..3].iter().all(|f| f.starts_with(&left))
@@ -880,13 +880,12 @@ fn npz_entry_naming_another_dataset_delegates_that_input() {
     let path = dir.path().join("d.npz");
     write_npz(&path, false, &[("img", numbered(4, &[3]))]);
     let mut main = dataset("main", DatasetFormat::Npz, Some(path.clone()));
-    main.inputs.insert("noise".into(), "smoke".into());
     let smoke = dataset("smoke", DatasetFormat::Random, None);
-    let all = all_of(&[&main, &smoke]);
+    map_to(&mut main, "noise", &smoke);
     let inputs = [input("img", &[1, 3]), input("noise", &[1, 2])];
-    let mut stream = open(&main, &all, &inputs).unwrap();
+    let mut stream = open(&main, &inputs).unwrap();
     assert_eq!(stream.len(), 4);
     assert!(stream.is_synthetic());
     assert_eq!(read_all(&mut stream, 3).unwrap().len(), 4);
-    assert_eq!(digest_files(&main, &all), vec![path]);
+    assert_eq!(digest_files(&main), vec![path]);
 }

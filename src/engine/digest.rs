@@ -20,7 +20,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Lower-case hex SHA-256 of a file's contents, read in chunks.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    let (mut file, _) =
+        crate::regular_file::open(path, crate::regular_file::UNBOUNDED, "a data file")?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -63,18 +64,15 @@ enum DatasetSettingsRef<'a> {
     Dataset(Box<DatasetSettings<'a>>),
 }
 
-fn dataset_settings<'a>(spec: &'a DatasetSpec, job: &'a Job, depth: usize) -> DatasetSettings<'a> {
+fn dataset_settings(spec: &DatasetSpec, depth: usize) -> DatasetSettings<'_> {
     let inputs = spec
         .inputs
         .iter()
         .map(|(input, target)| {
-            let referenced = job
-                .datasets
-                .get(target)
-                .filter(|other| depth == 0 && other.name != spec.name);
+            let referenced = spec.feeds.get(input).filter(|_| depth == 0);
             let r = match referenced {
                 Some(other) => {
-                    DatasetSettingsRef::Dataset(Box::new(dataset_settings(other, job, depth + 1)))
+                    DatasetSettingsRef::Dataset(Box::new(dataset_settings(other, depth + 1)))
                 }
                 None => DatasetSettingsRef::Array(target.as_str()),
             };
@@ -91,6 +89,21 @@ fn dataset_settings<'a>(spec: &'a DatasetSpec, job: &'a Job, depth: usize) -> Da
         range: spec.range,
         seed: spec.seed,
     }
+}
+
+/// SHA-256 of what an evaluation dataset's settings change in an accuracy report besides its files: its
+/// sample cap, `inputs` map and the like, and which labels it scores against which output.
+pub fn eval_settings_digest(spec: &DatasetSpec) -> String {
+    let settings = (
+        dataset_settings(spec, 0),
+        spec.labels.as_deref(),
+        spec.label_output,
+    );
+    sha256_hex(
+        serde_json::to_string(&settings)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }
 
 /// Everything of a job's resolved settings that determines its artifact, minus file contents and locations.
@@ -137,12 +150,12 @@ pub fn settings_digest(job: &Job) -> String {
             .dataset
             .as_ref()
             .filter(|_| calibrated)
-            .map(|d| dataset_settings(d, job, 0)),
+            .map(|d| dataset_settings(d, 0)),
         target: job
             .target
             .as_ref()
             .filter(|_| calibrated)
-            .map(|t| (t, job.eval.as_ref().map(|d| dataset_settings(d, job, 0)))),
+            .map(|t| (t, job.eval.as_ref().map(|d| dataset_settings(d, 0)))),
     };
     // Serializing plain data cannot fail; JSON float output is exact and deterministic (shortest round trip).
     sha256_hex(

@@ -158,7 +158,8 @@ pub fn load_source(path: &std::path::Path) -> Result<(Graph, u64), JobError> {
 }
 
 pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, JobError> {
-    std::fs::read(path).map_err(|source| JobError::Io {
+    use crate::regular_file::{read, MAX_TFLITE_BYTES};
+    read(path, MAX_TFLITE_BYTES, "a .tflite model").map_err(|source| JobError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -200,14 +201,15 @@ fn calibrate_job(
     job: &Job,
     graph: &Graph,
     opts: &RunOptions<'_>,
-) -> Result<(Ranges, usize, bool), JobError> {
+) -> Result<(Ranges, usize, bool, Vec<String>), JobError> {
     let spec = job.dataset.as_ref().ok_or_else(|| JobError::NoDataset {
         model: job.model.clone(),
         mode: job.mode,
     })?;
-    let mut stream = dataset::open(spec, &job.datasets, &input_specs(graph))?;
+    let mut stream = dataset::open(spec, &input_specs(graph))?;
     let total = stream.len();
     let synthetic = stream.is_synthetic();
+    let conversions = stream.conversions();
     let mut data_error = None;
     let mut next = |n: usize| match stream.next_batch(n) {
         Ok(batch) => Ok(batch),
@@ -243,7 +245,7 @@ fn calibrate_job(
     };
     let result = calibrate::calibrate(graph, &mut next, total, &copts, &progress, &cancelled);
     match result {
-        Ok(ranges) => Ok((ranges, total, synthetic)),
+        Ok(ranges) => Ok((ranges, total, synthetic, conversions)),
         Err(e) => match data_error {
             Some(d) => Err(JobError::Dataset(d)),
             None if opts.cancel.is_cancelled() => Err(JobError::Cancelled),
@@ -273,12 +275,12 @@ pub(crate) fn produce(
     let source_ops = graph.ops().len();
     // Only calibrated modes take ranges: a dynamic or float16 job never reports them as from the lock.
     let from_lock = given.is_some() && job.mode.needs_calibration();
-    let (ranges, samples, synthetic) = match (job.mode.needs_calibration(), given) {
-        (false, _) => (None, 0, false),
-        (true, Some(r)) => (Some(r), 0, false),
+    let (ranges, samples, synthetic, mut conversions) = match (job.mode.needs_calibration(), given) {
+        (false, _) => (None, 0, false, Vec::new()),
+        (true, Some(r)) => (Some(r), 0, false, Vec::new()),
         (true, None) => {
-            let (r, n, s) = calibrate_job(job, &graph, opts)?;
-            (Some(r), n, s)
+            let (r, n, s, c) = calibrate_job(job, &graph, opts)?;
+            (Some(r), n, s, c)
         }
     };
     if opts.cancel.is_cancelled() {
@@ -291,7 +293,7 @@ pub(crate) fn produce(
     // The float source and the evaluation samples, read once for every round of the target search.
     let eval = match &job.eval {
         Some(spec) => {
-            let data = EvalData::load(spec, &job.datasets, &graph).map_err(eval_err)?;
+            let data = EvalData::load(spec, &graph).map_err(eval_err)?;
             Some((parse_source(&job.source, source)?, data))
         }
         None => None,
@@ -387,6 +389,13 @@ pub(crate) fn produce(
     }
     report.accuracy = accuracy;
     report.target = outcome;
+    // What the data was converted from (a float64 array, unscaled integers): said once per job and dataset.
+    if let Some((_, data)) = &eval {
+        conversions.extend(data.conversions.iter().cloned());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    conversions.retain(|c| seen.insert(c.clone()));
+    report.quantization.warnings.extend(conversions);
     Ok(Produced {
         bytes,
         report,

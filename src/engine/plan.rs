@@ -3,7 +3,7 @@
 use crate::config::{AccuracyTarget, Calibration, Config};
 use crate::dataset::{self, DatasetSpec};
 use crate::quantize::{Mode, QuantOptions};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// How `quantize.lock` takes part in a run.
@@ -33,10 +33,8 @@ pub struct Job {
     pub mode: Mode,
     /// The float source model.
     pub source: PathBuf,
-    /// The calibration dataset (integer modes).
+    /// The calibration dataset (integer modes), with the datasets its `inputs` map points at resolved in it.
     pub dataset: Option<DatasetSpec>,
-    /// Every dataset of the config, for image datasets that feed several inputs.
-    pub datasets: BTreeMap<String, DatasetSpec>,
     /// Resolved quantization options.
     pub options: QuantOptions,
     /// Calibration method.
@@ -63,7 +61,7 @@ impl Job {
         let mut files = vec![self.source.clone()];
         if self.mode.needs_calibration() {
             if let Some(ds) = &self.dataset {
-                files.extend(dataset::digest_files(ds, &self.datasets));
+                files.extend(dataset::digest_files(ds));
             }
         }
         for file in self.eval_files() {
@@ -78,7 +76,7 @@ impl Job {
     pub fn eval_files(&self) -> Vec<PathBuf> {
         self.eval
             .as_ref()
-            .map(|ds| dataset::digest_files(ds, &self.datasets))
+            .map(dataset::digest_files)
             .unwrap_or_default()
     }
 }
@@ -122,7 +120,6 @@ impl Plan {
                     mode,
                     source: m.source.clone(),
                     dataset,
-                    datasets: config.datasets.clone(),
                     options: m.quant_options(mode),
                     calibration: m.calibration,
                     eval: m

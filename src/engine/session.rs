@@ -117,7 +117,7 @@ impl Session {
         let mut missing = Vec::new();
         if job.mode.needs_calibration() {
             if let Some(spec) = &job.dataset {
-                for file in dataset::digest_files(spec, &job.datasets) {
+                for file in dataset::digest_files(spec) {
                     if file.exists() {
                         dataset.push(self.digest(&file)?);
                     } else {
@@ -559,12 +559,13 @@ impl Session {
                 }
             }
         }
-        if job.eval.is_some() {
-            // The cached report carries the accuracy on this data.
+        if let Some(eval) = &job.eval {
+            // The cached report carries the accuracy on this data, read with these settings.
             key.push_str(&format!(
-                "eval {} {}\n",
+                "eval {} {} {}\n",
                 crate::eval::EVAL_VERSION,
-                crate::VERSION
+                crate::VERSION,
+                super::digest::eval_settings_digest(eval)
             ));
             for d in &inputs.eval {
                 key.push_str(&format!("{} {}\n", d.path, d.sha256));

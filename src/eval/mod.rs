@@ -24,7 +24,7 @@ use crate::Interpreter;
 use ndarray::ArrayD;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Version of the evaluation's arithmetic, in the cache key of reports that carry an accuracy: a change to the
@@ -64,16 +64,17 @@ pub struct EvalData {
     pub samples: Vec<Vec<ArrayD<f32>>>,
     /// Class labels, when the dataset has them.
     pub labels: Option<Labels>,
+    /// What the data was converted from to feed the model (see [`dataset::SampleStream::conversions`]).
+    pub conversions: Vec<String>,
+    /// The dataset, for errors about its labels that show only once the scored output is known.
+    spec: DatasetSpec,
 }
 
 impl EvalData {
     /// Reads every sample of `spec` (and its labels) as the float model `graph` takes them.
-    pub fn load(
-        spec: &DatasetSpec,
-        all: &BTreeMap<String, DatasetSpec>,
-        graph: &Graph,
-    ) -> Result<EvalData, EvalError> {
-        let mut stream = dataset::open(spec, all, &crate::engine::input_specs(graph))?;
+    pub fn load(spec: &DatasetSpec, graph: &Graph) -> Result<EvalData, EvalError> {
+        let mut stream = dataset::open(spec, &crate::engine::input_specs(graph))?;
+        let labels = check_labels(spec, stream.len(), graph)?;
         let mut samples = Vec::with_capacity(stream.len());
         loop {
             let batch = stream.next_batch(64)?;
@@ -82,23 +83,47 @@ impl EvalData {
             }
             samples.extend(batch);
         }
-        let labels = dataset::read_labels(spec)?;
-        if let Some(l) = &labels {
-            if l.classes.len() < samples.len() {
-                return Err(EvalError::Mismatch(format!(
-                    "dataset `{}`: {} labels for {} samples; expected one label per sample",
-                    spec.name,
-                    l.classes.len(),
-                    samples.len()
-                )));
-            }
-        }
         Ok(EvalData {
             dataset: spec.name.clone(),
             samples,
             labels,
+            conversions: stream.conversions(),
+            spec: spec.clone(),
         })
     }
+}
+
+/// The model outputs of `graph` as labels are checked against them.
+fn output_specs(graph: &Graph) -> Vec<dataset::OutputSpec> {
+    graph
+        .outputs()
+        .iter()
+        .map(|&t| dataset::OutputSpec {
+            name: graph.tensor_name(t).to_string(),
+            shape: graph.tensor(t).shape.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Reads the labels of the evaluation dataset `spec` (`samples` samples, feeding the float model `graph`) and
+/// checks what can be checked before the model runs: one label per sample, and, when the output they refer to
+/// is known (stated, or the model's only output), that it exists and every label is one of its classes.
+/// `build` and `check` run the same checks.
+pub fn check_labels(
+    spec: &DatasetSpec,
+    samples: usize,
+    graph: &Graph,
+) -> Result<Option<Labels>, DatasetError> {
+    let Some(labels) = dataset::read_labels(spec)? else {
+        return Ok(None);
+    };
+    labels.check_count(spec, samples)?;
+    let outputs = output_specs(graph);
+    let known = labels.output.or_else(|| (outputs.len() == 1).then_some(0));
+    if let Some(output) = known {
+        labels.check_output(spec, output, &outputs)?;
+    }
+    Ok(Some(labels))
 }
 
 /// How an evaluation runs.
@@ -435,12 +460,7 @@ pub fn evaluate(
     let (mut accuracy_float, mut accuracy_quant) = (None, None);
     if let Some(labels) = &data.labels {
         let out = labels.output.or(classifiers.first().copied()).unwrap_or(0);
-        if out >= n_out {
-            return Err(EvalError::Mismatch(format!(
-                "dataset `{}`: the labels refer to output {out}, and the model has {n_out} output(s)",
-                data.dataset
-            )));
-        }
+        labels.check_output(&data.spec, out, &output_specs(float))?;
         if !classifiers.contains(&out) {
             classifiers.push(out);
         }

@@ -110,11 +110,7 @@ fn image_folders(job: &Job) -> Vec<PathBuf> {
     let Some(own) = &job.dataset else {
         return Vec::new();
     };
-    let referenced = own
-        .inputs
-        .values()
-        .filter(|name| **name != own.name)
-        .filter_map(|name| job.datasets.get(name));
+    let referenced = own.feeds.values();
     std::iter::once(own)
         .chain(referenced)
         .filter(|spec: &&DatasetSpec| spec.format == DatasetFormat::Images)

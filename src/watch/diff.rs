@@ -37,21 +37,14 @@ impl PlanDiff {
     }
 }
 
-/// The job with what cannot change its artifact cleared: the datasets it does not read (every job carries the
-/// config's whole dataset table) and, for modes without calibration, its dataset. Comparing whole jobs keeps
-/// any field the engine adds later in the comparison.
+/// The job with what cannot change its artifact cleared: for modes without calibration, its dataset (a job
+/// carries only the datasets it reads, resolved at config validation). Comparing whole jobs keeps any field
+/// the engine adds later in the comparison.
 fn relevant_settings(job: &Job) -> Job {
     let mut job = job.clone();
     if !job.mode.needs_calibration() {
         job.dataset = None;
     }
-    let used: BTreeSet<String> = job
-        .dataset
-        .iter()
-        .chain(&job.eval)
-        .flat_map(|own| std::iter::once(own.name.clone()).chain(own.inputs.values().cloned()))
-        .collect();
-    job.datasets.retain(|name, _| used.contains(name));
     job
 }
 

@@ -64,10 +64,12 @@ fn load_eval_set(path: &Path, input: &litequant_models::Tensor) -> Result<EvalSe
         mean: Vec::new(),
         std: Vec::new(),
         inputs: BTreeMap::new(),
+        feeds: BTreeMap::new(),
         range: None,
         seed: 0,
         labels: Some(LABELS.into()),
         label_output: None,
+        origin: Default::default(),
     };
     let inputs = [InputSpec {
         name: input.name.to_string(),
@@ -78,7 +80,7 @@ fn load_eval_set(path: &Path, input: &litequant_models::Tensor) -> Result<EvalSe
     let labels = dataset::read_labels(&spec)?
         .ok_or_else(|| format!("{}: no `{LABELS}` array", path.display()))?
         .classes;
-    let mut stream = dataset::open(&spec, &BTreeMap::new(), &inputs)?;
+    let mut stream = dataset::open(&spec, &inputs)?;
     let mut eval = EvalSet {
         samples: Vec::with_capacity(stream.len()),
         labels: Vec::with_capacity(stream.len()),

@@ -3,8 +3,10 @@
 use super::{defined, one_of, Checker};
 use crate::config::error::{join_key, ConfigErrorKind};
 use crate::config::raw::RawDataset;
-use crate::dataset::{DatasetFormat, DatasetSpec};
+use crate::config::Location;
+use crate::dataset::{mapping_key_matches, DatasetFormat, DatasetOrigin, DatasetSpec};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use toml::Spanned;
 
@@ -15,6 +17,34 @@ const FORMATS: [(&str, DatasetFormat); 4] = [
     ("images", DatasetFormat::Images),
     ("random", DatasetFormat::Random),
 ];
+
+/// What a file system entry is, in words.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        return "a folder";
+    }
+    if file_type.is_file() {
+        return "a regular file";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    "neither a file nor a folder"
+}
 
 /// The name of `format` in `quantize.toml`.
 fn format_name(format: DatasetFormat) -> &'static str {
@@ -107,11 +137,112 @@ impl Checker<'_> {
             mean,
             std,
             inputs,
+            feeds: BTreeMap::new(),
             range,
             seed,
             labels,
             label_output,
+            origin: self.origin(&table, raw),
         })
+    }
+
+    /// Where the table and each of its keys are written, for data errors found later.
+    fn origin(&self, table: &str, raw: &RawDataset) -> DatasetOrigin {
+        let location = |span: Range<usize>| Location::of_offset(self.text, span.start);
+        let mut keys = BTreeMap::new();
+        for k in [
+            "format",
+            "path",
+            "samples",
+            "resize",
+            "mean",
+            "std",
+            "range",
+            "seed",
+            "labels",
+            "label_output",
+        ] {
+            if let Some(span) = self.keys.span_of(&join_key(table, k)) {
+                keys.insert(k.to_string(), location(span));
+            }
+        }
+        for (input, target) in &raw.inputs {
+            keys.insert(join_key("inputs", input), location(target.span()));
+        }
+        DatasetOrigin {
+            config: self.path.to_path_buf(),
+            table: table.to_string(),
+            at: self.keys.span_of(table).map(location),
+            keys,
+        }
+    }
+
+    /// Resolves, once for every job, each `inputs` entry naming another dataset into
+    /// [`DatasetSpec::feeds`]: the dataset at the end of the chain of entries for that input. A chain that
+    /// comes back to a dataset already on it is an error at the entry that starts it.
+    pub(super) fn resolve_feeds(
+        &mut self,
+        raw: &BTreeMap<String, RawDataset>,
+        datasets: &mut BTreeMap<String, DatasetSpec>,
+    ) {
+        let mut resolved: Vec<(String, String, DatasetSpec)> = Vec::new();
+        for (name, spec) in datasets.iter() {
+            for (input, target) in &spec.inputs {
+                if target == name || !datasets.contains_key(target) {
+                    continue; // this dataset itself, or an npz array
+                }
+                let mut chain = vec![name.as_str(), target.as_str()];
+                let mut end = &datasets[target];
+                let cycle = loop {
+                    let next = end
+                        .inputs
+                        .iter()
+                        .find(|(key, _)| mapping_key_matches(key, input))
+                        .map(|(_, next)| next.as_str())
+                        .filter(|next| *next != end.name && datasets.contains_key(*next));
+                    let Some(next) = next else { break false };
+                    let looped = chain.contains(&next);
+                    chain.push(next);
+                    if looped {
+                        break true;
+                    }
+                    end = &datasets[next];
+                };
+                if cycle {
+                    let path = chain
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(" -> ");
+                    let message = format!(
+                        "input `{input}` is mapped from dataset to dataset in a cycle ({path}); expected                          the chain to end at a dataset that reads the input itself"
+                    );
+                    let span = raw
+                        .get(name)
+                        .and_then(|r| r.inputs.get(input))
+                        .map(Spanned::span);
+                    let key = join_key(&join_key(&join_key("datasets", name), "inputs"), input);
+                    match span {
+                        Some(span) => self.fail(span, key, ConfigErrorKind::Conflict, message),
+                        None => self.fail_table(
+                            &join_key("datasets", name),
+                            key,
+                            ConfigErrorKind::Conflict,
+                            message,
+                        ),
+                    }
+                    continue;
+                }
+                let mut feed = end.clone();
+                feed.feeds.clear();
+                resolved.push((name.clone(), input.clone(), feed));
+            }
+        }
+        for (name, input, feed) in resolved {
+            if let Some(spec) = datasets.get_mut(&name) {
+                spec.feeds.insert(input, feed);
+            }
+        }
     }
 
     fn format(&mut self, raw: &Spanned<String>, key: String) -> Option<DatasetFormat> {
@@ -189,7 +320,13 @@ impl Checker<'_> {
                 self.fail(p.span(), key, ConfigErrorKind::Conflict, message);
                 None
             }
-            (Some(p), _) => self.path_value(p, key),
+            (Some(p), format) => {
+                let path = self.path_value(p, key.clone())?;
+                if let Some(format) = format {
+                    self.path_kind(p, &path, format, key);
+                }
+                Some(path)
+            }
             (None, Some(DatasetFormat::Random)) | (None, None) => None,
             (None, Some(format)) => {
                 let message = format!(
@@ -199,6 +336,34 @@ impl Checker<'_> {
                 self.fail_table(table, key, ConfigErrorKind::MissingKey, message);
                 None
             }
+        }
+    }
+
+    /// A dataset path that exists must be what the format reads: a regular file (npy, npz) or a folder
+    /// (images). Checked here, without opening anything, so a FIFO or a device is refused at its line before
+    /// any job runs (the readers refuse them again when they open the path).
+    fn path_kind(
+        &mut self,
+        raw: &Spanned<String>,
+        path: &std::path::Path,
+        format: DatasetFormat,
+        key: String,
+    ) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return; // missing: `check` and `build` report it when they open the dataset
+        };
+        let (fits, expected) = match format {
+            DatasetFormat::Images => (meta.is_dir(), "a folder of images"),
+            _ => (meta.is_file(), "a regular file"),
+        };
+        if !fits {
+            let message = format!(
+                "{} is {}; a `{}` dataset reads {expected}",
+                path.display(),
+                kind_of(&meta),
+                format_name(format)
+            );
+            self.fail(raw.span(), key, ConfigErrorKind::InvalidValue, message);
         }
     }
 

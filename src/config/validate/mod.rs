@@ -37,6 +37,7 @@ pub(crate) fn validate(
             datasets.insert(name.clone(), spec);
         }
     }
+    check.resolve_feeds(&raw.datasets, &mut datasets);
     let mut models = BTreeMap::new();
     for (name, model) in &raw.models {
         if let Some(model) = check.model(name, model, &dataset_names) {
