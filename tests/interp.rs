@@ -39,7 +39,11 @@ fn config(model_dir: &Path) -> String {
 }
 
 /// One tensor of LiteRT's dump, in the model's declared type.
-fn read(npz: &mut NpzReader<std::fs::File>, key: &str, t: fb::TensorType) -> Option<Tensor> {
+pub(crate) fn read(
+    npz: &mut NpzReader<std::fs::File>,
+    key: &str,
+    t: fb::TensorType,
+) -> Option<Tensor> {
     fn get<T: ndarray_npy::ReadableElement>(
         npz: &mut NpzReader<std::fs::File>,
         key: &str,
@@ -60,6 +64,12 @@ fn read(npz: &mut NpzReader<std::fs::File>, key: &str, t: fb::TensorType) -> Opt
             .map(|a| (a.shape().to_vec(), TensorData::I32(a.into_iter().collect())))?,
         fb::TensorType::INT64 => get::<i64>(npz, key)
             .map(|a| (a.shape().to_vec(), TensorData::I64(a.into_iter().collect())))?,
+        fb::TensorType::BOOL => get::<bool>(npz, key).map(|a| {
+            (
+                a.shape().to_vec(),
+                TensorData::Bool(a.into_iter().collect()),
+            )
+        })?,
         _ => return None,
     };
     Tensor::new(shape, data).ok()

@@ -11,13 +11,9 @@
 //! batch dim instead of the flat batch index, and LiteRT's results are what a user of the artifact gets.
 
 use super::hybrid::{asymmetric_quantize, symmetric_quantize};
-use super::{channel_scales, floats, OpCtx, Registry};
+use super::{channel_scales, floats, OpCtx};
 use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
-
-pub(super) fn register(r: &mut Registry) {
-    r.hybrid(fb::BuiltinOperator::BATCH_MATMUL, hybrid);
-}
 
 /// `shape` padded with leading 1s to `rank` dims (LiteRT's `RuntimeShape::ExtendedShape`).
 fn extended(shape: &[usize], rank: usize) -> Vec<usize> {
@@ -48,7 +44,7 @@ fn extent(shape5: &[usize], k: usize) -> usize {
     }
 }
 
-fn hybrid(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn hybrid(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let lhs = ctx.input(0)?;
     let rhs = ctx.input(1)?;
     let (adj_x, adj_y, asymmetric) = match ctx.options() {
