@@ -25,6 +25,7 @@ mod slice;
 mod space;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod transpose_conv;
 mod typed;
 mod unary;
 mod window;
@@ -54,6 +55,7 @@ pub fn register_all(r: &mut Registry) {
     concat::register(r);
     gather::register(r);
     space::register(r);
+    transpose_conv::register(r);
     argmax::register(r);
 }
 

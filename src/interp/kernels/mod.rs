@@ -6,15 +6,22 @@
 mod activation;
 mod arithmetic;
 mod batch_matmul;
+mod batch_matmul_quantized;
 mod conv;
 mod fully_connected;
+mod gelu;
 mod hybrid;
+mod lut;
 mod pool;
 mod quantize;
 mod reduce;
+mod rsqrt;
 mod shape;
 mod sigmoid_table;
 mod softmax;
+mod squared_difference;
+mod transpose;
+mod transpose_conv;
 
 use super::tensor::{QuantParams, Tensor, TensorData};
 use crate::graph::{Graph, OpIndex, TensorId};
@@ -116,14 +123,20 @@ impl Registry {
         activation::register(&mut r);
         arithmetic::register(&mut r);
         batch_matmul::register(&mut r);
+        batch_matmul_quantized::register(&mut r);
         conv::register(&mut r);
         fully_connected::register(&mut r);
+        gelu::register(&mut r);
         hybrid::register(&mut r);
         pool::register(&mut r);
         quantize::register(&mut r);
         reduce::register(&mut r);
+        rsqrt::register(&mut r);
         shape::register(&mut r);
         softmax::register(&mut r);
+        squared_difference::register(&mut r);
+        transpose::register(&mut r);
+        transpose_conv::register(&mut r);
         r
     }
 

@@ -1,5 +1,5 @@
 //! Activation functions: SOFTMAX, LOGISTIC, TANH, LOG_SOFTMAX, L2_NORMALIZATION (fixed output params),
-//! RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, PRELU, HARD_SWISH (calibrated outputs).
+//! RELU, RELU6, RELU_N1_TO_1, LEAKY_RELU, PRELU, HARD_SWISH, RSQRT, GELU (calibrated outputs).
 
 use super::{OpRule, OutputRule, RuleRegistry};
 use crate::tflite::fb::BuiltinOperator as Op;
@@ -40,6 +40,10 @@ pub(super) fn register(r: &mut RuleRegistry) {
     let mut hard_swish = OpRule::activation(&[0], 1);
     hard_swish.int16 = false;
     r.register(Op::HARD_SWISH, hard_swish);
+    // LiteRT's int8 RSQRT is fixed point (v2), its int16 one an interpolated table (v3).
+    r.register(Op::RSQRT, OpRule::activation(&[0], 2));
+    // GELU: lookup tables for int8 (v2) and int16.
+    r.register(Op::GELU, OpRule::activation(&[0], 2));
 }
 
 #[cfg(test)]

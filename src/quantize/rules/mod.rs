@@ -124,6 +124,18 @@ impl OpRule {
     }
 }
 
+/// Ops TF's converter keeps float in every op set, `TFLITE_BUILTINS_INT8` included (their float op sits
+/// between DEQUANTIZE and QUANTIZE even in a strict int8 model), and why litequant does the same.
+pub fn kept_float_in_every_op_set(code: fb::BuiltinOperator) -> Option<&'static str> {
+    match code {
+        fb::BuiltinOperator::NEG => Some(
+            "TF's converter keeps NEG float in every op set: LiteRT's int8/int16 NEG negates raw codes \
+             (no zero point; the lowest code wraps onto itself)",
+        ),
+        _ => None,
+    }
+}
+
 /// Quantization rules keyed by builtin op code.
 #[derive(Debug, Clone, Default)]
 pub struct RuleRegistry {
