@@ -3,10 +3,9 @@
 
 use super::{
     OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_IN_INTERPRETER, NO_INT16_KERNEL, NO_RULE_NO_KERNEL,
-    NO_RULE_YET,
 };
 use crate::calibrate::ops::{activation as f, fast_math, normalization};
-use crate::interp::kernels::{activation as i, softmax};
+use crate::interp::kernels::{activation as i, gelu, softmax};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
@@ -100,11 +99,12 @@ pub(super) fn register(t: &mut OpTable) {
             .no_rule(KEPT_FLOAT_BY_TF)
             .no_integer(NO_RULE_NO_KERNEL),
     );
+    // GELU: lookup tables for int8 (v2) and int16.
     t.add(
         OpDef::weightless(Op::GELU)
             .float(f::gelu)
-            .no_rule(NO_RULE_YET)
-            .no_integer(NO_RULE_NO_KERNEL),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(gelu::gelu),
     );
 }
 

@@ -6,9 +6,12 @@
 
 use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_IN_INTERPRETER};
 use crate::calibrate::ops::arithmetic::{self as f, Arith};
-use crate::interp::kernels::arithmetic as i;
+use crate::interp::kernels::{arithmetic as i, squared_difference as sq};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
+
+const NO_INT16_SQUARED_DIFFERENCE: &str =
+    "LiteRT 2.x has no int16 SQUARED_DIFFERENCE kernel we can rely on: int16x8 keeps it float";
 
 pub(super) fn register(t: &mut OpTable) {
     let op = OpDef::weightless;
@@ -38,11 +41,8 @@ pub(super) fn register(t: &mut OpTable) {
     t.add(
         op(Op::SQUARED_DIFFERENCE)
             .float(|c| f::binary(c, Arith::SquaredDifference))
-            .quantize_int8(
-                OpRule::activation(&[0, 1], 2),
-                "LiteRT 2.x has no int16 SQUARED_DIFFERENCE kernel we can rely on: int16x8 keeps it float",
-            )
-            .no_integer(NOT_IN_INTERPRETER),
+            .quantize_int8(OpRule::activation(&[0, 1], 2), NO_INT16_SQUARED_DIFFERENCE)
+            .int8_kernel(sq::squared_difference, NO_INT16_SQUARED_DIFFERENCE),
     );
     t.add(
         op(Op::MAXIMUM)

@@ -1,8 +1,9 @@
 //! Convolutions with weights and bias: CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV.
 
-use super::{DynamicWeights, OpDef, OpTable, WeightKernel, NOT_IN_INTERPRETER};
-use crate::calibrate::ops::conv as f;
+use super::{DynamicWeights, OpDef, OpTable, WeightKernel};
+use crate::calibrate::ops::{conv as f, transpose_conv};
 use crate::graph::{Graph, OpIndex};
+use crate::interp::kernels::transpose_conv as i_transpose_conv;
 use crate::interp::kernels::{conv as i, hybrid};
 use crate::quantize::rules::{OpRule, PerChannelSwitch, WeightRule};
 use crate::quantize::QuantOptions;
@@ -49,9 +50,9 @@ pub(super) fn register(t: &mut OpTable) {
     // TRANSPOSE_CONV reads (output_shape, weights, input, bias).
     t.add(
         OpDef::new(Op::TRANSPOSE_CONV)
-            .no_float("litequant has no float TRANSPOSE_CONV kernel yet: calibration cannot run it")
+            .float(transpose_conv::transpose_conv)
             .quantize(OpRule::weighted(&[2], CONV_WEIGHTS, 3, 3))
-            .no_integer(NOT_IN_INTERPRETER)
+            .integer(i_transpose_conv::transpose_conv)
             .dynamic(DynamicWeights {
                 inputs: &[1],
                 per_channel: Some((PerChannelSwitch::Conv, 0)),

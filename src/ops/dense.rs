@@ -1,9 +1,9 @@
 //! Matrix products: FULLY_CONNECTED, BATCH_MATMUL; and EMBEDDING_LOOKUP (a weight table read by index).
 
-use super::{DynamicWeights, OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_IN_INTERPRETER};
+use super::{DynamicWeights, OpDef, OpTable, KEPT_FLOAT_BY_TF};
 use crate::calibrate::ops::fully_connected as f;
 use crate::graph::{Graph, OpIndex};
-use crate::interp::kernels::{batch_matmul, fully_connected as i, hybrid};
+use crate::interp::kernels::{batch_matmul, batch_matmul_quantized, fully_connected as i, hybrid};
 use crate::quantize::rules::{OpRule, PerChannelSwitch, WeightRule};
 use crate::quantize::QuantOptions;
 use crate::tflite::fb::BuiltinOperator as Op;
@@ -31,7 +31,7 @@ pub(super) fn register(t: &mut OpTable) {
         OpDef::new(Op::BATCH_MATMUL)
             .float(f::batch_matmul)
             .quantize(OpRule::activation(&[0, 1], 2))
-            .no_integer(NOT_IN_INTERPRETER)
+            .integer(batch_matmul_quantized::batch_matmul)
             .dynamic(DynamicWeights::hybrid(&[1], true))
             .hybrid(batch_matmul::hybrid),
     );

@@ -1,7 +1,9 @@
 //! Element-wise math: EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE, FLOOR, CEIL, ROUND, CAST, ZEROS_LIKE.
 
-use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_RULE_YET};
+use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_RULE_NO_KERNEL, NO_RULE_YET};
 use crate::calibrate::ops::{activation as f, unary};
+use crate::interp::kernels::rsqrt;
+use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
 pub(super) fn register(t: &mut OpTable) {
@@ -21,10 +23,12 @@ pub(super) fn register(t: &mut OpTable) {
             .float(|c| f::unary(c, f32::sqrt))
             .float_only(NO_RULE_YET),
     );
+    // LiteRT's int8 RSQRT is fixed point (v2), its int16 one an interpolated table (v3).
     t.add(
         op(Op::RSQRT)
             .float(|c| f::unary(c, |x| 1.0 / x.sqrt()))
-            .float_only(NO_RULE_YET),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(rsqrt::rsqrt),
     );
     t.add(
         op(Op::ABS)
@@ -34,7 +38,11 @@ pub(super) fn register(t: &mut OpTable) {
     t.add(
         op(Op::NEG)
             .float(|c| f::unary(c, |x| -x))
-            .float_only("TF's converter keeps NEG float, even under TFLITE_BUILTINS_INT8"),
+            .float_in_every_op_set(
+                "TF's converter keeps NEG float in every op set: LiteRT's int8/int16 NEG negates raw codes \
+                 (no zero point; the lowest code wraps onto itself)",
+            )
+            .no_integer(NO_RULE_NO_KERNEL),
     );
     t.add(
         op(Op::SQUARE)

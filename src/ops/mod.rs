@@ -143,6 +143,8 @@ pub struct OpDef {
     pub(crate) int16_kernel: Face<IntegerKernel>,
     dynamic: Face<DynamicWeights>,
     pub(crate) hybrid: Face<IntegerKernel>,
+    /// Kept float even under `TFLITE_BUILTINS_INT8`, as TF's converter does (the reason).
+    float_in_every_op_set: Option<&'static str>,
 }
 
 /// The reason of a face nobody declared: the table test rejects it.
@@ -160,6 +162,7 @@ impl OpDef {
             int16_kernel: Face::Missing(UNDECLARED),
             dynamic: Face::Missing(UNDECLARED),
             hybrid: Face::Missing(UNDECLARED),
+            float_in_every_op_set: None,
         }
     }
 
@@ -209,6 +212,13 @@ impl OpDef {
         self.no_rule(why).no_integer(NO_RULE_NO_KERNEL)
     }
 
+    /// Neither integer mode quantizes it, and even `TFLITE_BUILTINS_INT8` keeps it float (as TF's
+    /// converter does), for `why`.
+    pub(crate) fn float_in_every_op_set(mut self, why: &'static str) -> OpDef {
+        self.float_in_every_op_set = Some(why);
+        self.no_rule(why)
+    }
+
     /// Its integer kernel in the interpreter, for int8 and int16 activations.
     pub(crate) fn integer(mut self, k: IntegerKernel) -> OpDef {
         self.int8_kernel = Face::Has(k);
@@ -246,6 +256,11 @@ impl OpDef {
     pub(crate) fn no_hybrid(mut self, why: &'static str) -> OpDef {
         self.hybrid = Face::Missing(why);
         self
+    }
+
+    /// Why the integer modes keep it float even under `TFLITE_BUILTINS_INT8` (TF does the same), if so.
+    pub fn kept_float_in_every_op_set(&self) -> Option<&'static str> {
+        self.float_in_every_op_set
     }
 
     /// The op code.

@@ -4,7 +4,7 @@
 
 use super::{OpDef, OpTable, NOT_IN_INTERPRETER, NO_RULE_YET};
 use crate::calibrate::ops::shape as f;
-use crate::interp::kernels::shape as i;
+use crate::interp::kernels::{shape as i, transpose};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
@@ -32,7 +32,7 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::TRANSPOSE)
             .float(f::transpose)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(transpose::transpose),
     );
     t.add(
         op(Op::TILE)

@@ -26,6 +26,7 @@ pub(crate) mod slice;
 pub(crate) mod space;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod transpose_conv;
 pub(crate) mod typed;
 pub(crate) mod unary;
 pub(crate) mod window;

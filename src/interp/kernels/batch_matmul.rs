@@ -16,14 +16,14 @@ use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
 
 /// `shape` padded with leading 1s to `rank` dims (LiteRT's `RuntimeShape::ExtendedShape`).
-fn extended(shape: &[usize], rank: usize) -> Vec<usize> {
+pub(super) fn extended(shape: &[usize], rank: usize) -> Vec<usize> {
     let mut dims = vec![1; rank.saturating_sub(shape.len())];
     dims.extend_from_slice(shape);
     dims
 }
 
 /// The last two dims of a row-major `[..., a, b]` array swapped: `[..., b, a]`.
-fn transpose_last_two<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
+pub(super) fn transpose_last_two<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
     let n = shape.len();
     let (a, b) = (shape[n - 2], shape[n - 1]);
     let mut out = Vec::with_capacity(data.len());

@@ -7,15 +7,22 @@
 pub(crate) mod activation;
 pub(crate) mod arithmetic;
 pub(crate) mod batch_matmul;
+pub(crate) mod batch_matmul_quantized;
 pub(crate) mod conv;
 pub(crate) mod fully_connected;
+pub(crate) mod gelu;
 pub(crate) mod hybrid;
+pub(crate) mod lut;
 pub(crate) mod pool;
 pub(crate) mod quantize;
 pub(crate) mod reduce;
+pub(crate) mod rsqrt;
 pub(crate) mod shape;
 pub(crate) mod sigmoid_table;
 pub(crate) mod softmax;
+pub(crate) mod squared_difference;
+pub(crate) mod transpose;
+pub(crate) mod transpose_conv;
 
 use super::tensor::{QuantParams, Tensor, TensorData};
 use crate::graph::{Graph, OpIndex, TensorId};

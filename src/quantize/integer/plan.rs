@@ -91,6 +91,10 @@ pub(crate) fn decide(
             out.push(Decision::Float("excluded by `exclude`".into()));
             continue;
         }
+        if let Some(why) = crate::quantize::rules::kept_float_in_every_op_set(code) {
+            out.push(Decision::Float(why.into()));
+            continue;
+        }
         let rule = match rules.for_type(code, ty) {
             Ok(rule) => rule,
             Err(why) => {

@@ -137,6 +137,15 @@ impl OpRule {
     }
 }
 
+/// Ops TF's converter keeps float in every op set, `TFLITE_BUILTINS_INT8` included (their float op sits
+/// between DEQUANTIZE and QUANTIZE even in a strict int8 model), and why litequant does the same: a query on
+/// the op table.
+pub fn kept_float_in_every_op_set(code: fb::BuiltinOperator) -> Option<&'static str> {
+    ops::table()
+        .get(code)
+        .and_then(ops::OpDef::kept_float_in_every_op_set)
+}
+
 /// The quantization rules of the op table, per integer mode, keyed by builtin op code.
 #[derive(Debug, Clone, Default)]
 pub struct RuleRegistry {
