@@ -5,8 +5,8 @@
 //! the fused activation follow. For each output element the contributions arrive in the reference kernel's
 //! order (input row, column, channel), so the sums have its rounding.
 
-use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
 use super::apply_fused_activation;
+use super::kernel_args::{array, bias_values, dims4, flat, missing_options, row_major};
 use crate::calibrate::{KernelError, OpContext, Registry, Value};
 use crate::tflite::fb;
 
@@ -81,7 +81,9 @@ pub(crate) fn transpose_geometry(
             size.div_ceil(s)
         } else {
             if size + s < k {
-                return Err(format!("output size {size} is smaller than the kernel's {k}"));
+                return Err(format!(
+                    "output size {size} is smaller than the kernel's {k}"
+                ));
             }
             (size + s - k) / s
         };
@@ -270,19 +272,37 @@ mod tests {
     #[test]
     fn same_padding_stride_2_matches_a_direct_scatter() {
         // 2x2 input, 3x3 kernel, stride 2, SAME: output 4x4, total padding 1 (pad 0 leading).
-        let g = transpose_geometry(&[1, 4, 4, 1], &[1, 3, 3, 1], &[1, 2, 2, 1], fb::Padding::SAME, [2, 2])
-            .unwrap();
+        let g = transpose_geometry(
+            &[1, 4, 4, 1],
+            &[1, 3, 3, 1],
+            &[1, 2, 2, 1],
+            fb::Padding::SAME,
+            [2, 2],
+        )
+        .unwrap();
         assert_eq!(g.pad, [0, 0]);
-        let g = transpose_geometry(&[1, 3, 3, 1], &[1, 3, 3, 1], &[1, 2, 2, 1], fb::Padding::SAME, [2, 2])
-            .unwrap();
+        let g = transpose_geometry(
+            &[1, 3, 3, 1],
+            &[1, 3, 3, 1],
+            &[1, 2, 2, 1],
+            fb::Padding::SAME,
+            [2, 2],
+        )
+        .unwrap();
         // 2 = ceil(3/2); total padding (2-1)*2+3-3 = 2: one leading.
         assert_eq!(g.pad, [1, 1]);
     }
 
     #[test]
     fn output_shape_must_imply_the_input_size() {
-        let e = transpose_geometry(&[1, 9, 9, 1], &[1, 3, 3, 1], &[1, 2, 2, 1], fb::Padding::SAME, [2, 2])
-            .unwrap_err();
+        let e = transpose_geometry(
+            &[1, 9, 9, 1],
+            &[1, 3, 3, 1],
+            &[1, 2, 2, 1],
+            fb::Padding::SAME,
+            [2, 2],
+        )
+        .unwrap_err();
         assert!(e.contains("implies input size"), "{e}");
     }
 }

@@ -48,7 +48,11 @@ pub(crate) fn batch_matmul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             ));
         }
     }
-    let (lq, rq, oq) = (ctx.input_quant(0)?, ctx.input_quant(1)?, ctx.output_quant(0)?);
+    let (lq, rq, oq) = (
+        ctx.input_quant(0)?,
+        ctx.input_quant(1)?,
+        ctx.output_quant(0)?,
+    );
     if wide && (lq.zero_point0() != 0 || rq.zero_point0() != 0 || oq.zero_point0() != 0) {
         return Err("int16 BATCH_MATMUL needs zero points 0".into());
     }

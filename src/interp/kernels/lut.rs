@@ -23,7 +23,11 @@ pub(crate) fn populate_8bit(
 
 /// `LUTPopulateInt16<float>`: 512 interpolation steps over the input range plus the end point, each
 /// corrected by half the midpoint error, all in float.
-pub(crate) fn populate_int16(input: (f32, i32), output: (f32, i32), f: impl Fn(f32) -> f32) -> Vec<i16> {
+pub(crate) fn populate_int16(
+    input: (f32, i32),
+    output: (f32, i32),
+    f: impl Fn(f32) -> f32,
+) -> Vec<i16> {
     let (min16, max16) = (i32::from(i16::MIN), i32::from(i16::MAX));
     let input_min = input.0 * (min16 - input.1) as f32;
     let input_max = input.0 * (max16 - input.1) as f32;
@@ -40,12 +44,17 @@ pub(crate) fn populate_int16(input: (f32, i32), output: (f32, i32), f: impl Fn(f
         let val_mid = f(input_min + i as f32 * step + half_step);
         let val_next = f(input_min + (i + 1) as f32 * step);
         let sample = (val * scaling_inv).round();
-        let midpoint_interp = ((val_next * scaling_inv + (val * scaling_inv).round()) / 2.0).round();
+        let midpoint_interp =
+            ((val_next * scaling_inv + (val * scaling_inv).round()) / 2.0).round();
         let midpoint = (val_mid * scaling_inv).round();
         let bias = ((midpoint_interp - midpoint) / 2.0).round();
         lut.push((sample - bias).clamp(table_min, table_max) as i16);
     }
-    lut.push((f(input_max) * scaling_inv).round().clamp(table_min, table_max) as i16);
+    lut.push(
+        (f(input_max) * scaling_inv)
+            .round()
+            .clamp(table_min, table_max) as i16,
+    );
     lut
 }
 

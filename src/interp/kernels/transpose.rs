@@ -35,7 +35,11 @@ pub(crate) fn permutation(perm: &[i64], rank: usize) -> Result<Vec<usize>, Strin
 }
 
 /// `data` of `shape` permuted by `perm`: returns the output shape and elements.
-pub(crate) fn permute<T: Copy>(data: &[T], shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<T>) {
+pub(crate) fn permute<T: Copy>(
+    data: &[T],
+    shape: &[usize],
+    perm: &[usize],
+) -> (Vec<usize>, Vec<T>) {
     let rank = shape.len();
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     // Input strides, read in output-axis order.

@@ -86,7 +86,8 @@ pub(crate) fn transpose_conv(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         });
         for (o, &acc) in scratch.iter().enumerate() {
             let c = o % oc.max(1);
-            let scaled = multiply_by_quantized_multiplier_i64(acc.wrapping_add(bias[c]), multipliers[c]);
+            let scaled =
+                multiply_by_quantized_multiplier_i64(acc.wrapping_add(bias[c]), multipliers[c]);
             out.push(scaled.clamp(act_min, act_max));
         }
     } else {
