@@ -110,7 +110,7 @@ pub(crate) fn parity_on(models: &[(String, PathBuf)], samples: usize) -> Report 
     for (name, mdir) in models {
         let name = name.clone();
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("quantize.toml"), config(&mdir)).expect("write config");
+        std::fs::write(dir.path().join("quantize.toml"), config(mdir)).expect("write config");
         let out = litequant()
             .args(["build", "-c", "quantize.toml"])
             .current_dir(dir.path())
