@@ -15,7 +15,7 @@ use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::NpzReader;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const ARTIFACTS: &[(&str, &str)] = &[
     ("m.dynamic", "dynamic"),
@@ -86,29 +86,41 @@ struct Row {
     failures: Vec<String>,
 }
 
-struct Report {
-    table: String,
-    end_to_end: String,
-    problems: Vec<String>,
+/// The per-op table, the end-to-end comparison and every problem found.
+pub(crate) struct Report {
+    pub(crate) table: String,
+    pub(crate) end_to_end: String,
+    pub(crate) problems: Vec<String>,
 }
 
 fn parity() -> Report {
-    let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
-    let mut end_to_end = String::from("model                mode       output  max|ref-xnnpack|  max|interp-xnnpack|  max|interp-ref|\n");
-    let mut problems = Vec::new();
     // Samples per model (LITEQUANT_PARITY_SAMPLES, default 2; LITEQUANT_PARITY_MODELS limits the models).
     let samples: usize = std::env::var("LITEQUANT_PARITY_SAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     let only = std::env::var("LITEQUANT_PARITY_MODELS").unwrap_or_default();
-    for name in corpus_models() {
-        if !only.is_empty() && !only.split(',').any(|m| m == name) {
-            continue;
-        }
-        let mdir = corpus().join(&name);
+    let models: Vec<(String, PathBuf)> = corpus_models()
+        .into_iter()
+        .filter(|name| only.is_empty() || only.split(',').any(|m| m == name))
+        .map(|name| {
+            let dir = corpus().join(&name);
+            (name, dir)
+        })
+        .collect();
+    parity_on(&models, samples)
+}
+
+/// The op-by-op comparison on `(name, folder with model.tflite, calib.npz, eval.npz)` models, `samples`
+/// evaluation samples each, every mode.
+pub(crate) fn parity_on(models: &[(String, PathBuf)], samples: usize) -> Report {
+    let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
+    let mut end_to_end = String::from("model                mode       output  max|ref-xnnpack|  max|interp-xnnpack|  max|interp-ref|\n");
+    let mut problems = Vec::new();
+    for (name, mdir) in models {
+        let name = name.clone();
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("quantize.toml"), config(&mdir)).expect("write config");
+        std::fs::write(dir.path().join("quantize.toml"), config(mdir)).expect("write config");
         let out = litequant()
             .args(["build", "-c", "quantize.toml"])
             .current_dir(dir.path())

@@ -5,7 +5,7 @@ use super::{
     OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_IN_INTERPRETER, NO_INT16_KERNEL, NO_RULE_NO_KERNEL,
 };
 use crate::calibrate::ops::{activation as f, fast_math, normalization};
-use crate::interp::kernels::{activation as i, gelu, softmax};
+use crate::interp::kernels::{activation as i, gelu, leaky_relu, softmax};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
@@ -78,7 +78,7 @@ pub(super) fn register(t: &mut OpTable) {
         OpDef::weightless(Op::LEAKY_RELU)
             .float(f::leaky_relu)
             .quantize(OpRule::activation(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(leaky_relu::leaky_relu),
     );
     // PRELU's alpha is quantized like an activation (asymmetric, from its own values).
     t.add(

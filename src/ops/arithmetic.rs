@@ -4,8 +4,9 @@
 //! ADD/SUB/MUL rescale each input inside the kernel, so inputs keep their own params; MAXIMUM/MINIMUM compare
 //! raw integers, so their inputs must carry the output's params.
 
-use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_IN_INTERPRETER};
+use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF};
 use crate::calibrate::ops::arithmetic::{self as f, Arith};
+use crate::interp::kernels::data_movement as dm;
 use crate::interp::kernels::{arithmetic as i, squared_difference as sq};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
@@ -48,13 +49,13 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::MAXIMUM)
             .float(|c| f::binary(c, Arith::Maximum))
             .quantize(OpRule::joining(2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::max_min(c, true)),
     );
     t.add(
         op(Op::MINIMUM)
             .float(|c| f::binary(c, Arith::Minimum))
             .quantize(OpRule::joining(2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::max_min(c, false)),
     );
     t.add(
         op(Op::POW)

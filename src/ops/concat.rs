@@ -3,8 +3,9 @@
 //! None of them computes: split outputs reuse the input's params; ops joining several tensors need every
 //! input on the output's params.
 
-use super::{OpDef, OpTable, NOT_IN_INTERPRETER};
+use super::{OpDef, OpTable};
 use crate::calibrate::ops::concat as f;
+use crate::interp::kernels::data_movement as dm;
 use crate::interp::kernels::shape as i;
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
@@ -21,26 +22,26 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::PACK)
             .float(f::pack)
             .quantize(OpRule::joining(2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::pack),
     );
     // SPLIT reads (axis, value).
     t.add(
         op(Op::SPLIT)
             .float(f::split)
             .quantize(OpRule::same_scale(&[1], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::split),
     );
     t.add(
         op(Op::SPLIT_V)
             .float(f::split_v)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::split_v),
     );
     t.add(
         op(Op::UNPACK)
             .float(f::unpack)
             .quantize(OpRule::same_scale(&[0], 1))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::unpack),
     );
 }
 

@@ -2,8 +2,9 @@
 //!
 //! None of them computes: outputs reuse the input's params.
 
-use super::{OpDef, OpTable, NOT_IN_INTERPRETER, NO_RULE_YET};
+use super::{OpDef, OpTable, NO_RULE_YET};
 use crate::calibrate::ops::shape as f;
+use crate::interp::kernels::data_movement as dm;
 use crate::interp::kernels::{shape as i, transpose};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
@@ -26,7 +27,7 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::EXPAND_DIMS)
             .float(f::expand_dims)
             .quantize(OpRule::same_scale(&[0], 1))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::expand_dims),
     );
     t.add(
         op(Op::TRANSPOSE)
@@ -38,13 +39,13 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::TILE)
             .float(f::tile)
             .quantize(OpRule::same_scale(&[0], 3))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::tile),
     );
     t.add(
         op(Op::BROADCAST_TO)
             .float(f::broadcast_to)
             .quantize(OpRule::same_scale(&[0], 3))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::broadcast_to),
     );
     t.add(
         op(Op::SHAPE)

@@ -3,6 +3,7 @@
 
 use super::{DynamicWeights, OpDef, OpTable, WeightKernel, NOT_IN_INTERPRETER};
 use crate::calibrate::ops::{gather as g, slice as f};
+use crate::interp::kernels::data_movement as dm;
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
@@ -12,7 +13,7 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::SLICE)
             .float(f::slice)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(dm::slice),
     );
     t.add(
         op(Op::STRIDED_SLICE)
@@ -31,7 +32,7 @@ pub(super) fn register(t: &mut OpTable) {
         OpDef::new(Op::GATHER)
             .float(g::gather)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER)
+            .integer(dm::gather)
             .dynamic(DynamicWeights {
                 inputs: &[0],
                 per_channel: None,

@@ -3,6 +3,7 @@
 
 use super::{OpDef, OpTable, NOT_IN_INTERPRETER, NO_INT16_KERNEL};
 use crate::calibrate::ops::space as f;
+use crate::interp::kernels::data_movement as dm;
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
@@ -12,13 +13,13 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::SPACE_TO_DEPTH)
             .float(f::space_to_depth)
             .quantize_int8(OpRule::same_scale(&[0], 2), NO_INT16_KERNEL)
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::depth_space(c, false)),
     );
     t.add(
         op(Op::DEPTH_TO_SPACE)
             .float(f::depth_to_space)
             .quantize_int8(OpRule::same_scale(&[0], 2), NO_INT16_KERNEL)
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::depth_space(c, true)),
     );
     t.add(
         op(Op::SPACE_TO_BATCH_ND)
