@@ -141,149 +141,16 @@ pub struct OpInfo {
     pub modes: Vec<Mode>,
 }
 
-/// The modes that can quantize an op of type `code`, in the order dynamic, float16, int8, int16x8.
+/// The modes that can quantize an op of type `code`, in the order dynamic, float16, int8, int16x8: the
+/// op's faces in the op table ([`crate::ops::modes`]).
 ///
-/// * dynamic: ops with hybrid kernels or quantizable weights (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D,
-///   BATCH_MATMUL, the LSTM/RNN family, SVDF, EMBEDDING_LOOKUP, GATHER, TRANSPOSE_CONV);
+/// * dynamic: ops whose table entry names int8 weight inputs;
 /// * float16: every op type (any op's constant float inputs can be stored as float16);
-/// * int8: the ops of TFLite's operator property table; int16x8: those minus the ones without int16 kernels.
+/// * int8 and int16x8: ops with a quantization rule for that mode.
 ///
 /// dynamic and float16 only act on constant float inputs; [`inspect`] drops them for ops that have none.
 pub fn supported_modes(code: fb::BuiltinOperator) -> Vec<Mode> {
-    use fb::BuiltinOperator as B;
-    let dynamic = matches!(
-        code,
-        B::FULLY_CONNECTED
-            | B::CONV_2D
-            | B::DEPTHWISE_CONV_2D
-            | B::BATCH_MATMUL
-            | B::LSTM
-            | B::UNIDIRECTIONAL_SEQUENCE_LSTM
-            | B::BIDIRECTIONAL_SEQUENCE_LSTM
-            | B::RNN
-            | B::UNIDIRECTIONAL_SEQUENCE_RNN
-            | B::BIDIRECTIONAL_SEQUENCE_RNN
-            | B::SVDF
-            | B::EMBEDDING_LOOKUP
-            | B::GATHER
-            | B::TRANSPOSE_CONV
-    );
-    // operator_property.cc: every op with a property entry is int8-quantizable.
-    let int8 = matches!(
-        code,
-        B::ABS
-            | B::RSQRT
-            | B::SQRT
-            | B::ADD
-            | B::ARG_MAX
-            | B::AVERAGE_POOL_2D
-            | B::BATCH_MATMUL
-            | B::BATCH_TO_SPACE_ND
-            | B::SPACE_TO_BATCH_ND
-            | B::SPACE_TO_DEPTH
-            | B::BROADCAST_TO
-            | B::DEPTH_TO_SPACE
-            | B::SPLIT
-            | B::SPLIT_V
-            | B::CONCATENATION
-            | B::CONV_2D
-            | B::TRANSPOSE_CONV
-            | B::DEPTHWISE_CONV_2D
-            | B::EQUAL
-            | B::NOT_EQUAL
-            | B::GREATER
-            | B::GREATER_EQUAL
-            | B::LESS
-            | B::LESS_EQUAL
-            | B::EXPAND_DIMS
-            | B::EXP
-            | B::FILL
-            | B::FULLY_CONNECTED
-            | B::GATHER
-            | B::GATHER_ND
-            | B::HARD_SWISH
-            | B::LOG_SOFTMAX
-            | B::LOGISTIC
-            | B::LSTM
-            | B::UNIDIRECTIONAL_SEQUENCE_LSTM
-            | B::L2_NORMALIZATION
-            | B::MAX_POOL_2D
-            | B::MAXIMUM
-            | B::MEAN
-            | B::MINIMUM
-            | B::MUL
-            | B::PACK
-            | B::PAD
-            | B::PADV2
-            | B::QUANTIZE
-            | B::PRELU
-            | B::LEAKY_RELU
-            | B::RELU
-            | B::RELU6
-            | B::RELU_N1_TO_1
-            | B::RESHAPE
-            | B::RESIZE_BILINEAR
-            | B::RESIZE_NEAREST_NEIGHBOR
-            | B::REVERSE_V2
-            | B::SCATTER_ND
-            | B::SELECT
-            | B::SHAPE
-            | B::SLICE
-            | B::SQUEEZE
-            | B::SOFTMAX
-            | B::STRIDED_SLICE
-            | B::SQUARED_DIFFERENCE
-            | B::SUB
-            | B::SUM
-            | B::TANH
-            | B::SVDF
-            | B::TILE
-            | B::TRANSPOSE
-            | B::UNPACK
-            | B::MIRROR_PAD
-            | B::REDUCE_PROD
-            | B::REDUCE_MAX
-            | B::REDUCE_MIN
-            | B::WHERE
-            | B::ASSIGN_VARIABLE
-            | B::READ_VARIABLE
-            | B::VAR_HANDLE
-            | B::GELU
-            | B::LOG
-    );
-    // `quantizable_int16 = false` in operator_property.cc.
-    let no_int16_kernel = matches!(
-        code,
-        B::ARG_MAX
-            | B::SPACE_TO_DEPTH
-            | B::DEPTH_TO_SPACE
-            | B::EQUAL
-            | B::NOT_EQUAL
-            | B::GREATER
-            | B::GREATER_EQUAL
-            | B::LESS
-            | B::LESS_EQUAL
-            | B::HARD_SWISH
-            | B::LOG_SOFTMAX
-            | B::LSTM
-            | B::UNIDIRECTIONAL_SEQUENCE_LSTM
-            | B::L2_NORMALIZATION
-            | B::PRELU
-            | B::RELU_N1_TO_1
-            | B::SVDF
-    );
-    let mut modes = Vec::new();
-    if dynamic {
-        modes.push(Mode::Dynamic);
-    }
-    modes.push(Mode::Float16);
-    if int8 {
-        modes.push(Mode::Int8);
-        if !no_int16_kernel {
-            modes.push(Mode::Int16x8);
-        }
-    }
-    modes
+    crate::ops::modes(code)
 }
 
 /// Builds the report for a model read into `graph`; `file_size` is the size of the file it came from.
@@ -776,7 +643,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn supported_modes_follow_the_operator_property_table() {
+    fn supported_modes_follow_the_op_table() {
         use fb::BuiltinOperator as B;
         assert_eq!(
             supported_modes(B::FULLY_CONNECTED),
@@ -790,10 +657,8 @@ mod tests {
             supported_modes(B::HARD_SWISH),
             vec![Mode::Float16, Mode::Int8]
         );
-        assert_eq!(
-            supported_modes(B::SVDF),
-            vec![Mode::Dynamic, Mode::Float16, Mode::Int8]
-        );
+        // SVDF has hybrid weights but no integer rule in litequant: inspect does not promise int8.
+        assert_eq!(supported_modes(B::SVDF), vec![Mode::Dynamic, Mode::Float16]);
         assert_eq!(
             supported_modes(B::EMBEDDING_LOOKUP),
             vec![Mode::Dynamic, Mode::Float16]

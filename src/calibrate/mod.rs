@@ -1,8 +1,9 @@
 //! Calibration: a float reference interpreter that runs the float model on representative data and feeds
 //! every activation tensor to range observers.
 //!
-//! Kernels live in [`ops`], one module per op family, each registering its ops in a [`Registry`] keyed by the
-//! builtin op code. An op without a kernel is an error naming the op and its index, never a silent skip.
+//! Kernel bodies live in [`ops`], one module per op family; the op table ([`crate::ops`]) says which op runs
+//! which, and [`Registry`] is its float column. An op without a kernel is an error naming the op and its
+//! index, never a silent skip.
 
 mod calibrator;
 #[cfg(test)]
@@ -107,21 +108,26 @@ impl<'a> OpContext<'a> {
 /// A float kernel: computes every output of one op from its inputs.
 pub type Kernel = fn(&OpContext<'_>) -> Result<Vec<Value>, KernelError>;
 
-/// The table of float kernels, keyed by builtin op code: the single list of ops calibration can run.
+/// The float kernels of the op table ([`crate::ops`]), keyed by builtin op code.
 #[derive(Default)]
 pub struct Registry {
     kernels: HashMap<i32, Kernel>,
 }
 
 impl Registry {
-    /// A registry with every kernel litequant has.
+    /// A registry with every float kernel of the op table.
     pub fn with_all_ops() -> Registry {
         let mut r = Registry::default();
-        ops::register_all(&mut r);
+        for def in crate::ops::table().iter() {
+            if let crate::ops::Face::Has(k) = def.float {
+                r.register(def.code(), k);
+            }
+        }
         r
     }
 
-    /// Registers (or replaces) the kernel of an op code.
+    /// Registers (or replaces) the kernel of an op code (tests swap kernels this way; litequant's own
+    /// kernels are declared in the op table).
     pub fn register(&mut self, code: fb::BuiltinOperator, kernel: Kernel) {
         self.kernels.insert(code.0, kernel);
     }

@@ -3,6 +3,7 @@
 use super::error::InterpError;
 use super::kernels::{OpCtx, Registry};
 use super::tensor::{decode, QuantParams, Tensor, TensorData, TensorInfo};
+use super::IntegerKernel;
 use crate::calibrate::{self, OpLocation, Value};
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::tflite::fb;
@@ -31,8 +32,8 @@ impl std::fmt::Debug for Interpreter {
 
 /// How an op is evaluated.
 enum Path {
-    Integer,
-    Hybrid,
+    Integer(IntegerKernel),
+    Hybrid(IntegerKernel),
     Float,
 }
 
@@ -372,15 +373,7 @@ impl Interpreter {
         };
         let outs = match path {
             Path::Float => self.eval_float(op, inputs).map_err(fail)?,
-            path => {
-                let code = self.graph.op_code(op);
-                let kernel = match path {
-                    Path::Hybrid => self.kernels.get_hybrid(code),
-                    _ => self.kernels.get_integer(code),
-                }
-                .ok_or_else(|| InterpError::Unsupported {
-                    ops: vec![self.location(op)],
-                })?;
+            Path::Integer(kernel) | Path::Hybrid(kernel) => {
                 let ctx = OpCtx {
                     graph: &self.graph,
                     op,
@@ -423,22 +416,31 @@ impl Interpreter {
             |t: Option<T>| matches!(t, Some(T::INT8 | T::UINT8 | T::INT16 | T::FLOAT16));
         let first = type_of(ins.first().copied().flatten());
         let second = type_of(ins.get(1).copied().flatten());
-        let outs_quantized = self
+        let out_types: Vec<T> = self
             .graph
             .op_outputs(op)
             .into_iter()
-            .any(|t| quantized(Some(self.graph.tensor(t).type_)));
+            .map(|t| self.graph.tensor(t).type_)
+            .collect();
+        let outs_quantized = out_types.iter().any(|&t| quantized(Some(t)));
+        // int16 activations (int16x8) take the op's int16 kernel; int8 and uint8 ones its int8 kernel.
+        let int16 = ins
+            .iter()
+            .map(|&t| type_of(t))
+            .chain(out_types.iter().map(|&t| Some(t)))
+            .any(|t| t == Some(T::INT16));
+        let integer = || self.kernels.get_integer(code, int16).map(Path::Integer);
         if matches!(
             code,
             fb::BuiltinOperator::QUANTIZE | fb::BuiltinOperator::DEQUANTIZE
         ) {
-            return self.kernels.get_integer(code).map(|_| Path::Integer);
+            return integer();
         }
         if first == Some(T::FLOAT32) && quantized(second) && !outs_quantized {
-            return self.kernels.get_hybrid(code).map(|_| Path::Hybrid);
+            return self.kernels.get_hybrid(code).map(Path::Hybrid);
         }
         if quantized(first) || outs_quantized {
-            return self.kernels.get_integer(code).map(|_| Path::Integer);
+            return integer();
         }
         let any_quantized_input = ins.iter().any(|&t| quantized(type_of(t)));
         if any_quantized_input {

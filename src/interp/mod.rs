@@ -21,9 +21,11 @@
 mod error;
 pub mod fixed_point;
 mod interpreter;
-mod kernels;
+pub(crate) mod kernels;
 mod tensor;
 
 pub use error::InterpError;
 pub use interpreter::Interpreter;
 pub use tensor::{QuantParams, Tensor, TensorData, TensorInfo};
+
+pub(crate) use kernels::Kernel as IntegerKernel;

@@ -1,5 +1,6 @@
 //! `dynamic` mode (TFLite dynamic range): int8 symmetric weights, float activations.
 //!
+//! Which ops get int8 weights is each op's dynamic face in the op table ([`crate::ops`]).
 //! Ops with a hybrid kernel (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, BATCH_MATMUL, the RNN/LSTM family,
 //! SVDF, EMBEDDING_LOOKUP) read int8 weights directly and quantize their float input on the fly
 //! (`asymmetric_quantize_inputs`, TF's updated hybrid scheme). GATHER and TRANSPOSE_CONV have no hybrid
@@ -10,6 +11,7 @@ use super::metadata::{self, OptimizationMode};
 use super::weights::{quantize_weights_symmetric, SymmetricWeights};
 use super::{versions, ExcludeSet, FloatOp, QuantError, QuantOptions, QuantSummary};
 use crate::graph::{fold_fp16_constants, Graph, OpIndex, TensorId};
+use crate::ops::WeightKernel as Kernel;
 use crate::tflite::fb;
 use fb::BuiltinOperator as Op;
 use std::collections::BTreeMap;
@@ -17,98 +19,33 @@ use std::collections::BTreeMap;
 /// Weights with fewer elements stay float (TF's `minimum_elements_for_weights`).
 pub const MIN_WEIGHT_ELEMENTS: usize = 1024;
 
-/// How an op consumes its int8 weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kernel {
-    /// The op's kernel reads int8 weights and float activations.
-    Hybrid,
-    /// Weights are stored int8; a DEQUANTIZE produces the float weights the op reads.
-    WeightOnly,
-}
-
 /// Which inputs of an op get int8 weights, on which axis, and how the op uses them.
 #[derive(Debug, Clone)]
 struct WeightRule {
-    slots: Vec<usize>,
+    slots: &'static [usize],
     axis: Option<usize>,
     kernel: Kernel,
     /// Set `asymmetric_quantize_inputs` (ops whose options carry the flag).
     asymmetric_inputs: bool,
 }
 
-/// The weight rule of an op, or why the op keeps float weights.
+/// The weight rule of an op (its dynamic face in the op table), or why the op keeps float weights.
 fn weight_rule(graph: &Graph, i: OpIndex, opts: &QuantOptions) -> Result<WeightRule, String> {
-    let code = graph.op_code(i);
-    let hybrid = |slots: Vec<usize>, axis, asymmetric_inputs| {
-        Ok(WeightRule {
-            slots,
-            axis,
-            kernel: Kernel::Hybrid,
-            asymmetric_inputs,
-        })
-    };
-    // Gate, cell and projection weights of the LSTM input layout (inputs 1-11 and 16).
-    let lstm_weights = |base: usize| (base..base + 11).chain([base + 15]).collect::<Vec<_>>();
-    match code {
-        Op::CONV_2D => hybrid(vec![1], opts.per_channel.then_some(0), false),
-        Op::DEPTHWISE_CONV_2D if opts.per_channel => hybrid(vec![1], Some(3), false),
-        Op::DEPTHWISE_CONV_2D => Err(
-            "the hybrid DEPTHWISE_CONV_2D kernel needs per-channel weights (per_channel = false)"
-                .into(),
-        ),
-        Op::FULLY_CONNECTED => {
-            let sparse = graph
-                .op_inputs(i)
-                .get(1)
-                .copied()
-                .flatten()
-                .is_some_and(|w| graph.tensor(w).sparsity.is_some());
-            if sparse {
-                return Err("sparse FULLY_CONNECTED weights are kept as they are".into());
-            }
-            hybrid(vec![1], opts.per_channel_dense.then_some(0), true)
-        }
-        Op::BATCH_MATMUL => hybrid(vec![1], None, true),
-        Op::SVDF | Op::RNN | Op::UNIDIRECTIONAL_SEQUENCE_RNN => hybrid(vec![1, 2], None, true),
-        Op::BIDIRECTIONAL_SEQUENCE_RNN => hybrid(vec![1, 2, 4, 5], None, true),
-        Op::LSTM => {
-            let basic = graph
-                .op(i)
-                .builtin_options
-                .as_lstmoptions()
-                .is_some_and(|o| o.kernel_type == fb::LSTMKernelType::BASIC);
-            if basic {
-                return Err("the basic-kernel LSTM has no hybrid kernel".into());
-            }
-            hybrid(lstm_weights(1), None, true)
-        }
-        Op::UNIDIRECTIONAL_SEQUENCE_LSTM => hybrid(lstm_weights(1), None, true),
-        Op::BIDIRECTIONAL_SEQUENCE_LSTM => hybrid(
-            lstm_weights(1)
-                .into_iter()
-                .chain(lstm_weights(18))
-                .collect(),
-            None,
-            true,
-        ),
-        Op::EMBEDDING_LOOKUP => hybrid(vec![1], None, false),
-        Op::GATHER => Ok(WeightRule {
-            slots: vec![0],
-            axis: None,
-            kernel: Kernel::WeightOnly,
-            asymmetric_inputs: false,
-        }),
-        Op::TRANSPOSE_CONV => Ok(WeightRule {
-            slots: vec![1],
-            axis: opts.per_channel.then_some(0),
-            kernel: Kernel::WeightOnly,
-            asymmetric_inputs: false,
-        }),
-        _ => Err(format!(
-            "{} has no int8-weight kernel; it computes in float",
-            graph.op_type_name(i)
-        )),
+    let name = graph.op_type_name(i);
+    let weights = crate::ops::table()
+        .get(graph.op_code(i))
+        .ok_or_else(|| format!("{name} has no int8-weight kernel; it computes in float"))?
+        .dynamic_weights()
+        .map_err(|why| format!("{name} keeps float weights: {why}"))?;
+    if let Some(condition) = weights.condition {
+        condition(graph, i, opts)?;
     }
+    Ok(WeightRule {
+        slots: weights.inputs,
+        axis: weights.axis(opts),
+        kernel: weights.kernel,
+        asymmetric_inputs: weights.asymmetric_inputs,
+    })
 }
 
 /// An op that gets int8 weights: its rule and the (input slot, tensor) pairs to quantize.

@@ -2,48 +2,18 @@
 //! ELU, GELU, EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE.
 
 use super::broadcast::broadcast_shape;
-use super::fast_math;
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb;
+use crate::calibrate::{KernelError, OpContext, Value};
 use ndarray::{ArrayD, IxDyn, Zip};
 
-/// Registers the activation and unary math kernels.
-pub fn register(r: &mut Registry) {
-    use fb::BuiltinOperator as Op;
-    r.register(Op::LOGISTIC, |c| {
-        unary_slices(c, fast_math::logistic_into, fast_math::logistic)
-    });
-    r.register(Op::TANH, |c| {
-        unary_slices(c, fast_math::tanh_into, fast_math::tanh)
-    });
-    r.register(Op::RELU, |c| unary(c, |x| x.max(0.0)));
-    r.register(Op::RELU6, |c| unary(c, |x| x.clamp(0.0, 6.0)));
-    r.register(Op::RELU_N1_TO_1, |c| unary(c, |x| x.clamp(-1.0, 1.0)));
-    r.register(Op::RELU_0_TO_1, |c| unary(c, |x| x.clamp(0.0, 1.0)));
-    r.register(Op::HARD_SWISH, |c| {
-        unary(c, |x| x * (x + 3.0).clamp(0.0, 6.0) / 6.0)
-    });
-    r.register(Op::ELU, |c| {
-        unary(c, |x| if x < 0.0 { x.exp_m1() } else { x })
-    });
-    r.register(Op::EXP, |c| unary(c, f32::exp));
-    r.register(Op::LOG, |c| unary(c, f32::ln));
-    r.register(Op::SQRT, |c| unary(c, f32::sqrt));
-    r.register(Op::RSQRT, |c| unary(c, |x| 1.0 / x.sqrt()));
-    r.register(Op::ABS, |c| unary(c, f32::abs));
-    r.register(Op::NEG, |c| unary(c, |x| -x));
-    r.register(Op::SQUARE, |c| unary(c, |x| x * x));
-    r.register(Op::LEAKY_RELU, leaky_relu);
-    r.register(Op::GELU, gelu);
-    r.register(Op::PRELU, prelu);
-}
-
-fn unary(ctx: &OpContext<'_>, f: impl Fn(f32) -> f32) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn unary(
+    ctx: &OpContext<'_>,
+    f: impl Fn(f32) -> f32,
+) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(ctx.input_f32(0)?.mapv(f))])
 }
 
 /// A unary op through a slice kernel (`each` for inputs that are not contiguous).
-fn unary_slices(
+pub(crate) fn unary_slices(
     ctx: &OpContext<'_>,
     slices: fn(&[f32], &mut [f32]),
     each: fn(f32) -> f32,
@@ -59,7 +29,7 @@ fn unary_slices(
     Ok(vec![Value::F32(out)])
 }
 
-fn leaky_relu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn leaky_relu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let alpha = ctx
         .operator()
         .builtin_options
@@ -68,7 +38,7 @@ fn leaky_relu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     unary(ctx, |x| if x > 0.0 { x } else { x * alpha })
 }
 
-fn gelu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn gelu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let approximate = ctx
         .operator()
         .builtin_options
@@ -109,7 +79,7 @@ fn erfc(x: f64) -> f64 {
     }
 }
 
-fn prelu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn prelu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input_f32(0)?;
     let alpha = ctx.input_f32(1)?;
     let shape = broadcast_shape(x.shape(), alpha.shape())?;
@@ -134,7 +104,7 @@ fn spread<'a>(
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_close, run_f32, Arg};
-    use super::*;
+    use crate::tflite::fb::{self};
 
     fn run(op: fb::BuiltinOperator, options: fb::BuiltinOptionsT, x: &[f32]) -> Vec<f32> {
         run_f32(op, options, vec![Arg::f32(&[x.len()], x.to_vec())]).1

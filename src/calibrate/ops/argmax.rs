@@ -2,17 +2,11 @@
 //! options' `output_type`). Ties go to the first index, as TFLite's strict comparison gives.
 
 use super::typed::{from_shape_vec, invalid, resolve_axis, scalar_int, standard};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb::{self, BuiltinOperator as Op};
+use crate::calibrate::{KernelError, OpContext, Value};
+use crate::tflite::fb::{self};
 use ndarray::{ArrayD, Axis};
 
-/// Registers the arg-extreme kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::ARG_MAX, |ctx| arg_extreme(ctx, true));
-    r.register(Op::ARG_MIN, |ctx| arg_extreme(ctx, false));
-}
-
-fn arg_extreme(ctx: &OpContext<'_>, max: bool) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn arg_extreme(ctx: &OpContext<'_>, max: bool) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let axis = resolve_axis(scalar_int(ctx, 1, "axis")?, x.shape().len(), "axis")?;
     if x.shape()[axis] == 0 {
@@ -86,7 +80,7 @@ fn order_with_last(rank: usize, axis: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::super::single_op::{f32s, i32s, i64s, SingleOp};
-    use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     #[test]
     fn arg_max_over_the_last_axis_picks_the_first_of_ties() {

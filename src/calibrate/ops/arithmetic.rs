@@ -8,30 +8,12 @@
 use super::apply_fused_activation;
 use super::broadcast::broadcast_map;
 use super::typed::{invalid, typed_input, with_element_type, Element};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
-use fb::BuiltinOperator as Op;
 use ndarray::ArrayD;
 
-/// Registers the arithmetic kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::ADD, |ctx| binary(ctx, Arith::Add));
-    r.register(Op::SUB, |ctx| binary(ctx, Arith::Sub));
-    r.register(Op::MUL, |ctx| binary(ctx, Arith::Mul));
-    r.register(Op::DIV, |ctx| binary(ctx, Arith::Div));
-    r.register(Op::SQUARED_DIFFERENCE, |ctx| {
-        binary(ctx, Arith::SquaredDifference)
-    });
-    r.register(Op::MAXIMUM, |ctx| binary(ctx, Arith::Maximum));
-    r.register(Op::MINIMUM, |ctx| binary(ctx, Arith::Minimum));
-    r.register(Op::POW, |ctx| binary(ctx, Arith::Pow));
-    r.register(Op::FLOOR_DIV, |ctx| binary(ctx, Arith::FloorDiv));
-    r.register(Op::FLOOR_MOD, |ctx| binary(ctx, Arith::FloorMod));
-    r.register(Op::ADD_N, add_n);
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Arith {
+pub(crate) enum Arith {
     Add,
     Sub,
     Mul,
@@ -58,7 +40,7 @@ pub(crate) fn fused_activation(ctx: &OpContext<'_>) -> fb::ActivationFunctionTyp
     }
 }
 
-fn binary(ctx: &OpContext<'_>, op: Arith) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn binary(ctx: &OpContext<'_>, op: Arith) -> Result<Vec<Value>, KernelError> {
     let act = fused_activation(ctx);
     let out = match (ctx.input(0)?, ctx.input(1)?) {
         (Value::F32(x), Value::F32(y)) => {
@@ -226,7 +208,7 @@ fn int_binary<T: IntElement>(
 }
 
 /// ADD_N: the sum of any number of same-shaped inputs.
-fn add_n(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn add_n(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let first = ctx.input(0)?;
     let out = with_element_type!(first, T => add_n_typed::<T>(ctx)?);
     Ok(vec![out])
@@ -284,6 +266,7 @@ impl AddN for bool {
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, i64s, int_data, SingleOp};
     use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     fn add_with(act: fb::ActivationFunctionType) -> SingleOp {
         SingleOp::new(Op::ADD).options(fb::BuiltinOptionsT::AddOptions(Box::new(fb::AddOptionsT {

@@ -3,24 +3,11 @@
 
 use super::broadcast::{broadcast_map, broadcast_shape3};
 use super::typed::{invalid, typed_input, with_element_type, Element};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb::BuiltinOperator as Op;
+use crate::calibrate::{KernelError, OpContext, Value};
 use ndarray::{ArrayD, IxDyn, Zip};
 
-/// Registers the comparison and select kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::LESS, |ctx| compare(ctx, Cmp::Less));
-    r.register(Op::GREATER, |ctx| compare(ctx, Cmp::Greater));
-    r.register(Op::EQUAL, |ctx| compare(ctx, Cmp::Equal));
-    r.register(Op::NOT_EQUAL, |ctx| compare(ctx, Cmp::NotEqual));
-    r.register(Op::LESS_EQUAL, |ctx| compare(ctx, Cmp::LessEqual));
-    r.register(Op::GREATER_EQUAL, |ctx| compare(ctx, Cmp::GreaterEqual));
-    r.register(Op::SELECT, |ctx| select(ctx, false));
-    r.register(Op::SELECT_V2, |ctx| select(ctx, true));
-}
-
 #[derive(Clone, Copy, Debug)]
-enum Cmp {
+pub(crate) enum Cmp {
     Less,
     Greater,
     Equal,
@@ -29,7 +16,7 @@ enum Cmp {
     GreaterEqual,
 }
 
-fn compare(ctx: &OpContext<'_>, op: Cmp) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn compare(ctx: &OpContext<'_>, op: Cmp) -> Result<Vec<Value>, KernelError> {
     let out = match (ctx.input(0)?, ctx.input(1)?) {
         (Value::F32(x), Value::F32(y)) => compare_arrays(op, x, y)?,
         (Value::I32(x), Value::I32(y)) => compare_arrays(op, x, y)?,
@@ -66,7 +53,7 @@ fn compare_arrays<T: Copy + PartialOrd>(
 
 /// SELECT (v1: the condition has x's shape, is a scalar, or is rank 1 choosing whole rows of x) and
 /// SELECT_V2 (condition, x and y broadcast together).
-fn select(ctx: &OpContext<'_>, v2: bool) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn select(ctx: &OpContext<'_>, v2: bool) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(1)?;
     let out = with_element_type!(x, T => select_typed::<T>(ctx, v2)?);
     Ok(vec![out])
@@ -157,7 +144,7 @@ fn select_typed<T: Element>(ctx: &OpContext<'_>, v2: bool) -> Result<Value, Kern
 #[cfg(test)]
 mod tests {
     use super::super::single_op::{bool_data, bools, f32_data, f32s, i32s, SingleOp};
-    use super::*;
+    use crate::tflite::fb::BuiltinOperator as Op;
 
     #[test]
     fn comparisons_broadcast_and_give_bool() {

@@ -5,19 +5,9 @@ use super::typed::{
     from_shape_vec, invalid, resolve_axis, scalar_int, standard, typed_input, with_element_type,
     Element,
 };
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
-use fb::BuiltinOperator as Op;
 use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
-
-/// Registers the join and split kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::CONCATENATION, concatenation);
-    r.register(Op::SPLIT, split);
-    r.register(Op::SPLIT_V, split_v);
-    r.register(Op::PACK, pack);
-    r.register(Op::UNPACK, unpack);
-}
 
 /// Every input of the op as an array of `T` (all inputs must share the first one's type).
 fn all_inputs<'a, T: Element>(ctx: &OpContext<'a>) -> Result<Vec<&'a ArrayD<T>>, KernelError> {
@@ -29,7 +19,7 @@ fn all_inputs<'a, T: Element>(ctx: &OpContext<'a>) -> Result<Vec<&'a ArrayD<T>>,
         .collect()
 }
 
-fn concatenation(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn concatenation(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let first = ctx.input(0)?;
     let options = ctx.operator().builtin_options.as_concatenation_options();
     let axis = options.map_or(0, |o| o.axis);
@@ -121,7 +111,7 @@ fn split_into<T: Element>(a: &ArrayD<T>, axis: usize, sizes: &[usize]) -> Vec<Va
 }
 
 /// SPLIT: the axis is input 0 and the data input 1; `num_splits` equal pieces.
-fn split(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn split(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(1)?;
     let axis = resolve_axis(
         scalar_int(ctx, 0, "SPLIT axis")?,
@@ -147,7 +137,7 @@ fn split(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// SPLIT_V: data input 0, piece sizes input 1 (one may be -1: the rest), axis input 2.
-fn split_v(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn split_v(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let axis = resolve_axis(
         scalar_int(ctx, 2, "SPLIT_V axis")?,
@@ -184,7 +174,7 @@ fn split_v(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// PACK: stacks same-shaped inputs along a new axis in `[-rank-1, rank]`.
-fn pack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn pack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let first = ctx.input(0)?;
     let axis = ctx
         .operator()
@@ -204,7 +194,7 @@ fn pack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// UNPACK: one output per index along the axis, that axis removed.
-fn unpack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn unpack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let options = ctx.operator().builtin_options.as_unpack_options();
     let axis = resolve_axis(
@@ -231,6 +221,7 @@ fn unpack(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, SingleOp};
     use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     const TWO_OUTPUTS: &[(fb::TensorType, &[i32])] = &[
         (fb::TensorType::FLOAT32, &[]),

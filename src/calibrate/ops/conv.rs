@@ -11,21 +11,14 @@ use super::matmul::{
 };
 use super::window::Window;
 use crate::calibrate::vector::wide_vectors;
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb;
+use crate::calibrate::{KernelError, OpContext, Value};
 use ndarray::{s, ArrayView2, ArrayViewMut2};
-
-/// Registers CONV_2D and DEPTHWISE_CONV_2D.
-pub fn register(r: &mut Registry) {
-    r.register(fb::BuiltinOperator::CONV_2D, conv_2d);
-    r.register(fb::BuiltinOperator::DEPTHWISE_CONV_2D, depthwise_conv_2d);
-}
 
 fn shape_error(e: ndarray::ShapeError) -> KernelError {
     KernelError::Invalid(format!("internal: {e}"))
 }
 
-fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let o = ctx
         .operator()
         .builtin_options
@@ -622,7 +615,7 @@ fn im2col(
     }
 }
 
-fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn depthwise_conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let o = ctx
         .operator()
         .builtin_options

@@ -3,22 +3,16 @@
 use super::broadcast::broadcast_shape;
 use super::kernel_args::{array, bias_values, flat, row_major};
 use super::matmul::{add_bias_and_activate, matmul_slices_weights_t};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
-
-/// Registers FULLY_CONNECTED and BATCH_MATMUL.
-pub fn register(r: &mut Registry) {
-    r.register(fb::BuiltinOperator::FULLY_CONNECTED, fully_connected);
-    r.register(fb::BuiltinOperator::BATCH_MATMUL, batch_matmul);
-}
 
 fn shape_error(e: ndarray::ShapeError) -> KernelError {
     KernelError::Invalid(format!("internal: {e}"))
 }
 
-fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::FullyConnectedOptionsT::default();
     let o = ctx
         .operator()
@@ -72,7 +66,7 @@ fn fully_connected(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(array(&shape, out)?)])
 }
 
-fn batch_matmul(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn batch_matmul(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::BatchMatMulOptionsT::default();
     let o = ctx
         .operator()

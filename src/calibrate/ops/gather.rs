@@ -4,15 +4,8 @@
 use super::typed::{
     element_count, from_shape_vec, invalid, standard, typed_input, with_element_type, Element,
 };
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb::BuiltinOperator as Op;
+use crate::calibrate::{KernelError, OpContext, Value};
 use ndarray::ArrayD;
-
-/// Registers the gather kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::GATHER, gather);
-    r.register(Op::GATHER_ND, gather_nd);
-}
 
 /// Where GATHER reads: `batch_dims` leading dims shared by params and indices, then the gathered axis.
 struct GatherLayout {
@@ -71,7 +64,7 @@ fn gather_layout(
     })
 }
 
-fn gather(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn gather(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let params = ctx.input(0)?;
     let index_shape = ctx.input(1)?.shape().to_vec();
     let indices = ctx.input_ints(1)?;
@@ -114,7 +107,7 @@ fn gather_typed<T: Element>(
 }
 
 /// GATHER_ND: each row of the last indices dim addresses a slice of params' leading dims.
-fn gather_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn gather_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let params = ctx.input(0)?;
     let index_shape = ctx.input(1)?.shape().to_vec();
     let indices = ctx.input_ints(1)?;
@@ -160,7 +153,8 @@ fn gather_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 #[cfg(test)]
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, i64s, SingleOp};
-    use super::*;
+    use crate::tflite::fb::BuiltinOperator as Op;
+
     use crate::tflite::fb;
 
     fn gather_op(axis: i32, batch_dims: i32) -> SingleOp {

@@ -1,61 +1,40 @@
-//! Float kernels, one module per op family. Each family module has `register(&mut Registry)`.
+//! Float kernel bodies, one module per op family. Which op runs which kernel is declared in the op table
+//! ([`crate::ops`]).
 
 pub mod activation;
-mod argmax;
-mod arithmetic;
-mod broadcast;
-mod compare;
-mod concat;
+pub(crate) mod argmax;
+pub(crate) mod arithmetic;
+pub(crate) mod broadcast;
+pub(crate) mod compare;
+pub(crate) mod concat;
 pub mod conv;
-mod fast_math;
+pub(crate) mod fast_math;
 pub mod fully_connected;
-mod gather;
-mod kernel_args;
-mod matmul;
+pub(crate) mod gather;
+pub(crate) mod kernel_args;
+pub(crate) mod matmul;
 pub mod normalization;
-mod pad;
+pub(crate) mod pad;
 pub mod pool;
 pub mod quantize_ops;
 pub mod reduce;
 pub mod resize;
-mod shape;
+pub(crate) mod shape;
 #[cfg(test)]
 mod single_op;
-mod slice;
-mod space;
+pub(crate) mod slice;
+pub(crate) mod space;
 #[cfg(test)]
 pub(crate) mod testing;
-mod typed;
-mod unary;
-mod window;
+pub(crate) mod transpose_conv;
+pub(crate) mod typed;
+pub(crate) mod unary;
+pub(crate) mod window;
 
 pub(crate) use shape::reshape_target;
 
-use super::Registry;
 use crate::tflite::fb;
 use ndarray::ArrayD;
-
-/// Registers every family's kernels.
-pub fn register_all(r: &mut Registry) {
-    activation::register(r);
-    conv::register(r);
-    fully_connected::register(r);
-    normalization::register(r);
-    pool::register(r);
-    quantize_ops::register(r);
-    reduce::register(r);
-    resize::register(r);
-    arithmetic::register(r);
-    compare::register(r);
-    unary::register(r);
-    shape::register(r);
-    slice::register(r);
-    pad::register(r);
-    concat::register(r);
-    gather::register(r);
-    space::register(r);
-    argmax::register(r);
-}
 
 /// Applies a fused activation function in place, as TFLite's float kernels do after the op.
 pub fn apply_fused_activation(x: &mut ArrayD<f32>, act: fb::ActivationFunctionType) {

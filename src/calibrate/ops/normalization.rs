@@ -3,15 +3,7 @@
 use super::apply_fused_activation;
 use super::fast_math;
 use super::kernel_args::{array, flat, missing_options, row_major};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb;
-
-/// Registers SOFTMAX, LOG_SOFTMAX and L2_NORMALIZATION.
-pub fn register(r: &mut Registry) {
-    r.register(fb::BuiltinOperator::SOFTMAX, softmax);
-    r.register(fb::BuiltinOperator::LOG_SOFTMAX, log_softmax);
-    r.register(fb::BuiltinOperator::L2_NORMALIZATION, l2_normalization);
-}
+use crate::calibrate::{KernelError, OpContext, Value};
 
 /// Applies `f` to each last-axis row of input 0, writing a same-shaped output.
 fn per_row(ctx: &OpContext<'_>, f: impl Fn(&[f32], &mut [f32])) -> Result<Vec<Value>, KernelError> {
@@ -31,7 +23,7 @@ fn row_max(row: &[f32]) -> f32 {
     row.iter().copied().fold(f32::MIN, f32::max)
 }
 
-fn softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let beta = ctx
         .operator()
         .builtin_options
@@ -50,7 +42,7 @@ fn softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     })
 }
 
-fn log_softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn log_softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     per_row(ctx, |src, dst| {
         let max = row_max(src);
         let log_sum = src.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
@@ -60,7 +52,7 @@ fn log_softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     })
 }
 
-fn l2_normalization(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn l2_normalization(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     // TFLite floors the norm at 1e-6 so an all-zero row stays zero instead of NaN.
     const EPSILON: f32 = 1e-6;
     let mut out = per_row(ctx, |src, dst| {

@@ -3,17 +3,9 @@
 use super::typed::{
     element_count, invalid, standard, to_dims, typed_input, with_element_type, Element,
 };
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
-use fb::BuiltinOperator as Op;
 use ndarray::{ArrayD, Axis, IxDyn, Slice};
-
-/// Registers the padding kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::PAD, pad);
-    r.register(Op::PADV2, pad);
-    r.register(Op::MIRROR_PAD, mirror_pad);
-}
 
 /// The `[rank, 2]` paddings of input 1 as (before, after) pairs.
 fn paddings(ctx: &OpContext<'_>, rank: usize) -> Result<Vec<(usize, usize)>, KernelError> {
@@ -29,7 +21,7 @@ fn paddings(ctx: &OpContext<'_>, rank: usize) -> Result<Vec<(usize, usize)>, Ker
 }
 
 /// PAD / PADV2: surrounds the input with a constant (0, or PADV2's scalar input 2).
-fn pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let pads = paddings(ctx, x.shape().len())?;
     let out = with_element_type!(x, T => {
@@ -73,7 +65,7 @@ pub(crate) fn constant_pad<T: Element>(
 
 /// MIRROR_PAD: pads with a mirror image of the input; REFLECT leaves out the edge element, SYMMETRIC
 /// repeats it, so padding may be at most `dim - 1` (REFLECT) or `dim` (SYMMETRIC) per side.
-fn mirror_pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn mirror_pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let pads = paddings(ctx, x.shape().len())?;
     let mode = ctx
@@ -124,7 +116,7 @@ fn mirror_pad(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 #[cfg(test)]
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, i64s, SingleOp};
-    use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     #[test]
     fn pad_surrounds_with_zeros() {

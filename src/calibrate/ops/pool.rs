@@ -6,14 +6,7 @@
 use super::kernel_args::{array, dims4, flat, missing_options, row_major};
 use super::matmul::add_bias_and_activate;
 use super::window::Window;
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb;
-
-/// Registers AVERAGE_POOL_2D and MAX_POOL_2D.
-pub fn register(r: &mut Registry) {
-    r.register(fb::BuiltinOperator::AVERAGE_POOL_2D, average_pool_2d);
-    r.register(fb::BuiltinOperator::MAX_POOL_2D, max_pool_2d);
-}
+use crate::calibrate::{KernelError, OpContext, Value};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Pooling {
@@ -21,11 +14,11 @@ enum Pooling {
     Max,
 }
 
-fn average_pool_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn average_pool_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     pool(ctx, Pooling::Average)
 }
 
-fn max_pool_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn max_pool_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     pool(ctx, Pooling::Max)
 }
 

@@ -4,15 +4,9 @@
 //! Quantized integer tensors travel through the float interpreter as INT32 codes; quantized constants are
 //! decoded to their real values when the model is loaded, so DEQUANTIZE of a constant is a copy.
 
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
 use ndarray::{ArrayD, IxDyn};
-
-/// Registers DEQUANTIZE and QUANTIZE.
-pub fn register(r: &mut Registry) {
-    r.register(fb::BuiltinOperator::DEQUANTIZE, dequantize);
-    r.register(fb::BuiltinOperator::QUANTIZE, quantize);
-}
 
 /// A tensor's affine quantization: one scale (per tensor) or one per slice of `axis`.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +108,7 @@ fn codes_to_real(ctx: &OpContext<'_>, codes: &ArrayD<i32>) -> Result<ArrayD<f32>
     dequantize_codes(flat, codes.shape(), &params).map_err(KernelError::Invalid)
 }
 
-fn dequantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn dequantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     match ctx.input(0)? {
         // Constants (FLOAT16, int8 with scale) were decoded at load time.
         Value::F32(a) => Ok(vec![Value::F32(a.clone())]),
@@ -126,7 +120,7 @@ fn dequantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     }
 }
 
-fn quantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn quantize(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let real = match ctx.input(0)? {
         Value::F32(a) => a.as_standard_layout().into_owned(),
         // int -> int QUANTIZE requantizes: through the real value.

@@ -4,19 +4,9 @@
 //! TFLite's reference kernel uses; MEAN divides the float sum by the number of reduced elements.
 
 use super::kernel_args::{array, flat, row_major};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb;
+use crate::calibrate::{KernelError, OpContext, Value};
 
-/// Registers MEAN, SUM, REDUCE_PROD, REDUCE_MAX and REDUCE_MIN.
-pub fn register(r: &mut Registry) {
-    r.register(fb::BuiltinOperator::MEAN, mean);
-    r.register(fb::BuiltinOperator::SUM, sum);
-    r.register(fb::BuiltinOperator::REDUCE_PROD, reduce_prod);
-    r.register(fb::BuiltinOperator::REDUCE_MAX, reduce_max);
-    r.register(fb::BuiltinOperator::REDUCE_MIN, reduce_min);
-}
-
-fn mean(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn mean(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let (mut out, count) = reduce(ctx, 0.0, |a, x| a + x)?;
     if count > 0 {
         let count = count as f32;
@@ -25,19 +15,19 @@ fn mean(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(out)])
 }
 
-fn sum(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn sum(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(reduce(ctx, 0.0, |a, x| a + x)?.0)])
 }
 
-fn reduce_prod(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn reduce_prod(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(reduce(ctx, 1.0, |a, x| a * x)?.0)])
 }
 
-fn reduce_max(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn reduce_max(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(reduce(ctx, f32::MIN, f32::max)?.0)])
 }
 
-fn reduce_min(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn reduce_min(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(reduce(ctx, f32::MAX, f32::min)?.0)])
 }
 

@@ -2,17 +2,8 @@
 //! `half_pixel_centers` coordinate mappings.
 
 use super::kernel_args::{array, dims4, flat, row_major};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
-
-/// Registers RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR.
-pub fn register(r: &mut Registry) {
-    r.register(fb::BuiltinOperator::RESIZE_BILINEAR, resize_bilinear);
-    r.register(
-        fb::BuiltinOperator::RESIZE_NEAREST_NEIGHBOR,
-        resize_nearest_neighbor,
-    );
-}
 
 /// The new `[height, width]` from input 1.
 fn output_size(ctx: &OpContext<'_>) -> Result<[usize; 2], KernelError> {
@@ -58,7 +49,7 @@ fn bilinear_source(
     (at, lower, upper)
 }
 
-fn resize_bilinear(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn resize_bilinear(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::ResizeBilinearOptionsT::default();
     let o = ctx
         .operator()
@@ -118,7 +109,7 @@ fn nearest_source(
     (i.max(0.0) as usize).min(input - 1)
 }
 
-fn resize_nearest_neighbor(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn resize_nearest_neighbor(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::ResizeNearestNeighborOptionsT::default();
     let o = ctx
         .operator()

@@ -4,22 +4,9 @@ use super::typed::{
     element_count, from_shape_vec, invalid, resolve_axis, scalar_int, standard, to_dims,
     typed_input, with_element_type, Element,
 };
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
-use fb::BuiltinOperator as Op;
 use ndarray::{ArrayD, Axis, IxDyn};
-
-/// Registers the shape kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::RESHAPE, reshape);
-    r.register(Op::SQUEEZE, squeeze);
-    r.register(Op::EXPAND_DIMS, expand_dims);
-    r.register(Op::TRANSPOSE, transpose);
-    r.register(Op::SHAPE, shape);
-    r.register(Op::FILL, fill);
-    r.register(Op::BROADCAST_TO, broadcast_to);
-    r.register(Op::TILE, tile);
-}
 
 /// The same data under a new shape. Row-major data is reshaped as a view and copied once.
 pub(crate) fn reshaped(x: &Value, shape: &[usize]) -> Result<Value, KernelError> {
@@ -40,7 +27,7 @@ pub(crate) fn reshaped(x: &Value, shape: &[usize]) -> Result<Value, KernelError>
 
 /// RESHAPE's target: the shape tensor (input 1) when it is a vector, else `new_shape` from the options
 /// (`[0]` is a legacy spelling of a scalar), else the output tensor's declared shape. One -1 is inferred.
-fn reshape(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn reshape(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let shape = reshape_target(ctx)?;
     Ok(vec![reshaped(ctx.input(0)?, &shape)?])
 }
@@ -107,7 +94,7 @@ fn infer_stretch_dim(spec: &[i64], count: usize) -> Result<Vec<usize>, KernelErr
 }
 
 /// SQUEEZE: drops the listed size-1 dimensions (negative counts from the end), or every size-1 one.
-fn squeeze(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn squeeze(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let in_shape = x.shape();
     let dims = ctx
@@ -143,7 +130,7 @@ fn squeeze(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// EXPAND_DIMS: inserts a size-1 dimension at the axis of input 1, in `[-rank-1, rank]`.
-fn expand_dims(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn expand_dims(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let rank = x.shape().len();
     let axis = resolve_axis(scalar_int(ctx, 1, "axis")?, rank + 1, "axis")?;
@@ -153,7 +140,7 @@ fn expand_dims(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// TRANSPOSE: output dimension `i` is input dimension `perm[i]`.
-fn transpose(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn transpose(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let rank = x.shape().len();
     let perm = ctx.input_ints(1)?;
@@ -181,7 +168,7 @@ fn transpose(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// SHAPE: the input's shape as INT32, or INT64 when the output is declared so.
-fn shape(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn shape(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let dims = ctx.input(0)?.shape();
     let n = [dims.len()];
     let wants_i64 = ctx.output_type(0) == fb::TensorType::INT64;
@@ -202,7 +189,7 @@ fn shape(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// FILL: a tensor of the shape in input 0, every element the scalar of input 1.
-fn fill(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn fill(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let dims = to_dims(&ctx.input_ints(0)?, "FILL dims")?;
     element_count(&dims)?;
     let value = ctx.input(1)?;
@@ -220,7 +207,7 @@ fn fill(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// BROADCAST_TO: the input broadcast to the shape in input 1.
-fn broadcast_to(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn broadcast_to(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let dims = to_dims(&ctx.input_ints(1)?, "BROADCAST_TO shape")?;
     element_count(&dims)?;
@@ -235,7 +222,7 @@ fn broadcast_to(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// TILE: repeats the input `multiples[i]` times along each dimension `i`.
-fn tile(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn tile(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let multiples = to_dims(&ctx.input_ints(1)?, "TILE multiples")?;
     if multiples.len() != x.shape().len() {
@@ -276,7 +263,7 @@ fn tile_typed<T: Element>(a: &ArrayD<T>, multiples: &[usize]) -> Result<ArrayD<T
 #[cfg(test)]
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, i64s, int_data, SingleOp};
-    use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     fn reshape_options(new_shape: &[i32]) -> fb::BuiltinOptionsT {
         fb::BuiltinOptionsT::ReshapeOptions(Box::new(fb::ReshapeOptionsT {

@@ -1,20 +1,12 @@
 //! Slicing: SLICE, STRIDED_SLICE (all masks, negative strides, `offset`) and REVERSE_V2.
 
 use super::typed::{invalid, resolve_axis, standard, typed_input, with_element_type, Element};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
-use fb::BuiltinOperator as Op;
 use ndarray::{ArrayD, Axis, Slice};
 
-/// Registers the slicing kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::SLICE, slice);
-    r.register(Op::STRIDED_SLICE, strided_slice);
-    r.register(Op::REVERSE_V2, reverse_v2);
-}
-
 /// SLICE: `size[i]` elements from `begin[i]` along every dimension; a size of -1 means "to the end".
-fn slice(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn slice(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let shape = x.shape();
     let begin = ctx.input_ints(1)?;
@@ -228,7 +220,7 @@ fn resolve_axis_slice(
     })
 }
 
-fn strided_slice(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn strided_slice(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let default = fb::StridedSliceOptionsT::default();
     let o = ctx
@@ -282,7 +274,7 @@ fn apply_strided_slice<T: Element>(
 }
 
 /// REVERSE_V2: reverses the input along every axis listed in input 1 (negative counts from the end).
-fn reverse_v2(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn reverse_v2(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let axes: Vec<usize> = ctx
         .input_ints(1)?
@@ -307,6 +299,7 @@ fn reverse_v2(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, SingleOp};
     use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     fn iota(shape: &[usize]) -> Value {
         let n: usize = shape.iter().product();

@@ -7,17 +7,9 @@ use super::pad::constant_pad;
 use super::typed::{
     element_count, invalid, standard, to_dims, typed_input, with_element_type, Element,
 };
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
-use crate::tflite::fb::{self, BuiltinOperator as Op};
+use crate::calibrate::{KernelError, OpContext, Value};
+use crate::tflite::fb::{self};
 use ndarray::{ArrayD, IxDyn, Slice};
-
-/// Registers the space/depth/batch kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::SPACE_TO_DEPTH, space_to_depth);
-    r.register(Op::DEPTH_TO_SPACE, depth_to_space);
-    r.register(Op::SPACE_TO_BATCH_ND, space_to_batch_nd);
-    r.register(Op::BATCH_TO_SPACE_ND, batch_to_space_nd);
-}
 
 /// Views `a` as `split`, permutes the axes by `perm` and returns the row-major result shaped `out`.
 fn rearrange<T: Element>(
@@ -55,7 +47,7 @@ fn nhwc(shape: &[usize]) -> Result<[usize; 4], KernelError> {
 }
 
 /// SPACE_TO_DEPTH: each `bs x bs` block of pixels becomes `bs*bs*C` channels, ordered (row, col, channel).
-fn space_to_depth(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn space_to_depth(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let bs = block_size(ctx)?;
     let x = ctx.input(0)?;
     let [n, h, w, c] = nhwc(x.shape())?;
@@ -72,7 +64,7 @@ fn space_to_depth(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 }
 
 /// DEPTH_TO_SPACE (DCR): channel `(dy * bs + dx) * C_out + c` moves to pixel offset `(dy, dx)`.
-fn depth_to_space(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn depth_to_space(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let bs = block_size(ctx)?;
     let x = ctx.input(0)?;
     let [n, h, w, c] = nhwc(x.shape())?;
@@ -117,7 +109,7 @@ fn blocks_and_edges(
 
 /// SPACE_TO_BATCH_ND: pads the spatial dims, then moves each block offset into the batch
 /// (output batch = block offset * N + n).
-fn space_to_batch_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn space_to_batch_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let (block, pads) = blocks_and_edges(ctx, x.shape())?;
     let out = with_element_type!(x, T => T::into_value(space_to_batch_typed(typed_input::<T>(ctx, 0)?, &block, &pads)?));
@@ -161,7 +153,7 @@ fn space_to_batch_typed<T: Element>(
 }
 
 /// BATCH_TO_SPACE_ND: the inverse of SPACE_TO_BATCH_ND, then crops the spatial dims.
-fn batch_to_space_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn batch_to_space_nd(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     let (block, crops) = blocks_and_edges(ctx, x.shape())?;
     let out = with_element_type!(x, T => T::into_value(batch_to_space_typed(typed_input::<T>(ctx, 0)?, &block, &crops)?));
@@ -218,6 +210,7 @@ fn batch_to_space_typed<T: Element>(
 mod tests {
     use super::super::single_op::{f32_data, f32s, i32s, SingleOp};
     use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     fn iota(shape: &[usize]) -> Value {
         let n: usize = shape.iter().product();

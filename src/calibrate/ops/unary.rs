@@ -1,26 +1,15 @@
 //! Element-wise unary ops on float and integer tensors: FLOOR, CEIL, ROUND, CAST, ZEROS_LIKE.
 
 use super::typed::{invalid, with_element_type, Element};
-use crate::calibrate::{KernelError, OpContext, Registry, Value};
+use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::{self, fb};
-use fb::BuiltinOperator as Op;
 use ndarray::ArrayD;
 
-/// Registers the unary kernels.
-pub(crate) fn register(r: &mut Registry) {
-    r.register(Op::FLOOR, |ctx| float_map(ctx, f32::floor));
-    r.register(Op::CEIL, |ctx| float_map(ctx, f32::ceil));
-    // TFLite rounds half to even (banker's rounding), like TensorFlow's tf.round.
-    r.register(Op::ROUND, |ctx| float_map(ctx, f32::round_ties_even));
-    r.register(Op::CAST, cast);
-    r.register(Op::ZEROS_LIKE, zeros_like);
-}
-
-fn float_map(ctx: &OpContext<'_>, f: fn(f32) -> f32) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn float_map(ctx: &OpContext<'_>, f: fn(f32) -> f32) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(ctx.input_f32(0)?.mapv(f))])
 }
 
-fn zeros_like(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn zeros_like(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let x = ctx.input(0)?;
     Ok(vec![
         with_element_type!(x, T => T::into_value(ArrayD::from_elem(x.shape(), T::default()))),
@@ -29,7 +18,7 @@ fn zeros_like(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 
 /// CAST to the output tensor's declared type, converting as C++'s `static_cast` does (float to integer
 /// truncates toward zero; Rust's `as` also saturates, where C++ would be undefined).
-fn cast(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+pub(crate) fn cast(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let target = ctx.output_type(0);
     let x = ctx.input(0)?;
     let out = match target {
@@ -71,7 +60,7 @@ fn convert<O: Element>(
 #[cfg(test)]
 mod tests {
     use super::super::single_op::{bools, f32_data, f32s, i32s, int_data, SingleOp};
-    use super::*;
+    use crate::tflite::fb::{self, BuiltinOperator as Op};
 
     #[test]
     fn round_is_half_to_even() {

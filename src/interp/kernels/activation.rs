@@ -2,21 +2,12 @@
 //! HARD_SWISH (int8 fixed point), RELU / RELU6 / RELU_N1_TO_1 (requantizing clamp).
 
 use super::sigmoid_table::SIGMOID_TABLE_U16;
-use super::{codes, from_codes, type_range, OpCtx, Registry};
+use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide_by_pot,
 };
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
-
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::LOGISTIC, logistic);
-    r.integer(fb::BuiltinOperator::TANH, tanh);
-    r.integer(fb::BuiltinOperator::HARD_SWISH, hard_swish);
-    r.integer(fb::BuiltinOperator::RELU, |c| relu(c, 0.0, f32::INFINITY));
-    r.integer(fb::BuiltinOperator::RELU6, |c| relu(c, 0.0, 6.0));
-    r.integer(fb::BuiltinOperator::RELU_N1_TO_1, |c| relu(c, -1.0, 1.0));
-}
 
 /// `LUTPopulate<int8_t/uint8_t>`: the table maps each input code through `f` in float, rounding to the
 /// output's quantization.
@@ -143,16 +134,16 @@ fn sigmoid_or_tanh(ctx: &OpCtx<'_>, tanh: bool) -> Result<Vec<Tensor>, String> {
     )?])
 }
 
-fn logistic(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn logistic(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     sigmoid_or_tanh(ctx, false)
 }
 
-fn tanh(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn tanh(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     sigmoid_or_tanh(ctx, true)
 }
 
 /// Requantizing clamp to `[lo, hi]` in real units (`QuantizedReluX`).
-fn relu(ctx: &OpCtx<'_>, lo: f32, hi: f32) -> Result<Vec<Tensor>, String> {
+pub(crate) fn relu(ctx: &OpCtx<'_>, lo: f32, hi: f32) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let in_q = ctx.input_quant(0)?;
     let out_q = ctx.output_quant(0)?;
@@ -206,7 +197,7 @@ fn to_int16_multiplier(m: i32) -> i32 {
 }
 
 /// int8/uint8 HARD_SWISH in 16-bit fixed point (`reference_ops::HardSwish` with `HardSwishPrepare`).
-fn hard_swish(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn hard_swish(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let in_q = ctx.input_quant(0)?;
     let out_q = ctx.output_quant(0)?;

@@ -1,19 +1,13 @@
 //! ADD, SUB and MUL on int8 / int16 with broadcasting (`reference_ops::Add`/`Sub` general-scale paths,
 //! `reference_integer_ops::Mul`).
 
-use super::{codes, from_codes, type_range, OpCtx, Registry};
+use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     activation_range, multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
 };
 use crate::interp::tensor::{QuantParams, Tensor};
 use crate::tflite::fb;
-
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::ADD, |c| add_sub(c, false));
-    r.integer(fb::BuiltinOperator::SUB, |c| add_sub(c, true));
-    r.integer(fb::BuiltinOperator::MUL, mul);
-}
 
 /// Output shape, then per output element the flat index into each input.
 type Broadcast = (Vec<usize>, Vec<usize>, Vec<usize>);
@@ -108,7 +102,7 @@ fn operands<'a>(ctx: &OpCtx<'a>) -> Result<Operands<'a>, String> {
     })
 }
 
-fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
+pub(crate) fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
     let Operands {
         a,
         b,
@@ -159,7 +153,7 @@ fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
     Ok(vec![from_codes(shape, out_type, out)?])
 }
 
-fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let Operands {
         a,
         b,

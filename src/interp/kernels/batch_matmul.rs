@@ -11,23 +11,19 @@
 //! batch dim instead of the flat batch index, and LiteRT's results are what a user of the artifact gets.
 
 use super::hybrid::{asymmetric_quantize, symmetric_quantize};
-use super::{channel_scales, floats, OpCtx, Registry};
+use super::{channel_scales, floats, OpCtx};
 use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
 
-pub(super) fn register(r: &mut Registry) {
-    r.hybrid(fb::BuiltinOperator::BATCH_MATMUL, hybrid);
-}
-
 /// `shape` padded with leading 1s to `rank` dims (LiteRT's `RuntimeShape::ExtendedShape`).
-fn extended(shape: &[usize], rank: usize) -> Vec<usize> {
+pub(super) fn extended(shape: &[usize], rank: usize) -> Vec<usize> {
     let mut dims = vec![1; rank.saturating_sub(shape.len())];
     dims.extend_from_slice(shape);
     dims
 }
 
 /// The last two dims of a row-major `[..., a, b]` array swapped: `[..., b, a]`.
-fn transpose_last_two<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
+pub(super) fn transpose_last_two<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
     let n = shape.len();
     let (a, b) = (shape[n - 2], shape[n - 1]);
     let mut out = Vec::with_capacity(data.len());
@@ -48,7 +44,7 @@ fn extent(shape5: &[usize], k: usize) -> usize {
     }
 }
 
-fn hybrid(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn hybrid(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let lhs = ctx.input(0)?;
     let rhs = ctx.input(1)?;
     let (adj_x, adj_y, asymmetric) = match ctx.options() {

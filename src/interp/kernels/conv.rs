@@ -1,20 +1,13 @@
 //! CONV_2D and DEPTHWISE_CONV_2D on int8 (int32 bias) and int16 (int64 bias) activations with int8 weights,
 //! per-channel requantization (`reference_integer_ops::ConvPerChannel`, `DepthwiseConvPerChannel`).
 
-use super::{
-    bias_i64, channel_scales, codes, dim, from_codes, padding, type_range, OpCtx, Registry,
-};
+use super::{bias_i64, channel_scales, codes, dim, from_codes, padding, type_range, OpCtx};
 use crate::interp::fixed_point::{
     activation_range, multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64,
     quantize_multiplier, QuantizedMultiplier,
 };
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
-
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::CONV_2D, conv);
-    r.integer(fb::BuiltinOperator::DEPTHWISE_CONV_2D, depthwise);
-}
 
 /// The window geometry shared by convolutions: strides, dilations, padding, fused activation.
 pub(super) struct Window {
@@ -176,11 +169,11 @@ pub(super) fn for_each_output(
     }
 }
 
-fn conv(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn conv(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     quantized_conv(ctx, false)
 }
 
-fn depthwise(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn depthwise(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     quantized_conv(ctx, true)
 }
 

@@ -1,14 +1,10 @@
 //! FULLY_CONNECTED on int8 (int32 bias) and int16 (int64 bias) activations with int8 weights
 //! (`reference_integer_ops::FullyConnected`, `FullyConnectedPerChannel`).
 
-use super::{bias_i64, codes, dim, from_codes, type_range, OpCtx, Registry};
+use super::{bias_i64, codes, dim, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::activation_range;
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
-
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::FULLY_CONNECTED, fully_connected);
-}
 
 /// Batches and depth of an FC input: the filter's second dim is the depth, everything else is batches.
 pub(super) fn fc_geometry(
@@ -47,7 +43,7 @@ pub(super) fn fc_activation(ctx: &OpCtx<'_>) -> fb::ActivationFunctionType {
     }
 }
 
-fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let filter = ctx.input(1)?;
     let (batches, depth, units) = fc_geometry(input, filter)?;

@@ -3,15 +3,9 @@
 
 use super::conv::{for_each_output, geometry, window};
 use super::fully_connected::{fc_activation, fc_geometry, fc_output_shape};
-use super::{channel_scales, codes, floats, OpCtx, Registry};
+use super::{channel_scales, codes, floats, OpCtx};
 use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
-
-pub(super) fn register(r: &mut Registry) {
-    r.hybrid(fb::BuiltinOperator::FULLY_CONNECTED, fully_connected);
-    r.hybrid(fb::BuiltinOperator::CONV_2D, conv);
-    r.hybrid(fb::BuiltinOperator::DEPTHWISE_CONV_2D, depthwise);
-}
 
 /// Codes, scaling factor and zero point of one batch of float inputs.
 pub(super) struct Quantized {
@@ -111,7 +105,7 @@ fn float_bias(t: Option<&Tensor>, n: usize) -> Result<Vec<f32>, String> {
     }
 }
 
-fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let filter = ctx.input(1)?;
     let (batches, depth, units) = fc_geometry(input, filter)?;
@@ -161,11 +155,11 @@ fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     )?])
 }
 
-fn conv(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn conv(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     hybrid_conv(ctx, false)
 }
 
-fn depthwise(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn depthwise(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     hybrid_conv(ctx, true)
 }
 

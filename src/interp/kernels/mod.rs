@@ -1,20 +1,30 @@
-//! Integer kernels, one module per op family; each family registers its kernels by op code.
+//! Integer and hybrid kernel bodies, one module per op family; the op table ([`crate::ops`]) says which op
+//! runs which.
 //!
 //! A kernel gets the op's input tensors (LiteRT's tensor layouts, row-major) and returns every output.
 //! Requantization parameters are derived from the tensors' quantization exactly as LiteRT's `Prepare` does.
 
-mod activation;
-mod arithmetic;
-mod batch_matmul;
-mod conv;
-mod fully_connected;
-mod hybrid;
-mod pool;
-mod quantize;
-mod reduce;
-mod shape;
-mod sigmoid_table;
-mod softmax;
+pub(crate) mod activation;
+pub(crate) mod arithmetic;
+pub(crate) mod batch_matmul;
+pub(crate) mod batch_matmul_quantized;
+pub(crate) mod conv;
+pub(crate) mod data_movement;
+pub(crate) mod fully_connected;
+pub(crate) mod gelu;
+pub(crate) mod hybrid;
+pub(crate) mod leaky_relu;
+pub(crate) mod lut;
+pub(crate) mod pool;
+pub(crate) mod quantize;
+pub(crate) mod reduce;
+pub(crate) mod rsqrt;
+pub(crate) mod shape;
+pub(crate) mod sigmoid_table;
+pub(crate) mod softmax;
+pub(crate) mod squared_difference;
+pub(crate) mod transpose;
+pub(crate) mod transpose_conv;
 
 use super::tensor::{QuantParams, Tensor, TensorData};
 use crate::graph::{Graph, OpIndex, TensorId};
@@ -103,42 +113,37 @@ impl<'a> OpCtx<'a> {
 /// An integer kernel.
 pub(crate) type Kernel = fn(&OpCtx<'_>) -> Result<Vec<Tensor>, String>;
 
-/// The table of integer (and hybrid) kernels keyed by builtin op code.
+/// The integer and hybrid kernels of the op table ([`crate::ops`]), keyed by builtin op code.
 #[derive(Default)]
 pub(crate) struct Registry {
-    integer: HashMap<i32, Kernel>,
+    int8: HashMap<i32, Kernel>,
+    int16: HashMap<i32, Kernel>,
     hybrid: HashMap<i32, Kernel>,
 }
 
 impl Registry {
     pub fn with_all_ops() -> Registry {
+        use crate::ops::Face;
         let mut r = Registry::default();
-        activation::register(&mut r);
-        arithmetic::register(&mut r);
-        batch_matmul::register(&mut r);
-        conv::register(&mut r);
-        fully_connected::register(&mut r);
-        hybrid::register(&mut r);
-        pool::register(&mut r);
-        quantize::register(&mut r);
-        reduce::register(&mut r);
-        shape::register(&mut r);
-        softmax::register(&mut r);
+        for def in crate::ops::table().iter() {
+            let code = def.code().0;
+            if let Face::Has(k) = def.int8_kernel {
+                r.int8.insert(code, k);
+            }
+            if let Face::Has(k) = def.int16_kernel {
+                r.int16.insert(code, k);
+            }
+            if let Face::Has(k) = def.hybrid {
+                r.hybrid.insert(code, k);
+            }
+        }
         r
     }
 
-    /// Registers the integer kernel of an op code.
-    pub fn integer(&mut self, code: fb::BuiltinOperator, k: Kernel) {
-        self.integer.insert(code.0, k);
-    }
-
-    /// Registers the hybrid (float activations, int8 weights) kernel of an op code.
-    pub fn hybrid(&mut self, code: fb::BuiltinOperator, k: Kernel) {
-        self.hybrid.insert(code.0, k);
-    }
-
-    pub fn get_integer(&self, code: fb::BuiltinOperator) -> Option<Kernel> {
-        self.integer.get(&code.0).copied()
+    /// The integer kernel of an op code for int16 activations (`int16`) or int8/uint8 ones.
+    pub fn get_integer(&self, code: fb::BuiltinOperator, int16: bool) -> Option<Kernel> {
+        let map = if int16 { &self.int16 } else { &self.int8 };
+        map.get(&code.0).copied()
     }
 
     pub fn get_hybrid(&self, code: fb::BuiltinOperator) -> Option<Kernel> {

@@ -1,16 +1,11 @@
 //! AVERAGE_POOL_2D and MAX_POOL_2D on int8 / int16 (`reference_integer_ops::AveragePool`, `MaxPool`).
 
-use super::{codes, from_codes, padding, type_range, OpCtx, Registry};
+use super::{codes, from_codes, padding, type_range, OpCtx};
 use crate::interp::fixed_point::activation_range;
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
 
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::AVERAGE_POOL_2D, |c| pool(c, false));
-    r.integer(fb::BuiltinOperator::MAX_POOL_2D, |c| pool(c, true));
-}
-
-fn pool(ctx: &OpCtx<'_>, max: bool) -> Result<Vec<Tensor>, String> {
+pub(crate) fn pool(ctx: &OpCtx<'_>, max: bool) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let fb::BuiltinOptionsT::Pool2DOptions(o) = ctx.options() else {
         return Err("missing pooling options".into());

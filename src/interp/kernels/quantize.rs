@@ -1,16 +1,10 @@
 //! QUANTIZE (float to integer, integer requantization) and DEQUANTIZE (integer or float16 to float).
 
-use super::{codes, floats, from_codes, type_range, OpCtx, Registry};
+use super::{codes, floats, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{multiply_by_quantized_multiplier, quantize_multiplier};
 use crate::interp::tensor::{Tensor, TensorData};
-use crate::tflite::fb;
 
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::QUANTIZE, quantize);
-    r.integer(fb::BuiltinOperator::DEQUANTIZE, dequantize);
-}
-
-fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let out_q = ctx.output_quant(0)?;
     let out_type = ctx.output_type(0)?;
@@ -47,7 +41,7 @@ fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     Ok(vec![from_codes(input.shape.clone(), out_type, out)?])
 }
 
-fn dequantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn dequantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let out = match &input.data {
         TensorData::F16(v) => v.iter().map(|x| x.to_f32()).collect(),

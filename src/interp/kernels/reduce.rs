@@ -1,16 +1,12 @@
 //! MEAN on int8 / int16 (`reference_ops::QuantizedMeanOrSum`): int32 sums, then one requantization that
 //! folds in 1/count.
 
-use super::{codes, from_codes, type_range, OpCtx, Registry};
+use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     multiply_by_quantized_multiplier, quantize_multiplier, QuantizedMultiplier,
 };
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
-
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::MEAN, mean);
-}
 
 /// Axes resolved against the rank (negative from the end), deduplicated.
 pub(super) fn resolve_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
@@ -27,7 +23,7 @@ pub(super) fn resolve_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, Stri
     Ok(out)
 }
 
-fn mean(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn mean(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let axes = ctx
         .input(1)?

@@ -1,20 +1,12 @@
 //! Layout ops on quantized tensors: RESHAPE, SQUEEZE (same codes, new shape), CONCATENATION (requantizing
 //! inputs whose parameters differ from the output's), PAD (filling with the zero point).
 
-use super::{codes, from_codes, OpCtx, Registry};
+use super::{codes, from_codes, OpCtx};
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
 
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::RESHAPE, reshape);
-    r.integer(fb::BuiltinOperator::SQUEEZE, reshape);
-    r.integer(fb::BuiltinOperator::CONCATENATION, concatenation);
-    r.integer(fb::BuiltinOperator::PAD, pad);
-    r.integer(fb::BuiltinOperator::PADV2, pad);
-}
-
 /// The declared output shape, which must hold the input's elements.
-fn reshape(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn reshape(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let shape = ctx.output_shape(0)?;
     if shape.iter().product::<usize>() != input.len() {
@@ -26,7 +18,7 @@ fn reshape(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     Ok(vec![Tensor::new(shape, input.data.clone())?])
 }
 
-fn concatenation(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn concatenation(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let fb::BuiltinOptionsT::ConcatenationOptions(o) = ctx.options() else {
         return Err("missing concatenation options".into());
     };
@@ -90,7 +82,7 @@ fn concatenation(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     Ok(vec![from_codes(shape, out_type, out)?])
 }
 
-fn pad(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn pad(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let pads = ctx
         .input(1)?

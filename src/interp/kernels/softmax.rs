@@ -1,7 +1,7 @@
 //! SOFTMAX on int8 (gemmlowp fixed-point exp, `reference_ops::Softmax`) and int16 (exp and 1/(1+x) lookup
 //! tables, `reference_ops::SoftmaxInt16`).
 
-use super::{codes, from_codes, type_range, OpCtx, Registry};
+use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     calculate_input_radius, exp_on_negative_values, get_reciprocal,
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,
@@ -10,11 +10,7 @@ use crate::interp::fixed_point::{
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
 
-pub(super) fn register(r: &mut Registry) {
-    r.integer(fb::BuiltinOperator::SOFTMAX, softmax);
-}
-
-fn softmax(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+pub(crate) fn softmax(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let beta = match ctx.options() {
         fb::BuiltinOptionsT::SoftmaxOptions(o) => o.beta,

@@ -8,7 +8,7 @@ mod constants;
 mod plan;
 mod rewrite;
 
-use crate::graph::{fold_fp16_constants, Graph};
+use crate::graph::{fold_fp16_constants, Graph, OpIndex};
 use crate::quantize::metadata::{self, OptimizationMode};
 use crate::quantize::params::ActivationType;
 use crate::quantize::rules::RuleRegistry;
@@ -50,6 +50,11 @@ pub fn quantize_integer(
             .iter()
             .zip(0..)
             .filter(|(d, _)| matches!(d, Decision::Float(_)))
+            // Ops TF keeps float under TFLITE_BUILTINS_INT8 too do not block a strict build.
+            .filter(|(_, i)| {
+                crate::quantize::rules::kept_float_in_every_op_set(graph.op_code(OpIndex(*i)))
+                    .is_none()
+            })
             .filter_map(|(_, i)| ops_float.iter().find(|f| f.index == i).cloned())
             .collect();
         if !blocking.is_empty() {

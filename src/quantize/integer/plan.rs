@@ -91,18 +91,18 @@ pub(crate) fn decide(
             out.push(Decision::Float("excluded by `exclude`".into()));
             continue;
         }
-        let Some(rule) = rules.get(code) else {
-            out.push(Decision::Float(format!(
-                "LiteRT has no integer kernel for {name}"
-            )));
-            continue;
-        };
-        if !rule.supports(ty) {
-            out.push(Decision::Float(format!(
-                "LiteRT has no int16 (16x8) kernel for {name}"
-            )));
+        if let Some(why) = crate::quantize::rules::kept_float_in_every_op_set(code) {
+            out.push(Decision::Float(why.into()));
             continue;
         }
+        let rule = match rules.for_type(code, ty) {
+            Ok(rule) => rule,
+            Err(why) => {
+                let why = why.unwrap_or("litequant does not know this op");
+                out.push(Decision::Float(format!("{name} stays float: {why}")));
+                continue;
+            }
+        };
         match check_operands(graph, op, rule, ranges, &is_float) {
             Ok(()) => out.push(Decision::Quantize(rule.clone())),
             Err(Operands::NotFloat) => out.push(Decision::Untouched),

@@ -181,7 +181,9 @@ fn float_fallback_is_wrapped_in_dequantize_and_quantize() {
     assert_eq!(s.ops_float.len(), 1);
     assert_eq!(s.ops_float[0].op, "DIV");
     assert!(
-        s.ops_float[0].reason.contains("no integer kernel"),
+        s.ops_float[0]
+            .reason
+            .contains("no int8 or int16 DIV kernel"),
         "{}",
         s.ops_float[0].reason
     );

@@ -1,15 +1,10 @@
-//! The operator property table: how each op is quantized, one module per op family.
+//! How an op is quantized ([`OpRule`], one row of TFLite's `operator_property.cc`), and the
+//! [`RuleRegistry`]: the rules of the op table ([`crate::ops`]) per integer mode.
 //!
-//! Each family registers its ops in a [`RuleRegistry`] keyed by builtin op code (like TFLite's
-//! `operator_property.cc`); the registry is the single list of ops litequant can quantize to integers.
-//! An op without a rule stays float (or fails the job under `TFLITE_BUILTINS_INT8`).
+//! Each op declares its rule per mode in its family's file under `src/ops/`; an op without a rule for a
+//! mode stays float there, for the reason the table states (or fails the job under `TFLITE_BUILTINS_INT8`).
 
-mod activation;
-mod conv;
-mod elementwise;
-mod pool;
-mod shape;
-
+use crate::ops;
 use crate::quantize::params::ActivationType;
 use crate::tflite::fb;
 use std::collections::BTreeMap;
@@ -87,8 +82,6 @@ pub struct OpRule {
     pub inputs_match_output: bool,
     /// Constant inputs that must carry the params of the first activation input (PADV2's pad value).
     pub same_as_input: &'static [usize],
-    /// LiteRT has an int16-activation kernel for it (int16x8 mode).
-    pub int16: bool,
     /// Minimum op version of the quantized op (the table's `version`).
     pub version: i32,
 }
@@ -103,7 +96,6 @@ impl OpRule {
             output: OutputRule::Calibrated,
             inputs_match_output: false,
             same_as_input: &[],
-            int16: true,
             version,
         }
     }
@@ -115,45 +107,95 @@ impl OpRule {
         r
     }
 
-    /// Whether this rule quantizes an op to `ty`.
-    pub fn supports(&self, ty: ActivationType) -> bool {
-        match ty {
-            ActivationType::Int8 => true,
-            ActivationType::Int16 => self.int16,
-        }
-    }
-}
-
-/// Quantization rules keyed by builtin op code.
-#[derive(Debug, Clone, Default)]
-pub struct RuleRegistry {
-    rules: BTreeMap<i32, OpRule>,
-}
-
-impl RuleRegistry {
-    /// Every rule litequant has.
-    pub fn with_all_rules() -> RuleRegistry {
-        let mut r = RuleRegistry::default();
-        conv::register(&mut r);
-        elementwise::register(&mut r);
-        activation::register(&mut r);
-        pool::register(&mut r);
-        shape::register(&mut r);
+    /// A rule whose output params are fixed by the kernel (LUT and fixed-point activations).
+    pub const fn fixed(int8: (f32, i64), int16: (f32, i64), version: i32) -> OpRule {
+        let mut r = OpRule::activation(&[0], version);
+        r.output = OutputRule::Fixed { int8, int16 };
         r
     }
 
-    /// Registers (or replaces) the rule of an op code.
-    pub fn register(&mut self, code: fb::BuiltinOperator, rule: OpRule) {
-        self.rules.insert(code.0, rule);
+    /// A rule for ops joining tensors without rescaling (CONCATENATION, PACK, MAXIMUM): every input is an
+    /// activation on the output's calibrated params.
+    pub const fn joining(version: i32) -> OpRule {
+        let mut r = OpRule::activation(&[], version);
+        r.activations = ActivationInputs::All;
+        r.inputs_match_output = true;
+        r
     }
 
-    /// The rule of an op code, if it can be quantized.
+    /// A rule for ops with weights and bias (convolutions, FULLY_CONNECTED).
+    pub const fn weighted(
+        activations: &'static [usize],
+        weights: WeightRule,
+        bias: usize,
+        version: i32,
+    ) -> OpRule {
+        let mut r = OpRule::activation(activations, version);
+        r.weights = Some(weights);
+        r.bias = Some(bias);
+        r
+    }
+}
+
+/// Ops TF's converter keeps float in every op set, `TFLITE_BUILTINS_INT8` included (their float op sits
+/// between DEQUANTIZE and QUANTIZE even in a strict int8 model), and why litequant does the same: a query on
+/// the op table.
+pub fn kept_float_in_every_op_set(code: fb::BuiltinOperator) -> Option<&'static str> {
+    ops::table()
+        .get(code)
+        .and_then(ops::OpDef::kept_float_in_every_op_set)
+}
+
+/// The quantization rules of the op table, per integer mode, keyed by builtin op code.
+#[derive(Debug, Clone, Default)]
+pub struct RuleRegistry {
+    int8: BTreeMap<i32, OpRule>,
+    int16: BTreeMap<i32, OpRule>,
+    reasons: BTreeMap<(i32, bool), &'static str>,
+}
+
+impl RuleRegistry {
+    /// Every rule of the op table.
+    pub fn with_all_rules() -> RuleRegistry {
+        let mut r = RuleRegistry::default();
+        for def in ops::table().iter() {
+            let code = def.code().0;
+            for ty in [ActivationType::Int8, ActivationType::Int16] {
+                let is_int16 = ty == ActivationType::Int16;
+                match def.rule(ty) {
+                    Ok(rule) => {
+                        let map = if is_int16 { &mut r.int16 } else { &mut r.int8 };
+                        map.insert(code, rule.clone());
+                    }
+                    Err(why) => {
+                        r.reasons.insert((code, is_int16), why);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// The int8 rule of an op code, if int8 can quantize it (the rule's shape is the same in int16x8).
     pub fn get(&self, code: fb::BuiltinOperator) -> Option<&OpRule> {
-        self.rules.get(&code.0)
+        self.int8.get(&code.0)
     }
 
-    /// The op codes with a rule, in code order.
+    /// The rule of an op code in the mode with activations `ty`, or why that mode keeps it float (`None`
+    /// for an op outside the table).
+    pub fn for_type(
+        &self,
+        code: fb::BuiltinOperator,
+        ty: ActivationType,
+    ) -> Result<&OpRule, Option<&'static str>> {
+        let is_int16 = ty == ActivationType::Int16;
+        let map = if is_int16 { &self.int16 } else { &self.int8 };
+        map.get(&code.0)
+            .ok_or_else(|| self.reasons.get(&(code.0, is_int16)).copied())
+    }
+
+    /// The op codes with an int8 rule, in code order.
     pub fn codes(&self) -> impl Iterator<Item = fb::BuiltinOperator> + '_ {
-        self.rules.keys().map(|&c| fb::BuiltinOperator(c))
+        self.int8.keys().map(|&c| fb::BuiltinOperator(c))
     }
 }

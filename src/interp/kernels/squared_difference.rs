@@ -1,0 +1,64 @@
+//! SQUARED_DIFFERENCE on int8 with broadcasting: LiteRT's `squared_difference.cc` quantized path.
+//!
+//! Both inputs are rescaled to a common scale (`2 * max(scale1, scale2)`, left shift 7), subtracted and
+//! squared in int32, then requantized with `twice_max^2 / (2^14 * output_scale)`. `Prepare` computes the
+//! doubled maximum and the denominator in float before widening, as here. LiteRT has no int16 kernel.
+
+use super::arithmetic::broadcast;
+use super::{codes, from_codes, OpCtx};
+use crate::interp::fixed_point::{
+    multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
+};
+use crate::interp::tensor::Tensor;
+use crate::tflite::fb;
+
+/// The int8 SQUARED_DIFFERENCE kernel.
+pub(crate) fn squared_difference(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+    let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+    let out_type = ctx.output_type(0)?;
+    if out_type != fb::TensorType::INT8
+        || a.tensor_type() != fb::TensorType::INT8
+        || b.tensor_type() != fb::TensorType::INT8
+    {
+        return Err(format!(
+            "LiteRT's integer SQUARED_DIFFERENCE takes int8, got {} -> {}",
+            crate::tflite::type_name(a.tensor_type()),
+            crate::tflite::type_name(out_type)
+        ));
+    }
+    let (qa, qb, qo) = (
+        ctx.input_quant(0)?,
+        ctx.input_quant(1)?,
+        ctx.output_quant(0)?,
+    );
+    const LEFT_SHIFT: i32 = 7;
+    let twice_max = f64::from(2.0 * qa.scale0().max(qb.scale0()));
+    let ma = quantize_multiplier(f64::from(qa.scale0()) / twice_max);
+    let mb = quantize_multiplier(f64::from(qb.scale0()) / twice_max);
+    let denominator = f64::from((1 << (LEFT_SHIFT * 2)) as f32 * qo.scale0());
+    let mo = quantize_multiplier(twice_max * twice_max / denominator);
+    let (xa, xb) = (codes(a)?, codes(b)?);
+    let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
+    let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());
+    let scale_in = |x: i32, zp: i32, m: crate::interp::fixed_point::QuantizedMultiplier| {
+        multiply_by_quantized_multiplier_smaller_than_one_exp(
+            (x - zp).wrapping_mul(1 << LEFT_SHIFT),
+            m.multiplier,
+            m.shift,
+        )
+    };
+    let out = ia
+        .iter()
+        .zip(&ib)
+        .map(|(&i, &j)| {
+            let diff = scale_in(xa[i], za, ma).wrapping_sub(scale_in(xb[j], zb, mb));
+            let raw = multiply_by_quantized_multiplier_smaller_than_one_exp(
+                diff.wrapping_mul(diff),
+                mo.multiplier,
+                mo.shift,
+            );
+            raw.wrapping_add(zo).clamp(-128, 127)
+        })
+        .collect();
+    Ok(vec![from_codes(shape, out_type, out)?])
+}

@@ -1,0 +1,76 @@
+//! Recurrent ops: LSTM, UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_LSTM, RNN,
+//! UNIDIRECTIONAL_SEQUENCE_RNN, BIDIRECTIONAL_SEQUENCE_RNN, SVDF. Only dynamic mode quantizes them (their
+//! hybrid kernels read int8 weights).
+
+use super::{DynamicWeights, OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_FLOAT_RECURRENT, NO_RULE_YET};
+use crate::graph::{Graph, OpIndex};
+use crate::quantize::QuantOptions;
+use crate::tflite::fb::{self, BuiltinOperator as Op};
+
+/// Gate, cell and projection weights of the LSTM input layout (inputs 1-11 and 16).
+const LSTM_WEIGHTS: &[usize] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16];
+/// Both directions' weights of BIDIRECTIONAL_SEQUENCE_LSTM (the backward ones from input 18).
+const BIDIRECTIONAL_LSTM_WEIGHTS: &[usize] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 33,
+];
+
+const NO_HYBRID: &str =
+    "litequant's interpreter has no hybrid recurrent kernel yet: eval cannot run it";
+
+pub(super) fn register(t: &mut OpTable) {
+    let recurrent = |code, rule_reason, weights: DynamicWeights| {
+        OpDef::new(code)
+            .no_float(NO_FLOAT_RECURRENT)
+            .float_only(rule_reason)
+            .dynamic(weights)
+            .no_hybrid(NO_HYBRID)
+    };
+    t.add(recurrent(
+        Op::LSTM,
+        NO_RULE_YET,
+        DynamicWeights {
+            condition: Some(not_basic_lstm),
+            ..DynamicWeights::hybrid(LSTM_WEIGHTS, true)
+        },
+    ));
+    t.add(recurrent(
+        Op::UNIDIRECTIONAL_SEQUENCE_LSTM,
+        NO_RULE_YET,
+        DynamicWeights::hybrid(LSTM_WEIGHTS, true),
+    ));
+    t.add(recurrent(
+        Op::BIDIRECTIONAL_SEQUENCE_LSTM,
+        KEPT_FLOAT_BY_TF,
+        DynamicWeights::hybrid(BIDIRECTIONAL_LSTM_WEIGHTS, true),
+    ));
+    for code in [Op::SVDF, Op::RNN, Op::UNIDIRECTIONAL_SEQUENCE_RNN] {
+        let reason = if code == Op::SVDF {
+            NO_RULE_YET
+        } else {
+            KEPT_FLOAT_BY_TF
+        };
+        t.add(recurrent(
+            code,
+            reason,
+            DynamicWeights::hybrid(&[1, 2], true),
+        ));
+    }
+    t.add(recurrent(
+        Op::BIDIRECTIONAL_SEQUENCE_RNN,
+        KEPT_FLOAT_BY_TF,
+        DynamicWeights::hybrid(&[1, 2, 4, 5], true),
+    ));
+}
+
+fn not_basic_lstm(graph: &Graph, op: OpIndex, _: &QuantOptions) -> Result<(), String> {
+    let basic = graph
+        .op(op)
+        .builtin_options
+        .as_lstmoptions()
+        .is_some_and(|o| o.kernel_type == fb::LSTMKernelType::BASIC);
+    if basic {
+        Err("the basic-kernel LSTM has no hybrid kernel".into())
+    } else {
+        Ok(())
+    }
+}
