@@ -323,7 +323,7 @@ impl Checker<'_> {
             (Some(p), format) => {
                 let path = self.path_value(p, key.clone())?;
                 if let Some(format) = format {
-                    self.path_kind(p, &path, format, key);
+                    self.dataset_path_kind(p, &path, format, key);
                 }
                 Some(path)
             }
@@ -342,7 +342,7 @@ impl Checker<'_> {
     /// A dataset path that exists must be what the format reads: a regular file (npy, npz) or a folder
     /// (images). Checked here, without opening anything, so a FIFO or a device is refused at its line before
     /// any job runs (the readers refuse them again when they open the path).
-    fn path_kind(
+    fn dataset_path_kind(
         &mut self,
         raw: &Spanned<String>,
         path: &std::path::Path,
