@@ -249,7 +249,7 @@ pub(crate) fn parity_on(models: &[(String, PathBuf)], samples: usize) -> Report 
         }
     }
     // Something was compared: every selected model in every mode has ops checked against LiteRT.
-    for name in &models {
+    for (name, _) in models {
         for &(_, mode) in ARTIFACTS {
             let ops: usize = rows
                 .iter()
