@@ -135,7 +135,10 @@ impl Example {
     fn op(mut self, inputs: &[Option<TensorId>], options: O) -> Example {
         let outputs = self.outputs.clone();
         let present: Vec<TensorId> = inputs.iter().flatten().copied().collect();
-        let mut op = self.g.new_op(self.code, 1, &present, &outputs);
+        // The float source carries the version TF's converter writes: BROADCAST_TO starts at 2 (its version
+        // 1 was rolled back with the op code), every other op here at 1.
+        let version = if self.code == Op::BROADCAST_TO { 2 } else { 1 };
+        let mut op = self.g.new_op(self.code, version, &present, &outputs);
         op.inputs = Some(
             inputs
                 .iter()

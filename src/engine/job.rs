@@ -275,7 +275,8 @@ pub(crate) fn produce(
     let source_ops = graph.ops().len();
     // Only calibrated modes take ranges: a dynamic or float16 job never reports them as from the lock.
     let from_lock = given.is_some() && job.mode.needs_calibration();
-    let (ranges, samples, synthetic, mut conversions) = match (job.mode.needs_calibration(), given) {
+    let (ranges, samples, synthetic, mut conversions) = match (job.mode.needs_calibration(), given)
+    {
         (false, _) => (None, 0, false, Vec::new()),
         (true, Some(r)) => (Some(r), 0, false, Vec::new()),
         (true, None) => {

@@ -103,7 +103,7 @@ fn configs() -> Vec<Config> {
 }
 
 fn anchor(model: &str, tf_mode: &str) -> serde_json::Value {
-    crate::support::anchor_row(model, "tf", tf_mode)
+    crate::support::reference_anchor_row(model, tf_mode)
 }
 
 /// Scores `quant` against `float` in LiteRT on `data` (`tests/litert/litert_eval.py`'s JSON line). Labels are

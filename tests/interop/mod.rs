@@ -155,26 +155,7 @@ pub struct Anchor {
 /// op: 'NEG'"), ai-edge-quantizer's row for the same mode, as the issues state the bar. Panics when neither
 /// tool produced a model.
 pub fn tf_anchor(model: &str, tf_mode: &str) -> Anchor {
-    let row = crate::support::anchor_row(model, "tf", tf_mode);
-    let row = if row["tool_error"].is_null() {
-        row
-    } else {
-        let aeq_mode = match tf_mode {
-            "dynamic" => "dynamic_legacy_wi8",
-            "float16" => "fp16_weight_only",
-            "int_float_fallback" | "full_int8" => "static_wi8_ai8_globalminmax",
-            "int16x8" => "static_wi8_ai16_globalminmax",
-            other => panic!("no ai-edge-quantizer mode for TF mode {other}"),
-        };
-        let aeq = crate::support::anchor_row(model, "aeq", aeq_mode);
-        assert!(
-            aeq["tool_error"].is_null(),
-            "{model}/{tf_mode}: neither TF ({}) nor ai-edge-quantizer ({}) quantized it: the issue states the bar",
-            row["tool_error"],
-            aeq["tool_error"]
-        );
-        aeq
-    };
+    let row = crate::support::reference_anchor_row(model, tf_mode);
     serde_json::from_value(row.clone())
         .unwrap_or_else(|e| panic!("anchor {model}/{tf_mode}: {e}: {row}"))
 }

@@ -103,6 +103,32 @@ pub fn anchor_row(name: &str, tool: &str, mode: &str) -> serde_json::Value {
         })
 }
 
+/// The anchor row for corpus model `name` and TF mode `tf_mode`: TF's row, or, where TF's converter failed on
+/// the model (`tool_error`, e.g. int16x8 on the transformer: "not yet supported for op: 'NEG'"),
+/// ai-edge-quantizer's row for the same mode, as the issues state the bar. Panics when neither tool produced a
+/// model.
+pub fn reference_anchor_row(name: &str, tf_mode: &str) -> serde_json::Value {
+    let row = anchor_row(name, "tf", tf_mode);
+    if row["tool_error"].is_null() {
+        return row;
+    }
+    let aeq_mode = match tf_mode {
+        "dynamic" => "dynamic_legacy_wi8",
+        "float16" => "fp16_weight_only",
+        "int_float_fallback" | "full_int8" => "static_wi8_ai8_globalminmax",
+        "int16x8" => "static_wi8_ai16_globalminmax",
+        other => panic!("no ai-edge-quantizer mode for TF mode {other}"),
+    };
+    let aeq = anchor_row(name, "aeq", aeq_mode);
+    assert!(
+        aeq["tool_error"].is_null(),
+        "{name}/{tf_mode}: neither TF ({}) nor ai-edge-quantizer ({}) quantized it: the issue states the bar",
+        row["tool_error"],
+        aeq["tool_error"]
+    );
+    aeq
+}
+
 /// Model names a comma-separated filter variable (`LITEQUANT_MODELS`, `LITEQUANT_PARITY_MODELS`) selects from
 /// the corpus: every corpus model when unset or empty. Panics when the filter names a model the corpus does not
 /// have, so a typo cannot select nothing and pass.
