@@ -87,6 +87,28 @@ pub enum Error {
     /// The generated module could not be written or described.
     #[error("quantized_models.rs: {0}")]
     Module(String),
+    /// `LITEQUANT_THREADS` is not a thread count litequant accepts.
+    #[error("LITEQUANT_THREADS={0:?}: expected 0 (one per core) to {max}", max = litequant::engine::MAX_THREADS)]
+    Threads(String),
+}
+
+/// Calibration threads from `LITEQUANT_THREADS`, else cargo's `NUM_JOBS`, else 0 (one per core). An explicit
+/// `LITEQUANT_THREADS` outside 0..=[`MAX_THREADS`](litequant::engine::MAX_THREADS) is refused, as the CLI
+/// refuses it; `NUM_JOBS` (a machine's core count) is only bounded.
+fn threads_from(
+    litequant_threads: Option<String>,
+    num_jobs: Option<String>,
+) -> Result<usize, Error> {
+    let max = litequant::engine::MAX_THREADS;
+    match litequant_threads {
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(Error::Threads(v)),
+        },
+        None => Ok(num_jobs
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(0, |n| n.min(max))),
+    }
 }
 
 /// An artifact produced (or found in the cache) by a build script.
@@ -265,11 +287,10 @@ impl Builder {
             ));
         }
         let session = Session::new(&plan, Some(Cache::locate(&config))).map_err(Error::Lock)?;
-        let threads = std::env::var("LITEQUANT_THREADS")
-            .ok()
-            .or_else(|| std::env::var("NUM_JOBS").ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let threads = threads_from(
+            std::env::var("LITEQUANT_THREADS").ok(),
+            std::env::var("NUM_JOBS").ok(),
+        )?;
         let opts = RunOptions {
             threads,
             ..Default::default()
@@ -401,6 +422,24 @@ impl Syntax {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn litequant_threads_outside_the_limit_is_refused_and_num_jobs_is_bounded() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(threads_from(s("4"), s("64")).unwrap(), 4);
+        assert_eq!(threads_from(s("256"), None).unwrap(), 256);
+        assert_eq!(
+            threads_from(None, s("100000")).unwrap(),
+            MAX_THREADS_FOR_TEST
+        );
+        assert_eq!(threads_from(None, None).unwrap(), 0);
+        for bad in ["257", "100000", "-1", "four"] {
+            let e = threads_from(s(bad), None).unwrap_err().to_string();
+            assert!(e.contains("LITEQUANT_THREADS") && e.contains("256"), "{e}");
+        }
+    }
+
+    const MAX_THREADS_FOR_TEST: usize = litequant::engine::MAX_THREADS;
 
     #[test]
     fn old_rust_versions_get_single_colon_directives() {

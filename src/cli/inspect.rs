@@ -5,10 +5,11 @@ use litequant::graph::Graph;
 use std::path::Path;
 
 pub fn run(path: &Path, json: bool) -> i32 {
-    let bytes = match std::fs::read(path) {
+    // The same bounded, regular-files-only read as `build`: `inspect /dev/zero` or a FIFO is refused at once.
+    let bytes = match litequant::engine::read_file(path) {
         Ok(b) => b,
         Err(e) => {
-            print_error(&format!("{}: {e}", path.display()));
+            print_error(&e.to_string());
             return EXIT_BAD_INPUT;
         }
     };

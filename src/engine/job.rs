@@ -157,7 +157,9 @@ pub fn load_source(path: &std::path::Path) -> Result<(Graph, u64), JobError> {
     Ok((parse_source(path, &bytes)?, bytes.len() as u64))
 }
 
-pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, JobError> {
+/// Reads a `.tflite` file: a regular file only (a FIFO or a device is refused before it is opened), at most
+/// the flatbuffer's 2 GiB.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, JobError> {
     use crate::regular_file::{read, MAX_TFLITE_BYTES};
     read(path, MAX_TFLITE_BYTES, "a .tflite model").map_err(|source| JobError::Io {
         path: path.to_path_buf(),

@@ -551,6 +551,44 @@ fn dev_zero_as_model_source_is_refused_without_reading_it() {
     assert_intact(&before, &p.snapshot(), "build");
 }
 
+#[cfg(unix)]
+#[test]
+fn inspect_refuses_dev_zero_and_a_fifo_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.tflite");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let started = Instant::now();
+    for (path, kind) in [
+        (
+            std::path::PathBuf::from("/dev/zero"),
+            "is a character device",
+        ),
+        (fifo, "is a FIFO"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_litequant"))
+            .arg("inspect")
+            .arg(&path)
+            .output()
+            .expect("litequant runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(&*path.to_string_lossy()) && stderr.contains(kind),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_folder_as_npz_path_is_refused() {
     let p = Project::built();
