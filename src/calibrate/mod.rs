@@ -47,12 +47,30 @@ pub struct OpContext<'a> {
     pub op: OpIndex,
     /// Input values in the op's input order; `None` for an omitted optional input.
     pub inputs: Vec<Option<&'a Value>>,
+    /// The interpreter, for control-flow ops that run other subgraphs (`None` where no subgraph can run:
+    /// a one-op test).
+    pub calls: Option<&'a dyn SubgraphCalls>,
+}
+
+/// Runs a subgraph of the model being interpreted (what WHILE, IF and CALL_ONCE kernels call).
+pub trait SubgraphCalls {
+    /// Runs subgraph `subgraph` (> 0) on `inputs` (its input tensors in order); returns its outputs.
+    fn call(&self, subgraph: usize, inputs: Vec<Value>) -> Result<Vec<Value>, KernelError>;
 }
 
 impl<'a> OpContext<'a> {
     /// The op in the flatbuffer object API (options, custom data).
     pub fn operator(&self) -> &'a fb::OperatorT {
         self.graph.op(self.op)
+    }
+
+    /// Runs subgraph `subgraph` on `inputs` (control-flow kernels).
+    pub fn call(&self, subgraph: usize, inputs: Vec<Value>) -> Result<Vec<Value>, KernelError> {
+        self.calls
+            .ok_or_else(|| {
+                KernelError::Invalid("no interpreter to run subgraphs is attached".into())
+            })?
+            .call(subgraph, inputs)
     }
 
     /// Input `i`, which must be present.

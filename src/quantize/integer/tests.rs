@@ -20,10 +20,7 @@ impl ModelBuilder {
             ..Default::default()
         };
         ModelBuilder {
-            graph: Graph {
-                model,
-                warnings: Vec::new(),
-            },
+            graph: Graph::from_model(model),
         }
     }
 
@@ -414,17 +411,11 @@ fn custom_ops_pass_through_with_select_tf_ops_and_their_dependents_stay_float() 
     let g0 = b.io(&[x], &[out]);
     let ranges: Ranges = [(x, (0.0, 1.0))].into_iter().collect();
 
-    let mut g = Graph {
-        model: g0.model.clone(),
-        warnings: Vec::new(),
-    };
+    let mut g = Graph::from_model(g0.model.clone());
     let err = quantize_integer(&mut g, Mode::Int8, &QuantOptions::default(), &ranges).unwrap_err();
     assert!(err.to_string().contains("SELECT_TF_OPS"), "{err}");
 
-    let mut g = Graph {
-        model: g0.model.clone(),
-        warnings: Vec::new(),
-    };
+    let mut g = Graph::from_model(g0.model.clone());
     let opts = QuantOptions {
         select_tf_ops: true,
         ..QuantOptions::default()
