@@ -137,7 +137,7 @@ pub struct OpInfo {
     pub output_types: Vec<String>,
     /// Output tensor names: what `exclude` patterns are matched against.
     pub outputs: Vec<String>,
-    /// litequant modes that can quantize this op (none outside the main subgraph, which is kept intact).
+    /// litequant modes that can quantize this op (every subgraph is quantized: loop bodies too).
     pub modes: Vec<Mode>,
 }
 
@@ -380,7 +380,7 @@ fn op_info(
         .iter()
         .filter_map(|&t| tensor(t))
         .any(float_constant);
-    let modes = if subgraph == 0 && code != fb::BuiltinOperator::CUSTOM {
+    let modes = if code != fb::BuiltinOperator::CUSTOM {
         supported_modes(code)
             .into_iter()
             .filter(|m| !matches!(m, Mode::Dynamic | Mode::Float16) || has_float_weights)
