@@ -657,7 +657,7 @@ fn not_generated(code: Op) -> Option<&'static str> {
             "a loop needs cond and body subgraphs: digits_gru (tests/corpus) checks it in every mode, \
              in LiteRT (corpus::, int8::) and op by op against BUILTIN_REF (interp::)",
         ),
-        Op::IF | Op::CALL_ONCE => Some(
+        Op::IF | Op::CALL_ONCE | Op::VAR_HANDLE | Op::READ_VARIABLE | Op::ASSIGN_VARIABLE => Some(
             "needs subgraphs: checked by the float and integer interpreters' unit tests \
              (calibrate::ops::control)",
         ),

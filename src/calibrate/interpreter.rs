@@ -12,7 +12,8 @@
 use super::ops::quantize_ops::{affine_params, dequantize_codes};
 use super::ops::reshape_target;
 use super::{
-    CalibError, Kernel, KernelError, OpContext, OpLocation, Registry, SubgraphCalls, Value,
+    CalibError, Kernel, KernelError, OpContext, OpLocation, Registry, Resources, SubgraphCalls,
+    Value,
 };
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::tflite::{self, fb};
@@ -85,12 +86,17 @@ struct ModelInput {
     dtype: fb::TensorType,
 }
 
+/// The observer a sample's run reports every float tensor to, by flat id.
+type Observer<'o> = &'o mut dyn FnMut(TensorId, &Value);
+
 /// What a control-flow kernel calls back into: the interpreter and the sample's observer.
 struct Calls<'i, 'g, 'o> {
     interp: &'i FloatInterpreter<'g>,
-    observe: RefCell<&'o mut dyn FnMut(TensorId, &Value)>,
+    observe: RefCell<Observer<'o>>,
     /// Subgraphs being run (a subgraph calling itself would never end).
     depth: RefCell<Vec<usize>>,
+    /// The sample's resource variables (every sample starts without any).
+    resources: RefCell<Resources>,
 }
 
 impl SubgraphCalls for Calls<'_, '_, '_> {
@@ -113,6 +119,18 @@ impl SubgraphCalls for Calls<'_, '_, '_> {
             .map_err(|e| KernelError::Invalid(format!("in subgraph {subgraph}: {e}")));
         self.depth.borrow_mut().pop();
         out
+    }
+
+    fn handle(&self, name: &str) -> i32 {
+        self.resources.borrow_mut().handle(name)
+    }
+
+    fn read(&self, handle: i32) -> Option<Value> {
+        self.resources.borrow().read(handle)
+    }
+
+    fn assign(&self, handle: i32, value: Value) {
+        self.resources.borrow_mut().assign(handle, value);
     }
 }
 
@@ -236,6 +254,7 @@ impl<'g> FloatInterpreter<'g> {
             interp: self,
             observe: RefCell::new(observe),
             depth: RefCell::new(Vec::new()),
+            resources: RefCell::new(Resources::default()),
         };
         self.evaluate(0, values, &calls)
     }
@@ -251,6 +270,7 @@ impl<'g> FloatInterpreter<'g> {
             interp: self,
             observe: RefCell::new(observe),
             depth: RefCell::new(Vec::new()),
+            resources: RefCell::new(Resources::default()),
         };
         self.evaluate_steps(0, values, &calls).map(|_| ())
     }
@@ -668,9 +688,10 @@ fn holds(declared: fb::TensorType, v: &Value) -> bool {
     use fb::TensorType as T;
     match v {
         Value::F32(_) => declared == T::FLOAT32,
+        // A resource variable's handle (VAR_HANDLE) is an INT32 scalar here.
         Value::I32(_) => matches!(
             declared,
-            T::INT32 | T::INT8 | T::UINT8 | T::INT16 | T::UINT16 | T::UINT32
+            T::INT32 | T::INT8 | T::UINT8 | T::INT16 | T::UINT16 | T::UINT32 | T::RESOURCE
         ),
         Value::I64(_) => declared == T::INT64,
         Value::Bool(_) => declared == T::BOOL,

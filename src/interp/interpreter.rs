@@ -10,6 +10,7 @@ use crate::tflite::fb;
 use ndarray::{ArrayD, IxDyn};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// Runs a `.tflite` model's main subgraph with LiteRT-compatible integer kernels (and litequant's float
 /// kernels for float ops).
@@ -25,6 +26,35 @@ pub struct Interpreter {
     /// init), each an interpreter of its own, with the subgraphs it runs in turn.
     /// Their state is scratch (reset by every call), so an op can run them from `&self` ([`Self::eval_op`]).
     subs: RefCell<BTreeMap<usize, Interpreter>>,
+    /// The resource variables, shared with every subgraph's interpreter.
+    resources: Rc<RefCell<calibrate::Resources>>,
+    /// The main subgraph's interpreter: a run starts with no variable assigned.
+    top: bool,
+}
+
+/// Resource variables for litequant's float kernels run by this interpreter (VAR_HANDLE and friends).
+struct Attached<'a> {
+    resources: &'a RefCell<calibrate::Resources>,
+}
+
+impl calibrate::SubgraphCalls for Attached<'_> {
+    fn call(&self, subgraph: usize, _: Vec<Value>) -> Result<Vec<Value>, calibrate::KernelError> {
+        Err(calibrate::KernelError::Invalid(format!(
+            "subgraph {subgraph}: control flow runs through the interpreter's invoke"
+        )))
+    }
+
+    fn handle(&self, name: &str) -> i32 {
+        self.resources.borrow_mut().handle(name)
+    }
+
+    fn read(&self, handle: i32) -> Option<Value> {
+        self.resources.borrow().read(handle)
+    }
+
+    fn assign(&self, handle: i32, value: Value) {
+        self.resources.borrow_mut().assign(handle, value);
+    }
 }
 
 impl std::fmt::Debug for Interpreter {
@@ -59,6 +89,7 @@ fn build_subs(
     top: &Graph,
     s: usize,
     stack: &mut Vec<usize>,
+    resources: &Rc<RefCell<calibrate::Resources>>,
 ) -> Result<BTreeMap<usize, Interpreter>, InterpError> {
     let mut subs = BTreeMap::new();
     for c in top.calls_of(s) {
@@ -74,9 +105,9 @@ fn build_subs(
             )));
         }
         stack.push(c);
-        let inner = build_subs(top, c, stack)?;
+        let inner = build_subs(top, c, stack, resources)?;
         stack.pop();
-        let interp = Interpreter::single(top.view(c), inner)
+        let interp = Interpreter::single(top.view(c), inner, Rc::clone(resources), false)
             .map_err(|e| InterpError::Model(format!("subgraph {c}: {e}")))?;
         subs.insert(c, interp);
     }
@@ -94,14 +125,17 @@ impl Interpreter {
     /// Like [`new`](Self::new), from an already read graph.
     pub fn from_graph(graph: Graph) -> Result<Interpreter, InterpError> {
         let focus = graph.focused();
-        let subs = build_subs(&graph, focus, &mut vec![focus])?;
-        Interpreter::single(graph, subs)
+        let resources = Rc::new(RefCell::new(calibrate::Resources::default()));
+        let subs = build_subs(&graph, focus, &mut vec![focus], &resources)?;
+        Interpreter::single(graph, subs, resources, true)
     }
 
     /// The interpreter of the graph's focused subgraph, given those of the subgraphs it runs.
     fn single(
         graph: Graph,
         subs: BTreeMap<usize, Interpreter>,
+        resources: Rc<RefCell<calibrate::Resources>>,
+        top: bool,
     ) -> Result<Interpreter, InterpError> {
         let n = graph.tensors().len();
         let n_codes = graph.model.operator_codes.as_ref().map_or(0, Vec::len);
@@ -175,6 +209,8 @@ impl Interpreter {
             constants,
             graph,
             subs: RefCell::new(subs),
+            resources,
+            top,
         };
         let missing: Vec<OpLocation> = (0..interp.graph.ops().len())
             .map(OpIndex)
@@ -343,6 +379,9 @@ impl Interpreter {
                     })
                 }
             }
+        }
+        if self.top {
+            self.resources.borrow_mut().clear();
         }
         let inputs = self.inputs.clone();
         for (t, v) in self.values.iter_mut().enumerate() {
@@ -558,7 +597,10 @@ impl Interpreter {
         }
         for (t, v) in declared.iter().zip(&outs) {
             let want = self.graph.tensor(*t).type_;
-            if v.tensor_type() != want {
+            // A resource handle is an INT32 scalar here.
+            let handle =
+                want == fb::TensorType::RESOURCE && v.tensor_type() == fb::TensorType::INT32;
+            if v.tensor_type() != want && !handle {
                 return Err(fail(format!(
                     "the kernel produced {} for output {:?}, declared {}",
                     crate::tflite::type_name(v.tensor_type()),
@@ -626,11 +668,14 @@ impl Interpreter {
             .iter()
             .map(|t| t.as_ref().map(to_value).transpose())
             .collect::<Result<_, _>>()?;
+        let attached = Attached {
+            resources: &self.resources,
+        };
         let ctx = calibrate::OpContext {
             graph: &self.graph,
             op,
             inputs: values.iter().map(Option::as_ref).collect(),
-            calls: None,
+            calls: Some(&attached),
         };
         let outs = kernel(&ctx).map_err(|e| e.to_string())?;
         outs.into_iter().map(from_value).collect()

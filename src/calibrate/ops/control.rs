@@ -1,5 +1,6 @@
 //! Control flow: WHILE, IF and CALL_ONCE run other subgraphs of the model through the interpreter
-//! ([`OpContext::call`]).
+//! ([`OpContext::call`]); resource variables (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE) live in it for one
+//! sample.
 
 use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
@@ -89,6 +90,45 @@ pub(crate) fn call_once(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> 
         subgraph_index(o.init_subgraph_index, "the init")?,
         Vec::new(),
     )?;
+    Ok(Vec::new())
+}
+
+/// The handle a VAR_HANDLE, READ_VARIABLE or ASSIGN_VARIABLE input holds.
+fn handle_input(ctx: &OpContext<'_>) -> Result<i32, KernelError> {
+    match ctx.input(0)? {
+        Value::I32(a) if a.len() == 1 => Ok(a.iter().next().copied().unwrap_or(0)),
+        other => Err(KernelError::Invalid(format!(
+            "input 0 must be a resource handle, got {} of shape {:?}",
+            other.type_name(),
+            other.shape()
+        ))),
+    }
+}
+
+/// VAR_HANDLE: the handle of the variable its options name (`container`/`shared_name`).
+pub(crate) fn var_handle(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+    let fb::BuiltinOptionsT::VarHandleOptions(o) = &ctx.operator().builtin_options else {
+        return Err(KernelError::Invalid(
+            "VAR_HANDLE without VarHandleOptions".into(),
+        ));
+    };
+    let name = format!(
+        "{}/{}",
+        o.container.as_deref().unwrap_or(""),
+        o.shared_name.as_deref().unwrap_or("")
+    );
+    let h = ctx.handle(&name)?;
+    Ok(vec![Value::I32(ndarray::arr0(h).into_dyn())])
+}
+
+/// READ_VARIABLE: the variable's current value.
+pub(crate) fn read_variable(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+    Ok(vec![ctx.read_variable(handle_input(ctx)?)?])
+}
+
+/// ASSIGN_VARIABLE: stores input 1 in the variable; no output.
+pub(crate) fn assign_variable(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+    ctx.assign_variable(handle_input(ctx)?, ctx.input(1)?.clone())?;
     Ok(Vec::new())
 }
 
@@ -211,6 +251,132 @@ mod tests {
             ints.invoke().expect("invokes");
             assert_eq!(ints.output_f32(0).expect("output"), want);
         }
+    }
+
+    /// `main(x) = x + v` where CALL_ONCE's init subgraph assigns `v = [10, 20]`; main assigns `v = x + v`
+    /// afterwards, which the next sample must not see.
+    fn variable_model() -> Graph {
+        let code = |c: Op| fb::OperatorCodeT {
+            deprecated_builtin_code: c.0.min(127) as i8,
+            version: 1,
+            builtin_code: c,
+            ..Default::default()
+        };
+        let handle = || {
+            fb::BuiltinOptionsT::VarHandleOptions(Box::new(fb::VarHandleOptionsT {
+                container: None,
+                shared_name: Some("v".into()),
+            }))
+        };
+        let resource = |name: &str| tensor(name, &[], fb::TensorType::RESOURCE);
+        // Codes: 0 CALL_ONCE, 1 VAR_HANDLE, 2 READ_VARIABLE, 3 ADD, 4 ASSIGN_VARIABLE.
+        let main = fb::SubGraphT {
+            tensors: Some(vec![
+                tensor("x", &[2], fb::TensorType::FLOAT32),
+                resource("h"),
+                tensor("v", &[2], fb::TensorType::FLOAT32),
+                tensor("y", &[2], fb::TensorType::FLOAT32),
+            ]),
+            inputs: Some(vec![0]),
+            outputs: Some(vec![3]),
+            operators: Some(vec![
+                op(
+                    0,
+                    &[],
+                    &[],
+                    fb::BuiltinOptionsT::CallOnceOptions(Box::new(fb::CallOnceOptionsT {
+                        init_subgraph_index: 1,
+                    })),
+                ),
+                op(1, &[], &[1], handle()),
+                op(2, &[1], &[2], fb::BuiltinOptionsT::NONE),
+                op(
+                    3,
+                    &[0, 2],
+                    &[3],
+                    fb::BuiltinOptionsT::AddOptions(Box::default()),
+                ),
+                op(4, &[1, 3], &[], fb::BuiltinOptionsT::NONE),
+            ]),
+            ..Default::default()
+        };
+        let mut c = tensor("c", &[2], fb::TensorType::FLOAT32);
+        c.buffer = 1;
+        let init = fb::SubGraphT {
+            tensors: Some(vec![resource("h"), c]),
+            inputs: Some(vec![]),
+            outputs: Some(vec![]),
+            operators: Some(vec![
+                op(1, &[], &[0], handle()),
+                op(4, &[0, 1], &[], fb::BuiltinOptionsT::NONE),
+            ]),
+            ..Default::default()
+        };
+        let data: Vec<u8> = [10.0f32, 20.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        Graph::from_model(fb::ModelT {
+            version: 3,
+            operator_codes: Some(
+                [
+                    Op::CALL_ONCE,
+                    Op::VAR_HANDLE,
+                    Op::READ_VARIABLE,
+                    Op::ADD,
+                    Op::ASSIGN_VARIABLE,
+                ]
+                .into_iter()
+                .map(code)
+                .collect(),
+            ),
+            subgraphs: Some(vec![main, init]),
+            buffers: Some(vec![
+                fb::BufferT::default(),
+                fb::BufferT {
+                    data: Some(data),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn resource_variables_are_set_by_call_once_read_assigned_and_reset_every_sample() {
+        let g = variable_model();
+        let registry = Registry::with_all_ops();
+        let interp = FloatInterpreter::new(&g, &registry).expect("every op has a kernel");
+        let mut ints = crate::interp::Interpreter::new(&g.to_bytes()).expect("loads");
+        for _ in 0..2 {
+            let mut seen = Vec::new();
+            let out = interp
+                .run(&[arr1(&[1.0f32, 2.0]).into_dyn()], &mut |t, _| {
+                    seen.push(t.0)
+                })
+                .expect("runs");
+            let Value::F32(y) = &out[0] else {
+                panic!("float output")
+            };
+            assert_eq!(y.iter().copied().collect::<Vec<_>>(), [11.0, 22.0]);
+            // The variable's value is an activation with a range; the handle is not.
+            assert!(seen.contains(&2) && !seen.contains(&1), "{seen:?}");
+
+            ints.set_input_f32(0, &[1.0, 2.0]).expect("x");
+            ints.invoke().expect("invokes");
+            assert_eq!(ints.output_f32(0).expect("output"), [11.0, 22.0]);
+        }
+        // Without the init subgraph's assignment, the read fails clearly.
+        let mut g = variable_model();
+        g.main_mut().operators.as_mut().map(|ops| ops.remove(0));
+        let interp = FloatInterpreter::new(&g, &registry).expect("builds");
+        let err = interp
+            .run(&[arr1(&[1.0f32, 2.0]).into_dyn()], &mut |_, _| {})
+            .expect_err("read before assignment");
+        assert!(
+            err.to_string().contains("before anything assigns it"),
+            "{err}"
+        );
     }
 
     #[test]

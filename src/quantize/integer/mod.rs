@@ -66,7 +66,7 @@ pub fn quantize_integer(
     let mut decisions = Vec::with_capacity(n_sub);
     let mut src_types = Vec::with_capacity(n_sub);
     let mut ops_float = Vec::new();
-    for s in 0..n_sub {
+    for (s, sub) in sub_ranges.iter().enumerate() {
         graph.focus(s);
         // Folding keeps tensor ids, so the source's ranges still apply.
         fold_fp16_constants(graph);
@@ -82,7 +82,7 @@ pub fn quantize_integer(
             };
             &sub_opts
         };
-        let d = plan::decide(graph, ty, o, &rules, &sub_ranges[s], &types)?;
+        let d = plan::decide(graph, ty, o, &rules, sub, &types)?;
         let floats = plan::float_ops(graph, &d);
         if !opts.allow_float_fallback {
             let blocking: Vec<_> = d
@@ -118,9 +118,9 @@ pub fn quantize_integer(
         .filter(|d| matches!(d, Decision::Quantize(_)))
         .count();
     let mut weights_quantized = 0;
-    for s in 0..n_sub {
+    for (s, sub) in sub_ranges.iter().enumerate() {
         graph.focus(s);
-        let mut rewriter = rewrite::Rewriter::new(graph, ty, opts, &sub_ranges[s]);
+        let mut rewriter = rewrite::Rewriter::new(graph, ty, opts, sub);
         if integer_boundary[s] {
             rewriter = rewriter.with_integer_boundary();
         }
