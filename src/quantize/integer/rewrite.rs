@@ -1,6 +1,9 @@
 //! Rewriting the graph once every op is decided: integer tensors, quantized constants, QUANTIZE and
 //! DEQUANTIZE ops between float and integer regions and at the model boundary.
 
+mod lstm;
+pub(crate) use lstm::lstm_refusal;
+
 use super::constants::{self, QuantizedWeights};
 use super::plan::Decision;
 use crate::graph::{Graph, OpIndex, TensorId};
@@ -284,6 +287,9 @@ impl<'a> Rewriter<'a> {
     }
 
     fn quantize_op(&mut self, op: OpIndex, rule: &OpRule) -> Result<(), QuantError> {
+        if rule.custom == Some(crate::quantize::rules::CustomRule::Lstm) {
+            return self.quantize_lstm(op, rule);
+        }
         let ty = self.ty;
         let inputs = self.g.op_inputs(op);
         let outputs = self.g.op_outputs(op);
