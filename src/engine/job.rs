@@ -273,7 +273,15 @@ pub(crate) fn produce(
     opts: &RunOptions<'_>,
     start: Instant,
 ) -> Result<Produced, JobError> {
-    let graph = parse_source(&job.source, source)?;
+    // Calibrated modes record what integer kernels need params for (an LSTM's gate values).
+    let parse_for_job = || -> Result<Graph, JobError> {
+        let mut g = parse_source(&job.source, source)?;
+        if job.mode.needs_calibration() {
+            quantize::integer::record_lstm_intermediates(&mut g);
+        }
+        Ok(g)
+    };
+    let graph = parse_for_job()?;
     let source_ops = graph.ops().len();
     // Only calibrated modes take ranges: a dynamic or float16 job never reports them as from the lock.
     let from_lock = given.is_some() && job.mode.needs_calibration();
@@ -311,7 +319,7 @@ pub(crate) fn produce(
     let (summary, bytes, accuracy) = loop {
         let mut round = match first_graph.take() {
             Some(g) => g,
-            None => parse_source(&job.source, source)?,
+            None => parse_for_job()?,
         };
         let (summary, bytes) = quantize_checked(job, &mut round, &options, ranges.as_ref())?;
         if opts.cancel.is_cancelled() {

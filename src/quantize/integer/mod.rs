@@ -17,6 +17,7 @@ use crate::quantize::{
 };
 use crate::tflite::fb;
 use plan::Decision;
+pub use rewrite::record_lstm_intermediates;
 
 /// Quantizes `graph` in place to a full-integer mode (`Mode::Int8` or `Mode::Int16x8`).
 ///
@@ -73,6 +74,7 @@ pub fn quantize_integer(
     let mut rewriter = rewrite::Rewriter::new(graph, ty, opts, ranges);
     rewriter.run(&decisions, &src_types)?;
     let weights_quantized = rewriter.weights_quantized;
+    rewrite::drop_recorded_intermediates(graph);
     graph.remove_unused_tensors();
     graph.remove_unused_buffers();
     check::check_integer(graph, ty, &rules).map_err(QuantError::SelfCheck)?;

@@ -3,6 +3,7 @@
 
 mod lstm;
 pub(crate) use lstm::lstm_refusal;
+pub use lstm::{drop_recorded_intermediates, record_lstm_intermediates};
 
 use super::constants::{self, QuantizedWeights};
 use super::plan::Decision;

@@ -56,6 +56,75 @@ fn power_of_two_scale(min: f32, max: f32) -> i32 {
     pot
 }
 
+/// Gives every layer-norm or projection UNIDIRECTIONAL_SEQUENCE_LSTM of the main subgraph that records no
+/// intermediates five float ones (appended tensors: existing tensor ids stay), so that calibration observes
+/// the gate values and the hidden state the 8x8_16 kernel needs params for (the float kernel writes them).
+/// Other ops, and LSTMs that need none, are left as they are. Returns how many ops got them.
+pub fn record_lstm_intermediates(graph: &mut Graph) -> usize {
+    let mut added = 0;
+    for i in 0..graph.ops().len() {
+        let op = OpIndex(i);
+        if graph.op_code(op) != fb::BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_LSTM
+            || graph
+                .op(op)
+                .intermediates
+                .as_ref()
+                .is_some_and(|v| !v.is_empty())
+            || !(layer_norm(graph, op) || projection(graph, op))
+        {
+            continue;
+        }
+        let base = graph
+            .op_outputs(op)
+            .first()
+            .map_or_else(|| format!("op{i}"), |&t| graph.tensor_name(t).to_string());
+        let ids: Vec<i32> = (0..5)
+            .map(|k| {
+                graph
+                    .add_tensor(fb::TensorT {
+                        shape: Some(vec![0]),
+                        type_: fb::TensorType::FLOAT32,
+                        name: Some(format!("{base}/recorded_intermediate_{k}")),
+                        ..Default::default()
+                    })
+                    .0 as i32
+            })
+            .collect();
+        graph.op_mut(op).intermediates = Some(ids);
+        added += 1;
+    }
+    added
+}
+
+/// Drops the intermediates [`record_lstm_intermediates`] added from LSTMs that stayed float (float input):
+/// only the integer kernel reads them.
+pub fn drop_recorded_intermediates(graph: &mut Graph) {
+    for i in 0..graph.ops().len() {
+        let op = OpIndex(i);
+        if graph.op_code(op) != fb::BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_LSTM {
+            continue;
+        }
+        let float_input =
+            present(graph, op, 0).is_some_and(|t| graph.tensor(t).type_ == fb::TensorType::FLOAT32);
+        let recorded = graph
+            .op(op)
+            .intermediates
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .any(|&t| {
+                usize::try_from(t).ok().is_some_and(|t| {
+                    graph
+                        .tensor_name(TensorId(t))
+                        .contains("/recorded_intermediate_")
+                })
+            });
+        if float_input && recorded {
+            graph.op_mut(op).intermediates = None;
+        }
+    }
+}
+
 /// Why this LSTM cannot be quantized to the 8x8_16 kernel (it then stays float), or `None`.
 pub(crate) fn lstm_refusal(graph: &Graph, op: OpIndex, ranges: &Ranges) -> Option<String> {
     let inputs = graph.op_inputs(op);
@@ -286,15 +355,19 @@ impl Rewriter<'_> {
             "input_to_output_intermediate",
             "effective_hidden_scale_intermediate",
         ];
+        // A CIFG layer-norm LSTM has no input gate, yet LiteRT reads all four gate intermediates' params:
+        // the unused input gate's takes the forget gate's.
+        let gate_range = |k: usize| {
+            recorded[k]
+                .filter(|_| use_ln)
+                .and_then(|t| self.ranges.get(&t))
+                .copied()
+        };
         for (k, name) in names.iter().enumerate() {
+            let range = gate_range(k).or_else(|| if k == 0 { gate_range(1) } else { None });
             let (ty, params) = if k == 4 {
                 (fb::TensorType::INT8, Some(hidden_params.clone()))
-            } else if use_ln && recorded[k].is_some() {
-                let t = recorded[k].ok_or_else(|| self.lstm_error(op, "missing intermediate"))?;
-                let &(min, max) = self
-                    .ranges
-                    .get(&t)
-                    .ok_or_else(|| self.lstm_error(op, format!("intermediate {k} has no range")))?;
+            } else if let Some((min, max)) = range {
                 let p = symmetric(min, max, 32767).map_err(|e| self.lstm_error(op, e))?;
                 (fb::TensorType::INT16, Some(p))
             } else {
