@@ -671,3 +671,122 @@ pub(crate) fn unidirectional_sequence_rnn(ctx: &OpContext<'_>) -> Result<Vec<Val
     };
     Ok(vec![Value::F32(array(&shape, out)?)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_close, run_f32, Arg};
+    use crate::tflite::fb;
+
+    fn weights(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 37 + seed * 101) % 23) as f32 - 11.0) / 20.0)
+            .collect()
+    }
+
+    /// One direction's 17 constant inputs (after the sequence input): 4 cells, 3 features, no peephole or
+    /// projection.
+    fn direction(seed: usize) -> Vec<Arg> {
+        let (c, n) = (4, 3);
+        let mut v = Vec::new();
+        for g in 0..4 {
+            v.push(Arg::f32(&[c, n], weights(c * n, seed + g)));
+        }
+        for g in 0..4 {
+            v.push(Arg::f32(&[c, c], weights(c * c, seed + 10 + g)));
+        }
+        for _ in 0..3 {
+            v.push(Arg::Omitted);
+        }
+        for g in 0..4 {
+            v.push(Arg::f32(&[c], weights(c, seed + 20 + g)));
+        }
+        v.push(Arg::Omitted);
+        v.push(Arg::Omitted);
+        v
+    }
+
+    fn input(t: usize, reversed: bool) -> Arg {
+        let mut x = weights(t * 3, 7);
+        if reversed {
+            let rows: Vec<Vec<f32>> = x.chunks(3).rev().map(<[f32]>::to_vec).collect();
+            x = rows.concat();
+        }
+        Arg::f32(&[1, t, 3], x)
+    }
+
+    fn unidirectional(seed: usize, reversed: bool) -> Vec<f32> {
+        let mut args = vec![input(5, reversed)];
+        args.extend(direction(seed));
+        args.push(Arg::Omitted); // output state: zero
+        args.push(Arg::Omitted); // cell state: zero
+        let o = fb::UnidirectionalSequenceLSTMOptionsT {
+            fused_activation_function: fb::ActivationFunctionType::TANH,
+            cell_clip: 10.0,
+            ..Default::default()
+        };
+        run_f32(
+            fb::BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_LSTM,
+            fb::BuiltinOptionsT::UnidirectionalSequenceLSTMOptions(Box::new(o)),
+            args,
+        )
+        .1
+    }
+
+    #[test]
+    fn bidirectional_lstm_is_a_forward_and_a_time_reversed_unidirectional_lstm() {
+        let mut args = vec![input(5, false)];
+        args.extend(direction(1));
+        args.extend(direction(50));
+        for _ in 35..48 {
+            args.push(Arg::Omitted);
+        }
+        let o = fb::BidirectionalSequenceLSTMOptionsT {
+            fused_activation_function: fb::ActivationFunctionType::TANH,
+            cell_clip: 10.0,
+            merge_outputs: true,
+            // The schema's default is time-major.
+            time_major: false,
+            ..Default::default()
+        };
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::BIDIRECTIONAL_SEQUENCE_LSTM,
+            fb::BuiltinOptionsT::BidirectionalSequenceLSTMOptions(Box::new(o)),
+            args,
+        );
+        assert_eq!(shape, vec![1, 5, 8]);
+        let fw = unidirectional(1, false);
+        let bw_reversed = unidirectional(50, true);
+        for t in 0..5 {
+            assert_close(&y[t * 8..t * 8 + 4], &fw[t * 4..t * 4 + 4], 1e-6);
+            let r = 4 - t;
+            assert_close(
+                &y[t * 8 + 4..t * 8 + 8],
+                &bw_reversed[r * 4..r * 4 + 4],
+                1e-6,
+            );
+        }
+    }
+
+    #[test]
+    fn sequence_rnn_carries_its_state_from_step_to_step() {
+        let o = fb::SequenceRNNOptionsT {
+            fused_activation_function: fb::ActivationFunctionType::TANH,
+            ..Default::default()
+        };
+        let (shape, y) = run_f32(
+            fb::BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_RNN,
+            fb::BuiltinOptionsT::SequenceRNNOptions(Box::new(o)),
+            vec![
+                Arg::f32(&[1, 2, 1], vec![0.5, -1.0]),
+                Arg::f32(&[1, 1], vec![2.0]),
+                Arg::f32(&[1, 1], vec![0.5]),
+                Arg::f32(&[1], vec![0.1]),
+                Arg::Omitted,
+            ],
+        );
+        assert_eq!(shape, vec![1, 2, 1]);
+        let h1 = 1.1f32.tanh();
+        let h2 = (-2.0 + 0.5 * h1 + 0.1f32).tanh();
+        assert_close(&y, &[h1, h2], 1e-6);
+    }
+}
