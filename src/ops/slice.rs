@@ -19,7 +19,7 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::STRIDED_SLICE)
             .float(f::strided_slice)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(crate::interp::kernels::strided_slice::strided_slice),
     );
     t.add(
         op(Op::REVERSE_V2)

@@ -14,6 +14,7 @@ pub(crate) mod fully_connected;
 pub(crate) mod gelu;
 pub(crate) mod hybrid;
 pub(crate) mod leaky_relu;
+pub(crate) mod lstm;
 pub(crate) mod lut;
 pub(crate) mod pool;
 pub(crate) mod quantize;
@@ -23,6 +24,7 @@ pub(crate) mod shape;
 pub(crate) mod sigmoid_table;
 pub(crate) mod softmax;
 pub(crate) mod squared_difference;
+pub(crate) mod strided_slice;
 pub(crate) mod transpose;
 pub(crate) mod transpose_conv;
 
