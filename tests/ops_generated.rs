@@ -466,6 +466,22 @@ fn example(code: Op) -> Option<Example> {
                 O::TransposeConvOptions(Box::new(options)),
             )
         }
+        Op::SVDF => {
+            // rank 2: 64 filters make 32 units; memory 3; the state is a variable tensor (zero at start).
+            let mut e = Example::new(code);
+            let x = e.x(&[2, 16]);
+            let wf = e.w(&[64, 16], 0.3);
+            let wt = e.w(&[64, 3], 0.5);
+            let b = e.w(&[32], 0.2);
+            let state = e.tensor(&[2, 192], fb::TensorType::FLOAT32);
+            e.g.tensor_mut(state).is_variable = true;
+            e.y(&[2, 32]);
+            let options = with(fb::SVDFOptionsT::default(), |o| {
+                o.rank = 2;
+                o.fused_activation_function = fb::ActivationFunctionType::RELU;
+            });
+            e.run(&[x, wf, wt, b, state], O::SVDFOptions(Box::new(options)))
+        }
         Op::FULLY_CONNECTED => {
             let mut e = Example::new(code);
             let x = e.x(&[2, 32]);
@@ -722,7 +738,9 @@ fn parity(bytes: &[u8], dump: &Path) -> Result<Parity, String> {
                 .into_iter()
                 .map(|t| {
                     t.and_then(|t| {
-                        if graph.is_constant(t) {
+                        // A variable tensor (an RNN's state) is dumped after the op updated it: the op
+                        // read its initial value, which the interpreter holds.
+                        if graph.is_constant(t) || graph.tensor(t).is_variable {
                             interp.tensor(t).cloned()
                         } else {
                             tensor(t)

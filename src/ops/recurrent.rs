@@ -32,6 +32,7 @@ pub(super) fn register(t: &mut OpTable) {
             Op::UNIDIRECTIONAL_SEQUENCE_LSTM => def.float(f::unidirectional_sequence_lstm),
             Op::BIDIRECTIONAL_SEQUENCE_LSTM => def.float(f::bidirectional_sequence_lstm),
             Op::UNIDIRECTIONAL_SEQUENCE_RNN => def.float(f::unidirectional_sequence_rnn),
+            Op::SVDF => def.float(crate::calibrate::ops::svdf::svdf),
             _ => def.no_float(NO_FLOAT_RECURRENT),
         };
         def.float_only(rule_reason)

@@ -26,6 +26,7 @@ pub(crate) mod shape;
 mod single_op;
 pub(crate) mod slice;
 pub(crate) mod space;
+pub(crate) mod svdf;
 #[cfg(test)]
 pub(crate) mod testing;
 pub(crate) mod transpose_conv;
