@@ -646,6 +646,375 @@ fn example(code: Op) -> Option<Example> {
     })
 }
 
+/// A one-op model on input `x_shape` (values in [-2, 2)) with int32 constants `consts` (shape, values).
+fn with_consts(
+    code: Op,
+    x_shape: &[i32],
+    consts: &[(&[i32], &[i32])],
+    y_shape: &[i32],
+    options: O,
+) -> Example {
+    let mut e = Example::new(code);
+    let x = e.x(x_shape);
+    let mut ins = vec![x];
+    for (shape, values) in consts {
+        ins.push(e.ints(shape, values));
+    }
+    e.y(y_shape);
+    e.run(&ins, options)
+}
+
+fn strided_slice_options(edit: impl FnOnce(&mut fb::StridedSliceOptionsT)) -> O {
+    O::StridedSliceOptions(Box::new(with(Default::default(), edit)))
+}
+
+/// Further forms of an op beyond its main example (ranks, options, broadcasting), labelled in the table.
+fn forms(code: Op) -> Vec<(&'static str, Example)> {
+    let bilinear = |align_corners, half_pixel_centers| {
+        O::ResizeBilinearOptions(Box::new(with(
+            Default::default(),
+            |o: &mut fb::ResizeBilinearOptionsT| {
+                o.align_corners = align_corners;
+                o.half_pixel_centers = half_pixel_centers;
+            },
+        )))
+    };
+    let nearest = |align_corners, half_pixel_centers| {
+        O::ResizeNearestNeighborOptions(Box::new(with(
+            Default::default(),
+            |o: &mut fb::ResizeNearestNeighborOptionsT| {
+                o.align_corners = align_corners;
+                o.half_pixel_centers = half_pixel_centers;
+            },
+        )))
+    };
+    let reducer = |keep_dims| {
+        O::ReducerOptions(Box::new(with(
+            Default::default(),
+            |o: &mut fb::ReducerOptionsT| o.keep_dims = keep_dims,
+        )))
+    };
+    let resize = |code, options: &dyn Fn(bool, bool) -> O| {
+        vec![
+            (
+                "align_corners",
+                with_consts(
+                    code,
+                    &[1, 3, 5, 2],
+                    &[(&[2], &[5, 9])],
+                    &[1, 5, 9, 2],
+                    options(true, false),
+                ),
+            ),
+            (
+                "half_pixel_centers",
+                with_consts(
+                    code,
+                    &[2, 3, 3, 3],
+                    &[(&[2], &[7, 5])],
+                    &[2, 7, 5, 3],
+                    options(false, true),
+                ),
+            ),
+            (
+                "downscale",
+                with_consts(
+                    code,
+                    &[1, 6, 7, 2],
+                    &[(&[2], &[4, 3])],
+                    &[1, 4, 3, 2],
+                    options(false, true),
+                ),
+            ),
+            (
+                "odd_ratio",
+                with_consts(
+                    code,
+                    &[1, 4, 3, 1],
+                    &[(&[2], &[7, 8])],
+                    &[1, 7, 8, 1],
+                    options(false, false),
+                ),
+            ),
+        ]
+    };
+    match code {
+        Op::RESIZE_BILINEAR => resize(code, &bilinear),
+        Op::RESIZE_NEAREST_NEIGHBOR => resize(code, &nearest),
+        Op::STRIDED_SLICE => {
+            let ss = |x: &[i32], b: &[i32], e: &[i32], st: &[i32], y: &[i32], o: O| {
+                let n = [b.len() as i32];
+                with_consts(code, x, &[(&n, b), (&n, e), (&n, st)], y, o)
+            };
+            vec![
+                (
+                    "masks_negative_stride",
+                    ss(
+                        &[2, 5, 6],
+                        &[0, -1, 1],
+                        &[0, 0, 6],
+                        &[1, -2, 2],
+                        &[2, 3, 3],
+                        strided_slice_options(|o| {
+                            o.begin_mask = 0b001;
+                            o.end_mask = 0b011;
+                        }),
+                    ),
+                ),
+                (
+                    "shrink_axis",
+                    ss(
+                        &[3, 4, 5],
+                        &[1, 0, -2],
+                        &[2, 4, -1],
+                        &[1, 1, 1],
+                        &[4],
+                        strided_slice_options(|o| {
+                            o.shrink_axis_mask = 0b101;
+                        }),
+                    ),
+                ),
+                (
+                    "ellipsis",
+                    ss(
+                        &[2, 3, 4],
+                        &[0, 1],
+                        &[0, 2],
+                        &[1, 1],
+                        &[2, 3],
+                        strided_slice_options(|o| {
+                            o.ellipsis_mask = 0b01;
+                            o.shrink_axis_mask = 0b10;
+                        }),
+                    ),
+                ),
+                (
+                    "new_axis",
+                    ss(
+                        &[3, 4],
+                        &[0, 1],
+                        &[0, 3],
+                        &[1, 1],
+                        &[1, 2, 4],
+                        strided_slice_options(|o| {
+                            o.new_axis_mask = 0b01;
+                        }),
+                    ),
+                ),
+                (
+                    "offset",
+                    ss(
+                        &[6, 4],
+                        &[-4, 1],
+                        &[3, 2],
+                        &[1, 1],
+                        &[3, 2],
+                        strided_slice_options(|o| {
+                            o.offset = true;
+                        }),
+                    ),
+                ),
+                (
+                    "rank4",
+                    ss(
+                        &[1, 4, 4, 3],
+                        &[0, 1, 0, 0],
+                        &[1, 4, 4, 3],
+                        &[1, 1, 2, 1],
+                        &[1, 3, 2, 3],
+                        strided_slice_options(|_| {}),
+                    ),
+                ),
+                (
+                    "rank5",
+                    ss(
+                        &[1, 2, 3, 4, 2],
+                        &[0, 0, 1, 0, 1],
+                        &[1, 2, 3, 4, 2],
+                        &[1, 1, 1, 3, 1],
+                        &[1, 2, 2, 2, 1],
+                        strided_slice_options(|_| {}),
+                    ),
+                ),
+            ]
+        }
+        Op::SUM | Op::REDUCE_MAX | Op::REDUCE_MIN | Op::REDUCE_PROD => {
+            let (lo, hi) = if code == Op::REDUCE_PROD {
+                (0.8, 1.2)
+            } else {
+                (-2.0, 2.0)
+            };
+            let r = |x: &[i32], axes: &[i32], y: &[i32], keep: bool| {
+                let mut e = Example::new(code);
+                let xt = e.x_in(x, lo, hi);
+                let a = e.ints(&[axes.len() as i32], axes);
+                e.y(y);
+                e.run(&[xt, a], reducer(keep))
+            };
+            vec![
+                (
+                    "keep_dims_last",
+                    r(&[1, 4, 4, 3], &[-1], &[1, 4, 4, 1], true),
+                ),
+                ("all_axes", r(&[2, 3, 4], &[0, 1, 2], &[], false)),
+                ("axis0_rank2", r(&[3, 5], &[0], &[5], false)),
+                ("keep_dims_two", r(&[2, 3, 4], &[0, 2], &[1, 3, 1], true)),
+            ]
+        }
+        Op::PRELU => {
+            let p = |x: &[i32], alpha: &[i32]| {
+                let mut e = Example::new(code);
+                let xt = e.x(x);
+                let n = alpha.iter().product::<i32>() as usize;
+                let values: Vec<f32> = (0..n)
+                    .map(|i| [0.1, 0.25, -0.3, 0.6, 0.05][i % 5])
+                    .collect();
+                let a = e.floats(alpha, &values);
+                e.y(x);
+                e.run(&[xt, a], O::NONE)
+            };
+            vec![
+                ("full_alpha", p(&[1, 3, 3, 4], &[3, 3, 4])),
+                ("rank2", p(&[2, 6], &[6])),
+                ("scalar_alpha", p(&[1, 2, 3, 2], &[1, 1, 1])),
+            ]
+        }
+        Op::L2_NORMALIZATION => {
+            vec![(
+                "rank4",
+                with_consts(
+                    code,
+                    &[1, 3, 3, 8],
+                    &[],
+                    &[1, 3, 3, 8],
+                    O::L2NormOptions(Box::default()),
+                ),
+            )]
+        }
+        Op::LOG_SOFTMAX => vec![
+            (
+                "rank3",
+                with_consts(
+                    code,
+                    &[1, 2, 10],
+                    &[],
+                    &[1, 2, 10],
+                    O::LogSoftmaxOptions(Box::default()),
+                ),
+            ),
+            (
+                "wide",
+                unary(code, -8.0, 8.0, O::LogSoftmaxOptions(Box::default())),
+            ),
+        ],
+        Op::GATHER_ND => vec![
+            (
+                "full_index",
+                with_consts(
+                    code,
+                    &[3, 4, 2],
+                    &[(&[2, 2], &[2, 1, 0, 3])],
+                    &[2, 2],
+                    O::GatherNdOptions(Box::default()),
+                ),
+            ),
+            (
+                "rank3_params",
+                with_consts(
+                    code,
+                    &[2, 3, 4],
+                    &[(&[1, 3, 2], &[1, 2, 0, 0, 1, 1])],
+                    &[1, 3, 4],
+                    O::GatherNdOptions(Box::default()),
+                ),
+            ),
+        ],
+        Op::MIRROR_PAD => {
+            let symmetric =
+                O::MirrorPadOptions(Box::new(with(fb::MirrorPadOptionsT::default(), |o| {
+                    o.mode = fb::MirrorPadMode::SYMMETRIC
+                })));
+            vec![(
+                "symmetric",
+                with_consts(
+                    code,
+                    &[2, 6],
+                    &[(&[2, 2], &[1, 2, 2, 1])],
+                    &[5, 9],
+                    symmetric,
+                ),
+            )]
+        }
+        Op::REVERSE_V2 => vec![
+            (
+                "rank4",
+                with_consts(
+                    code,
+                    &[1, 3, 4, 2],
+                    &[(&[1], &[2])],
+                    &[1, 3, 4, 2],
+                    O::ReverseV2Options(Box::default()),
+                ),
+            ),
+            (
+                "two_axes",
+                with_consts(
+                    code,
+                    &[2, 3, 4],
+                    &[(&[2], &[1, 2])],
+                    &[2, 3, 4],
+                    O::ReverseV2Options(Box::default()),
+                ),
+            ),
+        ],
+        Op::SPACE_TO_BATCH_ND => vec![
+            (
+                "padded",
+                with_consts(
+                    code,
+                    &[1, 3, 5, 2],
+                    &[(&[2], &[2, 2]), (&[2, 2], &[1, 0, 1, 0])],
+                    &[4, 2, 3, 2],
+                    O::SpaceToBatchNDOptions(Box::default()),
+                ),
+            ),
+            (
+                "rank3",
+                with_consts(
+                    code,
+                    &[1, 4, 2],
+                    &[(&[1], &[2]), (&[1, 2], &[0, 0])],
+                    &[2, 2, 2],
+                    O::SpaceToBatchNDOptions(Box::default()),
+                ),
+            ),
+        ],
+        Op::BATCH_TO_SPACE_ND => vec![
+            (
+                "cropped",
+                with_consts(
+                    code,
+                    &[4, 2, 3, 2],
+                    &[(&[2], &[2, 2]), (&[2, 2], &[1, 0, 1, 0])],
+                    &[1, 3, 5, 2],
+                    O::BatchToSpaceNDOptions(Box::default()),
+                ),
+            ),
+            (
+                "rank3",
+                with_consts(
+                    code,
+                    &[2, 2, 2],
+                    &[(&[1], &[2]), (&[1, 2], &[0, 0])],
+                    &[1, 4, 2],
+                    O::BatchToSpaceNDOptions(Box::default()),
+                ),
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Ops the suite does not generate, and why.
 fn not_generated(code: Op) -> Option<&'static str> {
     match code {
@@ -779,10 +1148,20 @@ fn every_op_of_the_table_quantizes_and_runs_in_litert_bit_exact() {
     let mut cells: BTreeMap<(String, &'static str), String> = BTreeMap::new();
     let mut problems: Vec<String> = Vec::new();
     let mut runs: Vec<Run> = Vec::new();
+    // `LITEQUANT_OPS=STRIDED_SLICE,SUM` runs those ops alone (all their forms).
+    let only: Option<Vec<String>> = std::env::var("LITEQUANT_OPS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let mut labels: Vec<String> = Vec::new();
+    let mut generated: Vec<(&OpDef, String, Example)> = Vec::new();
     for def in ops::table().iter() {
         let code = def.code();
         let op = name(code);
-        let Some(mut e) = example(code) else {
+        if only.as_ref().is_some_and(|only| !only.contains(&op)) {
+            continue;
+        }
+        labels.push(op.clone());
+        let Some(e) = example(code) else {
             if let Some(why) = not_generated(code) {
                 cells.insert((op, "float"), format!("not generated: {why}"));
             } else if def.float_kernel().is_ok() || def.rule(ActivationType::Int8).is_ok() {
@@ -790,10 +1169,19 @@ fn every_op_of_the_table_quantizes_and_runs_in_litert_bit_exact() {
             }
             continue;
         };
+        generated.push((def, op.clone(), e));
+        for (form, e) in forms(code) {
+            labels.push(format!("{op} {form}"));
+            generated.push((def, format!("{op} {form}"), e));
+        }
+    }
+    // Each example (the op's main one and its further forms) is labelled `op` in the table.
+    for (def, op, mut e) in generated {
+        let code = def.code();
         let samples = e.samples();
         let n_inputs = e.inputs.len();
         let float = e.g.to_bytes();
-        let stem = dir.path().join(&op);
+        let stem = dir.path().join(op.replace(' ', "_"));
         let inputs = stem.with_extension("inputs.npz");
         write_inputs(&inputs, &samples, n_inputs);
         let float_path = stem.with_extension("float.tflite");
@@ -836,7 +1224,7 @@ fn every_op_of_the_table_quantizes_and_runs_in_litert_bit_exact() {
             // What build did to the op under test, against what inspect promised.
             let did = match &built {
                 Some(Ok(summary)) if *mode == Mode::Dynamic => summary.weights_quantized > 0,
-                Some(Ok(summary)) => summary.ops_float.iter().all(|f| f.op != op),
+                Some(Ok(summary)) => summary.ops_float.iter().all(|f| f.op != name(code)),
                 _ => false,
             };
             if did != promised.contains(mode) {
@@ -899,7 +1287,7 @@ fn every_op_of_the_table_quantizes_and_runs_in_litert_bit_exact() {
         }
         let def: &OpDef = ops::table()
             .iter()
-            .find(|d| name(d.code()) == run.op)
+            .find(|d| run.op.split(' ').next() == Some(name(d.code()).as_str()))
             .expect("the op is in the table");
         let bytes = std::fs::read(&run.model).expect("artifact");
         // The face the interpreter needs to run the op under test here, when the table says it lacks it.
@@ -959,8 +1347,7 @@ fn every_op_of_the_table_quantizes_and_runs_in_litert_bit_exact() {
         "{:24} | {:28} | {:28} | {:28} | dynamic",
         "op", "float (vs LiteRT float)", "int8", "int16x8"
     );
-    let ops: Vec<String> = ops::table().iter().map(|d| name(d.code())).collect();
-    for op in ops {
+    for op in labels {
         let cell = |c: &str| {
             cells
                 .get(&(op.clone(), c))

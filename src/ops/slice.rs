@@ -1,7 +1,7 @@
 //! Slicing and indexing: SLICE, STRIDED_SLICE, REVERSE_V2, GATHER, GATHER_ND. Outputs reuse the input's
 //! params.
 
-use super::{DynamicWeights, OpDef, OpTable, WeightKernel, NOT_IN_INTERPRETER};
+use super::{DynamicWeights, OpDef, OpTable, WeightKernel};
 use crate::calibrate::ops::{gather as g, slice as f};
 use crate::interp::kernels::data_movement as dm;
 use crate::quantize::rules::OpRule;
@@ -19,13 +19,13 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::STRIDED_SLICE)
             .float(f::strided_slice)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, f::strided_slice)),
     );
     t.add(
         op(Op::REVERSE_V2)
             .float(f::reverse_v2)
             .quantize(OpRule::same_scale(&[0], 3))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, f::reverse_v2)),
     );
     // Dynamic mode stores a constant GATHER table int8; a DEQUANTIZE feeds the float kernel.
     t.add(
@@ -46,6 +46,6 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::GATHER_ND)
             .float(g::gather_nd)
             .quantize(OpRule::same_scale(&[0], 3))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, g::gather_nd)),
     );
 }

@@ -1,7 +1,7 @@
 //! Space and depth rearrangements: SPACE_TO_DEPTH, DEPTH_TO_SPACE, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND.
 //! Outputs reuse the input's params.
 
-use super::{OpDef, OpTable, NOT_IN_INTERPRETER, NO_INT16_KERNEL};
+use super::{OpDef, OpTable, NO_INT16_KERNEL};
 use crate::calibrate::ops::space as f;
 use crate::interp::kernels::data_movement as dm;
 use crate::quantize::rules::OpRule;
@@ -25,12 +25,12 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::SPACE_TO_BATCH_ND)
             .float(f::space_to_batch_nd)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, f::space_to_batch_nd)),
     );
     t.add(
         op(Op::BATCH_TO_SPACE_ND)
             .float(f::batch_to_space_nd)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, f::batch_to_space_nd)),
     );
 }

@@ -2,11 +2,86 @@
 //! parameters of its input, and every joined input the output's): EXPAND_DIMS, SLICE, SPLIT, SPLIT_V, PACK,
 //! UNPACK, TILE, BROADCAST_TO, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH; and MAXIMUM / MINIMUM, which compare
 //! raw codes (`maximum_minimum.cc`: inputs on the output's parameters), with broadcasting.
+//!
+//! The rest of the data-movement ops (STRIDED_SLICE, REVERSE_V2, GATHER_ND, MIRROR_PAD, SPACE_TO_BATCH_ND,
+//! BATCH_TO_SPACE_ND, RESIZE_NEAREST_NEIGHBOR) run their element-generic kernel of the float model on the
+//! codes ([`on_codes`]): one implementation for every element type, as LiteRT's templated kernels are.
 
 use super::arithmetic::broadcast;
 use super::{codes, from_codes, OpCtx};
-use crate::interp::tensor::Tensor;
+use crate::calibrate::{self, Value};
+use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
+use ndarray::{ArrayD, IxDyn};
+
+/// Runs a data-movement op's element-generic kernel (`calibrate::ops`) on quantized codes.
+///
+/// Quantized inputs (INT8, UINT8, INT16) enter as INT32 codes relative to the output's zero point and leave
+/// with it added back, so a copied code is unchanged and a padded element is the zero point, as LiteRT's
+/// quantized SPACE_TO_BATCH_ND pads (`output_offset`); its Prepare requires the input's params to equal
+/// the output's. Index, shape and axis inputs pass through as they are.
+pub(crate) fn on_codes(ctx: &OpCtx<'_>, kernel: calibrate::Kernel) -> Result<Vec<Tensor>, String> {
+    let zp = ctx.output_quant(0)?.zero_point0();
+    let values: Vec<Option<Value>> = ctx
+        .inputs
+        .iter()
+        .map(|t| t.map(|t| code_value(t, zp)).transpose())
+        .collect::<Result<_, _>>()?;
+    let float_ctx = calibrate::OpContext {
+        graph: ctx.graph,
+        op: ctx.op,
+        inputs: values.iter().map(Option::as_ref).collect(),
+    };
+    let outs = kernel(&float_ctx).map_err(|e| e.to_string())?;
+    outs.into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let shape = v.shape().to_vec();
+            match (v, ctx.output_type(i)?) {
+                (
+                    Value::I32(a),
+                    ty @ (fb::TensorType::INT8 | fb::TensorType::UINT8 | fb::TensorType::INT16),
+                ) => from_codes(shape, ty, a.iter().map(|&c| c + zp).collect()),
+                (Value::I32(a), fb::TensorType::INT32) => {
+                    Tensor::new(shape, TensorData::I32(a.iter().copied().collect()))
+                }
+                (Value::I64(a), _) => {
+                    Tensor::new(shape, TensorData::I64(a.iter().copied().collect()))
+                }
+                (Value::Bool(a), _) => {
+                    Tensor::new(shape, TensorData::Bool(a.iter().copied().collect()))
+                }
+                (other, ty) => Err(format!(
+                    "the kernel produced {} for a {} output",
+                    other.type_name(),
+                    crate::tflite::type_name(ty)
+                )),
+            }
+        })
+        .collect()
+}
+
+/// A tensor as a value of the float model's kernels: quantized codes as INT32 less `zp`, the rest as is.
+fn code_value(t: &Tensor, zp: i32) -> Result<Value, String> {
+    let shape = IxDyn(&t.shape);
+    let err = |e: ndarray::ShapeError| e.to_string();
+    Ok(match &t.data {
+        TensorData::I8(_) | TensorData::U8(_) | TensorData::I16(_) => Value::I32(
+            ArrayD::from_shape_vec(shape, codes(t)?.into_iter().map(|c| c - zp).collect())
+                .map_err(err)?,
+        ),
+        TensorData::I32(v) => Value::I32(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        TensorData::I64(v) => Value::I64(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        TensorData::Bool(v) => Value::Bool(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        TensorData::F32(v) => Value::F32(ArrayD::from_shape_vec(shape, v.clone()).map_err(err)?),
+        other => {
+            return Err(format!(
+                "a data-movement op cannot read {}",
+                crate::tflite::type_name(other.tensor_type())
+            ))
+        }
+    })
+}
 
 fn ints(ctx: &OpCtx<'_>, i: usize, what: &str) -> Result<Vec<i64>, String> {
     ctx.input(i)?

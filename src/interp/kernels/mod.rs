@@ -18,6 +18,7 @@ pub(crate) mod lut;
 pub(crate) mod pool;
 pub(crate) mod quantize;
 pub(crate) mod reduce;
+pub(crate) mod resize;
 pub(crate) mod rsqrt;
 pub(crate) mod shape;
 pub(crate) mod sigmoid_table;
