@@ -1,6 +1,6 @@
 //! Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD.
 
-use super::{OpDef, OpTable, NOT_IN_INTERPRETER, NO_RULE_YET};
+use super::{OpDef, OpTable, NO_RULE_YET};
 use crate::calibrate::ops::reduce as f;
 use crate::interp::kernels::reduce as i;
 use crate::quantize::rules::{OpRule, OutputRule};
@@ -18,24 +18,19 @@ pub(super) fn register(t: &mut OpTable) {
     // SUM rescales in int8 only.
     let mut sum = OpRule::activation(&[0], 2);
     sum.output = OutputRule::SameAsInputInt16;
-    t.add(
-        op(Op::SUM)
-            .float(f::sum)
-            .quantize(sum)
-            .no_integer(NOT_IN_INTERPRETER),
-    );
+    t.add(op(Op::SUM).float(f::sum).quantize(sum).integer(i::sum));
     // The extremes do not rescale: the output reuses the input's params.
     t.add(
         op(Op::REDUCE_MAX)
             .float(f::reduce_max)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| i::extreme(c, true)),
     );
     t.add(
         op(Op::REDUCE_MIN)
             .float(f::reduce_min)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| i::extreme(c, false)),
     );
     t.add(
         op(Op::REDUCE_PROD)

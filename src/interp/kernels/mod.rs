@@ -15,6 +15,7 @@ pub(crate) mod gelu;
 pub(crate) mod hybrid;
 pub(crate) mod leaky_relu;
 pub(crate) mod lut;
+pub(crate) mod normalization;
 pub(crate) mod pool;
 pub(crate) mod quantize;
 pub(crate) mod reduce;
