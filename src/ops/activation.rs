@@ -1,7 +1,9 @@
 //! Activations: LOGISTIC, TANH, SOFTMAX, LOG_SOFTMAX, L2_NORMALIZATION (fixed output params), RELU, RELU6,
 //! RELU_N1_TO_1, RELU_0_TO_1, LEAKY_RELU, PRELU, HARD_SWISH, ELU, GELU.
 
-use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_INT16_KERNEL, NO_RULE_NO_KERNEL};
+use super::{
+    OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_INT16_BY_TF, NO_INT16_KERNEL, NO_RULE_NO_KERNEL,
+};
 use crate::calibrate::ops::{activation as f, fast_math, normalization};
 use crate::interp::kernels::{activation as i, gelu, leaky_relu, normalization as norm, softmax};
 use crate::quantize::rules::OpRule;
@@ -82,8 +84,8 @@ pub(super) fn register(t: &mut OpTable) {
     t.add(
         OpDef::weightless(Op::PRELU)
             .float(f::prelu)
-            .quantize_int8(OpRule::activation(&[0, 1], 1), NO_INT16_KERNEL)
-            .int8_kernel(leaky_relu::prelu, NO_INT16_KERNEL),
+            .quantize_int8(OpRule::activation(&[0, 1], 1), NOT_INT16_BY_TF)
+            .int8_kernel(leaky_relu::prelu, NOT_INT16_BY_TF),
     );
     t.add(
         OpDef::weightless(Op::HARD_SWISH)

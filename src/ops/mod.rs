@@ -410,6 +410,9 @@ pub(crate) const NO_RULE_NO_KERNEL: &str = "it is never quantized, so it needs n
 /// int8 only in LiteRT.
 pub(crate) const NO_INT16_KERNEL: &str =
     "LiteRT 2.3 has no int16 (16x8) kernel for it (quantizable_int16 = false): int16x8 keeps it float";
+/// int8 only in TF's converter, though LiteRT has an int16 kernel.
+pub(crate) const NOT_INT16_BY_TF: &str =
+    "TF's converter keeps it float in int16x8 (quantizable_int16 = false in operator_property.cc)";
 /// Recurrent and other stateful ops.
 pub(crate) const NO_FLOAT_RECURRENT: &str =
     "litequant has no float kernel for recurrent ops: calibration and eval cannot run them";

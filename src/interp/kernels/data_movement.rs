@@ -21,18 +21,14 @@ use ndarray::{ArrayD, IxDyn};
 /// quantized SPACE_TO_BATCH_ND pads (`output_offset`); its Prepare requires the input's params to equal
 /// the output's. Index, shape and axis inputs pass through as they are.
 pub(crate) fn on_codes(ctx: &OpCtx<'_>, kernel: calibrate::Kernel) -> Result<Vec<Tensor>, String> {
-    let zp = ctx.output_quant(0)?.zero_point0();
+    // ARG_MAX's INT32 output has no params: its codes need no shift.
+    let zp = ctx.output_quant(0).map_or(0, |q| q.zero_point0());
     let values: Vec<Option<Value>> = ctx
         .inputs
         .iter()
         .map(|t| t.map(|t| code_value(t, zp)).transpose())
         .collect::<Result<_, _>>()?;
-    let float_ctx = calibrate::OpContext {
-        graph: ctx.graph,
-        op: ctx.op,
-        inputs: values.iter().map(Option::as_ref).collect(),
-    };
-    let outs = kernel(&float_ctx).map_err(|e| e.to_string())?;
+    let outs = on_values(ctx, &values, kernel)?;
     outs.into_iter()
         .enumerate()
         .map(|(i, v)| {
@@ -59,6 +55,20 @@ pub(crate) fn on_codes(ctx: &OpCtx<'_>, kernel: calibrate::Kernel) -> Result<Vec
             }
         })
         .collect()
+}
+
+/// Runs the float model's kernel of the op on `values` (one per input, `None` for omitted ones).
+pub(crate) fn on_values(
+    ctx: &OpCtx<'_>,
+    values: &[Option<Value>],
+    kernel: calibrate::Kernel,
+) -> Result<Vec<Value>, String> {
+    let float_ctx = calibrate::OpContext {
+        graph: ctx.graph,
+        op: ctx.op,
+        inputs: values.iter().map(Option::as_ref).collect(),
+    };
+    kernel(&float_ctx).map_err(|e| e.to_string())
 }
 
 /// A tensor as a value of the float model's kernels: quantized codes as INT32 less `zp`, the rest as is.

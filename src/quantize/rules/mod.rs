@@ -57,6 +57,9 @@ pub enum OutputRule {
     SameAsInput,
     /// Calibrated for int8; same as the input for int16 (SUM).
     SameAsInputInt16,
+    /// The outputs are not real values (BOOL of comparisons, INT32/INT64 indices of ARG_MAX): they keep their
+    /// type and get no params.
+    NotQuantized,
     /// Fixed by the kernel: `(scale, zero_point)` for int8, and for int16 when it has an int16 kernel.
     Fixed {
         /// int8 output params.
