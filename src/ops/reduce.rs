@@ -1,6 +1,6 @@
 //! Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD.
 
-use super::{OpDef, OpTable, NO_RULE_YET};
+use super::{OpDef, OpTable};
 use crate::calibrate::ops::reduce as f;
 use crate::interp::kernels::reduce as i;
 use crate::quantize::rules::{OpRule, OutputRule};
@@ -32,10 +32,12 @@ pub(super) fn register(t: &mut OpTable) {
             .quantize(OpRule::same_scale(&[0], 2))
             .integer(|c| i::extreme(c, false)),
     );
+    // REDUCE_PROD rescales onto its own calibrated output (operator_property.cc, version 2).
     t.add(
         op(Op::REDUCE_PROD)
             .float(f::reduce_prod)
-            .float_only(NO_RULE_YET),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(i::prod),
     );
 }
 

@@ -4,7 +4,8 @@
 
 use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
-    multiply_by_quantized_multiplier, quantize_multiplier, QuantizedMultiplier,
+    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64, quantize_multiplier,
+    QuantizedMultiplier,
 };
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
@@ -36,6 +37,16 @@ struct Reduced {
 
 /// Folds the codes of input 0 over the axes of input 1 with `f`, from `init`, in row-major order.
 fn fold(ctx: &OpCtx<'_>, init: i32, f: impl Fn(i32, i32) -> i32) -> Result<Reduced, String> {
+    fold_first(ctx, |v| f(init, v), &f)
+}
+
+/// Folds the codes of input 0 over the axes of input 1 in row-major order (`reference_ops::Reduce`): the
+/// first element of each output cell through `first`, the others through `next`.
+fn fold_first(
+    ctx: &OpCtx<'_>,
+    first: impl Fn(i32) -> i32,
+    next: impl Fn(i32, i32) -> i32,
+) -> Result<Reduced, String> {
     let input = ctx.input(0)?;
     let axes = ctx
         .input(1)?
@@ -63,14 +74,19 @@ fn fold(ctx: &OpCtx<'_>, init: i32, f: impl Fn(i32, i32) -> i32) -> Result<Reduc
         .map(|(_, &n)| n as i64)
         .product();
     let x = codes(input)?;
-    let mut cells = vec![init; out_dims.iter().product()];
+    let mut cells = vec![0; out_dims.iter().product()];
+    let mut seen = vec![false; cells.len()];
     let mut index = vec![0usize; rank];
     for &v in &x {
         let mut o = 0;
         for d in 0..rank {
             o = o * out_dims[d] + if reduced[d] { 0 } else { index[d] };
         }
-        cells[o] = f(cells[o], v);
+        cells[o] = if std::mem::replace(&mut seen[o], true) {
+            next(cells[o], v)
+        } else {
+            first(v)
+        };
         for d in (0..rank).rev() {
             index[d] += 1;
             if index[d] < input.shape[d] {
@@ -160,4 +176,40 @@ pub(crate) fn extreme(ctx: &OpCtx<'_>, max: bool) -> Result<Vec<Tensor>, String>
         fold(ctx, hi, i32::min)?
     };
     Ok(vec![from_codes(r.shape, out_type, r.cells)?])
+}
+
+/// REDUCE_PROD on int8 / int16 (`reference_ops::QuantizedReduceProd`): each step of the product rescaled by
+/// `input_scale / output_scale^(1/n)` (n reduced elements per output), once more at the end.
+pub(crate) fn prod(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+    let (in_q, out_q) = (ctx.input_quant(0)?, ctx.output_quant(0)?);
+    let out_type = ctx.output_type(0)?;
+    let (qmin, qmax) = type_range(out_type)?;
+    let input = ctx.input(0)?;
+    let axes = ctx
+        .input(1)?
+        .data
+        .to_i64()
+        .ok_or("the axes are not integers")?;
+    let reduced: usize = resolve_axes(&axes, input.shape.len())?
+        .into_iter()
+        .map(|a| input.shape[a])
+        .product();
+    if reduced == 0 || input.is_empty() {
+        return Err("REDUCE_PROD of an empty tensor".into());
+    }
+    let scaling = f64::from(in_q.scale0()) / f64::from(out_q.scale0()).powf(1.0 / reduced as f64);
+    let m = quantize_multiplier(scaling);
+    let zp = in_q.zero_point0();
+    let r = fold_first(
+        ctx,
+        |v| v - zp,
+        |cur, v| multiply_by_quantized_multiplier_i64(i64::from(cur) * i64::from(v - zp), m),
+    )?;
+    let out_zp = out_q.zero_point0();
+    let out = r
+        .cells
+        .into_iter()
+        .map(|p| (multiply_by_quantized_multiplier_i64(i64::from(p), m) + out_zp).clamp(qmin, qmax))
+        .collect();
+    Ok(vec![from_codes(r.shape, out_type, out)?])
 }
