@@ -27,7 +27,7 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::EXPAND_DIMS)
             .float(f::expand_dims)
             .quantize(OpRule::same_scale(&[0], 1))
-            .integer(dm::expand_dims),
+            .integer(|c| dm::on_codes(c, f::expand_dims)),
     );
     t.add(
         op(Op::TRANSPOSE)
@@ -39,13 +39,13 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::TILE)
             .float(f::tile)
             .quantize(OpRule::same_scale(&[0], 3))
-            .integer(dm::tile),
+            .integer(|c| dm::on_codes(c, f::tile)),
     );
     t.add(
         op(Op::BROADCAST_TO)
             .float(f::broadcast_to)
             .quantize(OpRule::same_scale(&[0], 3))
-            .integer(dm::broadcast_to),
+            .integer(|c| dm::on_codes(c, f::broadcast_to)),
     );
     t.add(
         op(Op::SHAPE)

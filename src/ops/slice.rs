@@ -13,7 +13,7 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::SLICE)
             .float(f::slice)
             .quantize(OpRule::same_scale(&[0], 2))
-            .integer(dm::slice),
+            .integer(|c| dm::on_codes(c, f::slice)),
     );
     t.add(
         op(Op::STRIDED_SLICE)
@@ -32,7 +32,7 @@ pub(super) fn register(t: &mut OpTable) {
         OpDef::new(Op::GATHER)
             .float(g::gather)
             .quantize(OpRule::same_scale(&[0], 2))
-            .integer(dm::gather)
+            .integer(|c| dm::on_codes(c, g::gather))
             .dynamic(DynamicWeights {
                 inputs: &[0],
                 per_channel: None,

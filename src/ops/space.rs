@@ -13,13 +13,13 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::SPACE_TO_DEPTH)
             .float(f::space_to_depth)
             .quantize_int8(OpRule::same_scale(&[0], 2), NO_INT16_KERNEL)
-            .integer(|c| dm::depth_space(c, false)),
+            .integer(|c| dm::on_codes(c, f::space_to_depth)),
     );
     t.add(
         op(Op::DEPTH_TO_SPACE)
             .float(f::depth_to_space)
             .quantize_int8(OpRule::same_scale(&[0], 2), NO_INT16_KERNEL)
-            .integer(|c| dm::depth_space(c, true)),
+            .integer(|c| dm::on_codes(c, f::depth_to_space)),
     );
     t.add(
         op(Op::SPACE_TO_BATCH_ND)
