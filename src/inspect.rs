@@ -137,8 +137,12 @@ pub struct OpInfo {
     pub output_types: Vec<String>,
     /// Output tensor names: what `exclude` patterns are matched against.
     pub outputs: Vec<String>,
-    /// litequant modes that can quantize this op (none outside the main subgraph, which is kept intact).
+    /// litequant modes that can quantize this op (every subgraph is quantized: loop bodies too).
     pub modes: Vec<Mode>,
+    /// Why the integer modes (and dynamic, for an op with float weights) leave it float: the op table's
+    /// reason for each such mode the op lacks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub float_reasons: Vec<(Mode, String)>,
 }
 
 /// The modes that can quantize an op of type `code`, in the order dynamic, float16, int8, int16x8: the
@@ -380,7 +384,7 @@ fn op_info(
         .iter()
         .filter_map(|&t| tensor(t))
         .any(float_constant);
-    let modes = if subgraph == 0 && code != fb::BuiltinOperator::CUSTOM {
+    let modes: Vec<Mode> = if code != fb::BuiltinOperator::CUSTOM {
         supported_modes(code)
             .into_iter()
             .filter(|m| !matches!(m, Mode::Dynamic | Mode::Float16) || has_float_weights)
@@ -388,6 +392,22 @@ fn op_info(
     } else {
         Vec::new()
     };
+    let def = crate::ops::table().get(code);
+    let float_reasons = [Mode::Dynamic, Mode::Int8, Mode::Int16x8]
+        .into_iter()
+        .filter(|m| !modes.contains(m))
+        .filter(|&m| m != Mode::Dynamic || has_float_weights)
+        .map(|m| {
+            let why = match (code, def) {
+                (fb::BuiltinOperator::CUSTOM, _) => {
+                    "a custom op: kept as is (passed through with SELECT_TF_OPS)"
+                }
+                (_, None) => "litequant does not know this op",
+                (_, Some(d)) => d.reason_float(m).unwrap_or("-"),
+            };
+            (m, why.to_string())
+        })
+        .collect();
     OpInfo {
         subgraph,
         index,
@@ -397,6 +417,7 @@ fn op_info(
         output_types,
         outputs,
         modes,
+        float_reasons,
     }
 }
 
@@ -634,7 +655,23 @@ impl fmt::Display for Inspection {
                 o.outputs.join(" | "),
             ]
         }));
-        table(f, &rows)
+        table(f, &rows)?;
+        // Each op type's reasons once: what a user reads to know why a mode leaves ops float.
+        let mut reasons: BTreeMap<(&str, String), &str> = BTreeMap::new();
+        for o in &self.ops {
+            for (m, why) in &o.float_reasons {
+                reasons.entry((o.op.as_str(), m.to_string())).or_insert(why);
+            }
+        }
+        if !reasons.is_empty() {
+            writeln!(f, "\nwhy ops stay float")?;
+            let rows: Vec<Vec<String>> = reasons
+                .into_iter()
+                .map(|((op, mode), why)| vec![op.to_string(), mode, why.to_string()])
+                .collect();
+            table(f, &rows)?;
+        }
+        Ok(())
     }
 }
 

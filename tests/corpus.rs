@@ -89,18 +89,19 @@ fn corpus_models_reach_tf_converter_floors_in_litert() {
                 a.size_quant.unwrap_or(0),
                 e.float_compute_ops
             );
+            let (tol_db, tol_top1) = a.tolerances();
             if let Some(tf) = a.sqnr_db {
-                if e.sqnr_db < tf - 1.0 {
+                if e.sqnr_db < tf - tol_db {
                     short.push(format!(
-                        "{label}: SQNR {:.1} dB < TF {tf:.1} - 1",
+                        "{label}: SQNR {:.1} dB < anchor {tf:.1} - {tol_db}",
                         e.sqnr_db
                     ));
                 }
             }
             // A model without a classifier output (a U-Net) has no top-1 on either side.
             match (a.top1_agree, e.top1_agree) {
-                (Some(tf), Some(ours)) if ours < tf - 0.01 => short.push(format!(
-                    "{label}: top-1 agreement {ours:.3} < TF {tf:.3} - 0.01"
+                (Some(tf), Some(ours)) if ours < tf - tol_top1 => short.push(format!(
+                    "{label}: top-1 agreement {ours:.3} < anchor {tf:.3} - {tol_top1}"
                 )),
                 (Some(_), None) => short.push(format!(
                     "{label}: TF has a top-1 agreement, LiteRT found no classifier output in ours"

@@ -55,11 +55,40 @@ fn inspect_names_every_op_of_every_corpus_model_and_tf_reference() {
         let expected: BTreeMap<String, u64> =
             serde_json::from_value(info["ops"].clone()).expect("info.json ops is a map");
         assert_eq!(ops, expected, "{name}: op histogram");
+        // The corpus counts every constant tensor; inspect counts each buffer once (a constant two subgraphs
+        // share, as digits_gru's loop does, is one parameter set). Both counts are recomputed here.
         let expected: BTreeMap<String, u64> =
             serde_json::from_value(info["const_elements_by_dtype"].clone()).expect("a map");
+        let g = litequant::graph::Graph::from_file(&path).expect("reads");
+        let buffers = g.model.buffers.as_deref().unwrap_or(&[]);
+        let mut per_tensor: BTreeMap<String, u64> = BTreeMap::new();
+        let mut per_buffer: BTreeMap<String, u64> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for t in g
+            .model
+            .subgraphs
+            .iter()
+            .flatten()
+            .flat_map(|sg| sg.tensors.iter().flatten())
+        {
+            let has_data = buffers
+                .get(t.buffer as usize)
+                .and_then(|b| b.data.as_ref())
+                .is_some_and(|d| !d.is_empty());
+            if !has_data {
+                continue;
+            }
+            let n: u64 = t.shape.iter().flatten().map(|&d| d.max(0) as u64).product();
+            let ty = litequant::tflite::type_name(t.type_).to_lowercase();
+            *per_tensor.entry(ty.clone()).or_default() += n;
+            if seen.insert(t.buffer) {
+                *per_buffer.entry(ty).or_default() += n;
+            }
+        }
+        assert_eq!(per_tensor, expected, "{name}: constants per tensor");
         assert_eq!(
-            report.parameters_by_type, expected,
-            "{name}: parameters by type"
+            report.parameters_by_type, per_buffer,
+            "{name}: parameters by type (each buffer once)"
         );
         let inputs: Vec<&str> = report.inputs.iter().map(|t| t.name.as_str()).collect();
         let expected: Vec<String> = info["inputs"]
@@ -122,15 +151,20 @@ fn inspect_shows_quantization_of_a_tf_int8_model() {
 }
 
 #[test]
-fn inspect_covers_every_subgraph_but_offers_modes_only_for_the_main_one() {
+fn inspect_covers_every_subgraph_and_offers_modes_in_each() {
     let report = inspect_bytes(&fixtures::while_loop());
     assert_eq!(report.subgraphs.len(), 3);
     assert_eq!(report.ops.len(), 4);
-    assert!(report
+    // Loop bodies are quantized too: the body's float ADD can be int8; the cond's LESS says why not.
+    let body_add = report
         .ops
         .iter()
-        .filter(|o| o.subgraph > 0)
-        .all(|o| o.modes.is_empty()));
+        .find(|o| o.subgraph == 2 && o.index == 1)
+        .expect("body op");
+    assert!(body_add.modes.contains(&litequant::quantize::Mode::Int8));
+    let less = report.ops.iter().find(|o| o.op == "LESS").expect("cond op");
+    assert!(!less.float_reasons.is_empty());
+    assert!(report.to_string().contains("why ops stay float"));
     assert_eq!(report.ops[0].op, "WHILE");
     assert!(
         report.to_string().contains("0:0"),

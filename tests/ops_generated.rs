@@ -52,10 +52,7 @@ impl Example {
             m.subgraphs = Some(vec![fb::SubGraphT::default()]);
         });
         Example {
-            g: Graph {
-                model,
-                warnings: Vec::new(),
-            },
+            g: Graph::from_model(model),
             code,
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -1096,6 +1093,18 @@ fn not_generated(code: Op) -> Option<&'static str> {
         Op::QUANTIZE | Op::DEQUANTIZE => {
             Some("in every quantized model of this suite, where they are checked too")
         }
+        Op::LOGICAL_AND | Op::LOGICAL_OR | Op::LOGICAL_NOT => Some(
+            "BOOL in and out (no mode touches it); LOGICAL_AND runs in digits_gru's loop condition, \
+             checked against LiteRT by the corpus tests",
+        ),
+        Op::WHILE => Some(
+            "a loop needs cond and body subgraphs: digits_gru (tests/corpus) checks it in every mode, \
+             in LiteRT (corpus::, int8::) and op by op against BUILTIN_REF (interp::)",
+        ),
+        Op::IF | Op::CALL_ONCE | Op::VAR_HANDLE | Op::READ_VARIABLE | Op::ASSIGN_VARIABLE => Some(
+            "needs subgraphs: checked by the float and integer interpreters' unit tests \
+             (calibrate::ops::control)",
+        ),
         _ => None,
     }
 }

@@ -142,11 +142,17 @@ fn litert_outputs_are_bit_identical_after_round_trip() {
 
 #[test]
 fn quantized_models_are_not_float_sources() {
+    let mut checked = 0;
     for (name, path) in support::corpus_models() {
         let g = Graph::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(g.require_float_source().is_ok(), "{name} is a float model");
-        let int8 = Graph::from_file(&path.with_file_name("tf").join("full_int8.tflite"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        // TF's converter crashes on some models (digits_gru): those have no TF integer output to refuse.
+        let tf_int8 = path.with_file_name("tf").join("full_int8.tflite");
+        if !tf_int8.is_file() {
+            continue;
+        }
+        checked += 1;
+        let int8 = Graph::from_file(&tf_int8).unwrap_or_else(|e| panic!("{e}"));
         let message = int8
             .require_float_source()
             .expect_err("int8 model")
@@ -168,6 +174,7 @@ fn quantized_models_are_not_float_sources() {
             "{message}"
         );
     }
+    assert!(checked > 0, "no corpus model has TF's integer outputs");
     let fp16 = Graph::from_bytes(&fixtures::fp16_weights_cnn()).expect("reads");
     assert!(
         fp16.require_float_source().is_ok(),

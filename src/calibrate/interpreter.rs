@@ -1,31 +1,67 @@
-//! The float reference interpreter: runs the main subgraph of a float model one sample at a time.
+//! The float reference interpreter: runs a float model one sample at a time, its main subgraph and every
+//! subgraph a control-flow op (WHILE, IF, CALL_ONCE) calls.
 //!
 //! Everything that can be decided once per model is decided in [`FloatInterpreter::new`]: every op has a
 //! kernel, every tensor an op reads exists by the time the op runs, constants are decoded, and each
 //! activation is freed right after its last reader. [`FloatInterpreter::run`] then only evaluates kernels.
+//!
+//! Tensors are observed by a **flat id**: subgraph `s`'s tensor `t` is `TensorId(offset(s) + t)`, where the
+//! main subgraph's offset is 0 (so a one-subgraph model's ids are its tensor indices) and each further
+//! subgraph follows the previous one's tensors.
 
 use super::ops::quantize_ops::{affine_params, dequantize_codes};
 use super::ops::reshape_target;
-use super::{CalibError, Kernel, OpContext, OpLocation, Registry, Value};
+use super::{
+    CalibError, Kernel, KernelError, OpContext, OpLocation, Registry, Resources, SubgraphCalls,
+    Value,
+};
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::tflite::{self, fb};
 use ndarray::{ArrayD, IxDyn};
+use std::cell::RefCell;
 
-/// Runs a float model's main subgraph on one sample at a time, reporting every float activation.
+/// Runs a float model on one sample at a time, reporting every float activation of every subgraph.
 ///
 /// The interpreter borrows the graph and holds no per-run state, so one instance serves every worker thread.
 pub struct FloatInterpreter<'g> {
     graph: &'g Graph,
+    /// One program per subgraph, the main one first.
+    programs: Vec<Program<'g>>,
+    /// Flat id of each subgraph's tensor 0.
+    offsets: Vec<usize>,
+    inputs: Vec<ModelInput>,
+    /// Estimated multiply-adds per sample (see [`FloatInterpreter::work_per_sample`]).
+    work: usize,
+}
+
+/// The main subgraph borrowed, or another subgraph's view owned.
+enum GraphRef<'g> {
+    Borrowed(&'g Graph),
+    Owned(Box<Graph>),
+}
+
+impl std::ops::Deref for GraphRef<'_> {
+    type Target = Graph;
+    fn deref(&self) -> &Graph {
+        match self {
+            GraphRef::Borrowed(g) => g,
+            GraphRef::Owned(g) => g,
+        }
+    }
+}
+
+/// One subgraph, ready to run.
+struct Program<'g> {
+    graph: GraphRef<'g>,
     steps: Vec<Step>,
     /// Decoded constant of each tensor (by tensor index); `None` for activations.
     constants: Vec<Option<Value>>,
-    inputs: Vec<ModelInput>,
+    inputs: Vec<TensorId>,
     outputs: Vec<TensorId>,
     /// Tensors reported to the observer: FLOAT32 and not constant.
     observed: Vec<bool>,
     /// The most inputs any op has (the capacity of the argument list).
     max_inputs: usize,
-    /// Estimated multiply-adds per sample (see [`FloatInterpreter::work_per_sample`]).
     work: usize,
 }
 
@@ -44,15 +80,62 @@ struct Step {
 
 /// A model input as the data must feed it.
 struct ModelInput {
-    id: TensorId,
     name: String,
     shape: Vec<i32>,
     signature: Option<Vec<i32>>,
     dtype: fb::TensorType,
 }
 
+/// The observer a sample's run reports every float tensor to, by flat id.
+type Observer<'o> = &'o mut dyn FnMut(TensorId, &Value);
+
+/// What a control-flow kernel calls back into: the interpreter and the sample's observer.
+struct Calls<'i, 'g, 'o> {
+    interp: &'i FloatInterpreter<'g>,
+    observe: RefCell<Observer<'o>>,
+    /// Subgraphs being run (a subgraph calling itself would never end).
+    depth: RefCell<Vec<usize>>,
+    /// The sample's resource variables (every sample starts without any).
+    resources: RefCell<Resources>,
+}
+
+impl SubgraphCalls for Calls<'_, '_, '_> {
+    fn call(&self, subgraph: usize, inputs: Vec<Value>) -> Result<Vec<Value>, KernelError> {
+        if subgraph == 0 || subgraph >= self.interp.programs.len() {
+            return Err(KernelError::Invalid(format!(
+                "calls subgraph {subgraph}, but the model's subgraphs are 1..{} (0 is the main one)",
+                self.interp.programs.len()
+            )));
+        }
+        if self.depth.borrow().contains(&subgraph) {
+            return Err(KernelError::Invalid(format!(
+                "subgraph {subgraph} calls itself (recursion is not allowed in TFLite)"
+            )));
+        }
+        self.depth.borrow_mut().push(subgraph);
+        let out = self
+            .interp
+            .evaluate(subgraph, inputs, self)
+            .map_err(|e| KernelError::Invalid(format!("in subgraph {subgraph}: {e}")));
+        self.depth.borrow_mut().pop();
+        out
+    }
+
+    fn handle(&self, name: &str) -> i32 {
+        self.resources.borrow_mut().handle(name)
+    }
+
+    fn read(&self, handle: i32) -> Option<Value> {
+        self.resources.borrow().read(handle)
+    }
+
+    fn assign(&self, handle: i32, value: Value) {
+        self.resources.borrow_mut().assign(handle, value);
+    }
+}
+
 impl<'g> FloatInterpreter<'g> {
-    /// Checks every op of the main subgraph has a kernel (the error lists each missing one: op type, op index,
+    /// Checks every op of every subgraph has a kernel (the error lists each missing one: op type, op index,
     /// first output tensor name) and that every tensor is written before it is read; preloads constants as
     /// values (FLOAT32, INT32, INT64, BOOL; FLOAT16 and quantized integer constants dequantized to float32,
     /// so a DEQUANTIZE of a constant works).
@@ -71,6 +154,291 @@ impl<'g> FloatInterpreter<'g> {
     }
 
     fn build(graph: &'g Graph, registry: &Registry, pass_custom: bool) -> Result<Self, CalibError> {
+        let n_sub = graph.subgraph_count().max(1);
+        let mut programs = Vec::with_capacity(n_sub);
+        let mut offsets = Vec::with_capacity(n_sub);
+        let mut next = 0usize;
+        let mut missing = Vec::new();
+        for s in 0..n_sub {
+            let g = if s == graph.focused() {
+                GraphRef::Borrowed(graph)
+            } else {
+                GraphRef::Owned(Box::new(graph.view(s)))
+            };
+            offsets.push(next);
+            next += g.tensors().len();
+            match Program::build(g, registry, pass_custom) {
+                Ok(p) => programs.push(p),
+                Err(CalibError::UnsupportedOps { ops }) => missing.extend(ops),
+                Err(e) => return Err(in_subgraph(s, e)),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(CalibError::UnsupportedOps { ops: missing });
+        }
+        // The focused subgraph runs first: move it to the front (it is 0 unless a caller focused another).
+        let main = graph.focused();
+        if main != 0 {
+            return Err(CalibError::Model(
+                "the float interpreter runs a graph focused on its main subgraph".into(),
+            ));
+        }
+        let mut inputs = Vec::new();
+        for &id in &programs[0].inputs {
+            let t = graph.tensor(id);
+            inputs.push(ModelInput {
+                name: graph.tensor_name(id).to_string(),
+                shape: t.shape.clone().unwrap_or_default(),
+                signature: t.shape_signature.clone(),
+                dtype: t.type_,
+            });
+        }
+        let work = programs.iter().map(|p| p.work).sum();
+        Ok(FloatInterpreter {
+            graph,
+            programs,
+            offsets,
+            inputs,
+            work,
+        })
+    }
+
+    /// The graph this interpreter runs.
+    pub fn graph(&self) -> &'g Graph {
+        self.graph
+    }
+
+    /// Number of tensors of all subgraphs (the range of every flat [`TensorId`] passed to `observe`).
+    pub fn num_tensors(&self) -> usize {
+        self.offsets.last().copied().unwrap_or(0)
+            + self.programs.last().map_or(0, |p| p.constants.len())
+    }
+
+    /// Flat id of each subgraph's first tensor (subgraph `s`'s tensor `t` is observed as `offsets[s] + t`).
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
+    /// A rough count of the multiply-adds one sample costs, from declared shapes: each op's output
+    /// elements, times the depth of its constant weights (FULLY_CONNECTED, CONV_2D, ...). For scheduling
+    /// only: it decides whether a sample is worth handing to another thread.
+    pub fn work_per_sample(&self) -> usize {
+        self.work
+    }
+
+    /// Whether `observe` is called for this flat id (a FLOAT32 tensor that is not constant).
+    pub fn is_observed(&self, id: TensorId) -> bool {
+        let s = self
+            .offsets
+            .partition_point(|&o| o <= id.0)
+            .saturating_sub(1);
+        self.programs
+            .get(s)
+            .and_then(|p| p.observed.get(id.0 - self.offsets[s]))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Runs one sample (one f32 array per model input, model input order, shaped as the input).
+    ///
+    /// `observe` is called for every FLOAT32 non-constant tensor value (model inputs and every op output,
+    /// in every subgraph a control-flow op runs, at every iteration), by flat id, in execution order.
+    /// Returns the model outputs in model output order.
+    pub fn run(
+        &self,
+        inputs: &[ArrayD<f32>],
+        observe: &mut dyn FnMut(TensorId, &Value),
+    ) -> Result<Vec<Value>, CalibError> {
+        let values = self.main_values(inputs)?;
+        let calls = Calls {
+            interp: self,
+            observe: RefCell::new(observe),
+            depth: RefCell::new(Vec::new()),
+            resources: RefCell::new(Resources::default()),
+        };
+        self.evaluate(0, values, &calls)
+    }
+
+    /// Runs one sample for its observations only: passed-through ops leave their outputs without a value.
+    pub fn observe_sample(
+        &self,
+        inputs: &[ArrayD<f32>],
+        observe: &mut dyn FnMut(TensorId, &Value),
+    ) -> Result<(), CalibError> {
+        let values = self.main_values(inputs)?;
+        let calls = Calls {
+            interp: self,
+            observe: RefCell::new(observe),
+            depth: RefCell::new(Vec::new()),
+            resources: RefCell::new(Resources::default()),
+        };
+        self.evaluate_steps(0, values, &calls).map(|_| ())
+    }
+
+    /// The sample's arrays as the main subgraph's input values.
+    fn main_values(&self, inputs: &[ArrayD<f32>]) -> Result<Vec<Value>, CalibError> {
+        if inputs.len() != self.inputs.len() {
+            return Err(CalibError::Data {
+                sample: None,
+                message: format!(
+                    "the model has {} input(s) but {} array(s) were given",
+                    self.inputs.len(),
+                    inputs.len()
+                ),
+            });
+        }
+        self.inputs
+            .iter()
+            .zip(inputs)
+            .map(|(spec, data)| input_value(spec, data))
+            .collect()
+    }
+
+    /// Runs subgraph `s` on its input values; returns its outputs.
+    fn evaluate(
+        &self,
+        s: usize,
+        inputs: Vec<Value>,
+        calls: &Calls<'_, 'g, '_>,
+    ) -> Result<Vec<Value>, CalibError> {
+        let p = &self.programs[s];
+        let values = self.evaluate_steps(s, inputs, calls)?;
+        p.outputs
+            .iter()
+            .map(|t| {
+                values[t.0].clone().or_else(|| p.constants[t.0].clone()).ok_or_else(|| {
+                    CalibError::Model(format!(
+                        "output {:?} has no value (never written, or computed by a passed-through custom op)",
+                        p.graph.tensor_name(*t)
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Evaluates every step of subgraph `s`; returns the values of its outputs (and nothing else:
+    /// intermediates are released).
+    fn evaluate_steps(
+        &self,
+        s: usize,
+        inputs: Vec<Value>,
+        calls: &Calls<'_, 'g, '_>,
+    ) -> Result<Vec<Option<Value>>, CalibError> {
+        let p = &self.programs[s];
+        let offset = self.offsets[s];
+        let observe = |t: TensorId, v: &Value| {
+            if p.observed[t.0] {
+                (calls.observe.borrow_mut())(TensorId(offset + t.0), v);
+            }
+        };
+        if inputs.len() != p.inputs.len() {
+            return Err(CalibError::Model(format!(
+                "subgraph {s} has {} input(s) but is given {}",
+                p.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let mut values: Vec<Option<Value>> = (0..p.constants.len()).map(|_| None).collect();
+        for (&id, v) in p.inputs.iter().zip(inputs) {
+            observe(id, &v);
+            values[id.0] = Some(v);
+        }
+        // One argument list for every step: its allocation is recycled instead of made per op.
+        let mut spare: Vec<Option<&Value>> = Vec::with_capacity(p.max_inputs);
+        for step in &p.steps {
+            let Some(kernel) = step.kernel else { continue };
+            let outs = {
+                let mut args = recycle(std::mem::take(&mut spare));
+                for t in &step.inputs {
+                    let Some(t) = t else {
+                        args.push(None);
+                        continue;
+                    };
+                    let v = p.constants[t.0]
+                        .as_ref()
+                        .or(values[t.0].as_ref())
+                        .ok_or_else(|| {
+                            CalibError::Model(format!(
+                                "{} reads tensor {} ({:?}) which holds no value",
+                                location(&p.graph, step.op),
+                                t.0,
+                                p.graph.tensor_name(*t)
+                            ))
+                        })?;
+                    args.push(Some(v));
+                }
+                let ctx = OpContext {
+                    graph: &p.graph,
+                    op: step.op,
+                    inputs: args,
+                    calls: Some(calls),
+                };
+                if step.moves_input {
+                    let shape =
+                        reshape_target(&ctx).map_err(|source| p.kernel_error(step.op, source))?;
+                    spare = recycle(ctx.inputs);
+                    let moved = step
+                        .inputs
+                        .first()
+                        .copied()
+                        .flatten()
+                        .and_then(|t| values[t.0].take())
+                        .ok_or_else(|| {
+                            let msg = "internal: the reshaped input holds no value".to_string();
+                            p.kernel_error(step.op, KernelError::Invalid(msg))
+                        })?;
+                    vec![into_shape(moved, &shape)
+                        .map_err(|source| p.kernel_error(step.op, source))?]
+                } else {
+                    let outs = kernel(&ctx).map_err(|source| p.kernel_error(step.op, source))?;
+                    spare = recycle(ctx.inputs);
+                    outs
+                }
+            };
+            if outs.len() != step.outputs.len() {
+                let msg = format!(
+                    "the kernel produced {} output(s), the op declares {}",
+                    outs.len(),
+                    step.outputs.len()
+                );
+                return Err(p.kernel_error(step.op, KernelError::Invalid(msg)));
+            }
+            for (&t, v) in step.outputs.iter().zip(outs) {
+                let declared = p.graph.tensor(t).type_;
+                if !holds(declared, &v) {
+                    let msg = format!(
+                        "the kernel produced {} for output {:?}, declared {}",
+                        v.type_name(),
+                        p.graph.tensor_name(t),
+                        tflite::type_name(declared)
+                    );
+                    return Err(p.kernel_error(step.op, KernelError::Invalid(msg)));
+                }
+                observe(t, &v);
+                values[t.0] = Some(v);
+            }
+            for t in &step.release {
+                values[t.0] = None;
+            }
+        }
+        Ok(values)
+    }
+}
+
+/// An error inside subgraph `s` (> 0) says so.
+fn in_subgraph(s: usize, e: CalibError) -> CalibError {
+    match e {
+        CalibError::Model(m) if s > 0 => CalibError::Model(format!("subgraph {s}: {m}")),
+        other => other,
+    }
+}
+
+impl<'g> Program<'g> {
+    fn build(
+        graph: GraphRef<'g>,
+        registry: &Registry,
+        pass_custom: bool,
+    ) -> Result<Self, CalibError> {
         let tensors = graph.tensors();
         let n = tensors.len();
         let n_codes = graph.model.operator_codes.as_ref().map_or(0, Vec::len);
@@ -79,7 +447,7 @@ impl<'g> FloatInterpreter<'g> {
                 Ok(t)
             } else {
                 Err(CalibError::Model(format!(
-                    "{what} refers to tensor {} but the main subgraph has {n}",
+                    "{what} refers to tensor {} but the subgraph has {n}",
                     t.0
                 )))
             }
@@ -102,7 +470,7 @@ impl<'g> FloatInterpreter<'g> {
             match registry.get(code) {
                 Some(k) => kernels.push(Some(k)),
                 None if pass_custom && code == fb::BuiltinOperator::CUSTOM => kernels.push(None),
-                None => missing.push(location(graph, OpIndex(i))),
+                None => missing.push(location(&graph, OpIndex(i))),
             }
         }
         if !missing.is_empty() {
@@ -112,7 +480,7 @@ impl<'g> FloatInterpreter<'g> {
         let mut constants: Vec<Option<Value>> = Vec::with_capacity(n);
         let mut constant_problems: Vec<Option<String>> = vec![None; n];
         for (t, problem) in constant_problems.iter_mut().enumerate() {
-            match load_constant(graph, TensorId(t)) {
+            match load_constant(&graph, TensorId(t)) {
                 Ok(v) => constants.push(v),
                 Err(e) => {
                     constants.push(None);
@@ -121,24 +489,19 @@ impl<'g> FloatInterpreter<'g> {
             }
         }
 
-        let mut inputs = Vec::new();
         let mut available: Vec<bool> = constants.iter().map(Option::is_some).collect();
-        for id in graph.inputs() {
-            let id = in_range(id, "a model input")?;
-            let t = graph.tensor(id);
+        let inputs = graph
+            .inputs()
+            .into_iter()
+            .map(|t| in_range(t, "an input"))
+            .collect::<Result<Vec<_>, _>>()?;
+        for id in &inputs {
             available[id.0] = true;
-            inputs.push(ModelInput {
-                id,
-                name: graph.tensor_name(id).to_string(),
-                shape: t.shape.clone().unwrap_or_default(),
-                signature: t.shape_signature.clone(),
-                dtype: t.type_,
-            });
         }
         let outputs = graph
             .outputs()
             .into_iter()
-            .map(|t| in_range(t, "a model output"))
+            .map(|t| in_range(t, "an output"))
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut steps = Vec::with_capacity(kernels.len());
@@ -160,14 +523,12 @@ impl<'g> FloatInterpreter<'g> {
                 if !available[t.0] {
                     let why = match &constant_problems[t.0] {
                         Some(problem) => problem.clone(),
-                        None => {
-                            "no earlier op writes it and it is neither a model input nor a constant"
-                                .into()
-                        }
+                        None => "no earlier op writes it and it is neither an input nor a constant"
+                            .into(),
                     };
                     return Err(CalibError::Model(format!(
                         "{} reads tensor {} ({:?}): {why}",
-                        location(graph, op),
+                        location(&graph, op),
                         t.0,
                         graph.tensor_name(t)
                     )));
@@ -224,8 +585,8 @@ impl<'g> FloatInterpreter<'g> {
             .map(|((t, c), &p)| t.type_ == fb::TensorType::FLOAT32 && c.is_none() && !p)
             .collect();
         let max_inputs = steps.iter().map(|s| s.inputs.len()).max().unwrap_or(0);
-        let work = steps.iter().map(|s| step_work(graph, s, &constants)).sum();
-        Ok(FloatInterpreter {
+        let work = steps.iter().map(|s| step_work(&graph, s, &constants)).sum();
+        Ok(Program {
             graph,
             work,
             max_inputs,
@@ -237,169 +598,9 @@ impl<'g> FloatInterpreter<'g> {
         })
     }
 
-    /// The graph this interpreter runs.
-    pub fn graph(&self) -> &'g Graph {
-        self.graph
-    }
-
-    /// Number of tensors of the main subgraph (the range of every [`TensorId`] passed to `observe`).
-    pub fn num_tensors(&self) -> usize {
-        self.constants.len()
-    }
-
-    /// A rough count of the multiply-adds one sample costs, from declared shapes: each op's output
-    /// elements, times the depth of its constant weights (FULLY_CONNECTED, CONV_2D, ...). For scheduling
-    /// only: it decides whether a sample is worth handing to another thread.
-    pub fn work_per_sample(&self) -> usize {
-        self.work
-    }
-
-    /// Whether `observe` is called for this tensor (a FLOAT32 tensor that is not constant).
-    pub fn is_observed(&self, id: TensorId) -> bool {
-        self.observed.get(id.0).copied().unwrap_or(false)
-    }
-
-    /// Runs one sample (one f32 array per model input, model input order, shaped as the input).
-    ///
-    /// `observe` is called for every FLOAT32 non-constant tensor value (model inputs and every op output),
-    /// in execution order. Returns the model outputs in model output order.
-    pub fn run(
-        &self,
-        inputs: &[ArrayD<f32>],
-        observe: &mut dyn FnMut(TensorId, &Value),
-    ) -> Result<Vec<Value>, CalibError> {
-        let values = self.evaluate(inputs, observe)?;
-        self.outputs
-            .iter()
-            .map(|t| {
-                values[t.0].clone().or_else(|| self.constants[t.0].clone()).ok_or_else(|| {
-                    CalibError::Model(format!(
-                        "model output {:?} has no value (never written, or computed by a passed-through custom op)",
-                        self.graph.tensor_name(*t)
-                    ))
-                })
-            })
-            .collect()
-    }
-
-    /// Runs one sample for its observations only: passed-through ops leave their outputs without a value.
-    pub fn observe_sample(
-        &self,
-        inputs: &[ArrayD<f32>],
-        observe: &mut dyn FnMut(TensorId, &Value),
-    ) -> Result<(), CalibError> {
-        self.evaluate(inputs, observe).map(|_| ())
-    }
-
-    /// Evaluates every step; returns the values of model outputs (and nothing else: intermediates are released).
-    fn evaluate(
-        &self,
-        inputs: &[ArrayD<f32>],
-        observe: &mut dyn FnMut(TensorId, &Value),
-    ) -> Result<Vec<Option<Value>>, CalibError> {
-        if inputs.len() != self.inputs.len() {
-            return Err(CalibError::Data {
-                sample: None,
-                message: format!(
-                    "the model has {} input(s) but {} array(s) were given",
-                    self.inputs.len(),
-                    inputs.len()
-                ),
-            });
-        }
-        let mut values: Vec<Option<Value>> = (0..self.constants.len()).map(|_| None).collect();
-        for (spec, data) in self.inputs.iter().zip(inputs) {
-            let v = input_value(spec, data)?;
-            if self.observed[spec.id.0] {
-                observe(spec.id, &v);
-            }
-            values[spec.id.0] = Some(v);
-        }
-        // One argument list for every step: its allocation is recycled instead of made per op.
-        let mut spare: Vec<Option<&Value>> = Vec::with_capacity(self.max_inputs);
-        for step in &self.steps {
-            let Some(kernel) = step.kernel else { continue };
-            let outs = {
-                let mut args = recycle(std::mem::take(&mut spare));
-                for t in &step.inputs {
-                    let Some(t) = t else {
-                        args.push(None);
-                        continue;
-                    };
-                    let v = self.constants[t.0]
-                        .as_ref()
-                        .or(values[t.0].as_ref())
-                        .ok_or_else(|| {
-                            CalibError::Model(format!(
-                                "{} reads tensor {} ({:?}) which holds no value",
-                                location(self.graph, step.op),
-                                t.0,
-                                self.graph.tensor_name(*t)
-                            ))
-                        })?;
-                    args.push(Some(v));
-                }
-                let ctx = OpContext {
-                    graph: self.graph,
-                    op: step.op,
-                    inputs: args,
-                };
-                if step.moves_input {
-                    let shape = reshape_target(&ctx)
-                        .map_err(|source| self.kernel_error(step.op, source))?;
-                    spare = recycle(ctx.inputs);
-                    let moved = step
-                        .inputs
-                        .first()
-                        .copied()
-                        .flatten()
-                        .and_then(|t| values[t.0].take())
-                        .ok_or_else(|| {
-                            let msg = "internal: the reshaped input holds no value".to_string();
-                            self.kernel_error(step.op, super::KernelError::Invalid(msg))
-                        })?;
-                    vec![into_shape(moved, &shape)
-                        .map_err(|source| self.kernel_error(step.op, source))?]
-                } else {
-                    let outs = kernel(&ctx).map_err(|source| self.kernel_error(step.op, source))?;
-                    spare = recycle(ctx.inputs);
-                    outs
-                }
-            };
-            if outs.len() != step.outputs.len() {
-                let msg = format!(
-                    "the kernel produced {} output(s), the op declares {}",
-                    outs.len(),
-                    step.outputs.len()
-                );
-                return Err(self.kernel_error(step.op, super::KernelError::Invalid(msg)));
-            }
-            for (&t, v) in step.outputs.iter().zip(outs) {
-                let declared = self.graph.tensor(t).type_;
-                if !holds(declared, &v) {
-                    let msg = format!(
-                        "the kernel produced {} for output {:?}, declared {}",
-                        v.type_name(),
-                        self.graph.tensor_name(t),
-                        tflite::type_name(declared)
-                    );
-                    return Err(self.kernel_error(step.op, super::KernelError::Invalid(msg)));
-                }
-                if self.observed[t.0] {
-                    observe(t, &v);
-                }
-                values[t.0] = Some(v);
-            }
-            for t in &step.release {
-                values[t.0] = None;
-            }
-        }
-        Ok(values)
-    }
-
-    fn kernel_error(&self, op: OpIndex, source: super::KernelError) -> CalibError {
+    fn kernel_error(&self, op: OpIndex, source: KernelError) -> CalibError {
         CalibError::Kernel {
-            op: location(self.graph, op),
+            op: location(&self.graph, op),
             sample: None,
             source,
         }
@@ -415,16 +616,15 @@ fn recycle<'b>(mut v: Vec<Option<&Value>>) -> Vec<Option<&'b Value>> {
 }
 
 /// `v` under `shape` (same element count, checked by the caller): row-major data keeps its buffer.
-fn into_shape(v: Value, shape: &[usize]) -> Result<Value, super::KernelError> {
-    fn owned<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, super::KernelError> {
+fn into_shape(v: Value, shape: &[usize]) -> Result<Value, KernelError> {
+    fn owned<T: Clone>(a: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>, KernelError> {
         let order = (IxDyn(shape), ndarray::Order::RowMajor);
         let reshaped = if a.is_standard_layout() {
             a.into_shape_with_order(order)
         } else {
             a.to_shape(order).map(|view| view.into_owned())
         };
-        reshaped
-            .map_err(|e| super::KernelError::Invalid(format!("cannot reshape to {shape:?}: {e}")))
+        reshaped.map_err(|e| KernelError::Invalid(format!("cannot reshape to {shape:?}: {e}")))
     }
     Ok(match v {
         Value::F32(a) => Value::F32(owned(a, shape)?),
@@ -488,9 +688,10 @@ fn holds(declared: fb::TensorType, v: &Value) -> bool {
     use fb::TensorType as T;
     match v {
         Value::F32(_) => declared == T::FLOAT32,
+        // A resource variable's handle (VAR_HANDLE) is an INT32 scalar here.
         Value::I32(_) => matches!(
             declared,
-            T::INT32 | T::INT8 | T::UINT8 | T::INT16 | T::UINT16 | T::UINT32
+            T::INT32 | T::INT8 | T::UINT8 | T::INT16 | T::UINT16 | T::UINT32 | T::RESOURCE
         ),
         Value::I64(_) => declared == T::INT64,
         Value::Bool(_) => declared == T::BOOL,
@@ -690,7 +891,7 @@ mod tests {
         let reshape = g.new_op(fb::BuiltinOperator::RESHAPE, 1, &[TensorId(0)], &[z]);
         g.main_mut().operators.as_mut().unwrap()[1] = reshape;
         let interp = FloatInterpreter::new(&g, &Registry::with_all_ops()).unwrap();
-        assert!(interp.steps[1].moves_input);
+        assert!(interp.programs[0].steps[1].moves_input);
         let mut seen = Vec::new();
         let x = ArrayD::from_shape_vec(IxDyn(&[2]), vec![-1.0, 9.0]).unwrap();
         let out = interp

@@ -25,7 +25,7 @@ pub use value::Value;
 
 use crate::graph::{Graph, OpIndex};
 use crate::tflite::fb;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Why an op could not be evaluated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -47,12 +47,96 @@ pub struct OpContext<'a> {
     pub op: OpIndex,
     /// Input values in the op's input order; `None` for an omitted optional input.
     pub inputs: Vec<Option<&'a Value>>,
+    /// The interpreter, for control-flow ops that run other subgraphs (`None` where no subgraph can run:
+    /// a one-op test).
+    pub calls: Option<&'a dyn SubgraphCalls>,
+}
+
+/// What the model being interpreted offers an op beyond its inputs: running a subgraph (WHILE, IF and
+/// CALL_ONCE kernels) and the sample's resource variables (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE).
+pub trait SubgraphCalls {
+    /// Runs subgraph `subgraph` (> 0) on `inputs` (its input tensors in order); returns its outputs.
+    fn call(&self, subgraph: usize, inputs: Vec<Value>) -> Result<Vec<Value>, KernelError>;
+    /// The handle of the resource variable named `name` (container and shared name): one handle per name,
+    /// in every subgraph.
+    fn handle(&self, name: &str) -> i32;
+    /// The value last assigned to the variable behind `handle` in this sample.
+    fn read(&self, handle: i32) -> Option<Value>;
+    /// Assigns the variable behind `handle`.
+    fn assign(&self, handle: i32, value: Value);
+}
+
+/// The resource variables of one run: names by handle, and the values assigned so far.
+#[derive(Debug, Default, Clone)]
+pub struct Resources {
+    names: Vec<String>,
+    values: BTreeMap<i32, Value>,
+}
+
+impl Resources {
+    /// The handle of `name`, given on first use.
+    pub fn handle(&mut self, name: &str) -> i32 {
+        let i = match self.names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name.to_string());
+                self.names.len() - 1
+            }
+        };
+        i32::try_from(i).unwrap_or(i32::MAX)
+    }
+
+    /// The value assigned to `handle`.
+    pub fn read(&self, handle: i32) -> Option<Value> {
+        self.values.get(&handle).cloned()
+    }
+
+    /// Assigns `handle`.
+    pub fn assign(&mut self, handle: i32, value: Value) {
+        self.values.insert(handle, value);
+    }
+
+    /// Forgets every value (a new sample starts from the model's initial state).
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
 }
 
 impl<'a> OpContext<'a> {
     /// The op in the flatbuffer object API (options, custom data).
     pub fn operator(&self) -> &'a fb::OperatorT {
         self.graph.op(self.op)
+    }
+
+    /// Runs subgraph `subgraph` on `inputs` (control-flow kernels).
+    pub fn call(&self, subgraph: usize, inputs: Vec<Value>) -> Result<Vec<Value>, KernelError> {
+        self.attached()?.call(subgraph, inputs)
+    }
+
+    fn attached(&self) -> Result<&'a dyn SubgraphCalls, KernelError> {
+        self.calls.ok_or_else(|| {
+            KernelError::Invalid(
+                "no interpreter is attached (subgraphs, resource variables)".into(),
+            )
+        })
+    }
+
+    /// The handle of resource variable `name`.
+    pub fn handle(&self, name: &str) -> Result<i32, KernelError> {
+        Ok(self.attached()?.handle(name))
+    }
+
+    /// The value assigned to the resource variable behind `handle`.
+    pub fn read_variable(&self, handle: i32) -> Result<Value, KernelError> {
+        self.attached()?.read(handle).ok_or_else(|| {
+            KernelError::Invalid("the resource variable is read before anything assigns it".into())
+        })
+    }
+
+    /// Assigns the resource variable behind `handle`.
+    pub fn assign_variable(&self, handle: i32, value: Value) -> Result<(), KernelError> {
+        self.attached()?.assign(handle, value);
+        Ok(())
     }
 
     /// Input `i`, which must be present.

@@ -274,7 +274,14 @@ pub(crate) fn produce(
     start: Instant,
 ) -> Result<Produced, JobError> {
     let graph = parse_source(&job.source, source)?;
-    let source_ops = graph.ops().len();
+    // Every subgraph's ops (a loop body's too).
+    let source_ops = graph
+        .model
+        .subgraphs
+        .iter()
+        .flatten()
+        .map(|sg| sg.operators.as_ref().map_or(0, Vec::len))
+        .sum();
     // Only calibrated modes take ranges: a dynamic or float16 job never reports them as from the lock.
     let from_lock = given.is_some() && job.mode.needs_calibration();
     let (ranges, samples, synthetic, mut conversions) = match (job.mode.needs_calibration(), given)

@@ -25,10 +25,11 @@ pub struct FileDigest {
     pub sha256: String,
 }
 
-/// One calibrated range: a tensor of the source model's main subgraph and its `[min, max]` as f32 bits.
+/// One calibrated range: a tensor of the source model (flat id: the main subgraph's tensors, then each further
+/// subgraph's) and its `[min, max]` as f32 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TensorRange {
-    /// Tensor index in the source model's main subgraph.
+    /// Flat tensor id in the source model (the main subgraph's index for one-subgraph models).
     pub tensor: usize,
     /// `f32::to_bits` of the minimum.
     pub min: u32,

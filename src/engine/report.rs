@@ -23,7 +23,7 @@ pub struct Report {
     pub artifact_bytes: u64,
     /// `artifact_bytes / source_bytes`.
     pub size_ratio: f64,
-    /// Ops in the source model.
+    /// Ops in the source model, every subgraph's.
     pub source_ops: usize,
     /// Calibration samples used (0 for modes without calibration).
     pub calibration_samples: usize,

@@ -405,15 +405,23 @@ impl Session {
         Ok(())
     }
 
-    /// Checks a lock entry's ranges against the model: every tensor exists in the main subgraph and is a
+    /// Checks a lock entry's ranges against the model: every tensor exists (flat id over all subgraphs) and is a
     /// float32 tensor. `None` when they fit (or the model cannot be read: the build reports that itself).
     fn check_ranges(&self, job: &Job, inputs: &Inputs, entry: &LockEntry) -> Option<EntryDefect> {
         let graph = crate::graph::Graph::from_bytes(&inputs.source_bytes).ok()?;
-        let tensors = graph.tensors();
+        // Ranges are keyed by flat id: the main subgraph's tensors, then each further subgraph's.
+        let tensors: Vec<&crate::tflite::fb::TensorT> = graph
+            .model
+            .subgraphs
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .flat_map(|sg| sg.tensors.as_deref().unwrap_or(&[]))
+            .collect();
         for r in &entry.ranges {
-            let problem = match tensors.get(r.tensor) {
+            let problem = match tensors.get(r.tensor).copied() {
                 None => format!(
-                    "tensor {} has a range, but the model's main subgraph has tensors 0..{}",
+                    "tensor {} has a range, but the model's subgraphs have tensors 0..{}",
                     r.tensor,
                     tensors.len()
                 ),

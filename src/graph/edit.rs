@@ -26,7 +26,7 @@ impl Graph {
         self.tensor_mut(id).buffer = b;
     }
 
-    /// Appends a tensor to the main subgraph and returns its id.
+    /// Appends a tensor to the focused subgraph and returns its id.
     pub fn add_tensor(&mut self, tensor: fb::TensorT) -> TensorId {
         let tensors = self.main_mut().tensors.get_or_insert_with(Vec::new);
         tensors.push(tensor);
@@ -169,9 +169,10 @@ impl Graph {
         }
     }
 
-    /// Removes tensors of the main subgraph that no op, input, output or signature refers to, renumbering.
+    /// Removes tensors of the focused subgraph that no op, input, output or signature refers to, renumbering.
     pub fn remove_unused_tensors(&mut self) {
         let n = self.tensors().len();
+        let focus = self.focus as u32;
         let mut used = vec![false; n];
         let sg = self.main();
         let mark = |ids: &[i32], used: &mut Vec<bool>| {
@@ -189,7 +190,7 @@ impl Graph {
             mark(op.intermediates.as_deref().unwrap_or(&[]), &mut used);
         }
         for sig in self.model.signature_defs.as_deref().unwrap_or(&[]) {
-            if sig.subgraph_index == 0 {
+            if sig.subgraph_index == focus {
                 for m in sig.inputs.iter().chain(sig.outputs.iter()).flatten() {
                     if let Some(u) = used.get_mut(m.tensor_index as usize) {
                         *u = true;
@@ -232,7 +233,7 @@ impl Graph {
             remap(&mut op.intermediates);
         }
         for sig in self.model.signature_defs.as_deref_mut().unwrap_or(&mut []) {
-            if sig.subgraph_index == 0 {
+            if sig.subgraph_index == focus {
                 for m in sig
                     .inputs
                     .iter_mut()

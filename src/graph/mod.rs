@@ -2,7 +2,8 @@
 //!
 //! [`Graph`] owns the whole model in flatbuffers' object form (so nothing is lost on a round trip) and offers
 //! the views and edits quantization needs: tensors, constant data, producers and consumers, operator codes,
-//! and adding buffers, tensors and ops. Only the main subgraph (index 0) is edited; others are carried as-is.
+//! and adding buffers, tensors and ops. Every view and edit acts on the **focused** subgraph: the main one
+//! (index 0) unless [`Graph::focus`] moved it; [`Graph::view`] gives another subgraph's read-only view.
 
 mod edit;
 mod fp16;
@@ -10,11 +11,11 @@ mod fp16;
 use crate::tflite::{self, fb};
 pub use fp16::fold_fp16_constants;
 
-/// Index of a tensor in the main subgraph.
+/// Index of a tensor in the focused subgraph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct TensorId(pub usize);
 
-/// Index of an operator in the main subgraph's execution order.
+/// Index of an operator in the focused subgraph's execution order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct OpIndex(pub usize);
 
@@ -25,6 +26,8 @@ pub struct Graph {
     pub model: fb::ModelT,
     /// What the reader noticed but could carry (newer fields, moved buffers).
     pub warnings: Vec<String>,
+    /// The subgraph every view and edit acts on (0, the main one, unless moved by [`Graph::focus`]).
+    focus: usize,
 }
 
 /// Why a model file could not be opened: the path and the reason, printed on one line.
@@ -63,10 +66,107 @@ impl Graph {
     /// Reads and verifies a model from `.tflite` bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Graph, tflite::ModelError> {
         let out = tflite::read_model(bytes)?;
-        Ok(Graph {
-            model: out.model,
-            warnings: out.warnings,
-        })
+        let mut g = Graph::from_model(out.model);
+        g.warnings = out.warnings;
+        Ok(g)
+    }
+
+    /// A graph over a model built in memory, focused on its main subgraph (the model must have one).
+    pub fn from_model(model: fb::ModelT) -> Graph {
+        Graph {
+            model,
+            warnings: Vec::new(),
+            focus: 0,
+        }
+    }
+
+    /// Number of subgraphs.
+    pub fn subgraph_count(&self) -> usize {
+        self.model.subgraphs.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The subgraph views and edits act on.
+    pub fn focused(&self) -> usize {
+        self.focus
+    }
+
+    /// Moves views and edits to subgraph `sg` (which must exist).
+    pub fn focus(&mut self, sg: usize) {
+        debug_assert!(sg < self.subgraph_count());
+        self.focus = sg;
+    }
+
+    /// A read-only copy focused on subgraph `sg`: the model's structure, and the data of the buffers that
+    /// subgraph's tensors use (others are left empty, so the copy costs that subgraph's constants).
+    pub fn view(&self, sg: usize) -> Graph {
+        let used: std::collections::BTreeSet<u32> = self
+            .model
+            .subgraphs
+            .as_deref()
+            .and_then(|s| s.get(sg))
+            .and_then(|s| s.tensors.as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .map(|t| t.buffer)
+            .collect();
+        let buffers = self.model.buffers.as_ref().map(|bs| {
+            bs.iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if u32::try_from(i).is_ok_and(|i| used.contains(&i)) {
+                        b.clone()
+                    } else {
+                        fb::BufferT {
+                            data: None,
+                            offset: b.offset,
+                            size: b.size,
+                        }
+                    }
+                })
+                .collect()
+        });
+        let model = fb::ModelT {
+            version: self.model.version,
+            operator_codes: self.model.operator_codes.clone(),
+            subgraphs: self.model.subgraphs.clone(),
+            description: self.model.description.clone(),
+            buffers,
+            metadata_buffer: self.model.metadata_buffer.clone(),
+            metadata: self.model.metadata.clone(),
+            signature_defs: self.model.signature_defs.clone(),
+            external_buffer_groups: self.model.external_buffer_groups.clone(),
+            external_buffers: self.model.external_buffers.clone(),
+        };
+        Graph {
+            model,
+            warnings: Vec::new(),
+            focus: sg,
+        }
+    }
+
+    /// The subgraphs an op runs (WHILE: cond, body; IF: then, else; CALL_ONCE: init), in that order.
+    pub fn called_subgraphs(&self, op: OpIndex) -> Vec<usize> {
+        called_subgraphs(self.op(op))
+    }
+
+    /// Every subgraph some op of subgraph `sg` runs, in op order, each once.
+    pub fn calls_of(&self, sg: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let ops = self
+            .model
+            .subgraphs
+            .as_deref()
+            .and_then(|s| s.get(sg))
+            .and_then(|s| s.operators.as_deref())
+            .unwrap_or(&[]);
+        for op in ops {
+            for c in called_subgraphs(op) {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
     }
 
     /// Serializes the model (deterministic, 16-byte aligned buffers).
@@ -74,28 +174,28 @@ impl Graph {
         tflite::write_model(&self.model)
     }
 
-    /// The main subgraph.
+    /// The focused subgraph (the main one unless [`Graph::focus`] moved it).
     pub fn main(&self) -> &fb::SubGraphT {
-        // `Graph::from_bytes` rejects models without a subgraph (tflite::check).
-        &self.model.subgraphs.as_deref().unwrap_or(&[])[0]
+        // `Graph::from_bytes` rejects models without a subgraph (tflite::check); `focus` checks its index.
+        &self.model.subgraphs.as_deref().unwrap_or(&[])[self.focus]
     }
 
-    /// The main subgraph, mutable.
+    /// The focused subgraph, mutable.
     pub fn main_mut(&mut self) -> &mut fb::SubGraphT {
-        &mut self.model.subgraphs.get_or_insert_with(Vec::new)[0]
+        &mut self.model.subgraphs.get_or_insert_with(Vec::new)[self.focus]
     }
 
-    /// Tensors of the main subgraph.
+    /// Tensors of the focused subgraph.
     pub fn tensors(&self) -> &[fb::TensorT] {
         self.main().tensors.as_deref().unwrap_or(&[])
     }
 
-    /// One tensor of the main subgraph.
+    /// One tensor of the focused subgraph.
     pub fn tensor(&self, id: TensorId) -> &fb::TensorT {
         &self.tensors()[id.0]
     }
 
-    /// One tensor of the main subgraph, mutable.
+    /// One tensor of the focused subgraph, mutable.
     pub fn tensor_mut(&mut self, id: TensorId) -> &mut fb::TensorT {
         &mut self.main_mut().tensors.get_or_insert_with(Vec::new)[id.0]
     }
@@ -110,17 +210,17 @@ impl Graph {
         self.tensor(id).shape.as_deref().unwrap_or(&[])
     }
 
-    /// Operators of the main subgraph, in execution order.
+    /// Operators of the focused subgraph, in execution order.
     pub fn ops(&self) -> &[fb::OperatorT] {
         self.main().operators.as_deref().unwrap_or(&[])
     }
 
-    /// One operator of the main subgraph.
+    /// One operator of the focused subgraph.
     pub fn op(&self, i: OpIndex) -> &fb::OperatorT {
         &self.ops()[i.0]
     }
 
-    /// One operator of the main subgraph, mutable.
+    /// One operator of the focused subgraph, mutable.
     pub fn op_mut(&mut self, i: OpIndex) -> &mut fb::OperatorT {
         &mut self.main_mut().operators.get_or_insert_with(Vec::new)[i.0]
     }
@@ -171,7 +271,7 @@ impl Graph {
             .collect()
     }
 
-    /// The main subgraph's input tensors.
+    /// The focused subgraph's input tensors.
     pub fn inputs(&self) -> Vec<TensorId> {
         self.main()
             .inputs
@@ -182,7 +282,7 @@ impl Graph {
             .collect()
     }
 
-    /// The main subgraph's output tensors.
+    /// The focused subgraph's output tensors.
     pub fn outputs(&self) -> Vec<TensorId> {
         self.main()
             .outputs
@@ -272,7 +372,7 @@ impl Graph {
             .fold(1usize, |n, &d| n.saturating_mul(d.max(0) as usize))
     }
 
-    /// Checks that the model is a float source litequant can quantize: no tensor of the main subgraph
+    /// Checks that the model is a float source litequant can quantize: no tensor of the focused subgraph
     /// carries quantization parameters yet (float16 weights behind DEQUANTIZE are fine: they are folded).
     pub fn require_float_source(&self) -> Result<(), tflite::ModelError> {
         for t in self.inputs() {
@@ -317,5 +417,26 @@ impl Graph {
                 (m.name.clone().unwrap_or_default(), data)
             })
             .collect()
+    }
+}
+
+/// The subgraphs an op runs (WHILE: cond, body; IF: then, else; CALL_ONCE: init), from its options.
+pub fn called_subgraphs(op: &fb::OperatorT) -> Vec<usize> {
+    let idx = |i: i32| usize::try_from(i).ok();
+    match &op.builtin_options {
+        fb::BuiltinOptionsT::WhileOptions(o) => {
+            [idx(o.cond_subgraph_index), idx(o.body_subgraph_index)]
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+        fb::BuiltinOptionsT::IfOptions(o) => {
+            [idx(o.then_subgraph_index), idx(o.else_subgraph_index)]
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+        fb::BuiltinOptionsT::CallOnceOptions(o) => idx(o.init_subgraph_index).into_iter().collect(),
+        _ => Vec::new(),
     }
 }

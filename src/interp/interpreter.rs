@@ -8,6 +8,9 @@ use crate::calibrate::{self, OpLocation, Value};
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::tflite::fb;
 use ndarray::{ArrayD, IxDyn};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// Runs a `.tflite` model's main subgraph with LiteRT-compatible integer kernels (and litequant's float
 /// kernels for float ops).
@@ -19,6 +22,39 @@ pub struct Interpreter {
     values: Vec<Option<Tensor>>,
     inputs: Vec<TensorId>,
     outputs: Vec<TensorId>,
+    /// The subgraphs this one's control-flow ops run (WHILE's cond and body, IF's branches, CALL_ONCE's
+    /// init), each an interpreter of its own, with the subgraphs it runs in turn.
+    /// Their state is scratch (reset by every call), so an op can run them from `&self` ([`Self::eval_op`]).
+    subs: RefCell<BTreeMap<usize, Interpreter>>,
+    /// The resource variables, shared with every subgraph's interpreter.
+    resources: Rc<RefCell<calibrate::Resources>>,
+    /// The main subgraph's interpreter: a run starts with no variable assigned.
+    top: bool,
+}
+
+/// Resource variables for litequant's float kernels run by this interpreter (VAR_HANDLE and friends).
+struct Attached<'a> {
+    resources: &'a RefCell<calibrate::Resources>,
+}
+
+impl calibrate::SubgraphCalls for Attached<'_> {
+    fn call(&self, subgraph: usize, _: Vec<Value>) -> Result<Vec<Value>, calibrate::KernelError> {
+        Err(calibrate::KernelError::Invalid(format!(
+            "subgraph {subgraph}: control flow runs through the interpreter's invoke"
+        )))
+    }
+
+    fn handle(&self, name: &str) -> i32 {
+        self.resources.borrow_mut().handle(name)
+    }
+
+    fn read(&self, handle: i32) -> Option<Value> {
+        self.resources.borrow().read(handle)
+    }
+
+    fn assign(&self, handle: i32, value: Value) {
+        self.resources.borrow_mut().assign(handle, value);
+    }
 }
 
 impl std::fmt::Debug for Interpreter {
@@ -35,6 +71,47 @@ enum Path {
     Integer(IntegerKernel),
     Hybrid(IntegerKernel),
     Float,
+    /// WHILE, IF, CALL_ONCE: run other subgraphs (only [`Interpreter::invoke`] can).
+    Control,
+}
+
+/// Whether an op code runs other subgraphs.
+fn is_control(code: fb::BuiltinOperator) -> bool {
+    matches!(
+        code,
+        fb::BuiltinOperator::WHILE | fb::BuiltinOperator::IF | fb::BuiltinOperator::CALL_ONCE
+    )
+}
+
+/// The interpreters of the subgraphs subgraph `s` of `top` runs, built from `top` (views of a view would
+/// lose the constants); `stack` holds the subgraphs being built, to refuse recursion.
+fn build_subs(
+    top: &Graph,
+    s: usize,
+    stack: &mut Vec<usize>,
+    resources: &Rc<RefCell<calibrate::Resources>>,
+) -> Result<BTreeMap<usize, Interpreter>, InterpError> {
+    let mut subs = BTreeMap::new();
+    for c in top.calls_of(s) {
+        if c >= top.subgraph_count() {
+            return Err(InterpError::Model(format!(
+                "subgraph {s} runs subgraph {c}, but the model has {}",
+                top.subgraph_count()
+            )));
+        }
+        if stack.contains(&c) {
+            return Err(InterpError::Model(format!(
+                "subgraph {c} runs itself through {stack:?} (recursion is not allowed in TFLite)"
+            )));
+        }
+        stack.push(c);
+        let inner = build_subs(top, c, stack, resources)?;
+        stack.pop();
+        let interp = Interpreter::single(top.view(c), inner, Rc::clone(resources), false)
+            .map_err(|e| InterpError::Model(format!("subgraph {c}: {e}")))?;
+        subs.insert(c, interp);
+    }
+    Ok(subs)
 }
 
 impl Interpreter {
@@ -47,6 +124,19 @@ impl Interpreter {
 
     /// Like [`new`](Self::new), from an already read graph.
     pub fn from_graph(graph: Graph) -> Result<Interpreter, InterpError> {
+        let focus = graph.focused();
+        let resources = Rc::new(RefCell::new(calibrate::Resources::default()));
+        let subs = build_subs(&graph, focus, &mut vec![focus], &resources)?;
+        Interpreter::single(graph, subs, resources, true)
+    }
+
+    /// The interpreter of the graph's focused subgraph, given those of the subgraphs it runs.
+    fn single(
+        graph: Graph,
+        subs: BTreeMap<usize, Interpreter>,
+        resources: Rc<RefCell<calibrate::Resources>>,
+        top: bool,
+    ) -> Result<Interpreter, InterpError> {
         let n = graph.tensors().len();
         let n_codes = graph.model.operator_codes.as_ref().map_or(0, Vec::len);
         let check = |t: i32, what: String| -> Result<(), InterpError> {
@@ -118,6 +208,9 @@ impl Interpreter {
             values: vec![None; n],
             constants,
             graph,
+            subs: RefCell::new(subs),
+            resources,
+            top,
         };
         let missing: Vec<OpLocation> = (0..interp.graph.ops().len())
             .map(OpIndex)
@@ -287,6 +380,9 @@ impl Interpreter {
                 }
             }
         }
+        if self.top {
+            self.resources.borrow_mut().clear();
+        }
         let inputs = self.inputs.clone();
         for (t, v) in self.values.iter_mut().enumerate() {
             if !inputs.contains(&TensorId(t)) {
@@ -318,6 +414,112 @@ impl Interpreter {
             }
         }
         Ok(())
+    }
+
+    /// Runs a WHILE, IF or CALL_ONCE on its input values through the interpreters of its subgraphs.
+    fn run_control(
+        &self,
+        op: OpIndex,
+        args: &[Option<Tensor>],
+    ) -> Result<Vec<Tensor>, InterpError> {
+        let location = self.location(op);
+        let fail = |message: String| InterpError::Kernel {
+            op: location.clone(),
+            message,
+        };
+        let code = self.graph.op_code(op);
+        let called = self.graph.called_subgraphs(op);
+        let values: Vec<Tensor> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.clone()
+                    .ok_or_else(|| fail(format!("input {i} is omitted")))
+            })
+            .collect::<Result<_, _>>()?;
+        let truth = |t: Option<&Tensor>, what: &str| -> Result<bool, InterpError> {
+            match t.map(|t| &t.data) {
+                Some(TensorData::Bool(v)) if v.len() == 1 => Ok(v[0]),
+                Some(TensorData::I32(v)) if v.len() == 1 => Ok(v[0] != 0),
+                _ => Err(fail(format!("{what} must be a one-element BOOL"))),
+            }
+        };
+        let outs = match (code, called.as_slice()) {
+            (fb::BuiltinOperator::WHILE, &[cond, body]) => {
+                let mut vars = values;
+                let mut done = false;
+                for _ in 0..crate::calibrate::ops::control::MAX_ITERATIONS {
+                    let c = self.call(cond, vars.clone())?;
+                    if !truth(c.first(), "the WHILE condition's output")? {
+                        done = true;
+                        break;
+                    }
+                    vars = self.call(body, vars)?;
+                }
+                if !done {
+                    return Err(fail("the loop did not end".into()));
+                }
+                vars
+            }
+            (fb::BuiltinOperator::IF, &[then, otherwise]) => {
+                let branch = if truth(values.first(), "the IF predicate")? {
+                    then
+                } else {
+                    otherwise
+                };
+                self.call(branch, values.into_iter().skip(1).collect())?
+            }
+            (fb::BuiltinOperator::CALL_ONCE, &[init]) => {
+                self.call(init, Vec::new())?;
+                Vec::new()
+            }
+            _ => return Err(fail("its options name no subgraph to run".into())),
+        };
+        let declared = self.graph.op_outputs(op);
+        if outs.len() != declared.len() {
+            return Err(fail(format!(
+                "its subgraph returned {} value(s), the op declares {} output(s)",
+                outs.len(),
+                declared.len()
+            )));
+        }
+        Ok(outs)
+    }
+
+    /// Runs subgraph `s` (one this one runs) on `inputs`; returns its outputs.
+    fn call(&self, s: usize, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, InterpError> {
+        let mut subs = self.subs.borrow_mut();
+        let sub = subs
+            .get_mut(&s)
+            .ok_or_else(|| InterpError::Model(format!("subgraph {s} was not prepared")))?;
+        if inputs.len() != sub.inputs.len() {
+            return Err(InterpError::Model(format!(
+                "subgraph {s} has {} input(s) but is given {}",
+                sub.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (k, (id, v)) in sub.inputs.clone().into_iter().zip(inputs).enumerate() {
+            let want = sub.graph.tensor(id).type_;
+            if v.tensor_type() != want {
+                return Err(InterpError::Model(format!(
+                    "subgraph {s} input {k} is {}, given {}",
+                    crate::tflite::type_name(want),
+                    crate::tflite::type_name(v.tensor_type())
+                )));
+            }
+            sub.values[id.0] = Some(v);
+        }
+        sub.invoke()
+            .map_err(|e| InterpError::Model(format!("in subgraph {s}: {e}")))?;
+        sub.outputs
+            .iter()
+            .map(|&t| {
+                sub.value(t).cloned().ok_or_else(|| {
+                    InterpError::Model(format!("subgraph {s} output {t:?} has no value"))
+                })
+            })
+            .collect()
     }
 
     /// Output `index` after [`invoke`](Self::invoke).
@@ -372,6 +574,7 @@ impl Interpreter {
             message,
         };
         let outs = match path {
+            Path::Control => return self.run_control(op, inputs),
             Path::Float => self.eval_float(op, inputs).map_err(fail)?,
             Path::Integer(kernel) | Path::Hybrid(kernel) => {
                 let ctx = OpCtx {
@@ -394,7 +597,10 @@ impl Interpreter {
         }
         for (t, v) in declared.iter().zip(&outs) {
             let want = self.graph.tensor(*t).type_;
-            if v.tensor_type() != want {
+            // A resource handle is an INT32 scalar here.
+            let handle =
+                want == fb::TensorType::RESOURCE && v.tensor_type() == fb::TensorType::INT32;
+            if v.tensor_type() != want && !handle {
                 return Err(fail(format!(
                     "the kernel produced {} for output {:?}, declared {}",
                     crate::tflite::type_name(v.tensor_type()),
@@ -410,6 +616,9 @@ impl Interpreter {
     fn kernel_for(&self, op: OpIndex) -> Option<Path> {
         use fb::TensorType as T;
         let code = self.graph.op_code(op);
+        if is_control(code) {
+            return Some(Path::Control);
+        }
         let type_of = |t: Option<TensorId>| t.map(|t| self.graph.tensor(t).type_);
         let ins = self.graph.op_inputs(op);
         let quantized =
@@ -459,10 +668,14 @@ impl Interpreter {
             .iter()
             .map(|t| t.as_ref().map(to_value).transpose())
             .collect::<Result<_, _>>()?;
+        let attached = Attached {
+            resources: &self.resources,
+        };
         let ctx = calibrate::OpContext {
             graph: &self.graph,
             op,
             inputs: values.iter().map(Option::as_ref).collect(),
+            calls: Some(&attached),
         };
         let outs = kernel(&ctx).map_err(|e| e.to_string())?;
         outs.into_iter().map(from_value).collect()

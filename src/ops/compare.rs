@@ -1,16 +1,18 @@
-//! Comparisons and selection: LESS, GREATER, EQUAL, NOT_EQUAL, LESS_EQUAL, GREATER_EQUAL, SELECT,
-//! SELECT_V2, ARG_MAX, ARG_MIN.
+//! Comparisons, logic and selection: LOGICAL_AND, LOGICAL_OR, LOGICAL_NOT, LESS, GREATER, EQUAL, NOT_EQUAL,
+//! LESS_EQUAL, GREATER_EQUAL, SELECT, SELECT_V2, ARG_MAX, ARG_MIN.
 //!
 //! TF's converter quantizes the comparisons' and ARG_MAX's inputs to int8 (their BOOL / index outputs stay
 //! as they are; `quantizable_int16 = false`), and SELECT's value inputs onto its output's params.
 
 use super::{OpDef, OpTable, NOT_INT16_BY_TF};
 use crate::calibrate::ops::argmax::arg_extreme;
-use crate::calibrate::ops::compare::{compare, select, Cmp};
+use crate::calibrate::ops::compare::{compare, logical, logical_not, select, Cmp};
 use crate::interp::kernels::compare::compare_quantized as cq;
 use crate::interp::kernels::data_movement as dm;
 use crate::quantize::rules::{OpRule, OutputRule};
 use crate::tflite::fb::BuiltinOperator as Op;
+
+const BOOLEAN: &str = "it computes on BOOL tensors: there is nothing to quantize";
 
 /// int8 inputs, outputs that are not real values (BOOL, indices).
 const fn int8_inputs(inputs: &'static [usize]) -> OpRule {
@@ -21,6 +23,17 @@ const fn int8_inputs(inputs: &'static [usize]) -> OpRule {
 
 pub(super) fn register(t: &mut OpTable) {
     let op = OpDef::weightless;
+    t.add(
+        op(Op::LOGICAL_AND)
+            .float(|c| logical(c, true))
+            .float_only(BOOLEAN),
+    );
+    t.add(
+        op(Op::LOGICAL_OR)
+            .float(|c| logical(c, false))
+            .float_only(BOOLEAN),
+    );
+    t.add(op(Op::LOGICAL_NOT).float(logical_not).float_only(BOOLEAN));
     let comparison = |code, float: crate::calibrate::Kernel, int8: crate::interp::IntegerKernel| {
         op(code)
             .float(float)

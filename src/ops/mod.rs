@@ -22,6 +22,7 @@ mod activation;
 mod arithmetic;
 mod compare;
 mod concat;
+mod control;
 mod conv;
 mod dense;
 mod math;
@@ -343,6 +344,7 @@ impl OpTable {
         arithmetic::register(&mut t);
         compare::register(&mut t);
         concat::register(&mut t);
+        control::register(&mut t);
         conv::register(&mut t);
         dense::register(&mut t);
         math::register(&mut t);

@@ -68,18 +68,43 @@ pub fn quantize_dynamic(
     graph: &mut Graph,
     opts: &QuantOptions,
 ) -> Result<QuantSummary, QuantError> {
-    fold_fp16_constants(graph);
     let exclude = ExcludeSet::new(&opts.exclude);
     let mut summary = QuantSummary {
         warnings: exclude.unmatched_warnings(graph),
         ..QuantSummary::default()
     };
+    // Quantized once per (buffer, shape, axis) across the model: tied weights share one int8 buffer.
+    let mut int8_buffers: BTreeMap<WeightKey, (u32, SymmetricWeights)> = BTreeMap::new();
+    // Every subgraph: a loop body's weights are weights too.
+    for sg in 0..graph.subgraph_count() {
+        graph.focus(sg);
+        fold_fp16_constants(graph);
+        quantize_subgraph(graph, opts, &exclude, &mut int8_buffers, &mut summary)?;
+        graph.remove_unused_tensors();
+    }
+    graph.focus(0);
+    summary.ops_float.sort_by_key(|o| (o.subgraph, o.index));
+    graph.remove_unused_buffers();
+    metadata::set_conversion_metadata(graph, OptimizationMode::PtqDynamicRange);
+    versions::finalize(graph, opts.target_runtime.as_deref())?;
+    Ok(summary)
+}
 
+/// Gives int8 weights to the ops of the focused subgraph that take them.
+fn quantize_subgraph(
+    graph: &mut Graph,
+    opts: &QuantOptions,
+    exclude: &ExcludeSet,
+    int8_buffers: &mut BTreeMap<WeightKey, (u32, SymmetricWeights)>,
+    summary: &mut QuantSummary,
+) -> Result<(), QuantError> {
+    let sg = graph.focused();
     // Decide per op which weight tensors become int8, before editing anything.
     let n_ops = graph.ops().len();
     let mut plans: Vec<Plan> = Vec::new();
     for i in (0..n_ops).map(OpIndex) {
         let float_op = |reason: String| FloatOp {
+            subgraph: sg,
             index: i.0,
             op: graph.op_type_name(i),
             output: graph
@@ -143,8 +168,6 @@ pub fn quantize_dynamic(
         plans.push((i, rule, weights));
     }
 
-    // Quantize each weight once per (buffer, shape, axis): tied weights share one int8 buffer.
-    let mut int8_buffers: BTreeMap<WeightKey, (u32, SymmetricWeights)> = BTreeMap::new();
     let mut int8_tensors: BTreeMap<(TensorId, Option<usize>), TensorId> = BTreeMap::new();
     let mut dequantized: BTreeMap<TensorId, TensorId> = BTreeMap::new();
     let mut inserts: Vec<(OpIndex, fb::OperatorT)> = Vec::new();
@@ -177,6 +200,7 @@ pub fn quantize_dynamic(
                 graph.op_type_name(i)
             ));
             summary.ops_float.push(FloatOp {
+                subgraph: sg,
                 index: i.0,
                 op: graph.op_type_name(i),
                 output: graph
@@ -247,6 +271,7 @@ pub fn quantize_dynamic(
         match rule.kernel {
             Kernel::Hybrid => summary.ops_quantized += 1,
             Kernel::WeightOnly => summary.ops_float.push(FloatOp {
+                subgraph: sg,
                 index: i.0,
                 op: graph.op_type_name(i),
                 output: graph
@@ -259,14 +284,8 @@ pub fn quantize_dynamic(
             }),
         }
     }
-    summary.ops_float.sort_by_key(|o| o.index);
-
     insert_ops_before(graph, inserts);
-    graph.remove_unused_tensors();
-    graph.remove_unused_buffers();
-    metadata::set_conversion_metadata(graph, OptimizationMode::PtqDynamicRange);
-    versions::finalize(graph, opts.target_runtime.as_deref())?;
-    Ok(summary)
+    Ok(())
 }
 
 /// Points input `slot` of op `i` at tensor `t`.

@@ -43,10 +43,19 @@ impl ExcludeSet {
 
     /// Patterns that match no op of the graph (worth a warning: probably a typo).
     pub fn unmatched(&self, graph: &Graph) -> Vec<String> {
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
+        // Every subgraph's ops count (a loop body's ops can be excluded too).
+        let views: Vec<Graph> = (1..graph.subgraph_count()).map(|s| graph.view(s)).collect();
+        let graphs: Vec<&Graph> = std::iter::once(graph).chain(views.iter()).collect();
         self.entries
             .iter()
             .filter(|(p, g)| {
-                !(0..graph.ops().len()).any(|i| Self::matches_one(graph, OpIndex(i), p, g.as_ref()))
+                !graphs.iter().any(|graph| {
+                    (0..graph.ops().len())
+                        .any(|i| Self::matches_one(graph, OpIndex(i), p, g.as_ref()))
+                })
             })
             .map(|(p, _)| p.clone())
             .collect()

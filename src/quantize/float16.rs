@@ -38,13 +38,33 @@ pub fn quantize_float16(
     graph: &mut Graph,
     opts: &QuantOptions,
 ) -> Result<QuantSummary, QuantError> {
-    // Already-fp16 models: fold to float32 first so every constant goes through the same path once.
-    fold_fp16_constants(graph);
     let exclude = ExcludeSet::new(&opts.exclude);
     let mut summary = QuantSummary {
         warnings: exclude.unmatched_warnings(graph),
         ..QuantSummary::default()
     };
+    // Every subgraph: a loop body's constants are weights too.
+    for sg in 0..graph.subgraph_count() {
+        graph.focus(sg);
+        // Already-fp16 models: fold to float32 first so every constant goes through the same path once.
+        fold_fp16_constants(graph);
+        float16_subgraph(graph, &exclude, &mut summary);
+        graph.remove_unused_tensors();
+    }
+    graph.focus(0);
+    graph.remove_unused_buffers();
+    graph.set_metadata(
+        metadata::REDUCED_PRECISION_KEY,
+        metadata::FP16_ACC_FP32.to_vec(),
+    );
+    metadata::set_conversion_metadata(graph, OptimizationMode::PtqFloat16);
+    versions::finalize(graph, opts.target_runtime.as_deref())?;
+    Ok(summary)
+}
+
+/// Stores the float32 constants of the focused subgraph in float16 behind DEQUANTIZE ops.
+fn float16_subgraph(graph: &mut Graph, exclude: &ExcludeSet, summary: &mut QuantSummary) {
+    let sg = graph.focused();
     let n_ops = graph.ops().len();
     let excluded: Vec<bool> = (0..n_ops)
         .map(|i| exclude.matches(graph, OpIndex(i)))
@@ -56,6 +76,7 @@ pub fn quantize_float16(
             "float16 mode stores weights in fp16; ops compute in float32"
         };
         summary.ops_float.push(FloatOp {
+            subgraph: sg,
             index: i.0,
             op: graph.op_type_name(i),
             output: graph
@@ -113,15 +134,6 @@ pub fn quantize_float16(
         summary.weights_quantized += 1;
     }
     insert_ops_before(graph, inserts);
-    graph.remove_unused_tensors();
-    graph.remove_unused_buffers();
-    graph.set_metadata(
-        metadata::REDUCED_PRECISION_KEY,
-        metadata::FP16_ACC_FP32.to_vec(),
-    );
-    metadata::set_conversion_metadata(graph, OptimizationMode::PtqFloat16);
-    versions::finalize(graph, opts.target_runtime.as_deref())?;
-    Ok(summary)
 }
 
 #[cfg(test)]

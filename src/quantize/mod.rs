@@ -139,7 +139,10 @@ pub struct QuantSummary {
 /// An op left in float and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FloatOp {
-    /// Position in the source model's execution order.
+    /// The subgraph the op is in (0, the main one, is left out of reports).
+    #[serde(default, skip_serializing_if = "is_main")]
+    pub subgraph: usize,
+    /// Position in its subgraph's execution order in the source model.
     pub index: usize,
     /// Op type (`SOFTMAX`, `CUSTOM(name)`).
     pub op: String,
@@ -147,6 +150,10 @@ pub struct FloatOp {
     pub output: String,
     /// Why it stayed float.
     pub reason: String,
+}
+
+fn is_main(sg: &usize) -> bool {
+    *sg == 0
 }
 
 /// Why a graph could not be quantized as asked.

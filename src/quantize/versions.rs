@@ -1262,10 +1262,7 @@ pub(crate) mod testing {
                 ..Default::default()
             };
             ModelBuilder {
-                graph: Graph {
-                    model,
-                    warnings: Vec::new(),
-                },
+                graph: Graph::from_model(model),
             }
         }
 

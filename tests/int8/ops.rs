@@ -89,10 +89,7 @@ fn many_ops_model() -> Graph {
         m.subgraphs = Some(vec![fb::SubGraphT::default()]);
     });
     let mut b = Builder {
-        g: Graph {
-            model,
-            warnings: Vec::new(),
-        },
+        g: Graph::from_model(model),
         seed: 7,
     };
     let x = b.act("x", &[1, 8, 8, 4]);

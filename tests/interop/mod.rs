@@ -148,6 +148,21 @@ pub struct Anchor {
     pub quant_ops_typed: std::collections::BTreeMap<String, usize>,
     /// Ops computing in float in TF's output, by op type.
     pub quant_float_compute_ops: std::collections::BTreeMap<String, usize>,
+    /// A bar an issue states (no tool reached the model): met as is, without the anchors' tolerances.
+    #[serde(default)]
+    pub bar: bool,
+}
+
+impl Anchor {
+    /// How far under the anchor's SQNR (dB) and top-1 agreement a result may land: 1 dB and 0.01 for a
+    /// tool's anchor (DESIGN.md, Targets), nothing for an issue's bar.
+    pub fn tolerances(&self) -> (f64, f64) {
+        if self.bar {
+            (0.0, 0.0)
+        } else {
+            (1.0, 0.01)
+        }
+    }
 }
 
 /// The anchor for a corpus model and TF mode: TF's row (from the `anchors.jsonl` beside the model), or, where

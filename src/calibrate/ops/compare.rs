@@ -51,6 +51,36 @@ fn compare_arrays<T: Copy + PartialOrd>(
     }
 }
 
+/// LOGICAL_AND and LOGICAL_OR: BOOL inputs, broadcast.
+pub(crate) fn logical(ctx: &OpContext<'_>, and: bool) -> Result<Vec<Value>, KernelError> {
+    match (ctx.input(0)?, ctx.input(1)?) {
+        (Value::Bool(x), Value::Bool(y)) => {
+            let out = if and {
+                broadcast_map(x, y, |a, b| a && b)?
+            } else {
+                broadcast_map(x, y, |a, b| a || b)?
+            };
+            Ok(vec![Value::Bool(out)])
+        }
+        (x, y) => Err(invalid(format!(
+            "logical ops take BOOL inputs, got {} and {}",
+            x.type_name(),
+            y.type_name()
+        ))),
+    }
+}
+
+/// LOGICAL_NOT: one BOOL input.
+pub(crate) fn logical_not(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
+    match ctx.input(0)? {
+        Value::Bool(x) => Ok(vec![Value::Bool(x.mapv(|a| !a))]),
+        x => Err(invalid(format!(
+            "LOGICAL_NOT takes a BOOL input, got {}",
+            x.type_name()
+        ))),
+    }
+}
+
 /// SELECT (v1: the condition has x's shape, is a scalar, or is rank 1 choosing whole rows of x) and
 /// SELECT_V2 (condition, x and y broadcast together).
 pub(crate) fn select(ctx: &OpContext<'_>, v2: bool) -> Result<Vec<Value>, KernelError> {

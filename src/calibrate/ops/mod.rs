@@ -7,6 +7,7 @@ pub(crate) mod arithmetic;
 pub(crate) mod broadcast;
 pub(crate) mod compare;
 pub(crate) mod concat;
+pub(crate) mod control;
 pub mod conv;
 pub(crate) mod fast_math;
 pub mod fully_connected;

@@ -90,16 +90,14 @@ impl SingleOp {
 
     /// Builds the model and runs the op's registered kernel on `inputs` (`None`: an omitted input).
     pub(crate) fn run_optional(&self, inputs: &[Option<Value>]) -> Result<Vec<Value>, KernelError> {
-        let graph = Graph {
-            model: self.model(inputs),
-            warnings: vec![],
-        };
+        let graph = Graph::from_model(self.model(inputs));
         let registry = Registry::with_all_ops();
         let kernel = registry.get(self.code).ok_or(KernelError::Unsupported)?;
         let ctx = OpContext {
             graph: &graph,
             op: OpIndex(0),
             inputs: inputs.iter().map(Option::as_ref).collect(),
+            calls: None,
         };
         kernel(&ctx)
     }

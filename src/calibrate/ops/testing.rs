@@ -120,10 +120,7 @@ pub(crate) fn one_op_graph(
         buffers: Some(buffers),
         ..Default::default()
     };
-    Graph {
-        model,
-        warnings: Vec::new(),
-    }
+    Graph::from_model(model)
 }
 
 /// Runs one op on constant inputs with one FLOAT32 output.

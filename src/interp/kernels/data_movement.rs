@@ -66,6 +66,8 @@ pub(crate) fn on_values(
         graph: ctx.graph,
         op: ctx.op,
         inputs: values.iter().map(Option::as_ref).collect(),
+        // Data movement and comparisons run no subgraph.
+        calls: None,
     };
     kernel(&float_ctx).map_err(|e| e.to_string())
 }

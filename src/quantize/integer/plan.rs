@@ -3,7 +3,7 @@
 
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::quantize::params::ActivationType;
-use crate::quantize::rules::{OpRule, RuleRegistry};
+use crate::quantize::rules::{OpRule, OutputRule, RuleRegistry};
 use crate::quantize::{ExcludeSet, FloatOp, QuantError, QuantOptions, Ranges};
 use crate::tflite::fb;
 use std::collections::BTreeSet;
@@ -134,6 +134,9 @@ fn check_operands(
     ranges: &Ranges,
     is_float: &dyn Fn(TensorId) -> bool,
 ) -> Result<(), Operands> {
+    if rule.output == OutputRule::LoopCarried {
+        return check_loop(graph, op, ranges, is_float);
+    }
     let inputs = graph.op_inputs(op);
     let n = inputs.len();
     let mut any_activation = false;
@@ -194,6 +197,48 @@ fn check_operands(
     Ok(())
 }
 
+/// A WHILE: input `k` and output `k` are one loop variable; float ones need their output's range.
+fn check_loop(
+    graph: &Graph,
+    op: OpIndex,
+    ranges: &Ranges,
+    is_float: &dyn Fn(TensorId) -> bool,
+) -> Result<(), Operands> {
+    let inputs = graph.op_inputs(op);
+    let outputs = graph.op_outputs(op);
+    if inputs.len() != outputs.len() {
+        return Err(Operands::Float(format!(
+            "{} inputs for {} outputs: not loop variables",
+            inputs.len(),
+            outputs.len()
+        )));
+    }
+    let mut any = false;
+    for (i, &o) in inputs.iter().zip(&outputs) {
+        let Some(i) = *i else {
+            return Err(Operands::Float("an omitted loop variable".into()));
+        };
+        if is_float(i) != is_float(o) {
+            return Err(Operands::Float(format!(
+                "loop variable {} changes type",
+                graph.tensor_name(o)
+            )));
+        }
+        if !is_float(o) {
+            continue;
+        }
+        any = true;
+        if !ranges.contains_key(&o) {
+            return Err(Operands::NoRange(o));
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(Operands::NotFloat)
+    }
+}
+
 /// The ops that stay float (pass-through ops included, with their reason) for the report.
 pub(crate) fn float_ops(graph: &Graph, decisions: &[Decision]) -> Vec<FloatOp> {
     decisions
@@ -207,6 +252,7 @@ pub(crate) fn float_ops(graph: &Graph, decisions: &[Decision]) -> Vec<FloatOp> {
             };
             let op = OpIndex(i);
             Some(FloatOp {
+                subgraph: graph.focused(),
                 index: i,
                 op: graph.op_type_name(op),
                 output: graph

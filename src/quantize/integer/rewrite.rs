@@ -26,6 +26,11 @@ pub(crate) struct Rewriter<'a> {
     float_of: BTreeMap<TensorId, TensorId>,
     /// Model inputs and outputs replaced by new boundary tensors.
     io_replace: BTreeMap<TensorId, TensorId>,
+    /// A loop body or cond called by quantized WHILEs: its float inputs and outputs are integers on their
+    /// calibrated params (the loop variables'), whatever the model's I/O types.
+    integer_boundary: bool,
+    /// With `integer_boundary`: new output tensors by output position.
+    boundary_outputs: BTreeMap<usize, TensorId>,
     /// Number of weight tensors stored as int8.
     pub(crate) weights_quantized: usize,
 }
@@ -60,8 +65,17 @@ impl<'a> Rewriter<'a> {
             int_of: BTreeMap::new(),
             float_of: BTreeMap::new(),
             io_replace: BTreeMap::new(),
+            integer_boundary: false,
+            boundary_outputs: BTreeMap::new(),
             weights_quantized: 0,
         }
+    }
+
+    /// Makes the subgraph's float inputs and outputs integers on their calibrated params (the subgraph
+    /// of a quantized WHILE).
+    pub(crate) fn with_integer_boundary(mut self) -> Self {
+        self.integer_boundary = true;
+        self
     }
 
     /// Rewrites every op following `decisions` (one per op, in execution order).
@@ -73,7 +87,12 @@ impl<'a> Rewriter<'a> {
         let is_float = |t: TensorId| src_types.get(t.0) == Some(&fb::TensorType::FLOAT32);
         for t in self.g.inputs() {
             if is_float(t) {
-                self.model_input(t)?;
+                if self.integer_boundary {
+                    let params = self.range_params(t)?;
+                    self.set_int(t, self.ty.tensor_type(), &params);
+                } else {
+                    self.model_input(t)?;
+                }
             }
         }
         for (i, d) in decisions.iter().enumerate() {
@@ -85,8 +104,13 @@ impl<'a> Rewriter<'a> {
                 }
             }
         }
-        for t in self.g.outputs() {
-            if is_float(t) {
+        for (k, t) in self.g.outputs().into_iter().enumerate() {
+            if !is_float(t) {
+                continue;
+            }
+            if self.integer_boundary {
+                self.boundary_output(k, t)?;
+            } else {
                 self.model_output(t)?;
             }
         }
@@ -265,6 +289,71 @@ impl<'a> Rewriter<'a> {
         Ok(())
     }
 
+    /// Output `k` of a loop body or cond: an integer on the tensor's calibrated params, requantized or
+    /// quantized here when it is not one already.
+    fn boundary_output(&mut self, k: usize, t: TensorId) -> Result<(), QuantError> {
+        let params = self.range_params(t)?;
+        let q = if self.int_in_place.contains(&t) {
+            t
+        } else {
+            self.int_input(t)?
+        };
+        let q = self.requantized(t, q, &params);
+        if q != t {
+            self.boundary_outputs.insert(k, q);
+        }
+        Ok(())
+    }
+
+    /// `q` (the integer form of `t`) on `params`: itself, or a QUANTIZE (requantize) of it.
+    fn requantized(&mut self, t: TensorId, q: TensorId, params: &QuantParams) -> TensorId {
+        if self.params_of(q).as_ref() == Some(params) {
+            return q;
+        }
+        let name = format!("{}_requantized", self.g.tensor_name(t));
+        let r = self.tensor_like(t, name, self.ty.tensor_type(), Some(params));
+        self.emit(fb::BuiltinOperator::QUANTIZE, 2, q, r);
+        r
+    }
+
+    /// A WHILE: each float loop variable takes its output's calibrated params (the union of its ranges
+    /// over the iterations, the params the body and cond see); inputs on other params are requantized.
+    fn quantize_loop(&mut self, op: OpIndex, rule: &OpRule) -> Result<(), QuantError> {
+        let inputs = self.g.op_inputs(op);
+        let outputs = self.g.op_outputs(op);
+        let mut new_inputs: Vec<i32> = inputs
+            .iter()
+            .map(|t| t.map_or(-1, |t| t.0 as i32))
+            .collect();
+        for (k, (&i, &o)) in inputs.iter().zip(&outputs).enumerate() {
+            let Some(i) = i else { continue };
+            if self.g.tensor(o).type_ != fb::TensorType::FLOAT32 {
+                continue;
+            }
+            let params = self.range_params(o)?;
+            let q = if self.g.is_constant(i) {
+                self.const_activation(op, i, Some(&params))?
+            } else {
+                self.int_input(i)?
+            };
+            new_inputs[k] = self.requantized(i, q, &params).0 as i32;
+            self.set_int(o, self.ty.tensor_type(), &params);
+        }
+        let mut new = self.g.op(op).clone();
+        new.inputs = Some(new_inputs);
+        if let Some(code) = self
+            .g
+            .model
+            .operator_codes
+            .as_mut()
+            .and_then(|c| c.get_mut(new.opcode_index as usize))
+        {
+            code.version = code.version.max(rule.version);
+        }
+        self.new_ops.push(new);
+        Ok(())
+    }
+
     /// Keeps an op as it is; inputs that now hold integers are dequantized for it.
     fn keep_op(&mut self, op: OpIndex) {
         let mut new = self.g.op(op).clone();
@@ -284,6 +373,9 @@ impl<'a> Rewriter<'a> {
     }
 
     fn quantize_op(&mut self, op: OpIndex, rule: &OpRule) -> Result<(), QuantError> {
+        if rule.output == OutputRule::LoopCarried {
+            return self.quantize_loop(op, rule);
+        }
         let ty = self.ty;
         let inputs = self.g.op_inputs(op);
         let outputs = self.g.op_outputs(op);
@@ -475,6 +567,7 @@ impl<'a> Rewriter<'a> {
     fn finish(&mut self) {
         let ops = std::mem::take(&mut self.new_ops);
         let replace = std::mem::take(&mut self.io_replace);
+        let focus = self.g.focused();
         let sg = self.g.main_mut();
         sg.operators = Some(ops);
         let map = |ids: &mut Option<Vec<i32>>| {
@@ -489,6 +582,12 @@ impl<'a> Rewriter<'a> {
         };
         map(&mut sg.inputs);
         map(&mut sg.outputs);
+        let boundary = std::mem::take(&mut self.boundary_outputs);
+        for (k, t) in boundary {
+            if let Some(slot) = sg.outputs.as_mut().and_then(|o| o.get_mut(k)) {
+                *slot = t.0 as i32;
+            }
+        }
         for sig in self
             .g
             .model
@@ -496,7 +595,7 @@ impl<'a> Rewriter<'a> {
             .as_deref_mut()
             .unwrap_or(&mut [])
         {
-            if sig.subgraph_index != 0 {
+            if sig.subgraph_index as usize != focus {
                 continue;
             }
             for m in sig

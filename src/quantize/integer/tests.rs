@@ -20,10 +20,7 @@ impl ModelBuilder {
             ..Default::default()
         };
         ModelBuilder {
-            graph: Graph {
-                model,
-                warnings: Vec::new(),
-            },
+            graph: Graph::from_model(model),
         }
     }
 
@@ -414,17 +411,11 @@ fn custom_ops_pass_through_with_select_tf_ops_and_their_dependents_stay_float() 
     let g0 = b.io(&[x], &[out]);
     let ranges: Ranges = [(x, (0.0, 1.0))].into_iter().collect();
 
-    let mut g = Graph {
-        model: g0.model.clone(),
-        warnings: Vec::new(),
-    };
+    let mut g = Graph::from_model(g0.model.clone());
     let err = quantize_integer(&mut g, Mode::Int8, &QuantOptions::default(), &ranges).unwrap_err();
     assert!(err.to_string().contains("SELECT_TF_OPS"), "{err}");
 
-    let mut g = Graph {
-        model: g0.model.clone(),
-        warnings: Vec::new(),
-    };
+    let mut g = Graph::from_model(g0.model.clone());
     let opts = QuantOptions {
         select_tf_ops: true,
         ..QuantOptions::default()
@@ -482,4 +473,139 @@ fn quantizing_twice_gives_the_same_bytes() {
         g.to_bytes()
     };
     assert_eq!(run(), run());
+}
+
+/// main: `(i, y) = WHILE(0, x)`; cond: `i < 3`; body: `(i + 1, x + x)`, built subgraph by subgraph.
+fn while_doubling() -> Graph {
+    let mut b = ModelBuilder::new();
+    b.graph
+        .model
+        .subgraphs
+        .get_or_insert_with(Vec::new)
+        .extend([fb::SubGraphT::default(), fb::SubGraphT::default()]);
+    let int = |b: &mut ModelBuilder, name: &str, value: Option<i32>| {
+        let t = b.graph.add_tensor(fb::TensorT {
+            name: Some(name.into()),
+            shape: Some(vec![]),
+            type_: TensorType::INT32,
+            ..Default::default()
+        });
+        if let Some(v) = value {
+            b.graph.set_tensor_data(t, v.to_le_bytes().to_vec());
+        }
+        t
+    };
+    let set_io = |b: &mut ModelBuilder, inputs: &[TensorId], outputs: &[TensorId]| {
+        let sg = b.graph.main_mut();
+        sg.inputs = Some(inputs.iter().map(|t| t.0 as i32).collect());
+        sg.outputs = Some(outputs.iter().map(|t| t.0 as i32).collect());
+    };
+    // Subgraph 1, the cond.
+    b.graph.focus(1);
+    let ci = int(&mut b, "c/i", None);
+    let cx = b.tensor("c/x", &[1, 4]);
+    let lim = int(&mut b, "c/limit", Some(3));
+    let go = b.graph.add_tensor(fb::TensorT {
+        name: Some("c/go".into()),
+        shape: Some(vec![]),
+        type_: TensorType::BOOL,
+        ..Default::default()
+    });
+    b.op(Op::LESS, &[ci, lim], &[go], fb::BuiltinOptionsT::NONE);
+    set_io(&mut b, &[ci, cx], &[go]);
+    // Subgraph 2, the body.
+    b.graph.focus(2);
+    let bi = int(&mut b, "b/i", None);
+    let bx = b.tensor("b/x", &[1, 4]);
+    let one = int(&mut b, "b/one", Some(1));
+    let bi2 = int(&mut b, "b/i_next", None);
+    let bx2 = b.tensor("b/x_next", &[1, 4]);
+    let add = || fb::BuiltinOptionsT::AddOptions(Box::default());
+    b.op(Op::ADD, &[bi, one], &[bi2], add());
+    b.op(Op::ADD, &[bx, bx], &[bx2], add());
+    set_io(&mut b, &[bi, bx], &[bi2, bx2]);
+    // Subgraph 0, the main one.
+    b.graph.focus(0);
+    let x = b.tensor("x", &[1, 4]);
+    let i0 = int(&mut b, "i0", Some(0));
+    let i = int(&mut b, "i", None);
+    let y = b.tensor("y", &[1, 4]);
+    b.op(
+        Op::WHILE,
+        &[i0, x],
+        &[i, y],
+        fb::BuiltinOptionsT::WhileOptions(Box::new(fb::WhileOptionsT {
+            cond_subgraph_index: 1,
+            body_subgraph_index: 2,
+        })),
+    );
+    b.io(&[x], &[y])
+}
+
+#[test]
+fn a_while_loop_variable_carries_one_set_of_params_the_union_of_its_ranges() {
+    let mut g = while_doubling();
+    // Flat ids: main x=0 .. y=3; cond 4.. (c/x = 5); body 8.. (b/x = 9, b/x_next = 12).
+    let ranges: Ranges = [
+        (TensorId(0), (0.0, 1.0)),
+        (TensorId(3), (0.0, 8.0)),
+        (TensorId(5), (0.0, 4.0)),
+        (TensorId(9), (0.0, 4.0)),
+        (TensorId(12), (0.0, 8.0)),
+    ]
+    .into_iter()
+    .collect();
+    let summary =
+        quantize_integer(&mut g, Mode::Int8, &QuantOptions::default(), &ranges).expect("quantizes");
+    assert!(summary.ops_float.is_empty(), "{:?}", summary.ops_float);
+    let union = ActivationType::Int8
+        .params_for_range(0.0, 8.0)
+        .expect("params");
+    let params = |g: &Graph, name: &str| {
+        let t = (0..g.tensors().len())
+            .map(TensorId)
+            .find(|&t| g.tensor_name(t) == name)
+            .unwrap_or_else(|| panic!("no tensor {name}"));
+        assert_eq!(g.tensor(t).type_, TensorType::INT8, "{name}");
+        g.tensor(t)
+            .quantization
+            .as_deref()
+            .and_then(QuantParams::from_fb)
+    };
+    g.focus(1);
+    assert_eq!(params(&g, "c/x"), Some(union.clone()), "cond input");
+    g.focus(2);
+    assert_eq!(params(&g, "b/x"), Some(union.clone()), "body input");
+    assert_eq!(params(&g, "b/x_next"), Some(union.clone()), "body output");
+    g.focus(0);
+    let while_op = (0..g.ops().len())
+        .map(crate::graph::OpIndex)
+        .find(|&o| g.op_code(o) == Op::WHILE)
+        .expect("the WHILE");
+    let of = |g: &Graph, t: TensorId| {
+        g.tensor(t)
+            .quantization
+            .as_deref()
+            .and_then(QuantParams::from_fb)
+    };
+    let outs = g.op_outputs(while_op);
+    assert_eq!(of(&g, outs[1]), Some(union.clone()), "WHILE output");
+    // The WHILE reads x quantized on the loop's params, not x's own (0, 1).
+    let read = g.op_inputs(while_op)[1].expect("loop input");
+    assert_eq!(g.tensor(read).type_, TensorType::INT8);
+    assert_eq!(of(&g, read), Some(union));
+    // The integer counter is left alone.
+    assert_eq!(g.tensor(outs[0]).type_, TensorType::INT32);
+    // A subgraph whose boundary breaks the rule is refused by the check.
+    g.focus(2);
+    let bx = (0..g.tensors().len())
+        .map(TensorId)
+        .find(|&t| g.tensor_name(t) == "b/x")
+        .expect("b/x");
+    let mut other = g.tensor(bx).quantization.clone().expect("params");
+    other.scale = Some(vec![1.0]);
+    g.tensor_mut(bx).quantization = Some(other);
+    g.focus(0);
+    let err = loops::check_loops(&g).expect_err("mismatched loop variable");
+    assert!(err.contains("loop variable 1"), "{err}");
 }
