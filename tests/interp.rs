@@ -163,8 +163,10 @@ pub(crate) fn parity_on(models: &[(String, PathBuf)], samples: usize) -> Report 
                         .into_iter()
                         .map(|t| {
                             t.and_then(|t| {
-                                // Constants from the model, activations from LiteRT's own run.
-                                if graph.is_constant(t) {
+                                // Constants from the model, activations from LiteRT's own run;
+                                // variable tensors (recurrent state, which LiteRT updates in place)
+                                // at their reset value, as each sample starts.
+                                if graph.is_constant(t) || graph.tensor(t).is_variable {
                                     interp.tensor(t).cloned()
                                 } else {
                                     tensor(&mut npz, t)

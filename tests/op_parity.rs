@@ -3,7 +3,8 @@
 //! artifact is run in the integer interpreter on LiteRT's own inputs (`interp::parity_on`): integer outputs
 //! must be bit-exact, float ones within the relative tolerance. The cases cover the shapes, broadcasts and
 //! options of the ops whose kernels are checked here (TRANSPOSE_CONV, BATCH_MATMUL, TRANSPOSE,
-//! SQUARED_DIFFERENCE, RSQRT, GELU, LEAKY_RELU and the data-movement ops).
+//! SQUARED_DIFFERENCE, RSQRT, GELU, LEAKY_RELU, the data-movement ops, and UNIDIRECTIONAL_SEQUENCE_LSTM in
+//! its variants: plain, CIFG, peephole (time-major), projection, layer norm; each sample from reset state).
 //!
 //! TILE (int8 is v3) and DEPTH_TO_SPACE (int8 is v2) are not generated: LiteRT 2.3's `BUILTIN_REF` resolver
 //! registers them only up to v2 and v1 (its default resolver runs them).
@@ -18,6 +19,10 @@ enum Input {
     Live(&'static [i32], f32, f32),
     ConstF32(&'static [i32], Vec<f32>),
     ConstI32(&'static [i32], Vec<i32>),
+    /// An omitted optional input (-1).
+    Omitted,
+    /// A variable tensor without data (a recurrent op's state, zero after `reset_all_variables`).
+    State(&'static [i32]),
 }
 
 /// One generated model: a name, the op, its options, its inputs and its output shape.
@@ -53,6 +58,15 @@ fn model(case: &Case) -> Vec<u8> {
         let mut t = fb::TensorT::default();
         t.name = Some(format!("in{i}"));
         match input {
+            Input::Omitted => {
+                op_inputs.push(-1);
+                continue;
+            }
+            Input::State(shape) => {
+                t.shape = Some(shape.to_vec());
+                t.type_ = fb::TensorType::FLOAT32;
+                t.is_variable = true;
+            }
             Input::Live(shape, _, _) => {
                 t.shape = Some(shape.to_vec());
                 t.type_ = fb::TensorType::FLOAT32;
@@ -146,6 +160,94 @@ fn gelu(approximate: bool) -> fb::BuiltinOptionsT {
     let mut o = fb::GeluOptionsT::default();
     o.approximate = approximate;
     fb::BuiltinOptionsT::GeluOptions(Box::new(o))
+}
+
+/// A float UNIDIRECTIONAL_SEQUENCE_LSTM over 5 steps of 6 features, 7 cells, in one of its variants.
+fn lstm(
+    name: &'static str,
+    cifg: bool,
+    peephole: bool,
+    projection: bool,
+    layer_norm: bool,
+    time_major: bool,
+) -> Case {
+    let (t, n_in, cells) = (5, 6, 7);
+    let out = if projection { 4 } else { cells };
+    let shape = |v: Vec<i32>| -> &'static [i32] { v.leak() };
+    let weights = |shape_: &'static [i32], seed: usize, lo: f32, hi: f32| {
+        Input::ConstF32(shape_, values(count(shape_), seed, lo, hi))
+    };
+    let mut inputs = vec![Input::Live(
+        if time_major {
+            shape(vec![t, 1, n_in])
+        } else {
+            shape(vec![1, t, n_in])
+        },
+        -1.0,
+        1.0,
+    )];
+    for g in 0..4 {
+        inputs.push(if cifg && g == 0 {
+            Input::Omitted
+        } else {
+            weights(shape(vec![cells, n_in]), 10 + g, -0.6, 0.6)
+        });
+    }
+    for g in 0..4 {
+        inputs.push(if cifg && g == 0 {
+            Input::Omitted
+        } else {
+            weights(shape(vec![cells, out]), 20 + g, -0.5, 0.5)
+        });
+    }
+    for g in 0..3 {
+        inputs.push(if peephole && !(cifg && g == 0) {
+            weights(shape(vec![cells]), 30 + g, -0.3, 0.3)
+        } else {
+            Input::Omitted
+        });
+    }
+    for g in 0..4 {
+        inputs.push(if cifg && g == 0 {
+            Input::Omitted
+        } else {
+            weights(shape(vec![cells]), 40 + g, -0.4, 0.6)
+        });
+    }
+    if projection {
+        inputs.push(weights(shape(vec![out, cells]), 50, -0.7, 0.7));
+        inputs.push(weights(shape(vec![out]), 51, -0.1, 0.1));
+    } else {
+        inputs.push(Input::Omitted);
+        inputs.push(Input::Omitted);
+    }
+    inputs.push(Input::State(shape(vec![1, out])));
+    inputs.push(Input::State(shape(vec![1, cells])));
+    for g in 0..4 {
+        inputs.push(if layer_norm && !(cifg && g == 0) {
+            weights(shape(vec![cells]), 60 + g, 0.5, 1.5)
+        } else {
+            Input::Omitted
+        });
+    }
+    let mut o = fb::UnidirectionalSequenceLSTMOptionsT::default();
+    o.fused_activation_function = fb::ActivationFunctionType::TANH;
+    o.cell_clip = 10.0;
+    o.proj_clip = if projection { 3.0 } else { 0.0 };
+    o.time_major = time_major;
+    let options = fb::BuiltinOptionsT::UnidirectionalSequenceLSTMOptions(Box::new(o));
+    let output = if time_major {
+        shape(vec![t, 1, out])
+    } else {
+        shape(vec![1, t, out])
+    };
+    Case {
+        name,
+        op: fb::BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_LSTM,
+        options,
+        inputs,
+        outputs: Vec::leak(vec![output]),
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -389,6 +491,13 @@ fn cases() -> Vec<Case> {
             inputs: vec![Input::Live(&[1, 5, 7], -4.0, 3.0)],
             outputs: &[&[1, 5, 7]],
         },
+        // Integer (8x8_16) in int8 (layer norm and projection from the calibrated gate and hidden values);
+        // float (the float kernel against LiteRT's) in the other modes.
+        lstm("lstm", false, false, false, false, false),
+        lstm("lstm_cifg", true, false, false, false, false),
+        lstm("lstm_peephole", false, true, false, false, true),
+        lstm("lstm_projection", false, false, true, false, false),
+        lstm("lstm_layer_norm_cifg", true, true, false, true, false),
         Case {
             name: "gelu_approximate",
             op: Op::GELU,

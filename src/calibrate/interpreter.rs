@@ -535,7 +535,9 @@ impl<'g> Program<'g> {
                 }
                 last_read[t.0] = Some(i);
             }
-            let op_outputs = graph.op_outputs(op);
+            let mut op_outputs = graph.op_outputs(op);
+            // Recorded intermediates (a full-integer LSTM's gate values) come after the outputs.
+            op_outputs.extend(intermediates(&graph, op));
             for &t in &op_outputs {
                 available[t.0] = true;
                 produced_at[t.0] = Some(i);
@@ -741,12 +743,31 @@ fn input_value(spec: &ModelInput, data: &ArrayD<f32>) -> Result<Value, CalibErro
     })
 }
 
+/// The intermediate tensors an op records (in range), in order.
+fn intermediates(graph: &Graph, op: OpIndex) -> Vec<TensorId> {
+    let n = graph.tensors().len();
+    graph
+        .op(op)
+        .intermediates
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|&t| usize::try_from(t).ok().filter(|&t| t < n).map(TensorId))
+        .collect()
+}
+
 /// Decodes a constant tensor: `Ok(None)` for activations, `Err` for constant data the interpreter cannot use.
+/// A variable tensor without data (a recurrent op's state) is a constant zero: every sample starts from the
+/// state LiteRT has after `reset_all_variables()`.
 fn load_constant(graph: &Graph, id: TensorId) -> Result<Option<Value>, String> {
+    let t = graph.tensor(id);
     let Some(data) = graph.buffer_data(id) else {
+        if t.is_variable {
+            let shape: Vec<usize> = graph.shape(id).iter().map(|&d| d.max(0) as usize).collect();
+            return Ok(Some(Value::F32(ArrayD::zeros(IxDyn(&shape)))));
+        }
         return Ok(None);
     };
-    let t = graph.tensor(id);
     if t.sparsity.is_some() {
         return Err("sparse constants are not supported".into());
     }

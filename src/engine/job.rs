@@ -273,7 +273,15 @@ pub(crate) fn produce(
     opts: &RunOptions<'_>,
     start: Instant,
 ) -> Result<Produced, JobError> {
-    let graph = parse_source(&job.source, source)?;
+    // Calibrated modes record what integer kernels need params for (an LSTM's gate values).
+    let parse_for_job = || -> Result<Graph, JobError> {
+        let mut g = parse_source(&job.source, source)?;
+        if job.mode.needs_calibration() {
+            quantize::integer::record_lstm_intermediates(&mut g);
+        }
+        Ok(g)
+    };
+    let graph = parse_for_job()?;
     // Every subgraph's ops (a loop body's too).
     let source_ops = graph
         .model
@@ -318,7 +326,7 @@ pub(crate) fn produce(
     let (summary, bytes, accuracy) = loop {
         let mut round = match first_graph.take() {
             Some(g) => g,
-            None => parse_source(&job.source, source)?,
+            None => parse_for_job()?,
         };
         let (summary, bytes) = quantize_checked(job, &mut round, &options, ranges.as_ref())?;
         if opts.cancel.is_cancelled() {

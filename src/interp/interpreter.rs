@@ -181,6 +181,9 @@ impl Interpreter {
         for t in 0..n {
             let id = TensorId(t);
             constants.push(match graph.buffer_data(id) {
+                // A variable tensor without data (a recurrent op's state) starts every invoke at zero, as
+                // after LiteRT's `reset_all_variables()`.
+                None if graph.tensor(id).is_variable => Some(zero_state(&graph, id)?),
                 None => None,
                 Some(bytes) => {
                     let tensor = graph.tensor(id);
@@ -677,7 +680,9 @@ impl Interpreter {
             inputs: values.iter().map(Option::as_ref).collect(),
             calls: Some(&attached),
         };
-        let outs = kernel(&ctx).map_err(|e| e.to_string())?;
+        let mut outs = kernel(&ctx).map_err(|e| e.to_string())?;
+        // A kernel returns the values of recorded intermediates after the outputs (for calibration).
+        outs.truncate(self.graph.op_outputs(op).len());
         outs.into_iter().map(from_value).collect()
     }
 
@@ -694,6 +699,30 @@ impl Interpreter {
             output,
         }
     }
+}
+
+/// The reset value of a variable tensor: zero, i.e. its zero point when it is quantized.
+fn zero_state(graph: &Graph, id: TensorId) -> Result<Tensor, InterpError> {
+    let tensor = graph.tensor(id);
+    let err = |e: String| {
+        InterpError::Model(format!(
+            "variable tensor {} ({:?}): {e}",
+            id.0,
+            graph.tensor_name(id)
+        ))
+    };
+    let shape = static_shape(tensor.shape.as_deref().unwrap_or(&[])).map_err(err)?;
+    let count: usize = shape.iter().product();
+    let zp = QuantParams::of(tensor).map_or(0, |q| q.zero_point.first().copied().unwrap_or(0));
+    use fb::TensorType as T;
+    let bytes = match tensor.type_ {
+        T::INT8 | T::UINT8 => vec![zp as u8; count],
+        T::INT64 => vec![0u8; count * 8],
+        T::FLOAT32 | T::INT32 => vec![0u8; count * 4],
+        T::INT16 | T::FLOAT16 => vec![0u8; count * 2],
+        _ => vec![0u8; count],
+    };
+    decode(&bytes, shape, tensor.type_).map_err(err)
 }
 
 fn static_shape(dims: &[i32]) -> Result<Vec<usize>, String> {

@@ -3,7 +3,10 @@
 //! hybrid kernels read int8 weights).
 
 use super::{DynamicWeights, OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_FLOAT_RECURRENT, NO_RULE_YET};
+use crate::calibrate::ops::recurrent as f;
 use crate::graph::{Graph, OpIndex};
+use crate::interp::kernels::lstm as i;
+use crate::quantize::rules::{CustomRule, OpRule};
 use crate::quantize::QuantOptions;
 use crate::tflite::fb::{self, BuiltinOperator as Op};
 
@@ -14,14 +17,24 @@ const BIDIRECTIONAL_LSTM_WEIGHTS: &[usize] = &[
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 33,
 ];
 
+/// LiteRT's UNIDIRECTIONAL_SEQUENCE_LSTM has no int16-activation kernel.
+const NO_INT16_LSTM: &str =
+    "LiteRT 2.3's UNIDIRECTIONAL_SEQUENCE_LSTM has no int16-activation kernel \
+     (its integer path is the 8x8_16 one: int8 input and output, int16 cell state)";
+
 const NO_HYBRID: &str =
     "litequant's interpreter has no hybrid recurrent kernel yet: eval cannot run it";
 
 pub(super) fn register(t: &mut OpTable) {
     let recurrent = |code, rule_reason, weights: DynamicWeights| {
-        OpDef::new(code)
-            .no_float(NO_FLOAT_RECURRENT)
-            .float_only(rule_reason)
+        let def = OpDef::new(code);
+        let def = match code {
+            Op::UNIDIRECTIONAL_SEQUENCE_LSTM => def.float(f::unidirectional_sequence_lstm),
+            Op::BIDIRECTIONAL_SEQUENCE_LSTM => def.float(f::bidirectional_sequence_lstm),
+            Op::UNIDIRECTIONAL_SEQUENCE_RNN => def.float(f::unidirectional_sequence_rnn),
+            _ => def.no_float(NO_FLOAT_RECURRENT),
+        };
+        def.float_only(rule_reason)
             .dynamic(weights)
             .no_hybrid(NO_HYBRID)
     };
@@ -33,11 +46,18 @@ pub(super) fn register(t: &mut OpTable) {
             ..DynamicWeights::hybrid(LSTM_WEIGHTS, true)
         },
     ));
-    t.add(recurrent(
-        Op::UNIDIRECTIONAL_SEQUENCE_LSTM,
-        NO_RULE_YET,
-        DynamicWeights::hybrid(LSTM_WEIGHTS, true),
-    ));
+    t.add(
+        recurrent(
+            Op::UNIDIRECTIONAL_SEQUENCE_LSTM,
+            NO_RULE_YET,
+            DynamicWeights::hybrid(LSTM_WEIGHTS, true),
+        )
+        .quantize_int8(OpRule::custom(&[0], CustomRule::Lstm, 1), NO_INT16_LSTM)
+        // Declared for both activation types because the interpreter picks the int16 kernel of an op with
+        // any int16 tensor, and the 8x8_16 LSTM keeps its cell state in int16; the kernel itself takes
+        // int8 input only (LiteRT has no int16-activation LSTM: `NO_INT16_LSTM`).
+        .integer(i::unidirectional_sequence_lstm),
+    );
     t.add(recurrent(
         Op::BIDIRECTIONAL_SEQUENCE_LSTM,
         KEPT_FLOAT_BY_TF,

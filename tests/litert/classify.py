@@ -35,6 +35,7 @@ def classify(interp, samples):
             scale, zero_point = inp["quantization"]
             x = quantize(x, scale, zero_point, inp["dtype"])
         interp.set_tensor(inp["index"], x)
+        interp.reset_all_variables()  # every sample from reset state (recurrent ops)
         interp.invoke()
         predictions.append(int(np.argmax(interp.get_tensor(out["index"]).reshape(-1))))
     return predictions

@@ -50,6 +50,7 @@ def sample_inputs(interp, npz_path, samples):
 def run(interp, inputs):
     for d, x in zip(interp.get_input_details(), inputs):
         interp.set_tensor(d["index"], x)
+    interp.reset_all_variables()  # every sample from reset state (recurrent ops)
     interp.invoke()
     return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
 

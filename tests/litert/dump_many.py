@@ -35,6 +35,7 @@ def run(interp, entry):
     for s in range(count):
         for k, d in enumerate(details):
             interp.set_tensor(d["index"], np.asarray(data[f"i{k}"][s], dtype=d["dtype"]).reshape(d["shape"]))
+        interp.reset_all_variables()  # every sample from reset state (recurrent ops)
         interp.invoke()
         for t in interp.get_tensor_details():
             try:

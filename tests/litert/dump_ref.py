@@ -48,6 +48,7 @@ def main() -> int:
     out = {"count": np.array(count)}
     for s in range(count):
         feed(ref, data, s)
+        ref.reset_all_variables()  # every sample from reset state (recurrent ops)
         ref.invoke()
         for t in ref.get_tensor_details():
             try:
@@ -55,6 +56,7 @@ def main() -> int:
             except ValueError:
                 continue
         feed(xnn, data, s)
+        xnn.reset_all_variables()  # every sample from reset state (recurrent ops)
         xnn.invoke()
         for k, d in enumerate(xnn.get_output_details()):
             out[f"s{s}_xnn_o{k}"] = np.array(xnn.get_tensor(d["index"]))

@@ -42,6 +42,7 @@ def main() -> int:
         for d in details:
             x = np.asarray(data[d["name"]][s], dtype=d["dtype"]).reshape(d["shape"])
             interp.set_tensor(d["index"], x)
+        interp.reset_all_variables()  # every sample from reset state (recurrent ops)
         interp.invoke()
         for t in interp.get_tensor_details():
             try:

@@ -44,6 +44,7 @@ def run(path, data, keys, n, resolver=None):
                 q = np.sign(y) * np.floor(np.abs(y) + 0.5)
                 x = np.clip(q.astype(np.int64) + zp, info.min, info.max).astype(d["dtype"])
             it.set_tensor(d["index"], x)
+        it.reset_all_variables()  # every sample from reset state (recurrent ops)
         it.invoke()
         for j, d in enumerate(it.get_output_details()):
             y = it.get_tensor(d["index"])

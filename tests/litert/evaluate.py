@@ -98,7 +98,9 @@ def main():
             for pos, (fd, x) in enumerate(zip(fin, xs)):
                 qd = qmap.get(norm(fd["name"]), qin[pos])
                 qi.set_tensor(qd["index"], to_input(qd, x))
+            fi.reset_all_variables()  # every sample from reset state (recurrent ops)
             fi.invoke()
+            qi.reset_all_variables()  # every sample from reset state (recurrent ops)
             qi.invoke()
             for j, fd in enumerate(fout):
                 f = fi.get_tensor(fd["index"]).astype(np.float64)

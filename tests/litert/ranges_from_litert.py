@@ -47,6 +47,7 @@ def main():
     for s in range(n):
         for idx, arr in feed:
             interp.set_tensor(idx, arr[s : s + 1].astype(np.float32))
+        interp.reset_all_variables()  # every sample from reset state (recurrent ops)
         interp.invoke()
         for d in details:
             if d["dtype"] != np.float32:

@@ -18,6 +18,7 @@ pub mod normalization;
 pub(crate) mod pad;
 pub mod pool;
 pub mod quantize_ops;
+pub(crate) mod recurrent;
 pub mod reduce;
 pub mod resize;
 pub(crate) mod shape;

@@ -16,6 +16,7 @@ pub(crate) mod fully_connected;
 pub(crate) mod gelu;
 pub(crate) mod hybrid;
 pub(crate) mod leaky_relu;
+pub(crate) mod lstm;
 pub(crate) mod lut;
 pub(crate) mod normalization;
 pub(crate) mod pool;

@@ -18,6 +18,7 @@ use crate::quantize::{
 };
 use crate::tflite::fb;
 use plan::Decision;
+pub use rewrite::record_lstm_intermediates;
 
 /// Quantizes `graph` in place to a full-integer mode (`Mode::Int8` or `Mode::Int16x8`).
 ///
@@ -126,6 +127,7 @@ pub fn quantize_integer(
         }
         rewriter.run(&decisions[s], &src_types[s])?;
         weights_quantized += rewriter.weights_quantized;
+        rewrite::drop_recorded_intermediates(graph);
         graph.remove_unused_tensors();
     }
     graph.focus(0);

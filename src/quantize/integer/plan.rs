@@ -103,6 +103,16 @@ pub(crate) fn decide(
                 continue;
             }
         };
+        let custom = match rule.custom {
+            Some(crate::quantize::rules::CustomRule::Lstm) => {
+                super::rewrite::lstm_refusal(graph, op, ranges)
+            }
+            None => None,
+        };
+        if let Some(why) = custom {
+            out.push(Decision::Float(format!("{name} stays float: {why}")));
+            continue;
+        }
         match check_operands(graph, op, rule, ranges, &is_float) {
             Ok(()) => out.push(Decision::Quantize(rule.clone())),
             Err(Operands::NotFloat) => out.push(Decision::Untouched),

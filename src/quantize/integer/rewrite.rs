@@ -1,6 +1,10 @@
 //! Rewriting the graph once every op is decided: integer tensors, quantized constants, QUANTIZE and
 //! DEQUANTIZE ops between float and integer regions and at the model boundary.
 
+mod lstm;
+pub(crate) use lstm::lstm_refusal;
+pub use lstm::{drop_recorded_intermediates, record_lstm_intermediates};
+
 use super::constants::{self, QuantizedWeights};
 use super::plan::Decision;
 use crate::graph::{Graph, OpIndex, TensorId};
@@ -375,6 +379,9 @@ impl<'a> Rewriter<'a> {
     fn quantize_op(&mut self, op: OpIndex, rule: &OpRule) -> Result<(), QuantError> {
         if rule.output == OutputRule::LoopCarried {
             return self.quantize_loop(op, rule);
+        }
+        if rule.custom == Some(crate::quantize::rules::CustomRule::Lstm) {
+            return self.quantize_lstm(op, rule);
         }
         let ty = self.ty;
         let inputs = self.g.op_inputs(op);

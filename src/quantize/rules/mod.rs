@@ -73,6 +73,14 @@ pub enum OutputRule {
     },
 }
 
+/// An op whose quantization is not a combination of the generic pieces: its own code in the rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomRule {
+    /// UNIDIRECTIONAL_SEQUENCE_LSTM, TFLite's 8x8_16 integer LSTM (int16 cell state, derived bias scales,
+    /// five intermediates).
+    Lstm,
+}
+
 /// How one op is quantized (one row of the operator property table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpRule {
@@ -91,6 +99,8 @@ pub struct OpRule {
     pub same_as_input: &'static [usize],
     /// Minimum op version of the quantized op (the table's `version`).
     pub version: i32,
+    /// The op's own quantization code, when the generic pieces do not describe it.
+    pub custom: Option<CustomRule>,
 }
 
 impl OpRule {
@@ -104,6 +114,7 @@ impl OpRule {
             inputs_match_output: false,
             same_as_input: &[],
             version,
+            custom: None,
         }
     }
 
@@ -134,6 +145,13 @@ impl OpRule {
     pub const fn loop_carried(version: i32) -> OpRule {
         let mut r = OpRule::activation(&[], version);
         r.output = OutputRule::LoopCarried;
+        r
+    }
+
+    /// A rule whose quantization is the op's own code ([`CustomRule`]); `inputs` are its activation inputs.
+    pub const fn custom(inputs: &'static [usize], custom: CustomRule, version: i32) -> OpRule {
+        let mut r = OpRule::activation(inputs, version);
+        r.custom = Some(custom);
         r
     }
 
