@@ -2,10 +2,10 @@
 //! RELU_N1_TO_1, RELU_0_TO_1, LEAKY_RELU, PRELU, HARD_SWISH, ELU, GELU.
 
 use super::{
-    OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_IN_INTERPRETER, NO_INT16_KERNEL, NO_RULE_NO_KERNEL,
+    OpDef, OpTable, KEPT_FLOAT_BY_TF, NOT_INT16_BY_TF, NO_INT16_KERNEL, NO_RULE_NO_KERNEL,
 };
 use crate::calibrate::ops::{activation as f, fast_math, normalization};
-use crate::interp::kernels::{activation as i, gelu, leaky_relu, softmax};
+use crate::interp::kernels::{activation as i, gelu, leaky_relu, normalization as norm, softmax};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
@@ -39,7 +39,7 @@ pub(super) fn register(t: &mut OpTable) {
                 OpRule::fixed((1.0 / 128.0, 0), INT16_UNIT, 2),
                 NO_INT16_KERNEL,
             )
-            .no_integer(NOT_IN_INTERPRETER),
+            .int8_kernel(norm::l2_normalization, NO_INT16_KERNEL),
     );
     t.add(
         OpDef::weightless(Op::LOG_SOFTMAX)
@@ -48,7 +48,7 @@ pub(super) fn register(t: &mut OpTable) {
                 OpRule::fixed((16.0 / 256.0, 127), INT16_UNIT, 2),
                 NO_INT16_KERNEL,
             )
-            .no_integer(NOT_IN_INTERPRETER),
+            .int8_kernel(norm::log_softmax, NO_INT16_KERNEL),
     );
     t.add(
         OpDef::weightless(Op::RELU)
@@ -84,8 +84,8 @@ pub(super) fn register(t: &mut OpTable) {
     t.add(
         OpDef::weightless(Op::PRELU)
             .float(f::prelu)
-            .quantize_int8(OpRule::activation(&[0, 1], 1), NO_INT16_KERNEL)
-            .no_integer(NOT_IN_INTERPRETER),
+            .quantize_int8(OpRule::activation(&[0, 1], 1), NOT_INT16_BY_TF)
+            .int8_kernel(leaky_relu::prelu, NOT_INT16_BY_TF),
     );
     t.add(
         OpDef::weightless(Op::HARD_SWISH)

@@ -22,26 +22,26 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::PACK)
             .float(f::pack)
             .quantize(OpRule::joining(2))
-            .integer(dm::pack),
+            .integer(|c| dm::on_codes(c, f::pack)),
     );
     // SPLIT reads (axis, value).
     t.add(
         op(Op::SPLIT)
             .float(f::split)
             .quantize(OpRule::same_scale(&[1], 2))
-            .integer(dm::split),
+            .integer(|c| dm::on_codes(c, f::split)),
     );
     t.add(
         op(Op::SPLIT_V)
             .float(f::split_v)
             .quantize(OpRule::same_scale(&[0], 2))
-            .integer(dm::split_v),
+            .integer(|c| dm::on_codes(c, f::split_v)),
     );
     t.add(
         op(Op::UNPACK)
             .float(f::unpack)
             .quantize(OpRule::same_scale(&[0], 1))
-            .integer(dm::unpack),
+            .integer(|c| dm::on_codes(c, f::unpack)),
     );
 }
 

@@ -1,27 +1,31 @@
 //! Element-wise math: EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE, FLOOR, CEIL, ROUND, CAST, ZEROS_LIKE.
 
-use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_RULE_NO_KERNEL, NO_RULE_YET};
+use super::{OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_RULE_NO_KERNEL};
 use crate::calibrate::ops::{activation as f, unary};
-use crate::interp::kernels::rsqrt;
+use crate::interp::kernels::{elementwise as e, rsqrt};
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
 
 pub(super) fn register(t: &mut OpTable) {
     let op = OpDef::weightless;
+    // EXP, LOG, SQRT and ABS rescale onto their own calibrated output (operator_property.cc, version 2).
     t.add(
         op(Op::EXP)
             .float(|c| f::unary(c, f32::exp))
-            .float_only(NO_RULE_YET),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(e::exp),
     );
     t.add(
         op(Op::LOG)
             .float(|c| f::unary(c, f32::ln))
-            .float_only(NO_RULE_YET),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(e::log),
     );
     t.add(
         op(Op::SQRT)
             .float(|c| f::unary(c, f32::sqrt))
-            .float_only(NO_RULE_YET),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(e::sqrt),
     );
     // LiteRT's int8 RSQRT is fixed point (v2), its int16 one an interpolated table (v3).
     t.add(
@@ -33,7 +37,8 @@ pub(super) fn register(t: &mut OpTable) {
     t.add(
         op(Op::ABS)
             .float(|c| f::unary(c, f32::abs))
-            .float_only(NO_RULE_YET),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(e::abs),
     );
     t.add(
         op(Op::NEG)

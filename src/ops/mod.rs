@@ -403,7 +403,8 @@ pub(crate) const NO_RULE_YET: &str =
 /// Outside TF's operator property table.
 pub(crate) const KEPT_FLOAT_BY_TF: &str =
     "TF's converter keeps it float (no entry in LiteRT's operator_property.cc)";
-/// Quantized by a rule, not yet run by the interpreter.
+/// Quantized by a rule, not yet run by the interpreter (no op of the table is left so today).
+#[allow(dead_code)]
 pub(crate) const NOT_IN_INTERPRETER: &str =
     "litequant's integer interpreter has no kernel for it yet: eval cannot run it quantized";
 /// No rule, so no integer kernel is needed.
@@ -411,6 +412,9 @@ pub(crate) const NO_RULE_NO_KERNEL: &str = "it is never quantized, so it needs n
 /// int8 only in LiteRT.
 pub(crate) const NO_INT16_KERNEL: &str =
     "LiteRT 2.3 has no int16 (16x8) kernel for it (quantizable_int16 = false): int16x8 keeps it float";
+/// int8 only in TF's converter, though LiteRT has an int16 kernel.
+pub(crate) const NOT_INT16_BY_TF: &str =
+    "TF's converter keeps it float in int16x8 (quantizable_int16 = false in operator_property.cc)";
 /// Recurrent and other stateful ops.
 pub(crate) const NO_FLOAT_RECURRENT: &str =
     "litequant has no float kernel for recurrent ops: calibration and eval cannot run them";

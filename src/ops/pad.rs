@@ -1,7 +1,8 @@
 //! Padding: PAD, PADV2, MIRROR_PAD. Outputs reuse the input's params.
 
-use super::{OpDef, OpTable, NOT_IN_INTERPRETER};
+use super::{OpDef, OpTable};
 use crate::calibrate::ops::pad as f;
+use crate::interp::kernels::data_movement as dm;
 use crate::interp::kernels::shape as i;
 use crate::quantize::rules::OpRule;
 use crate::tflite::fb::BuiltinOperator as Op;
@@ -22,6 +23,6 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::MIRROR_PAD)
             .float(f::mirror_pad)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, f::mirror_pad)),
     );
 }

@@ -1,6 +1,6 @@
 //! Reductions: MEAN, SUM, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD.
 
-use super::{OpDef, OpTable, NOT_IN_INTERPRETER, NO_RULE_YET};
+use super::{OpDef, OpTable};
 use crate::calibrate::ops::reduce as f;
 use crate::interp::kernels::reduce as i;
 use crate::quantize::rules::{OpRule, OutputRule};
@@ -18,29 +18,26 @@ pub(super) fn register(t: &mut OpTable) {
     // SUM rescales in int8 only.
     let mut sum = OpRule::activation(&[0], 2);
     sum.output = OutputRule::SameAsInputInt16;
-    t.add(
-        op(Op::SUM)
-            .float(f::sum)
-            .quantize(sum)
-            .no_integer(NOT_IN_INTERPRETER),
-    );
+    t.add(op(Op::SUM).float(f::sum).quantize(sum).integer(i::sum));
     // The extremes do not rescale: the output reuses the input's params.
     t.add(
         op(Op::REDUCE_MAX)
             .float(f::reduce_max)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| i::extreme(c, true)),
     );
     t.add(
         op(Op::REDUCE_MIN)
             .float(f::reduce_min)
             .quantize(OpRule::same_scale(&[0], 2))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| i::extreme(c, false)),
     );
+    // REDUCE_PROD rescales onto its own calibrated output (operator_property.cc, version 2).
     t.add(
         op(Op::REDUCE_PROD)
             .float(f::reduce_prod)
-            .float_only(NO_RULE_YET),
+            .quantize(OpRule::activation(&[0], 2))
+            .integer(i::prod),
     );
 }
 

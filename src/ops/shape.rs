@@ -2,7 +2,7 @@
 //!
 //! None of them computes: outputs reuse the input's params.
 
-use super::{OpDef, OpTable, NO_RULE_YET};
+use super::{OpDef, OpTable};
 use crate::calibrate::ops::shape as f;
 use crate::interp::kernels::data_movement as dm;
 use crate::interp::kernels::{shape as i, transpose};
@@ -27,7 +27,7 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::EXPAND_DIMS)
             .float(f::expand_dims)
             .quantize(OpRule::same_scale(&[0], 1))
-            .integer(dm::expand_dims),
+            .integer(|c| dm::on_codes(c, f::expand_dims)),
     );
     t.add(
         op(Op::TRANSPOSE)
@@ -39,20 +39,26 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::TILE)
             .float(f::tile)
             .quantize(OpRule::same_scale(&[0], 3))
-            .integer(dm::tile),
+            .integer(|c| dm::on_codes(c, f::tile)),
     );
     t.add(
         op(Op::BROADCAST_TO)
             .float(f::broadcast_to)
             .quantize(OpRule::same_scale(&[0], 3))
-            .integer(dm::broadcast_to),
+            .integer(|c| dm::on_codes(c, f::broadcast_to)),
     );
     t.add(
         op(Op::SHAPE)
             .float(f::shape)
             .float_only("its output is the input's shape (int32): there is nothing to quantize"),
     );
-    t.add(op(Op::FILL).float(f::fill).float_only(NO_RULE_YET));
+    // FILL repeats its value: the output reuses the value's params (operator_property.cc, version 3).
+    t.add(
+        op(Op::FILL)
+            .float(f::fill)
+            .quantize(OpRule::same_scale(&[1], 3))
+            .integer(|c| dm::on_codes(c, f::fill)),
+    );
 }
 
 #[cfg(test)]

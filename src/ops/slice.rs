@@ -1,7 +1,7 @@
 //! Slicing and indexing: SLICE, STRIDED_SLICE, REVERSE_V2, GATHER, GATHER_ND. Outputs reuse the input's
 //! params.
 
-use super::{DynamicWeights, OpDef, OpTable, WeightKernel, NOT_IN_INTERPRETER};
+use super::{DynamicWeights, OpDef, OpTable, WeightKernel};
 use crate::calibrate::ops::{gather as g, slice as f};
 use crate::interp::kernels::data_movement as dm;
 use crate::quantize::rules::OpRule;
@@ -13,26 +13,26 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::SLICE)
             .float(f::slice)
             .quantize(OpRule::same_scale(&[0], 2))
-            .integer(dm::slice),
+            .integer(|c| dm::on_codes(c, f::slice)),
     );
     t.add(
         op(Op::STRIDED_SLICE)
             .float(f::strided_slice)
             .quantize(OpRule::same_scale(&[0], 2))
-            .integer(crate::interp::kernels::strided_slice::strided_slice),
+            .integer(|c| dm::on_codes(c, f::strided_slice)),
     );
     t.add(
         op(Op::REVERSE_V2)
             .float(f::reverse_v2)
             .quantize(OpRule::same_scale(&[0], 3))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, f::reverse_v2)),
     );
     // Dynamic mode stores a constant GATHER table int8; a DEQUANTIZE feeds the float kernel.
     t.add(
         OpDef::new(Op::GATHER)
             .float(g::gather)
             .quantize(OpRule::same_scale(&[0], 2))
-            .integer(dm::gather)
+            .integer(|c| dm::on_codes(c, g::gather))
             .dynamic(DynamicWeights {
                 inputs: &[0],
                 per_channel: None,
@@ -46,6 +46,6 @@ pub(super) fn register(t: &mut OpTable) {
         op(Op::GATHER_ND)
             .float(g::gather_nd)
             .quantize(OpRule::same_scale(&[0], 3))
-            .no_integer(NOT_IN_INTERPRETER),
+            .integer(|c| dm::on_codes(c, g::gather_nd)),
     );
 }

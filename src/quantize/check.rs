@@ -129,7 +129,10 @@ fn check_op(graph: &Graph, op: OpIndex, rule: &OpRule, ty: ActivationType) -> Re
     let input_params = check_activation(graph, first, ty)?;
     let mut outputs = Vec::new();
     for t in graph.op_outputs(op) {
-        outputs.push((t, check_activation(graph, t, ty)?));
+        // BOOL and index outputs keep their type and carry no params.
+        if rule.output != OutputRule::NotQuantized {
+            outputs.push((t, check_activation(graph, t, ty)?));
+        }
     }
     for &t in &activations[1..] {
         check_activation(graph, t, ty)?;

@@ -3,7 +3,9 @@
 
 usage: dump_many.py MANIFEST.json RESULTS.json
 
-MANIFEST.json: a list of {"model": path, "inputs": npz path, "out": npz path}. The npz holds one float32
+MANIFEST.json: a list of {"model": path, "inputs": npz path, "out": npz path, "builtin": bool}; "builtin"
+runs the model on LiteRT's builtin kernels (without delegates) rather than BUILTIN_REF (where BUILTIN_REF's
+kernel is broken). The npz holds one float32
 array per model input, keyed `i{k}` (input k in model order), shaped [samples, ...input shape].
 For each model: load with BUILTIN_REF (LiteRT's builtin kernels without delegates where BUILTIN_REF lacks
 the op or version: "resolver" in the result says which) and every tensor preserved, feed each sample, and write
@@ -50,15 +52,20 @@ def main() -> int:
     for entry in manifest:
         result = {"model": entry["model"], "loads": False, "error": None, "resolver": "BUILTIN_REF"}
         try:
-            try:
-                interp = load(entry, OpResolverType.BUILTIN_REF)
-            except Exception as e:  # noqa: BLE001
-                # BUILTIN_REF registers fewer versions than LiteRT ships (TILE v3, DEPTH_TO_SPACE v2, float
-                # ELU/CEIL/ROUND/BROADCAST_TO): run those on LiteRT's builtin kernels, without delegates.
-                if "Didn't find op" not in str(e):
-                    raise
+            if entry.get("builtin"):
                 interp = load(entry, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
                 result["resolver"] = "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+            else:
+                try:
+                    interp = load(entry, OpResolverType.BUILTIN_REF)
+                except Exception as e:  # noqa: BLE001
+                    # BUILTIN_REF registers fewer versions than LiteRT ships (TILE v3, DEPTH_TO_SPACE v2,
+                    # float ELU/CEIL/ROUND/BROADCAST_TO): run those on LiteRT's builtin kernels, without
+                    # delegates.
+                    if "Didn't find op" not in str(e):
+                        raise
+                    interp = load(entry, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                    result["resolver"] = "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
             result["loads"] = True
             run(interp, entry)
         except Exception as e:  # noqa: BLE001 - every failure is reported per model

@@ -2,6 +2,7 @@
 //! `half_pixel_centers` coordinate mappings.
 
 use super::kernel_args::{array, dims4, flat, row_major};
+use super::typed::{from_shape_vec, standard, typed_input, with_element_type, Element};
 use crate::calibrate::{KernelError, OpContext, Value};
 use crate::tflite::fb;
 
@@ -109,6 +110,7 @@ fn nearest_source(
     (i.max(0.0) as usize).min(input - 1)
 }
 
+/// RESIZE_NEAREST_NEIGHBOR on any element type (LiteRT's kernel is a template: quantized codes are copied).
 pub(crate) fn resize_nearest_neighbor(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     let default = fb::ResizeNearestNeighborOptionsT::default();
     let o = ctx
@@ -116,27 +118,31 @@ pub(crate) fn resize_nearest_neighbor(ctx: &OpContext<'_>) -> Result<Vec<Value>,
         .builtin_options
         .as_resize_nearest_neighbor_options()
         .unwrap_or(&default);
-    let input = row_major(ctx.input_f32(0)?);
+    let input = ctx.input(0)?;
     let [n, h, w, c] = dims4(input.shape(), "input")?;
     let [oh, ow] = output_size(ctx)?;
     if h == 0 || w == 0 {
         return Err(KernelError::Invalid("cannot resize an empty image".into()));
     }
     let (sy, sx) = (scale(h, oh, o.align_corners), scale(w, ow, o.align_corners));
-    let x = flat(&input)?;
-    let mut out = Vec::with_capacity(n * oh * ow * c);
     let xs: Vec<usize> = (0..ow)
         .map(|ox| nearest_source(ox, sx, o.align_corners, o.half_pixel_centers, w))
         .collect();
-    for b in 0..n {
-        for oy in 0..oh {
-            let iy = nearest_source(oy, sy, o.align_corners, o.half_pixel_centers, h);
-            for &ix in &xs {
-                out.extend_from_slice(&x[((b * h + iy) * w + ix) * c..][..c]);
+    let out = with_element_type!(input, T => {
+        let a = standard(typed_input::<T>(ctx, 0)?.view());
+        let x = a.as_slice().ok_or_else(|| KernelError::Invalid("internal: input is not contiguous".into()))?;
+        let mut out = Vec::with_capacity(n * oh * ow * c);
+        for b in 0..n {
+            for oy in 0..oh {
+                let iy = nearest_source(oy, sy, o.align_corners, o.half_pixel_centers, h);
+                for &ix in &xs {
+                    out.extend_from_slice(&x[((b * h + iy) * w + ix) * c..][..c]);
+                }
             }
         }
-    }
-    Ok(vec![Value::F32(array(&[n, oh, ow, c], out)?)])
+        T::into_value(from_shape_vec(&[n, oh, ow, c], out)?)
+    });
+    Ok(vec![out])
 }
 
 #[cfg(test)]

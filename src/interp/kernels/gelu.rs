@@ -3,8 +3,8 @@
 //! `GeluTransformApproximate` (`0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`), in float as LiteRT does.
 //! `erfcf` and `tanhf` come from the platform's C math library, the one LiteRT's own tables call.
 
-use super::lut::{lookup_int16, populate_8bit, populate_int16};
-use super::{codes, from_codes, type_range, OpCtx};
+use super::lut::through_table;
+use super::OpCtx;
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
 
@@ -44,35 +44,7 @@ pub(crate) fn gelu(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     } else {
         gelu_transform
     };
-    let input = ctx.input(0)?;
-    let (iq, oq) = (ctx.input_quant(0)?, ctx.output_quant(0)?);
-    let out_type = ctx.output_type(0)?;
-    if input.tensor_type() != out_type {
-        return Err("GELU's input and output types differ".into());
-    }
-    let x = codes(input)?;
-    let out = if out_type == fb::TensorType::INT16 {
-        let lut = populate_int16(
-            (iq.scale0(), iq.zero_point0()),
-            (oq.scale0(), oq.zero_point0()),
-            f,
-        );
-        x.into_iter()
-            .map(|v| i32::from(lookup_int16(v as i16, &lut)))
-            .collect()
-    } else {
-        let (qmin, qmax) = type_range(out_type)?;
-        let lut = populate_8bit(
-            (iq.scale0(), iq.zero_point0()),
-            (oq.scale0(), oq.zero_point0()),
-            (qmin, qmax),
-            f,
-        );
-        x.into_iter()
-            .map(|v| lut[(v - qmin).clamp(0, qmax - qmin) as usize])
-            .collect()
-    };
-    Ok(vec![from_codes(input.shape.clone(), out_type, out)?])
+    through_table(ctx, f)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! each computed in float, then widened). Codes at or above the input zero point take the identity
 //! multiplier, the others alpha's (a negative alpha multiplies by |alpha| and negates).
 
+use super::arithmetic::broadcast;
 use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     multiply_by_quantized_multiplier, quantize_multiplier, QuantizedMultiplier,
@@ -46,4 +47,43 @@ pub(crate) fn leaky_relu(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         })
         .collect();
     Ok(vec![from_codes(input.shape.clone(), out_type, v)?])
+}
+
+/// PRELU on int8 / int16 (`reference_ops::Prelu` / `BroadcastPrelu4DSlow`): `input_scale / output_scale` at
+/// or above the input zero point, `input_scale * alpha_scale / output_scale` times the alpha code below it
+/// (both multipliers computed in float by `PreluPrepare`, then widened); alpha broadcasts against the input.
+pub(crate) fn prelu(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
+    let (input, alpha) = (ctx.input(0)?, ctx.input(1)?);
+    let (iq, aq, oq) = (
+        ctx.input_quant(0)?,
+        ctx.input_quant(1)?,
+        ctx.output_quant(0)?,
+    );
+    let out_type = ctx.output_type(0)?;
+    let (qmin, qmax) = type_range(out_type)?;
+    let m1 = quantize_multiplier(f64::from(iq.scale0() / oq.scale0()));
+    let m2 = quantize_multiplier(f64::from(iq.scale0() * aq.scale0() / oq.scale0()));
+    let (in_zp, alpha_zp, out_zp) = (iq.zero_point0(), aq.zero_point0(), oq.zero_point0());
+    let (x, a) = (codes(input)?, codes(alpha)?);
+    let (shape, ix, ia) = broadcast(&input.shape, &alpha.shape)?;
+    if shape != input.shape {
+        return Err(format!(
+            "alpha {:?} does not broadcast onto the input {:?}",
+            alpha.shape, input.shape
+        ));
+    }
+    let v = ix
+        .iter()
+        .zip(&ia)
+        .map(|(&i, &j)| {
+            let value = x[i] - in_zp;
+            let scaled = if value >= 0 {
+                multiply_by_quantized_multiplier(value, m1)
+            } else {
+                multiply_by_quantized_multiplier(value * (a[j] - alpha_zp), m2)
+            };
+            (scaled + out_zp).clamp(qmin, qmax)
+        })
+        .collect();
+    Ok(vec![from_codes(shape, out_type, v)?])
 }

@@ -1,5 +1,46 @@
 //! LiteRT's lookup tables in float (`LUTPopulate<int8_t>`, `LUTPopulate<int16_t>` with a float transform,
-//! `LUTLookup`), shared by the elementwise ops that quantize through a table (GELU, int16 RSQRT).
+//! `LUTLookup`), shared by the elementwise ops that quantize through a table (GELU, EXP, LOG, int16 RSQRT).
+
+use super::{codes, from_codes, type_range, OpCtx};
+use crate::interp::tensor::Tensor;
+use crate::tflite::fb;
+
+/// An elementwise op through LiteRT's table of `f` from the input's params to the output's: one entry per
+/// code for int8 / uint8, the interpolated 513-entry table for int16.
+pub(crate) fn through_table(
+    ctx: &OpCtx<'_>,
+    f: impl Fn(f32) -> f32,
+) -> Result<Vec<Tensor>, String> {
+    let input = ctx.input(0)?;
+    let (iq, oq) = (ctx.input_quant(0)?, ctx.output_quant(0)?);
+    let out_type = ctx.output_type(0)?;
+    if input.tensor_type() != out_type {
+        return Err("the input and output types differ".into());
+    }
+    let x = codes(input)?;
+    let out = if out_type == fb::TensorType::INT16 {
+        let lut = populate_int16(
+            (iq.scale0(), iq.zero_point0()),
+            (oq.scale0(), oq.zero_point0()),
+            f,
+        );
+        x.into_iter()
+            .map(|v| i32::from(lookup_int16(v as i16, &lut)))
+            .collect()
+    } else {
+        let (qmin, qmax) = type_range(out_type)?;
+        let lut = populate_8bit(
+            (iq.scale0(), iq.zero_point0()),
+            (oq.scale0(), oq.zero_point0()),
+            (qmin, qmax),
+            f,
+        );
+        x.into_iter()
+            .map(|v| lut[(v - qmin).clamp(0, qmax - qmin) as usize])
+            .collect()
+    };
+    Ok(vec![from_codes(input.shape.clone(), out_type, out)?])
+}
 
 /// `LUTPopulateInt8`: every input code of `[qmin, qmax]` through `f`, rounded onto the output grid and
 /// clamped; indexed by `code - qmin`.

@@ -409,6 +409,7 @@ impl<'a> Rewriter<'a> {
         let mut out_params: Vec<Option<QuantParams>> = Vec::with_capacity(outputs.len());
         for &t in &outputs {
             out_params.push(match (&fixed, same_as_input) {
+                _ if rule.output == OutputRule::NotQuantized => None,
                 (Some(p), _) => Some(p.clone()),
                 (None, true) => None,
                 (None, false) => Some(self.range_params(t)?),
@@ -501,6 +502,9 @@ impl<'a> Rewriter<'a> {
         }
 
         for (t, params) in outputs.iter().zip(out_params) {
+            if rule.output == OutputRule::NotQuantized {
+                continue;
+            }
             let params = params.unwrap_or_else(|| first_params.clone());
             self.set_int(*t, ty.tensor_type(), &params);
         }

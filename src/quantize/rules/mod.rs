@@ -57,6 +57,9 @@ pub enum OutputRule {
     SameAsInput,
     /// Calibrated for int8; same as the input for int16 (SUM).
     SameAsInputInt16,
+    /// The outputs are not real values (BOOL of comparisons, INT32/INT64 indices of ARG_MAX): they keep their
+    /// type and get no params.
+    NotQuantized,
     /// Loop-carried (WHILE): float input `k` and output `k` are the same loop variable and carry the same
     /// params, output `k`'s calibrated ones (the union of the variable's ranges over every iteration); inputs
     /// that differ are requantized; non-float variables (counters) are left alone.
