@@ -327,7 +327,7 @@ fn tensors_of_type(model: &[u8], ty: litequant::tflite::fb::TensorType) -> usize
 }
 
 /// Models the corpus does not have: legacy op codes without signature defs, fp16-stored weights, a model with
-/// a WHILE loop over other subgraphs, and a custom op passed through with SELECT_TF_OPS. Each artifact runs in
+/// a WHILE loop over other subgraphs (its body quantized too), and a custom op passed through with SELECT_TF_OPS. Each artifact runs in
 /// LiteRT beside its float source.
 #[test]
 fn unseen_model_formats_quantize_and_run_in_litert() {
@@ -343,7 +343,7 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         "[settings]\nout_dir = \"out\"\n\n[datasets.rnd]\nformat = \"random\"\nsamples = 32\nseed = 7\n\n".to_string(),
         model("legacy", "legacy_opcodes_mlp", all, ""),
         model("fp16", "fp16_weights_cnn", all, ""),
-        model("subgraphs", "while_loop", "\"dynamic\", \"float16\"", ""),
+        model("subgraphs", "while_loop", all, ""),
         model("custom", "custom_op", "\"dynamic\", \"float16\", \"int8\"", "op_sets = [\"TFLITE_BUILTINS\", \"SELECT_TF_OPS\"]"),
     ]
     .concat();
@@ -364,7 +364,12 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
             &["dynamic", "float16", "int8", "int16x8"],
             30.0,
         ),
-        ("subgraphs", "while_loop", &["dynamic", "float16"], 60.0),
+        (
+            "subgraphs",
+            "while_loop",
+            &["dynamic", "float16", "int8", "int16x8"],
+            30.0,
+        ),
         ("custom", "custom_op", &["dynamic", "float16", "int8"], 60.0),
     ];
     // The artifacts with nothing to quantize, and why; every other one must hold more int8 tensors (float16
@@ -373,11 +378,6 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         // Weights of 4 and 36 elements: below the 1,024 elements under which TF keeps weights float.
         ("subgraphs.dynamic", "no weight of 1,024 elements"),
         ("custom.dynamic", "no weight of 1,024 elements"),
-        // The only float constant is the WHILE body's; float16 mode converts the main subgraph's constants.
-        (
-            "subgraphs.float16",
-            "constants of called subgraphs stay float32",
-        ),
         // Its weights are float16 already (behind DEQUANTIZE ops, which stay).
         ("fp16.float16", "weights stored as float16 already"),
         // The FULLY_CONNECTED reads the pass-through custom op's output, so it stays float (checked below).
@@ -445,16 +445,34 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
 
 #[test]
 fn a_model_with_an_op_calibration_cannot_run_fails_naming_the_op() {
+    use litequant::tflite::fb;
     let dir = tempfile::tempdir().unwrap();
+    // The while_loop fixture with its body's float ADD turned into ATAN2 (two floats in, one out), an op
+    // litequant has no kernel for: inside a loop body, where calibration must still find and name it.
+    let mut g = litequant::graph::Graph::from_file(&fixture("models/while_loop.tflite")).unwrap();
+    g.focus(2);
+    let add = (0..g.ops().len())
+        .map(litequant::graph::OpIndex)
+        .find(|&o| {
+            g.op_code(o) == fb::BuiltinOperator::ADD
+                && g.tensor(g.op_outputs(o)[0]).type_ == fb::TensorType::FLOAT32
+        })
+        .expect("the body's float ADD");
+    let code = g.op_code_index(fb::BuiltinOperator::ATAN2, None, 1);
+    g.op_mut(add).opcode_index = code;
+    g.op_mut(add).builtin_options = fb::BuiltinOptionsT::NONE;
+    g.focus(0);
+    let model = dir.path().join("atan2_loop.tflite");
+    std::fs::write(&model, g.to_bytes()).unwrap();
     let text = format!(
         "[datasets.rnd]\nformat = \"random\"\nsamples = 4\n\n[models.loop]\nsource = \"{}\"\nmodes = [\"int8\"]\ndataset = \"rnd\"\n",
-        fixture("models/while_loop.tflite").display()
+        model.display()
     );
     let cfg = dir.path().join("quantize.toml");
     std::fs::write(&cfg, text).unwrap();
     let r = run(&["build", "-c", cfg.to_str().unwrap()], dir.path());
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("WHILE"), "{}", r.stderr);
+    assert!(r.stderr.contains("ATAN2"), "{}", r.stderr);
     assert!(r.stderr.contains("loop.int8"), "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }

@@ -15,6 +15,7 @@ them reading an int8 tensor (dynamic-range kernels).
 import argparse
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -121,21 +122,18 @@ def main():
     res["top1_agree"] = agree / total if total else None
     res["input_types"] = [np.dtype(d["dtype"]).name for d in qin]
     res["output_types"] = [np.dtype(d["dtype"]).name for d in qout]
-    ops = qi._get_ops_details()
-    tensors = {t["index"]: t for t in qi.get_tensor_details()}
-    fcount, hybrid = 0, 0
-    for op in ops:
-        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE", "DELEGATE"):
-            continue
-        outs = [tensors[o] for o in op["outputs"] if o in tensors]
-        ins = [tensors[i] for i in op["inputs"] if i in tensors]
-        if outs and all(np.dtype(t["dtype"]) == np.float32 for t in outs):
-            fcount += 1
-            if any(np.dtype(t["dtype"]) == np.int8 for t in ins):
-                hybrid += 1
-    res["float_compute_ops"] = fcount
-    res["hybrid_ops"] = hybrid
-    res["ops"] = sum(1 for op in ops if op["op_name"] != "DELEGATE")
+    # Counted from the flatbuffer, over every subgraph (LiteRT's Python API lists the main subgraph's ops only,
+    # and a loop body's ops count too), as the anchors were.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import tflite_info  # same folder
+
+    s = tflite_info.summarize(a.quant_model)
+    res["float_compute_ops"] = sum(s["float_compute_ops"].values())
+    res["hybrid_ops"] = sum(
+        n for k, n in s["ops_typed"].items()
+        if "/w:" in k and "int8" in k.split("/w:", 1)[1] and k.endswith("->float32)")
+    )
+    res["ops"] = sum(s["ops"].values())
     print(json.dumps(res))
     return 0
 
