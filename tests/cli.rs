@@ -327,8 +327,8 @@ fn tensors_of_type(model: &[u8], ty: litequant::tflite::fb::TensorType) -> usize
 }
 
 /// Models the corpus does not have: legacy op codes without signature defs, fp16-stored weights, a model with
-/// a WHILE loop over other subgraphs (its body quantized too), and a custom op passed through with SELECT_TF_OPS. Each artifact runs in
-/// LiteRT beside its float source.
+/// a WHILE loop over other subgraphs (its body quantized too), and a custom op passed through with
+/// SELECT_TF_OPS. Each artifact runs in LiteRT beside its float source.
 #[test]
 fn unseen_model_formats_quantize_and_run_in_litert() {
     let dir = tempfile::tempdir().unwrap();
@@ -401,10 +401,11 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
             );
             let bytes = std::fs::read(&art).unwrap();
             assert_ne!(bytes, source, "{name}.{mode}: the artifact is its source");
-            let ty = if *mode == "float16" {
-                litequant::tflite::fb::TensorType::FLOAT16
-            } else {
-                litequant::tflite::fb::TensorType::INT8
+            let ty = match *mode {
+                "float16" => litequant::tflite::fb::TensorType::FLOAT16,
+                // 16-bit activations: a model without weights (the loop) has no int8 tensor at all.
+                "int16x8" => litequant::tflite::fb::TensorType::INT16,
+                _ => litequant::tflite::fb::TensorType::INT8,
             };
             let (before, after) = (tensors_of_type(&source, ty), tensors_of_type(&bytes, ty));
             let job = format!("{name}.{mode}");
