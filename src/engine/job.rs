@@ -182,6 +182,25 @@ pub(crate) fn parse_source(path: &std::path::Path, bytes: &[u8]) -> Result<Graph
     Ok(graph)
 }
 
+/// Folds float16-stored constants in every subgraph (tensor ids do not change, op indices do).
+fn fold_fp16_everywhere(graph: &mut Graph) {
+    for sg in 0..graph.subgraph_count() {
+        graph.focus(sg);
+        crate::graph::fold_fp16_constants(graph);
+    }
+    graph.focus(0);
+}
+
+/// The source graph a job calibrates and quantizes: as read, or (`equalize = true`) with float16 weights
+/// folded and convolution pairs equalized, so calibration sees the ranges the rescaled graph produces.
+fn prepare(job: &Job, mut graph: Graph) -> Graph {
+    if job.options.equalize {
+        fold_fp16_everywhere(&mut graph);
+        crate::graph::equalize_cross_layer(&mut graph);
+    }
+    graph
+}
+
 /// The model inputs as the dataset must feed them.
 pub fn input_specs(graph: &Graph) -> Vec<InputSpec> {
     graph
@@ -275,6 +294,7 @@ pub(crate) fn produce(
 ) -> Result<Produced, JobError> {
     let graph = parse_source(&job.source, source)?;
     let source_ops = graph.ops().len();
+    let graph = prepare(job, graph);
     // Only calibrated modes take ranges: a dynamic or float16 job never reports them as from the lock.
     let from_lock = given.is_some() && job.mode.needs_calibration();
     let (ranges, samples, synthetic, mut conversions) = match (job.mode.needs_calibration(), given)
@@ -297,7 +317,12 @@ pub(crate) fn produce(
     let eval = match &job.eval {
         Some(spec) => {
             let data = EvalData::load(spec, &graph).map_err(eval_err)?;
-            Some((parse_source(&job.source, source)?, data))
+            // Folded like every quantized graph, so the op indices the target search picks (from this graph's
+            // report) are the indices the integer modes see; equalized like them, so each tensor is compared
+            // with the float tensor it stands for (the model's outputs are the same function either way).
+            let mut float = prepare(job, parse_source(&job.source, source)?);
+            fold_fp16_everywhere(&mut float);
+            Some((float, data))
         }
         None => None,
     };
@@ -311,7 +336,7 @@ pub(crate) fn produce(
     let (summary, bytes, accuracy) = loop {
         let mut round = match first_graph.take() {
             Some(g) => g,
-            None => parse_source(&job.source, source)?,
+            None => prepare(job, parse_source(&job.source, source)?),
         };
         let (summary, bytes) = quantize_checked(job, &mut round, &options, ranges.as_ref())?;
         if opts.cancel.is_cancelled() {
