@@ -193,8 +193,10 @@ fn fold_fp16_everywhere(graph: &mut Graph) {
 
 /// The source graph a job calibrates and quantizes: as read, or (`equalize = true`) with float16 weights
 /// folded and convolution pairs equalized, so calibration sees the ranges the rescaled graph produces.
+/// float16 is left as read: rounding to float16 does not depend on a channel's scale, and rescaled weights
+/// would only be rounded twice.
 fn prepare(job: &Job, mut graph: Graph) -> Graph {
-    if job.options.equalize {
+    if job.options.equalize && job.mode != quantize::Mode::Float16 {
         fold_fp16_everywhere(&mut graph);
         crate::graph::equalize_cross_layer(&mut graph);
     }
