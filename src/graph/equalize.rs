@@ -276,8 +276,7 @@ mod tests {
                 ..Default::default()
             }));
         let mut pw = g.new_op(Op::CONV_2D, 1, &[h, pw_w, pw_b], &[y]);
-        pw.builtin_options =
-            fb::BuiltinOptionsT::Conv2DOptions(Box::new(fb::Conv2DOptionsT::default()));
+        pw.builtin_options = fb::BuiltinOptionsT::Conv2DOptions(Box::default());
         let sg = g.main_mut();
         sg.operators = Some(vec![dw, pw]);
         sg.inputs = Some(vec![x.0 as i32]);
