@@ -207,3 +207,69 @@ fn eval_without_an_eval_dataset_says_how_to_declare_one() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("add `eval = \"NAME\"`"), "{stderr}");
 }
+
+/// An fp16-stored model (`fp16_weights_cnn`: digits_cnn's weights as FLOAT16 behind DEQUANTIZE ops that come
+/// first in execution order): the search must keep float the ops it names, though folding the DEQUANTIZE ops
+/// moves every op's index.
+#[test]
+fn a_sqnr_target_on_an_fp16_model_keeps_float_the_ops_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "digits_cnn", "\"int8\"", "target_sqnr_db = 46");
+    let config = dir.path().join("quantize.toml");
+    let fp16 = repo().join("tests/fixtures/models/fp16_weights_cnn.tflite");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("source = ") {
+                format!("source = \"{}\"", fp16.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, text).unwrap();
+    let (code, stdout, stderr) = run(dir.path(), &["build"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let r = report(dir.path(), "m.int8");
+    let kept = r["target"]["kept_float"]
+        .as_array()
+        .expect("kept_float")
+        .clone();
+    assert!(!kept.is_empty());
+    let floats = r["quantization"]["ops_float"]
+        .as_array()
+        .expect("ops_float");
+    let named = |v: &Value, op: &str, tensor: &str| {
+        (
+            v[op].as_str().unwrap_or("?").to_string(),
+            v[tensor].as_str().unwrap_or("?").to_string(),
+        )
+    };
+    let mut kept: Vec<_> = kept.iter().map(|k| named(k, "op", "tensor")).collect();
+    let mut floats: Vec<_> = floats.iter().map(|o| named(o, "op", "output")).collect();
+    kept.sort();
+    floats.sort();
+    assert_eq!(
+        kept, floats,
+        "the ops kept float are the ones the search named"
+    );
+    assert!(f(&r["accuracy"]["sqnr_db"]) >= 46.0);
+    // LiteRT runs the artifact beside the fp16 source it was measured against.
+    let out = std::process::Command::new(python())
+        .arg(repo().join("tests/litert/eval_ref.py"))
+        .arg(&fp16)
+        .arg(dir.path().join("out/m.int8.tflite"))
+        .arg(model_dir("digits_cnn").join("eval.npz"))
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lite: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+    assert!(f(&lite["ref"]["sqnr_db"]) >= 46.0 - 0.01, "{lite}");
+}

@@ -8,6 +8,7 @@ mod bad_input;
 mod calibration_methods;
 mod cli;
 mod corpus;
+mod equalize;
 mod eval;
 mod fixture_models;
 mod fuzz;

@@ -226,6 +226,8 @@ pub struct ModelConfig {
     pub eval: Option<String>,
     /// The accuracy the integer artifacts must reach on `eval`, if any.
     pub target: Option<AccuracyTarget>,
+    /// Cross-layer equalization of convolution pairs before calibration and quantization (default false).
+    pub equalize: bool,
 }
 
 impl ModelConfig {
@@ -254,6 +256,7 @@ impl ModelConfig {
             exclude: self.exclude.clone(),
             target_runtime: self.target_runtime.clone(),
             keep_float_ops: Vec::new(),
+            equalize: self.equalize,
         }
     }
 }

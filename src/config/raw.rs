@@ -69,4 +69,5 @@ pub(crate) struct RawModel {
     pub eval: Option<Spanned<String>>,
     pub target_sqnr_db: Option<Spanned<f64>>,
     pub max_top1_drop: Option<Spanned<f64>>,
+    pub equalize: Option<bool>,
 }

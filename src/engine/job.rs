@@ -182,6 +182,27 @@ pub(crate) fn parse_source(path: &std::path::Path, bytes: &[u8]) -> Result<Graph
     Ok(graph)
 }
 
+/// Folds float16-stored constants in every subgraph (tensor ids do not change, op indices do).
+fn fold_fp16_everywhere(graph: &mut Graph) {
+    for sg in 0..graph.subgraph_count() {
+        graph.focus(sg);
+        crate::graph::fold_fp16_constants(graph);
+    }
+    graph.focus(0);
+}
+
+/// The source graph a job calibrates and quantizes: as read, or (`equalize = true`) with float16 weights
+/// folded and convolution pairs equalized, so calibration sees the ranges the rescaled graph produces.
+/// float16 is left as read: rounding to float16 does not depend on a channel's scale, and rescaled weights
+/// would only be rounded twice.
+fn prepare(job: &Job, mut graph: Graph) -> Graph {
+    if job.options.equalize && job.mode != quantize::Mode::Float16 {
+        fold_fp16_everywhere(&mut graph);
+        crate::graph::equalize_cross_layer(&mut graph);
+    }
+    graph
+}
+
 /// The model inputs as the dataset must feed them.
 pub fn input_specs(graph: &Graph) -> Vec<InputSpec> {
     graph
@@ -273,9 +294,10 @@ pub(crate) fn produce(
     opts: &RunOptions<'_>,
     start: Instant,
 ) -> Result<Produced, JobError> {
-    // Calibrated modes record what integer kernels need params for (an LSTM's gate values).
+    // Calibrated modes record what integer kernels need params for (an LSTM's gate values); `equalize`
+    // rescales conv pairs first.
     let parse_for_job = || -> Result<Graph, JobError> {
-        let mut g = parse_source(&job.source, source)?;
+        let mut g = prepare(job, parse_source(&job.source, source)?);
         if job.mode.needs_calibration() {
             quantize::integer::record_lstm_intermediates(&mut g);
         }
@@ -312,7 +334,12 @@ pub(crate) fn produce(
     let eval = match &job.eval {
         Some(spec) => {
             let data = EvalData::load(spec, &graph).map_err(eval_err)?;
-            Some((parse_source(&job.source, source)?, data))
+            // Folded like every quantized graph, so the op indices the target search picks (from this graph's
+            // report) are the indices the integer modes see; equalized like them, so each tensor is compared
+            // with the float tensor it stands for (the model's outputs are the same function either way).
+            let mut float = prepare(job, parse_source(&job.source, source)?);
+            fold_fp16_everywhere(&mut float);
+            Some((float, data))
         }
         None => None,
     };

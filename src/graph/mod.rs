@@ -6,9 +6,11 @@
 //! (index 0) unless [`Graph::focus`] moved it; [`Graph::view`] gives another subgraph's read-only view.
 
 mod edit;
+mod equalize;
 mod fp16;
 
 use crate::tflite::{self, fb};
+pub use equalize::equalize_cross_layer;
 pub use fp16::fold_fp16_constants;
 
 /// Index of a tensor in the focused subgraph.

@@ -102,6 +102,11 @@ pub struct QuantOptions {
     /// the serialized options when empty, so settings digests of models without a target stay as they were.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keep_float_ops: Vec<usize>,
+    /// Cross-layer equalization of convolution pairs before calibration
+    /// ([`crate::graph::equalize_cross_layer`]). Left out of the serialized options when off, so settings
+    /// digests of models without it stay as they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub equalize: bool,
 }
 
 impl Default for QuantOptions {
@@ -116,6 +121,7 @@ impl Default for QuantOptions {
             exclude: Vec::new(),
             target_runtime: None,
             keep_float_ops: Vec::new(),
+            equalize: false,
         }
     }
 }

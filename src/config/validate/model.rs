@@ -190,6 +190,7 @@ impl Checker<'_> {
             target_runtime,
             eval,
             target,
+            equalize: raw.equalize.unwrap_or(false),
         })
     }
 
