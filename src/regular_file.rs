@@ -18,35 +18,39 @@ pub(crate) const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// No bound beyond the file's own length (streamed formats: `.npy`, `.npz`, digests).
 pub(crate) const UNBOUNDED: u64 = u64::MAX;
 
-/// What a non-regular file is, for the error message.
-fn kind_of(meta: &Metadata) -> &'static str {
+/// What a special file system entry is, in words (a folder, a FIFO, a device, a socket); `None` for a regular
+/// file or an entry of no kind named here.
+pub(crate) fn special_kind(meta: &Metadata) -> Option<&'static str> {
     let file_type = meta.file_type();
     if file_type.is_dir() {
-        return "a folder";
+        return Some("a folder");
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
         if file_type.is_fifo() {
-            return "a FIFO (named pipe)";
+            return Some("a FIFO (named pipe)");
         }
         if file_type.is_char_device() {
-            return "a character device";
+            return Some("a character device");
         }
         if file_type.is_block_device() {
-            return "a block device";
+            return Some("a block device");
         }
         if file_type.is_socket() {
-            return "a socket";
+            return Some("a socket");
         }
     }
-    "not a regular file"
+    None
 }
 
 fn refuse(meta: &Metadata, what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("is {}; expected {what} (a regular file)", kind_of(meta)),
+        format!(
+            "is {}; expected {what} (a regular file)",
+            special_kind(meta).unwrap_or("not a regular file")
+        ),
     )
 }
 

@@ -20,30 +20,10 @@ const FORMATS: [(&str, DatasetFormat); 4] = [
 
 /// What a file system entry is, in words.
 fn kind_of(meta: &std::fs::Metadata) -> &'static str {
-    let file_type = meta.file_type();
-    if file_type.is_dir() {
-        return "a folder";
-    }
-    if file_type.is_file() {
+    if meta.file_type().is_file() {
         return "a regular file";
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if file_type.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if file_type.is_char_device() {
-            return "a character device";
-        }
-        if file_type.is_block_device() {
-            return "a block device";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-    }
-    "neither a file nor a folder"
+    crate::regular_file::special_kind(meta).unwrap_or("neither a file nor a folder")
 }
 
 /// The name of `format` in `quantize.toml`.

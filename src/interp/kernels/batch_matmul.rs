@@ -74,34 +74,14 @@ pub(crate) fn hybrid(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     }
 
     // The output shape as LiteRT's Prepare derives it: broadcast batch dims, then rows x columns.
-    let rank = lhs.shape.len().max(rhs.shape.len());
-    let (l, r) = (extended(&lhs.shape, rank), extended(&rhs.shape, rank));
-    let mut out_shape = Vec::with_capacity(rank);
-    for (&a, &b) in l[..rank - 2].iter().zip(&r[..rank - 2]) {
-        if a != b && a != 1 && b != 1 {
-            return Err(format!(
-                "batch dims of LHS {:?} and RHS {:?} do not broadcast",
-                lhs.shape, rhs.shape
-            ));
-        }
-        out_shape.push(if a == 1 { b } else { a });
-    }
-    let (rows, depth) = if adj_x {
-        (l[rank - 1], l[rank - 2])
-    } else {
-        (l[rank - 2], l[rank - 1])
-    };
-    let (rhs_depth, cols) = if adj_y {
-        (r[rank - 1], r[rank - 2])
-    } else {
-        (r[rank - 2], r[rank - 1])
-    };
-    if depth != rhs_depth {
-        return Err(format!(
-            "LHS {:?} (adj_x {adj_x}) and RHS {:?} (adj_y {adj_y}) disagree on the inner dim: {depth} vs {rhs_depth}",
-            lhs.shape, rhs.shape
-        ));
-    }
+    let MatmulDims {
+        batch,
+        rows,
+        depth,
+        cols,
+        ..
+    } = MatmulDims::new(&lhs.shape, &rhs.shape, adj_x, adj_y)?;
+    let mut out_shape = batch;
     out_shape.extend([rows, cols]);
     if depth == 0 {
         // Empty dot products: LiteRT's zero-filled output.
@@ -242,6 +222,69 @@ pub(crate) fn hybrid(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         }
     }
     Ok(vec![Tensor::new(out_shape, TensorData::F32(out))?])
+}
+
+/// BATCH_MATMUL's dimensions as LiteRT's Prepare derives them: both shapes left-padded with 1s to one rank, the
+/// broadcast batch dims, and rows x depth times depth x cols after the adjoint flags.
+pub(crate) struct MatmulDims {
+    /// LHS shape extended to the common rank.
+    pub l: Vec<usize>,
+    /// RHS shape extended to the common rank.
+    pub r: Vec<usize>,
+    /// The broadcast batch dims (rank - 2 of them).
+    pub batch: Vec<usize>,
+    pub rows: usize,
+    pub depth: usize,
+    pub cols: usize,
+}
+
+impl MatmulDims {
+    pub(crate) fn new(
+        lhs: &[usize],
+        rhs: &[usize],
+        adj_x: bool,
+        adj_y: bool,
+    ) -> Result<MatmulDims, String> {
+        let rank = lhs.len().max(rhs.len());
+        if rank < 2 {
+            return Err(format!(
+                "LHS {lhs:?} and RHS {rhs:?}: BATCH_MATMUL needs rank 2 or more"
+            ));
+        }
+        let (l, r) = (extended(lhs, rank), extended(rhs, rank));
+        let mut batch = Vec::with_capacity(rank - 2);
+        for (&a, &b) in l[..rank - 2].iter().zip(&r[..rank - 2]) {
+            if a != b && a != 1 && b != 1 {
+                return Err(format!(
+                    "batch dims of LHS {lhs:?} and RHS {rhs:?} do not broadcast"
+                ));
+            }
+            batch.push(if a == 1 { b } else { a });
+        }
+        let (rows, depth) = if adj_x {
+            (l[rank - 1], l[rank - 2])
+        } else {
+            (l[rank - 2], l[rank - 1])
+        };
+        let (rhs_depth, cols) = if adj_y {
+            (r[rank - 1], r[rank - 2])
+        } else {
+            (r[rank - 2], r[rank - 1])
+        };
+        if depth != rhs_depth {
+            return Err(format!(
+                "LHS {lhs:?} (adj_x {adj_x}) and RHS {rhs:?} (adj_y {adj_y}) disagree on the inner dim: {depth} vs {rhs_depth}"
+            ));
+        }
+        Ok(MatmulDims {
+            l,
+            r,
+            batch,
+            rows,
+            depth,
+            cols,
+        })
+    }
 }
 
 #[cfg(test)]

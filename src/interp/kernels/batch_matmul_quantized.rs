@@ -7,7 +7,7 @@
 //! in float as `GetQuantizedConvolutionMultipler` does. No fused activation: the clamp is the type's range.
 //! Integer sums are exact, so LiteRT's batch-folding and operand swap do not change a result.
 
-use super::batch_matmul::{extended, transpose_last_two};
+use super::batch_matmul::{transpose_last_two, MatmulDims};
 use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64, quantize_multiplier,
@@ -56,34 +56,15 @@ pub(crate) fn batch_matmul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         quantize_multiplier(f64::from(lq.scale0() * rq.scale0()) / f64::from(oq.scale0()));
     let (qmin, qmax) = type_range(out_type)?;
 
-    let rank = lhs.shape.len().max(rhs.shape.len());
-    let (l, r) = (extended(&lhs.shape, rank), extended(&rhs.shape, rank));
-    let mut batch = Vec::with_capacity(rank - 2);
-    for (&a, &b) in l[..rank - 2].iter().zip(&r[..rank - 2]) {
-        if a != b && a != 1 && b != 1 {
-            return Err(format!(
-                "batch dims of LHS {:?} and RHS {:?} do not broadcast",
-                lhs.shape, rhs.shape
-            ));
-        }
-        batch.push(if a == 1 { b } else { a });
-    }
-    let (rows, depth) = if adj_x {
-        (l[rank - 1], l[rank - 2])
-    } else {
-        (l[rank - 2], l[rank - 1])
-    };
-    let (rhs_depth, cols) = if adj_y {
-        (r[rank - 1], r[rank - 2])
-    } else {
-        (r[rank - 2], r[rank - 1])
-    };
-    if depth != rhs_depth {
-        return Err(format!(
-            "LHS {:?} (adj_x {adj_x}) and RHS {:?} (adj_y {adj_y}) disagree on the inner dim: {depth} vs {rhs_depth}",
-            lhs.shape, rhs.shape
-        ));
-    }
+    let MatmulDims {
+        l,
+        r,
+        batch,
+        rows,
+        depth,
+        cols,
+    } = MatmulDims::new(&lhs.shape, &rhs.shape, adj_x, adj_y)?;
+    let rank = l.len();
     // Row-major operands with the depth last: LHS [..., rows, depth], RHS [..., cols, depth].
     let lhs_offset = -lq.zero_point0();
     let rhs_offset = -rq.zero_point0();

@@ -27,25 +27,10 @@ fn calls(model: &fb::ModelT) -> Vec<(usize, usize, fb::BuiltinOperator, Vec<usiz
             let Some(code) = codes.get(op.opcode_index as usize).map(tflite::op_code) else {
                 continue;
             };
-            let idx = |v: i32| usize::try_from(v).ok();
-            let called: Vec<usize> = match &op.builtin_options {
-                fb::BuiltinOptionsT::WhileOptions(o) => {
-                    [idx(o.cond_subgraph_index), idx(o.body_subgraph_index)]
-                        .into_iter()
-                        .flatten()
-                        .collect()
-                }
-                fb::BuiltinOptionsT::IfOptions(o) => {
-                    [idx(o.then_subgraph_index), idx(o.else_subgraph_index)]
-                        .into_iter()
-                        .flatten()
-                        .collect()
-                }
-                fb::BuiltinOptionsT::CallOnceOptions(o) => {
-                    idx(o.init_subgraph_index).into_iter().collect()
-                }
-                _ => continue,
-            };
+            let called = crate::graph::called_subgraphs(op);
+            if called.is_empty() {
+                continue;
+            }
             out.push((s, i, code, called));
         }
     }

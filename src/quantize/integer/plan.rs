@@ -3,7 +3,7 @@
 
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::quantize::params::ActivationType;
-use crate::quantize::rules::{OpRule, OutputRule, RuleRegistry};
+use crate::quantize::rules::{CustomRule, OpRule, RuleRegistry};
 use crate::quantize::{ExcludeSet, FloatOp, QuantError, QuantOptions, Ranges};
 use crate::tflite::fb;
 use std::collections::BTreeSet;
@@ -104,10 +104,8 @@ pub(crate) fn decide(
             }
         };
         let custom = match rule.custom {
-            Some(crate::quantize::rules::CustomRule::Lstm) => {
-                super::rewrite::lstm_refusal(graph, op, ranges)
-            }
-            None => None,
+            Some(CustomRule::Lstm) => super::rewrite::lstm_refusal(graph, op, ranges),
+            Some(CustomRule::Loop) | None => None,
         };
         if let Some(why) = custom {
             out.push(Decision::Float(format!("{name} stays float: {why}")));
@@ -144,7 +142,7 @@ fn check_operands(
     ranges: &Ranges,
     is_float: &dyn Fn(TensorId) -> bool,
 ) -> Result<(), Operands> {
-    if rule.output == OutputRule::LoopCarried {
+    if rule.custom == Some(CustomRule::Loop) {
         return check_loop(graph, op, ranges, is_float);
     }
     let inputs = graph.op_inputs(op);

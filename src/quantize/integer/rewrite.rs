@@ -9,7 +9,7 @@ use super::constants::{self, QuantizedWeights};
 use super::plan::Decision;
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::quantize::params::{ActivationType, QuantParams};
-use crate::quantize::rules::{OpRule, OutputRule, PerChannelSwitch};
+use crate::quantize::rules::{CustomRule, OpRule, OutputRule, PerChannelSwitch};
 use crate::quantize::{IoType, QuantError, QuantOptions, Ranges};
 use crate::tflite::fb;
 use std::collections::{BTreeMap, BTreeSet};
@@ -377,11 +377,10 @@ impl<'a> Rewriter<'a> {
     }
 
     fn quantize_op(&mut self, op: OpIndex, rule: &OpRule) -> Result<(), QuantError> {
-        if rule.output == OutputRule::LoopCarried {
-            return self.quantize_loop(op, rule);
-        }
-        if rule.custom == Some(crate::quantize::rules::CustomRule::Lstm) {
-            return self.quantize_lstm(op, rule);
+        match rule.custom {
+            Some(CustomRule::Loop) => return self.quantize_loop(op, rule),
+            Some(CustomRule::Lstm) => return self.quantize_lstm(op, rule),
+            None => {}
         }
         let ty = self.ty;
         let inputs = self.g.op_inputs(op);

@@ -60,10 +60,6 @@ pub enum OutputRule {
     /// The outputs are not real values (BOOL of comparisons, INT32/INT64 indices of ARG_MAX): they keep their
     /// type and get no params.
     NotQuantized,
-    /// Loop-carried (WHILE): float input `k` and output `k` are the same loop variable and carry the same
-    /// params, output `k`'s calibrated ones (the union of the variable's ranges over every iteration); inputs
-    /// that differ are requantized; non-float variables (counters) are left alone.
-    LoopCarried,
     /// Fixed by the kernel: `(scale, zero_point)` for int8, and for int16 when it has an int16 kernel.
     Fixed {
         /// int8 output params.
@@ -79,6 +75,10 @@ pub enum CustomRule {
     /// UNIDIRECTIONAL_SEQUENCE_LSTM, TFLite's 8x8_16 integer LSTM (int16 cell state, derived bias scales,
     /// five intermediates).
     Lstm,
+    /// WHILE: float input `k` and output `k` are the same loop variable and carry the same params, output
+    /// `k`'s calibrated ones (the union of the variable's ranges over every iteration); inputs that differ are
+    /// requantized; non-float variables (counters) are left alone.
+    Loop,
 }
 
 /// How one op is quantized (one row of the operator property table).
@@ -143,9 +143,7 @@ impl OpRule {
 
     /// The rule of WHILE: float loop variables quantized, each input on its output's params.
     pub const fn loop_carried(version: i32) -> OpRule {
-        let mut r = OpRule::activation(&[], version);
-        r.output = OutputRule::LoopCarried;
-        r
+        OpRule::custom(&[], CustomRule::Loop, version)
     }
 
     /// A rule whose quantization is the op's own code ([`CustomRule`]); `inputs` are its activation inputs.
