@@ -22,6 +22,7 @@ pub mod dataset;
 pub mod engine;
 pub mod eval;
 pub mod graph;
+#[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod interp;
 pub mod ops;

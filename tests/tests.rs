@@ -4,6 +4,7 @@
 mod interop;
 mod support;
 
+mod adaptive_rounding;
 mod bad_input;
 mod calibration_methods;
 mod cli;

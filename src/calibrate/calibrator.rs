@@ -63,9 +63,7 @@ pub fn calibrate(
     progress: &(dyn Fn(usize, usize) + Sync),
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Ranges, CalibError> {
-    // Built once per process: filling the table costs more than calibrating a small model on a few samples.
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    let registry = REGISTRY.get_or_init(Registry::with_all_ops);
+    let registry = registry();
     let interp = if opts.pass_through_custom_ops {
         FloatInterpreter::new_passing_custom_ops(graph, registry)?
     } else {
@@ -193,12 +191,19 @@ pub fn calibrate_with<O: RangeObserver>(
     Ok(observed.into_iter().zip(merged).collect())
 }
 
+/// The kernel table, built once per process: filling it costs more than calibrating a small model on a few
+/// samples.
+pub(crate) fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::with_all_ops)
+}
+
 /// A thread count and its pool.
 type SharedPool = (usize, Arc<rayon::ThreadPool>);
 
 /// The worker pool for a thread count (0 = one per core), built on first use and shared by later calls:
 /// building a pool (spawning its threads) costs more than calibrating a small model.
-fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, CalibError> {
+pub(crate) fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, CalibError> {
     static POOLS: OnceLock<Mutex<Vec<SharedPool>>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
     // A panic while the lock was held leaves the list itself valid: keep using it.

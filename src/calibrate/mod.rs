@@ -9,6 +9,7 @@ mod calibrator;
 #[cfg(test)]
 mod corpus_tests;
 mod error;
+pub mod gram;
 mod histogram;
 mod interpreter;
 mod observer;

@@ -228,6 +228,8 @@ pub struct ModelConfig {
     pub target: Option<AccuracyTarget>,
     /// Cross-layer equalization of convolution pairs before calibration and quantization (default false).
     pub equalize: bool,
+    /// Adaptive weight rounding against the calibration data in the integer modes (default false).
+    pub adaptive_rounding: bool,
 }
 
 impl ModelConfig {
@@ -257,6 +259,8 @@ impl ModelConfig {
             target_runtime: self.target_runtime.clone(),
             keep_float_ops: Vec::new(),
             equalize: self.equalize,
+            adaptive_rounding: self.adaptive_rounding,
+            grams: None,
         }
     }
 }

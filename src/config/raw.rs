@@ -70,4 +70,5 @@ pub(crate) struct RawModel {
     pub target_sqnr_db: Option<Spanned<f64>>,
     pub max_top1_drop: Option<Spanned<f64>>,
     pub equalize: Option<bool>,
+    pub adaptive_rounding: Option<bool>,
 }

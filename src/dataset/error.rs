@@ -292,7 +292,10 @@ pub enum DatasetErrorKind {
     EmptyFolder,
     /// An image file could not be decoded.
     #[error("cannot decode image: {0}")]
-    Image(#[from] image::ImageError),
+    Image(String),
+    /// An image folder, in a litequant built without its `images` feature (the image decoders).
+    #[error("image folders need litequant's `images` feature (in a build script: `litequant-build = {{ version = \"...\", features = [\"images\"] }}`); or convert the images to an .npz")]
+    ImagesFeatureOff,
     /// An image's size differs from the input's and no `resize` is given.
     #[error("image is {found:?} (height, width); the input needs {expected:?}: set `resize = [{h}, {w}]`", h = .expected[0], w = .expected[1])]
     ImageSize {
@@ -401,6 +404,7 @@ impl DatasetErrorKind {
             | K::NotFinite { .. }
             | K::EmptyFolder
             | K::Image(_)
+            | K::ImagesFeatureOff
             | K::InputNotFed { .. }
             | K::AmbiguousArrays { .. }
             | K::Empty => "path".into(),

@@ -9,30 +9,7 @@ use rayon::prelude::*;
 
 use super::error::{DatasetError, DatasetErrorKind};
 use super::source::{InputLayout, InputSource};
-use super::DatasetSpec;
-
-/// The image files of `folder`: extensions png, jpg or jpeg (any case), sorted by file name.
-/// Other files and sub-folders are ignored.
-pub(crate) fn list_images(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(folder)? {
-        let path = entry?.path();
-        let is_image = path
-            .extension()
-            .and_then(|ext| ext.to_str())
-            .is_some_and(|ext| {
-                ["png", "jpg", "jpeg"]
-                    .iter()
-                    .any(|known| ext.eq_ignore_ascii_case(known))
-            });
-        if is_image && path.is_file() {
-            files.push(path);
-        }
-    }
-    // Sorted by file name (bytes), so the order is the same on every file system.
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok(files)
-}
+use super::{list_images, DatasetSpec};
 
 /// Decoded images feeding one NHWC input.
 pub(crate) struct ImageSource {
@@ -122,7 +99,7 @@ impl ImageSource {
             .and_then(|reader| reader.with_guessed_format())
             .map_err(|e| fail(DatasetErrorKind::Io(e)))?
             .decode()
-            .map_err(|e| fail(DatasetErrorKind::Image(e)))?;
+            .map_err(|e| fail(DatasetErrorKind::Image(e.to_string())))?;
         let size = [image.height(), image.width()];
         if !self.resize && size != [self.height, self.width] {
             return Err(fail(DatasetErrorKind::ImageSize {

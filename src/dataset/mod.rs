@@ -19,6 +19,7 @@
 
 mod array;
 mod error;
+#[cfg(feature = "images")]
 mod images;
 mod labels;
 mod npy;
@@ -52,3 +53,26 @@ pub struct InputSpec {
 
 #[cfg(test)]
 mod tests;
+
+/// The image files of `folder`: extensions png, jpg or jpeg (any case), sorted by file name.
+/// Other files and sub-folders are ignored.
+pub(crate) fn list_images(folder: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        let is_image = path
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| {
+                ["png", "jpg", "jpeg"]
+                    .iter()
+                    .any(|known| ext.eq_ignore_ascii_case(known))
+            });
+        if is_image && path.is_file() {
+            files.push(path);
+        }
+    }
+    // Sorted by file name (bytes), so the order is the same on every file system.
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}

@@ -7,7 +7,9 @@ use ndarray::ArrayD;
 
 use super::array::open_npy;
 use super::error::{DatasetError, DatasetErrorKind};
-use super::images::{list_images, ImageSource};
+#[cfg(feature = "images")]
+use super::images::ImageSource;
+use super::list_images;
 use super::npz::NpzArchive;
 use super::random::RandomSource;
 use super::source::{bare_name, first_non_finite, InputLayout, InputSource};
@@ -291,7 +293,15 @@ fn open_single(
                 })?;
             Box::new(archive.open_array(&array, layout, dataset.samples)?)
         }
+        #[cfg(feature = "images")]
         DatasetFormat::Images => Box::new(ImageSource::open(dataset, path_of(dataset)?, layout)?),
+        #[cfg(not(feature = "images"))]
+        DatasetFormat::Images => {
+            return Err(DatasetError::new(
+                dataset.name.clone(),
+                DatasetErrorKind::ImagesFeatureOff,
+            ))
+        }
         DatasetFormat::Random => Box::new(RandomSource::open(dataset, layout)?),
     })
 }

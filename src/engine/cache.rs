@@ -204,9 +204,40 @@ fn verified(key: &str, meta: &[u8], artifact: Vec<u8>, digest: &[u8]) -> Option<
     })
 }
 
-/// The target directory of the cargo project holding `dir`, if any: `cargo metadata` from the nearest
-/// `Cargo.toml` up the tree (so `CARGO_TARGET_DIR`, `.cargo/config.toml` and workspaces are honoured).
+/// The target directory of the cargo project holding `dir`, if any. In a build script it is read off
+/// `OUT_DIR` (`<target>/[<triple>/]<profile>/build/<package>/out`: the outermost of those folders that holds
+/// cargo's `CACHEDIR.TAG`), so no `cargo` runs; elsewhere an absolute `CARGO_TARGET_DIR` is taken as is, and
+/// otherwise (feature `workspace`) `cargo metadata` runs from the nearest `Cargo.toml` up the tree (so
+/// `.cargo/config.toml` and workspaces are honoured).
 pub fn cargo_target_dir(dir: &Path) -> Option<PathBuf> {
+    if let Some(target) =
+        std::env::var_os("OUT_DIR").and_then(|out| target_of_out_dir(Path::new(&out)))
+    {
+        return Some(target);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|t| t.is_absolute())
+    {
+        return Some(target);
+    }
+    metadata_target_dir(dir)
+}
+
+/// The target folder above a build script's `OUT_DIR`: of the profile folder and the two above it, the
+/// outermost that holds cargo's `CACHEDIR.TAG`.
+fn target_of_out_dir(out_dir: &Path) -> Option<PathBuf> {
+    out_dir
+        .ancestors()
+        .skip(3)
+        .take(3)
+        .filter(|d| d.join("CACHEDIR.TAG").is_file())
+        .last()
+        .map(Path::to_path_buf)
+}
+
+#[cfg(feature = "workspace")]
+fn metadata_target_dir(dir: &Path) -> Option<PathBuf> {
     let manifest = dir
         .ancestors()
         .map(|d| d.join("Cargo.toml"))
@@ -219,9 +250,37 @@ pub fn cargo_target_dir(dir: &Path) -> Option<PathBuf> {
     Some(metadata.target_directory.into_std_path_buf())
 }
 
+#[cfg(not(feature = "workspace"))]
+fn metadata_target_dir(_: &Path) -> Option<PathBuf> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_dir_is_read_off_out_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("target");
+        for triple in [false, true] {
+            let profile = if triple {
+                target.join("x86_64-unknown-linux-gnu").join("debug")
+            } else {
+                target.join("debug")
+            };
+            let out = profile.join("build").join("app-0123").join("out");
+            std::fs::create_dir_all(&out).unwrap();
+            assert_eq!(target_of_out_dir(&out), None, "no CACHEDIR.TAG yet");
+            std::fs::write(
+                target.join("CACHEDIR.TAG"),
+                "Signature: 8a477f597d28d172789f06886806bc55",
+            )
+            .unwrap();
+            assert_eq!(target_of_out_dir(&out), Some(target.clone()));
+            std::fs::remove_file(target.join("CACHEDIR.TAG")).unwrap();
+        }
+    }
     use crate::quantize::QuantSummary;
 
     fn report() -> Report {

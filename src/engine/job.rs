@@ -220,11 +220,21 @@ pub fn input_specs(graph: &Graph) -> Vec<InputSpec> {
         .collect()
 }
 
-fn calibrate_job(
+/// What a pass over the job's dataset saw besides its result: the sample count, whether the data is
+/// synthetic, and what it was converted from.
+type DataPass<T> = (T, usize, bool, Vec<String>);
+
+/// Streams the job's dataset (for the model inputs of `graph`) through `pass`, mapping its failure to the
+/// data error that caused it, a cancellation, or a calibration error.
+fn over_dataset<T>(
     job: &Job,
     graph: &Graph,
     opts: &RunOptions<'_>,
-) -> Result<(Ranges, usize, bool, Vec<String>), JobError> {
+    pass: impl FnOnce(
+        &mut dyn FnMut(usize) -> Result<Vec<Vec<ndarray::ArrayD<f32>>>, String>,
+        usize,
+    ) -> Result<T, calibrate::CalibError>,
+) -> Result<DataPass<T>, JobError> {
     let spec = job.dataset.as_ref().ok_or_else(|| JobError::NoDataset {
         model: job.model.clone(),
         mode: job.mode,
@@ -242,6 +252,22 @@ fn calibrate_job(
             Err(msg)
         }
     };
+    let result = pass(&mut next, total);
+    match result {
+        Ok(r) => Ok((r, total, synthetic, conversions)),
+        Err(e) => match data_error {
+            Some(d) => Err(JobError::Dataset(d)),
+            None if opts.cancel.is_cancelled() => Err(JobError::Cancelled),
+            None => Err(JobError::Calibration(e)),
+        },
+    }
+}
+
+fn calibrate_job(
+    job: &Job,
+    graph: &Graph,
+    opts: &RunOptions<'_>,
+) -> Result<DataPass<Ranges>, JobError> {
     let id = job.id();
     let progress = |done: usize, total: usize| {
         if let Some(p) = opts.progress {
@@ -266,15 +292,24 @@ fn calibrate_job(
         pass_through_custom_ops: job.options.select_tf_ops,
         method,
     };
-    let result = calibrate::calibrate(graph, &mut next, total, &copts, &progress, &cancelled);
-    match result {
-        Ok(ranges) => Ok((ranges, total, synthetic, conversions)),
-        Err(e) => match data_error {
-            Some(d) => Err(JobError::Dataset(d)),
-            None if opts.cancel.is_cancelled() => Err(JobError::Cancelled),
-            None => Err(JobError::Calibration(e)),
-        },
-    }
+    over_dataset(job, graph, opts, |next, total| {
+        calibrate::calibrate(graph, next, total, &copts, &progress, &cancelled)
+    })
+}
+
+/// The input second moments of the weighted ops (`adaptive_rounding`), from a second pass over the dataset:
+/// measured on every build, a locked one too (they follow from the dataset the lock pins).
+fn grams_job(
+    job: &Job,
+    graph: &Graph,
+    opts: &RunOptions<'_>,
+) -> Result<calibrate::gram::Grams, JobError> {
+    let cancelled = || opts.cancel.is_cancelled();
+    let threads = opts.threads.min(super::MAX_THREADS);
+    over_dataset(job, graph, opts, |next, _| {
+        calibrate::gram::collect_grams(graph, next, threads, &cancelled)
+    })
+    .map(|(grams, ..)| grams)
 }
 
 /// What a job produced, before anything is written.
@@ -347,6 +382,9 @@ pub(crate) fn produce(
         threads: opts.threads.min(super::MAX_THREADS),
     };
     let mut options = job.options.clone();
+    if options.adaptive_rounding && job.mode.needs_calibration() {
+        options.grams = Some(std::sync::Arc::new(grams_job(job, &graph, opts)?));
+    }
     let mut outcome: Option<TargetOutcome> = None;
     // The first round quantizes the graph already read; each further round (a target search) reads afresh.
     let mut first_graph = Some(graph);

@@ -66,6 +66,7 @@ pub fn manifest_declares_config(manifest: &Path) -> bool {
         })
 }
 
+#[cfg(feature = "workspace")]
 /// Every workspace member's config, for the workspace holding `dir` (found with `cargo metadata`), in the
 /// order cargo lists members, each with the member's name.
 pub fn workspace_configs(dir: &Path) -> Result<Vec<(String, PathBuf)>, WorkspaceError> {

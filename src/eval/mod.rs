@@ -12,6 +12,7 @@
 //! Samples run in fixed groups whose sums are merged in group order, so the numbers do not depend on the
 //! thread count. [`html::render`] draws a report as a self-contained page.
 
+#[cfg(feature = "html")]
 pub mod html;
 pub mod target;
 

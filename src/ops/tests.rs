@@ -182,6 +182,7 @@ fn registries_are_columns_of_the_table() {
     assert!(outside.is_empty(), "rules outside the table: {outside:?}");
 }
 
+#[cfg(feature = "inspect")]
 #[test]
 fn inspect_capability_column_is_the_tables() {
     use crate::quantize::Mode;

@@ -11,6 +11,7 @@ mod float16;
 pub mod integer;
 pub mod metadata;
 pub mod params;
+pub(crate) mod rounding;
 pub mod rules;
 pub mod versions;
 pub mod weights;
@@ -107,6 +108,14 @@ pub struct QuantOptions {
     /// digests of models without it stay as they were.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub equalize: bool,
+    /// Adaptive weight rounding in the integer modes ([`rounding`]): left out of the serialized options when
+    /// off, like `equalize`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adaptive_rounding: bool,
+    /// The input second moments adaptive rounding uses, measured on the calibration data (not a setting: not
+    /// serialized). Without them weights round to nearest.
+    #[serde(skip)]
+    pub grams: Option<std::sync::Arc<crate::calibrate::gram::Grams>>,
 }
 
 impl Default for QuantOptions {
@@ -122,6 +131,8 @@ impl Default for QuantOptions {
             target_runtime: None,
             keep_float_ops: Vec::new(),
             equalize: false,
+            adaptive_rounding: false,
+            grams: None,
         }
     }
 }

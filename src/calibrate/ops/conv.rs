@@ -564,7 +564,7 @@ impl Field<'_> {
 
 /// Writes one row per output pixel: the `channels` input channels from `first` of every tap, zero outside
 /// the image (the implicit padding).
-fn im2col(
+pub(crate) fn im2col(
     image: &[f32],
     [h, w, c]: [usize; 3],
     first: usize,

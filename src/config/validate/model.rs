@@ -191,6 +191,7 @@ impl Checker<'_> {
             eval,
             target,
             equalize: raw.equalize.unwrap_or(false),
+            adaptive_rounding: raw.adaptive_rounding.unwrap_or(false),
         })
     }
 

@@ -6,7 +6,7 @@
 use crate::quantize::params::{ActivationType, QuantParams};
 
 /// Largest int8 weight magnitude (weights use [-127, 127] so the range is symmetric).
-const WEIGHT_MAX: f32 = 127.0;
+pub(crate) const WEIGHT_MAX: f32 = 127.0;
 
 /// Weights quantized to int8 with their params.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@ use super::plan::Decision;
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::quantize::params::{ActivationType, QuantParams};
 use crate::quantize::rules::{CustomRule, OpRule, OutputRule, PerChannelSwitch};
-use crate::quantize::{IoType, QuantError, QuantOptions, Ranges};
+use crate::quantize::{rounding, IoType, QuantError, QuantOptions, Ranges};
 use crate::tflite::fb;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -565,8 +565,25 @@ impl<'a> Rewriter<'a> {
         if let Some(b) = bias.and_then(|b| self.g.const_f32(b)) {
             constants::widen_for_bias(&mut scales, &b, input_scale);
         }
-        constants::quantize_weights(&values, &shape, axis, scales)
-            .map_err(|e| unsupported(self.g, op, e))
+        let adaptive = self.gram(op).and_then(|gram| {
+            let qmax = constants::WEIGHT_MAX.into();
+            rounding::adaptive_codes(&values, &shape, axis, &scales, gram, qmax, input_scale)
+        });
+        let mut weights = constants::quantize_weights(&values, &shape, axis, scales)
+            .map_err(|e| unsupported(self.g, op, e))?;
+        if let Some(codes) = adaptive {
+            weights.values = codes;
+        }
+        Ok(weights)
+    }
+
+    /// The input second moments of a main-subgraph op, when adaptive rounding measured them.
+    fn gram(&self, op: OpIndex) -> Option<&crate::calibrate::gram::Gram> {
+        let grams = self.opts.grams.as_deref()?;
+        if self.g.focused() != 0 {
+            return None;
+        }
+        grams.get(self.g.op_outputs(op).first()?)
     }
 
     /// Installs the new op list and points the model boundary and signatures at the new I/O tensors.
