@@ -23,6 +23,7 @@ pub mod engine;
 pub mod eval;
 pub mod graph;
 pub mod inspect;
+pub mod keras;
 pub mod interp;
 pub mod ops;
 pub mod quantize;
