@@ -40,8 +40,6 @@ pub struct LayerCall {
 /// The model's layer graph.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    /// The model's name.
-    pub name: String,
     /// Every layer call, in the order the config lists them (a valid evaluation order).
     pub calls: Vec<LayerCall>,
     /// The model's inputs: the InputLayers' outputs, in the model's order.
@@ -137,7 +135,6 @@ fn entry(layer: &Value) -> Result<(String, String, Map<String, Value>), KerasErr
 }
 
 fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
-    let name = str_field(config, "name").unwrap_or("sequential").to_string();
     let mut calls = Vec::new();
     let mut previous: Option<TensorRef> = None;
     let mut inputs = Vec::new();
@@ -201,7 +198,6 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
     }
     let output = previous.ok_or_else(|| KerasErrorKind::Config("a model without layers".into()))?;
     Ok(ModelConfig {
-        name,
         calls,
         inputs,
         outputs: vec![(output.layer.clone(), output)],
@@ -209,7 +205,6 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
 }
 
 fn functional(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
-    let name = str_field(config, "name").unwrap_or("model").to_string();
     let mut calls = Vec::new();
     for layer in layers(config)? {
         let (layer_name, class, options) = entry(layer)?;
@@ -246,7 +241,6 @@ fn functional(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
         .collect();
     let outputs = tensor_list(config.get("output_layers"), "output_layers")?;
     Ok(ModelConfig {
-        name,
         calls,
         inputs,
         outputs,

@@ -24,6 +24,8 @@ pub enum Activation {
     Tanh,
     /// `softmax` on the last axis: SOFTMAX.
     Softmax,
+    /// `gelu` (exact, Keras' default): GELU with `approximate = false`.
+    Gelu,
 }
 
 impl Activation {
@@ -46,10 +48,11 @@ impl Activation {
             "sigmoid" => Ok(Activation::Sigmoid),
             "tanh" => Ok(Activation::Tanh),
             "softmax" => Ok(Activation::Softmax),
+            "gelu" => Ok(Activation::Gelu),
             other => Err(KerasErrorKind::unsupported(
                 &call.name,
                 &call.class,
-                format!("activation {other:?} is not lowered (linear, relu, relu6, sigmoid, tanh, softmax are)"),
+                format!("activation {other:?} is not lowered (linear, relu, relu6, sigmoid, tanh, softmax, gelu are)"),
             )),
         }
     }
@@ -218,6 +221,7 @@ impl Lowering<'_> {
             Activation::Relu6 => (fb::BuiltinOperator::RELU6, "Relu6"),
             Activation::Sigmoid => (fb::BuiltinOperator::LOGISTIC, "Sigmoid"),
             Activation::Tanh => (fb::BuiltinOperator::TANH, "Tanh"),
+            Activation::Gelu => (fb::BuiltinOperator::GELU, "Gelu"),
             Activation::Softmax | Activation::Linear => (fb::BuiltinOperator::SOFTMAX, "Softmax"),
         };
         let v = if act == Activation::Softmax {
@@ -226,10 +230,12 @@ impl Lowering<'_> {
             v
         };
         let out = self.out(call, name, &v.tfl_shape());
-        let options = if act == Activation::Softmax {
-            fb::BuiltinOptionsT::SoftmaxOptions(Box::new(fb::SoftmaxOptionsT { beta: 1.0 }))
-        } else {
-            fb::BuiltinOptionsT::NONE
+        let options = match act {
+            Activation::Softmax => {
+                fb::BuiltinOptionsT::SoftmaxOptions(Box::new(fb::SoftmaxOptionsT { beta: 1.0 }))
+            }
+            Activation::Gelu => fb::BuiltinOptionsT::GeluOptions(Box::default()),
+            _ => fb::BuiltinOptionsT::NONE,
         };
         self.b.op(code, 1, &[Some(v.tensor)], &[out], options);
         Value { tensor: out, ..v }

@@ -10,6 +10,7 @@ use super::{Lowering, Producer, ProducerKind, Value};
 use crate::graph::TensorId;
 use crate::keras::config::LayerCall;
 use crate::keras::error::KerasErrorKind;
+use crate::keras::weights::Array;
 use crate::tflite::fb;
 
 #[derive(Deserialize)]
@@ -26,6 +27,7 @@ struct BatchNormOptions {
     #[serde(default = "last")]
     axis: serde_json::Value,
     #[serde(default)]
+    #[allow(dead_code)] // training only
     momentum: IgnoredAny,
     epsilon: f32,
     center: bool,
@@ -35,8 +37,10 @@ struct BatchNormOptions {
     #[serde(default)]
     renorm: bool,
     #[serde(default)]
+    #[allow(dead_code)] // training only
     renorm_clipping: IgnoredAny,
     #[serde(default)]
+    #[allow(dead_code)] // training only
     renorm_momentum: IgnoredAny,
 }
 
@@ -45,42 +49,57 @@ fn last() -> serde_json::Value {
 }
 
 impl Lowering<'_> {
-    /// Dense on a rank-2 input: FULLY_CONNECTED.
+    /// Dense: FULLY_CONNECTED on the last axis (`keep_num_dims` on inputs of rank 3 and more, as TF writes it).
     pub(super) fn dense(&mut self, call: &LayerCall) -> Result<Value, KerasErrorKind> {
         let o: DenseOptions = call.options()?;
         let act = Activation::parse(call, o.activation.as_ref())?;
         let input = self.inputs(call, 1)?.remove(0);
         let input = self.plain(input, &call.name);
-        if input.shape.len() != 2 {
-            return Err(KerasErrorKind::unsupported(
-                &call.name,
-                &call.class,
-                format!("Dense on a rank-{} input is not lowered yet", input.shape.len()),
-            ));
-        }
-        let in_units = input.shape[1];
         let mut vars = self.vars(call)?;
-        let kernel = vars.next("kernel", &[in_units, o.units])?;
-        let weights = self.b.constant_f32(
-            &format!("{}/MatMul", call.name),
-            &[o.units, in_units],
-            &permute(&kernel, &[1, 0]),
-        );
+        let kernel = vars.next("kernel", &[input.shape[input.shape.len() - 1], o.units])?;
         let bias = if o.use_bias {
-            let b = vars.next("bias", &[o.units])?;
-            Some(self.b.constant_f32(&format!("{}/BiasAdd", call.name), &[o.units], &b.data))
+            Some(vars.next("bias", &[o.units])?.data)
         } else {
             None
         };
         vars.finish()?;
-        let shape = vec![1, o.units];
-        let out = self.out(call, "MatMul", &shape);
+        let v = self.fully_connected(call, "MatMul", &input, &kernel, bias.as_deref());
+        Ok(self.activate(call, v, act, true))
+    }
+
+    /// A FULLY_CONNECTED of `input` with a Keras kernel `[in, out]` (weights written `[out, in]`).
+    pub(super) fn fully_connected(
+        &mut self,
+        call: &LayerCall,
+        what: &str,
+        input: &Value,
+        kernel: &Array,
+        bias: Option<&[f32]>,
+    ) -> Value {
+        let (in_units, units) = (kernel.shape[0], kernel.shape[1]);
+        let weights = self.b.constant_f32(
+            &format!("{}/{what}/kernel", call.name),
+            &[units, in_units],
+            &permute(kernel, &[1, 0]),
+        );
+        let bias = bias.map(|b| {
+            self.b
+                .constant_f32(&format!("{}/{what}/bias", call.name), &[units], b)
+        });
+        let mut shape = input.shape.clone();
+        let last = shape.len() - 1;
+        shape[last] = units;
+        let out = self.out(call, what, &shape);
+        let options = fb::FullyConnectedOptionsT {
+            keep_num_dims: shape.len() > 2,
+            ..Default::default()
+        };
         let op = self.b.op(
             fb::BuiltinOperator::FULLY_CONNECTED,
             1,
             &[Some(input.tensor), Some(weights), bias],
             &[out],
-            fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()),
+            fb::BuiltinOptionsT::FullyConnectedOptions(Box::new(options)),
         );
         self.producers.insert(
             out,
@@ -91,13 +110,12 @@ impl Lowering<'_> {
                 bias,
             },
         );
-        let v = Value {
+        Value {
             tensor: out,
             shape,
             expanded: false,
             pad: None,
-        };
-        Ok(self.activate(call, v, act, true))
+        }
     }
 
     /// BatchNormalization over the last axis (inference: moving mean and variance).

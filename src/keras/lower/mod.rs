@@ -7,10 +7,12 @@
 //! layer needs the 3-D tensor.
 
 mod activation;
+mod attention;
 mod builder;
 mod conv;
 mod dense;
 mod merge;
+mod norm;
 mod pool;
 mod shape;
 
@@ -146,6 +148,8 @@ impl Lowering<'_> {
             "DepthwiseConv2D" => self.depthwise(call),
             "Conv2DTranspose" => self.conv_transpose(call),
             "BatchNormalization" => self.batch_norm(call),
+            "LayerNormalization" => self.layer_norm(call),
+            "MultiHeadAttention" => self.attention(call),
             "Activation" | "ReLU" | "Softmax" => self.activation_layer(call),
             "MaxPooling1D" | "MaxPooling2D" | "AveragePooling1D" | "AveragePooling2D" => {
                 self.pool(call)
