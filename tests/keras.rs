@@ -16,20 +16,24 @@ use crate::support;
 /// Relative output tolerance against TF's own export.
 const MAX_REL: f64 = 1e-5;
 
-/// Every `(model folder)` holding `model.keras`, `model.tflite` and `eval.npz`, in every corpus folder.
+/// Every model folder holding `model.keras`, `model.tflite` and `eval.npz`, in every corpus folder; of two
+/// folders with a model of the same name, the first (the repository's) wins.
 fn keras_models() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
     for root in support::corpus_roots() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&root)
             .unwrap_or_else(|e| panic!("cannot list {}: {e}", root.display()))
             .map(|e| e.expect("a directory entry").path())
             .collect();
         entries.sort();
-        dirs.extend(entries.into_iter().filter(|d| {
-            ["model.keras", "model.tflite", "eval.npz"]
+        for d in entries {
+            let complete = ["model.keras", "model.tflite", "eval.npz"]
                 .iter()
-                .all(|f| d.join(f).is_file())
-        }));
+                .all(|f| d.join(f).is_file());
+            if complete && !dirs.iter().any(|k| k.file_name() == d.file_name()) {
+                dirs.push(d);
+            }
+        }
     }
     dirs
 }
@@ -134,8 +138,8 @@ fn members(model: &str) -> Vec<(String, Vec<u8>)> {
 /// A stored (uncompressed) zip of `members`.
 fn zip_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, data) in members {
         out.start_file(name.as_str(), options).unwrap();
         out.write_all(data).unwrap();
@@ -209,7 +213,10 @@ fn keras_unknown_option_is_named() {
         c["config"]["layers"][1]["config"]["kernel_magic"] = 3.into();
     });
     let e = lower_error(&bytes);
-    assert!(e.contains("layer `dense` (Dense)") && e.contains("kernel_magic"), "{e}");
+    assert!(
+        e.contains("layer `dense` (Dense)") && e.contains("kernel_magic"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -229,14 +236,20 @@ fn keras_missing_or_misshapen_weight_names_the_layer() {
         c["config"]["layers"][2]["config"]["units"] = 33.into();
     });
     let e = lower_error(&bytes);
-    assert!(e.contains("layer `dense_1`") && e.contains("kernel has shape"), "{e}");
+    assert!(
+        e.contains("layer `dense_1`") && e.contains("kernel has shape"),
+        "{e}"
+    );
     let bytes = mlp_with_config(|c| {
         let mut extra = c["config"]["layers"][3].clone();
         extra["config"]["name"] = "dense_extra".into();
         c["config"]["layers"].as_array_mut().unwrap().push(extra);
     });
     let e = lower_error(&bytes);
-    assert!(e.contains("layer `dense_extra`") && e.contains("no kernel"), "{e}");
+    assert!(
+        e.contains("layer `dense_extra`") && e.contains("no kernel"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -274,5 +287,49 @@ fn keras_convert_cli_writes_the_float_model_and_exits_2_on_bad_input() {
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.contains("bad.keras") && err.contains("not a readable .keras archive"), "{err}");
+    assert!(
+        err.contains("bad.keras") && err.contains("not a readable .keras archive"),
+        "{err}"
+    );
+}
+
+#[test]
+fn keras_legacy_h5_is_refused_with_the_way_out() {
+    let e = lower_error(b"\x89HDF\r\n\x1a\n\0\0\0\0\0\0\0\0");
+    assert!(
+        e.contains("Keras 2 .h5") && e.contains("model.keras"),
+        "{e}"
+    );
+}
+
+#[test]
+fn keras_reader_survives_corrupted_members() {
+    use rand::{Rng, SeedableRng};
+    // Bytes of config.json or model.weights.h5 flipped, then zipped with valid checksums, so the flips reach the
+    // JSON and HDF5 readers rather than the archive's CRC check.
+    let clean = members("digits_mlp");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+    let mut refused = 0;
+    for round in 0..300 {
+        let mut m = clean.clone();
+        let target = m
+            .iter_mut()
+            .find(|(name, _)| {
+                name == if round % 2 == 0 {
+                    "config.json"
+                } else {
+                    "model.weights.h5"
+                }
+            })
+            .expect("the member exists");
+        for _ in 0..rng.gen_range(1..8) {
+            let at = rng.gen_range(0..target.1.len());
+            target.1[at] = rng.gen();
+        }
+        // Any outcome but a panic: an error, or a model (a flipped weight bit still lowers).
+        if lower_keras(Path::new("fuzz.keras"), &zip_of(&m)).is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "no corruption was detected at all");
 }

@@ -47,7 +47,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Describe a .tflite model: I/O, ops, parameters, metadata, what litequant can quantize.
+    /// Describe a .tflite model (or the float graph of a .keras one): I/O, ops, parameters, metadata, what
+    /// litequant can quantize.
     Inspect {
         /// The model.
         model: PathBuf,

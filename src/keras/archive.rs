@@ -16,8 +16,8 @@ pub struct KerasArchive {
 
 /// Reads `config.json` and `model.weights.h5` from the bytes of a `.keras` file.
 pub fn read_archive(bytes: &[u8]) -> Result<KerasArchive, KerasErrorKind> {
-    let mut archive = ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| KerasErrorKind::Archive(e.to_string()))?;
+    let mut archive =
+        ZipArchive::new(Cursor::new(bytes)).map_err(|e| KerasErrorKind::Archive(e.to_string()))?;
     let config = member(&mut archive, "config.json")?;
     let config = String::from_utf8(config).map_err(|_| KerasErrorKind::CorruptMember {
         member: "config.json".into(),

@@ -55,8 +55,10 @@ fn ignored_option(key: &str, value: &Value) -> bool {
         || key.ends_with("_initializer")
         || key.ends_with("_regularizer")
         || key.ends_with("_constraint")
-        || (matches!(key, "quantization_config" | "lora_rank" | "lora_alpha" | "seed")
-            && value.is_null())
+        || (matches!(
+            key,
+            "quantization_config" | "lora_rank" | "lora_alpha" | "seed"
+        ) && value.is_null())
 }
 
 impl LayerCall {
@@ -77,7 +79,8 @@ impl LayerCall {
 
 /// Parses `config.json`.
 pub fn parse_config(text: &str) -> Result<ModelConfig, KerasErrorKind> {
-    let root: Value = serde_json::from_str(text).map_err(|e| KerasErrorKind::Config(e.to_string()))?;
+    let root: Value =
+        serde_json::from_str(text).map_err(|e| KerasErrorKind::Config(e.to_string()))?;
     let class = str_field(&root, "class_name")?;
     let config = root
         .get("config")
@@ -120,7 +123,10 @@ fn entry(layer: &Value) -> Result<(String, String, Map<String, Value>), KerasErr
         .ok_or_else(|| KerasErrorKind::Config(format!("a {class} layer has no name")))?
         .to_string();
     let registered = layer.get("registered_name").and_then(Value::as_str);
-    let module = layer.get("module").and_then(Value::as_str).unwrap_or("keras.layers");
+    let module = layer
+        .get("module")
+        .and_then(Value::as_str)
+        .unwrap_or("keras.layers");
     if registered.is_some_and(|r| r != class) || !module.starts_with("keras") {
         return Err(KerasErrorKind::unsupported(
             &name,
@@ -291,10 +297,7 @@ fn history(v: &Value) -> Option<TensorRef> {
 }
 
 /// `input_layers` / `output_layers`: one triple, a list of triples, or a dict of name -> triple.
-fn tensor_list(
-    v: Option<&Value>,
-    key: &str,
-) -> Result<Vec<(String, TensorRef)>, KerasErrorKind> {
+fn tensor_list(v: Option<&Value>, key: &str) -> Result<Vec<(String, TensorRef)>, KerasErrorKind> {
     let bad = || KerasErrorKind::Config(format!("`{key}` is not a list of [layer, node, index]"));
     let v = v.ok_or_else(bad)?;
     if let Some(t) = history(v) {

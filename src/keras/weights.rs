@@ -68,7 +68,10 @@ impl Weights {
 
 /// Keras' `naming.to_snake_case`: `Conv2DTranspose` -> `conv2d_transpose`, `ReLU` -> `re_lu`.
 pub fn snake_case(class: &str) -> String {
-    let chars: Vec<char> = class.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect();
+    let chars: Vec<char> = class
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
     // re.sub("(.)([A-Z][a-z]+)", r"\1_\2"): matches do not overlap, each runs through its lowercase letters.
     let mut first = Vec::with_capacity(chars.len() + 4);
     let mut i = 0;
@@ -99,7 +102,9 @@ pub fn snake_case(class: &str) -> String {
 }
 
 /// The weights key of each layer (by name), given the layers' (name, class) in model order.
-pub fn layer_keys<'a>(layers: impl Iterator<Item = (&'a str, &'a str)>) -> std::collections::HashMap<String, String> {
+pub fn layer_keys<'a>(
+    layers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> std::collections::HashMap<String, String> {
     let mut used: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut keys = std::collections::HashMap::new();
     for (name, class) in layers {
@@ -167,5 +172,42 @@ impl VarList {
                 ),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_matches_keras_naming() {
+        for (class, key) in [
+            ("Dense", "dense"),
+            ("Conv2D", "conv2d"),
+            ("Conv2DTranspose", "conv2d_transpose"),
+            ("DepthwiseConv2D", "depthwise_conv2d"),
+            ("BatchNormalization", "batch_normalization"),
+            ("MultiHeadAttention", "multi_head_attention"),
+            ("ReLU", "re_lu"),
+            ("GlobalAveragePooling1D", "global_average_pooling1d"),
+        ] {
+            assert_eq!(snake_case(class), key, "{class}");
+        }
+    }
+
+    #[test]
+    fn weight_keys_number_each_class_in_layer_order_not_by_name() {
+        let layers = [
+            ("x", "InputLayer"),
+            ("dense_1", "Dense"),
+            ("bn", "BatchNormalization"),
+            ("dense", "Dense"),
+            ("dense_1", "Dense"), // a shared layer's second call
+        ];
+        let keys = layer_keys(layers.iter().copied());
+        assert_eq!(keys["dense_1"], "dense");
+        assert_eq!(keys["dense"], "dense_1");
+        assert_eq!(keys["bn"], "batch_normalization");
+        assert_eq!(keys.len(), 4);
     }
 }

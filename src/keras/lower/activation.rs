@@ -122,7 +122,9 @@ impl Lowering<'_> {
         let o: InputOptions = call.options()?;
         let unsupported = |m: &str| KerasErrorKind::unsupported(&call.name, &call.class, m);
         if o.sparse || o.ragged || o.optional {
-            return Err(unsupported("sparse, ragged and optional inputs are not lowered"));
+            return Err(unsupported(
+                "sparse, ragged and optional inputs are not lowered",
+            ));
         }
         let mut shape = Vec::with_capacity(o.batch_shape.len());
         for (i, d) in o.batch_shape.iter().enumerate() {
@@ -131,8 +133,8 @@ impl Lowering<'_> {
                 (_, Some(d)) => shape.push(*d),
                 (_, None) => {
                     return Err(unsupported(&format!(
-                        "dimension {i} of batch_shape is unknown (None); litequant needs fixed shapes"
-                    )))
+                    "dimension {i} of batch_shape is unknown (None); litequant needs fixed shapes"
+                )))
                 }
             }
         }
@@ -209,7 +211,8 @@ impl Lowering<'_> {
         if act == Activation::Linear {
             return v;
         }
-        if let (true, Some(fused), Some(p)) = (fusable, act.fused(), self.producers.get(&v.tensor)) {
+        if let (true, Some(fused), Some(p)) = (fusable, act.fused(), self.producers.get(&v.tensor))
+        {
             let op = p.op;
             if set_fused(&mut self.b.graph.op_mut(op).builtin_options, fused) {
                 self.producers.remove(&v.tensor);

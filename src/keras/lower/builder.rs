@@ -31,7 +31,13 @@ impl Builder {
         }
     }
 
-    fn tensor(&mut self, name: &str, shape: &[usize], type_: fb::TensorType, buffer: u32) -> TensorId {
+    fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        type_: fb::TensorType,
+        buffer: u32,
+    ) -> TensorId {
         self.graph.add_tensor(fb::TensorT {
             shape: Some(dims(shape)),
             type_,
@@ -92,7 +98,12 @@ impl Builder {
         options: fb::BuiltinOptionsT,
     ) -> OpIndex {
         let mut op = self.graph.new_op(code, version, &[], outputs);
-        op.inputs = Some(inputs.iter().map(|t| t.map_or(-1, |t| t.0 as i32)).collect());
+        op.inputs = Some(
+            inputs
+                .iter()
+                .map(|t| t.map_or(-1, |t| t.0 as i32))
+                .collect(),
+        );
         op.builtin_options = options;
         let at = OpIndex(self.graph.ops().len());
         self.graph.insert_op(at, op)
@@ -128,5 +139,8 @@ impl Builder {
 
 /// A shape as the flatbuffer's int32 dims.
 pub fn dims(shape: &[usize]) -> Vec<i32> {
-    shape.iter().map(|&d| i32::try_from(d).unwrap_or(i32::MAX)).collect()
+    shape
+        .iter()
+        .map(|&d| i32::try_from(d).unwrap_or(i32::MAX))
+        .collect()
 }

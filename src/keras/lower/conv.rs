@@ -74,11 +74,17 @@ impl Conv {
             return Err(unsupported("output_padding".into()));
         }
         let spatial = |v: &[usize], what: &str| -> Result<[usize; 2], KerasErrorKind> {
-            let v = if v.len() == 1 { vec![v[0]; rank] } else { v.to_vec() };
+            let v = if v.len() == 1 {
+                vec![v[0]; rank]
+            } else {
+                v.to_vec()
+            };
             match (rank, v.as_slice()) {
                 (1, [w]) => Ok([1, *w]),
                 (2, [h, w]) => Ok([*h, *w]),
-                _ => Err(unsupported(format!("{what} {v:?} for a {rank}-D convolution"))),
+                _ => Err(unsupported(format!(
+                    "{what} {v:?} for a {rank}-D convolution"
+                ))),
             }
         };
         Ok(Conv {
@@ -94,7 +100,15 @@ impl Conv {
 
     /// The output's spatial size for an input of `hw`.
     fn out_hw(&self, hw: [usize; 2]) -> [usize; 2] {
-        [0, 1].map(|a| window_out(hw[a], self.kernel[a], self.strides[a], self.dilation[a], self.padding))
+        [0, 1].map(|a| {
+            window_out(
+                hw[a],
+                self.kernel[a],
+                self.strides[a],
+                self.dilation[a],
+                self.padding,
+            )
+        })
     }
 
     /// Whether explicit padding `pad` of an input of `hw` (unpadded) is what `same` would add.
@@ -134,32 +148,63 @@ pub(super) fn permute(a: &Array, perm: &[usize]) -> Vec<f32> {
 
 impl Lowering<'_> {
     /// The input of a convolution: expanded for 1-D, a pending ZeroPadding2D absorbed when it equals `same`.
-    fn conv_input(&mut self, call: &LayerCall, conv: &mut Conv, rank: usize) -> Result<Value, KerasErrorKind> {
+    fn conv_input(
+        &mut self,
+        call: &LayerCall,
+        conv: &mut Conv,
+        rank: usize,
+    ) -> Result<Value, KerasErrorKind> {
         let v = self.raw_inputs(call, 1)?.remove(0);
         if let (Some(pad), fb::Padding::VALID) = (v.pad, conv.padding) {
-            let hw = [v.shape[1] - pad[0][0] - pad[0][1], v.shape[2] - pad[1][0] - pad[1][1]];
+            let hw = [
+                v.shape[1] - pad[0][0] - pad[0][1],
+                v.shape[2] - pad[1][0] - pad[1][1],
+            ];
             if self.sole_reader(call) && conv.same_padding_is(hw, pad) {
                 conv.padding = fb::Padding::SAME;
                 let mut shape = v.shape.clone();
                 shape[1..3].copy_from_slice(&hw);
-                return Ok(Value { shape, pad: None, ..v });
+                return Ok(Value {
+                    shape,
+                    pad: None,
+                    ..v
+                });
             }
         }
-        let v = if rank == 1 { self.expanded(v, &call.name) } else { self.resolve_pad(v, &call.name) };
+        let v = if rank == 1 {
+            self.expanded(v, &call.name)
+        } else {
+            self.resolve_pad(v, &call.name)
+        };
         let want = if rank == 1 { 3 } else { 4 };
         if v.shape.len() != want {
             return Err(KerasErrorKind::graph(
                 &call.name,
-                format!("input of shape {:?}, a {} takes rank {want}", v.shape, call.class),
+                format!(
+                    "input of shape {:?}, a {} takes rank {want}",
+                    v.shape, call.class
+                ),
             ));
         }
         Ok(v)
     }
 
     /// The bias constant (zeros without `use_bias`, as TF writes it).
-    fn bias(&mut self, call: &LayerCall, vars: &mut crate::keras::weights::VarList, use_bias: bool, n: usize) -> Result<crate::graph::TensorId, KerasErrorKind> {
-        let data = if use_bias { vars.next("bias", &[n])?.data } else { vec![0.0; n] };
-        Ok(self.b.constant_f32(&format!("{}/bias", call.name), &[n], &data))
+    fn bias(
+        &mut self,
+        call: &LayerCall,
+        vars: &mut crate::keras::weights::VarList,
+        use_bias: bool,
+        n: usize,
+    ) -> Result<crate::graph::TensorId, KerasErrorKind> {
+        let data = if use_bias {
+            vars.next("bias", &[n])?.data
+        } else {
+            vec![0.0; n]
+        };
+        Ok(self
+            .b
+            .constant_f32(&format!("{}/bias", call.name), &[n], &data))
     }
 
     /// Conv1D and Conv2D: CONV_2D.
@@ -182,7 +227,11 @@ impl Lowering<'_> {
             data: kernel.data,
         };
         let w_shape = [filters, conv.kernel[0], conv.kernel[1], in_ch];
-        let weights = self.b.constant_f32(&format!("{}/kernel", call.name), &w_shape, &permute(&kernel4, &[3, 0, 1, 2]));
+        let weights = self.b.constant_f32(
+            &format!("{}/kernel", call.name),
+            &w_shape,
+            &permute(&kernel4, &[3, 0, 1, 2]),
+        );
         let bias = self.bias(call, &mut vars, conv.use_bias, filters)?;
         vars.finish()?;
         let out_hw = conv.out_hw(hw);
@@ -196,10 +245,33 @@ impl Lowering<'_> {
             dilation_h_factor: conv.dilation[0] as i32,
             ..Default::default()
         };
-        let op = self.b.op(fb::BuiltinOperator::CONV_2D, 1, &[Some(input.tensor), Some(weights), Some(bias)], &[out], fb::BuiltinOptionsT::Conv2DOptions(Box::new(options)));
-        self.producers.insert(out, Producer { op, kind: ProducerKind::Conv, weights: Some(weights), bias: Some(bias) });
-        let shape = if rank == 1 { vec![1, out_hw[1], filters] } else { out_tfl.to_vec() };
-        let v = Value { tensor: out, shape, expanded: rank == 1, pad: None };
+        let op = self.b.op(
+            fb::BuiltinOperator::CONV_2D,
+            1,
+            &[Some(input.tensor), Some(weights), Some(bias)],
+            &[out],
+            fb::BuiltinOptionsT::Conv2DOptions(Box::new(options)),
+        );
+        self.producers.insert(
+            out,
+            Producer {
+                op,
+                kind: ProducerKind::Conv,
+                weights: Some(weights),
+                bias: Some(bias),
+            },
+        );
+        let shape = if rank == 1 {
+            vec![1, out_hw[1], filters]
+        } else {
+            out_tfl.to_vec()
+        };
+        let v = Value {
+            tensor: out,
+            shape,
+            expanded: rank == 1,
+            pad: None,
+        };
         Ok(self.activate(call, v, conv.activation, true))
     }
 
@@ -211,9 +283,16 @@ impl Lowering<'_> {
         let m = conv.o.depth_multiplier;
         let channels = in_ch * m;
         let mut vars = self.vars(call)?;
-        let kernel = vars.next("depthwise_kernel", &[conv.kernel[0], conv.kernel[1], in_ch, m])?;
+        let kernel = vars.next(
+            "depthwise_kernel",
+            &[conv.kernel[0], conv.kernel[1], in_ch, m],
+        )?;
         // [H, W, C, M] row-major is [1, H, W, C * M] with channel c * M + m: TFLite's layout as it stands.
-        let weights = self.b.constant_f32(&format!("{}/depthwise_kernel", call.name), &[1, conv.kernel[0], conv.kernel[1], channels], &kernel.data);
+        let weights = self.b.constant_f32(
+            &format!("{}/depthwise_kernel", call.name),
+            &[1, conv.kernel[0], conv.kernel[1], channels],
+            &kernel.data,
+        );
         let bias = self.bias(call, &mut vars, conv.use_bias, channels)?;
         vars.finish()?;
         let out_hw = conv.out_hw(hw);
@@ -229,9 +308,28 @@ impl Lowering<'_> {
             ..Default::default()
         };
         let version = if conv.dilation != [1, 1] { 2 } else { 1 };
-        let op = self.b.op(fb::BuiltinOperator::DEPTHWISE_CONV_2D, version, &[Some(input.tensor), Some(weights), Some(bias)], &[out], fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(options)));
-        self.producers.insert(out, Producer { op, kind: ProducerKind::Depthwise, weights: Some(weights), bias: Some(bias) });
-        let v = Value { tensor: out, shape, expanded: false, pad: None };
+        let op = self.b.op(
+            fb::BuiltinOperator::DEPTHWISE_CONV_2D,
+            version,
+            &[Some(input.tensor), Some(weights), Some(bias)],
+            &[out],
+            fb::BuiltinOptionsT::DepthwiseConv2DOptions(Box::new(options)),
+        );
+        self.producers.insert(
+            out,
+            Producer {
+                op,
+                kind: ProducerKind::Depthwise,
+                weights: Some(weights),
+                bias: Some(bias),
+            },
+        );
+        let v = Value {
+            tensor: out,
+            shape,
+            expanded: false,
+            pad: None,
+        };
         Ok(self.activate(call, v, conv.activation, true))
     }
 
@@ -239,17 +337,28 @@ impl Lowering<'_> {
     pub(super) fn conv_transpose(&mut self, call: &LayerCall) -> Result<Value, KerasErrorKind> {
         let mut conv = Conv::parse(call, 2)?;
         if conv.dilation != [1, 1] {
-            return Err(KerasErrorKind::unsupported(&call.name, &call.class, "dilation_rate other than 1"));
+            return Err(KerasErrorKind::unsupported(
+                &call.name,
+                &call.class,
+                "dilation_rate other than 1",
+            ));
         }
         let input = self.conv_input(call, &mut conv, 2)?;
         let (hw, in_ch) = ([input.shape[1], input.shape[2]], input.shape[3]);
         let filters = conv.o.filters;
         let mut vars = self.vars(call)?;
         let kernel = vars.next("kernel", &[conv.kernel[0], conv.kernel[1], filters, in_ch])?;
-        let weights = self.b.constant_f32(&format!("{}/kernel", call.name), &[filters, conv.kernel[0], conv.kernel[1], in_ch], &permute(&kernel, &[2, 0, 1, 3]));
+        let weights = self.b.constant_f32(
+            &format!("{}/kernel", call.name),
+            &[filters, conv.kernel[0], conv.kernel[1], in_ch],
+            &permute(&kernel, &[2, 0, 1, 3]),
+        );
         let bias = if conv.use_bias {
             let b = vars.next("bias", &[filters])?;
-            Some(self.b.constant_f32(&format!("{}/bias", call.name), &[filters], &b.data))
+            Some(
+                self.b
+                    .constant_f32(&format!("{}/bias", call.name), &[filters], &b.data),
+            )
         } else {
             None
         };
@@ -259,19 +368,90 @@ impl Lowering<'_> {
             _ => (hw[a] - 1) * conv.strides[a] + conv.kernel[a],
         });
         let shape = vec![1, out_hw[0], out_hw[1], filters];
-        let out_shape = self.b.constant_i32(&format!("{}/output_shape", call.name), &[4], &super::builder::dims(&shape));
+        let out_shape = self.b.constant_i32(
+            &format!("{}/output_shape", call.name),
+            &[4],
+            &super::builder::dims(&shape),
+        );
         let out = self.out(call, "conv_transpose", &shape);
         let fused = matches!(conv.activation, Activation::Relu | Activation::Relu6);
-        let version = if fused { 4 } else if bias.is_some() { 3 } else { 1 };
+        let version = if fused {
+            4
+        } else if bias.is_some() {
+            3
+        } else {
+            1
+        };
         let options = fb::TransposeConvOptionsT {
             padding: conv.padding,
             stride_w: conv.strides[1] as i32,
             stride_h: conv.strides[0] as i32,
             ..Default::default()
         };
-        let op = self.b.op(fb::BuiltinOperator::TRANSPOSE_CONV, version, &[Some(out_shape), Some(weights), Some(input.tensor), bias], &[out], fb::BuiltinOptionsT::TransposeConvOptions(Box::new(options)));
-        self.producers.insert(out, Producer { op, kind: ProducerKind::Conv, weights: Some(weights), bias });
-        let v = Value { tensor: out, shape, expanded: false, pad: None };
+        let op = self.b.op(
+            fb::BuiltinOperator::TRANSPOSE_CONV,
+            version,
+            &[Some(out_shape), Some(weights), Some(input.tensor), bias],
+            &[out],
+            fb::BuiltinOptionsT::TransposeConvOptions(Box::new(options)),
+        );
+        self.producers.insert(
+            out,
+            Producer {
+                op,
+                kind: ProducerKind::Conv,
+                weights: Some(weights),
+                bias,
+            },
+        );
+        let v = Value {
+            tensor: out,
+            shape,
+            expanded: false,
+            pad: None,
+        };
         Ok(self.activate(call, v, conv.activation, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permute_moves_axes() {
+        // [2, 3] -> [3, 2]: a transpose.
+        let a = Array {
+            shape: vec![2, 3],
+            data: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        };
+        assert_eq!(permute(&a, &[1, 0]), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        // Keras [kh, kw, in, out] -> TFLite [out, kh, kw, in].
+        let k = Array {
+            shape: vec![1, 2, 1, 2],
+            data: vec![10.0, 11.0, 20.0, 21.0],
+        };
+        assert_eq!(permute(&k, &[3, 0, 1, 2]), vec![10.0, 20.0, 11.0, 21.0]);
+    }
+
+    #[test]
+    fn zero_padding_equals_same_only_where_tf_folds_it() {
+        let conv = |k: usize, s: usize| Conv {
+            kernel: [k, k],
+            strides: [s, s],
+            dilation: [1, 1],
+            padding: fb::Padding::VALID,
+            activation: Activation::Linear,
+            use_bias: false,
+            o: serde_json::from_value(serde_json::json!({
+                "filters": 1, "kernel_size": k, "strides": s, "padding": "valid",
+                "dilation_rate": 1, "activation": "linear", "use_bias": false
+            }))
+            .unwrap(),
+        };
+        // MobileNetV2: 48x48, 3x3 stride 2, pad (0, 1) on each axis.
+        assert!(conv(3, 2).same_padding_is([48, 48], [[0, 1], [0, 1]]));
+        assert!(!conv(3, 2).same_padding_is([48, 48], [[1, 1], [1, 1]]));
+        assert!(conv(3, 1).same_padding_is([8, 8], [[1, 1], [1, 1]]));
     }
 }

@@ -132,12 +132,22 @@ impl Lowering<'_> {
             v => v.as_i64(),
         };
         if !(axis == Some(-1) || axis == Some(rank - 1)) {
-            return Err(unsupported("axis other than the last (channels_last) is not lowered"));
+            return Err(unsupported(
+                "axis other than the last (channels_last) is not lowered",
+            ));
         }
         let channels = input.shape[input.shape.len() - 1];
         let mut vars = self.vars(call)?;
-        let gamma = if o.scale { Some(vars.next("gamma", &[channels])?.data) } else { None };
-        let beta = if o.center { Some(vars.next("beta", &[channels])?.data) } else { None };
+        let gamma = if o.scale {
+            Some(vars.next("gamma", &[channels])?.data)
+        } else {
+            None
+        };
+        let beta = if o.center {
+            Some(vars.next("beta", &[channels])?.data)
+        } else {
+            None
+        };
         let mean = vars.next("moving_mean", &[channels])?.data;
         let variance = vars.next("moving_variance", &[channels])?.data;
         vars.finish()?;
@@ -160,7 +170,9 @@ impl Lowering<'_> {
         }
         let input = self.resolve_pad(input, &call.name);
         let shape = input.tfl_shape();
-        let scale = self.b.constant_f32(&format!("{}/mul", call.name), &[channels], &inv);
+        let scale = self
+            .b
+            .constant_f32(&format!("{}/mul", call.name), &[channels], &inv);
         let scaled = self.out(call, "mul_1", &shape);
         self.b.op(
             fb::BuiltinOperator::MUL,
@@ -169,7 +181,9 @@ impl Lowering<'_> {
             &[scaled],
             fb::BuiltinOptionsT::MulOptions(Box::default()),
         );
-        let shift = self.b.constant_f32(&format!("{}/sub", call.name), &[channels], &offset);
+        let shift = self
+            .b
+            .constant_f32(&format!("{}/sub", call.name), &[channels], &offset);
         let out = self.out(call, "add_1", &shape);
         let op = self.b.op(
             fb::BuiltinOperator::ADD,
@@ -211,7 +225,9 @@ impl Lowering<'_> {
             }
             self.b.set_f32_values(w, &data);
         }
-        let old: Vec<f32> = p.bias.map_or_else(|| vec![0.0; channels], |b| self.b.f32_values(b));
+        let old: Vec<f32> = p
+            .bias
+            .map_or_else(|| vec![0.0; channels], |b| self.b.f32_values(b));
         let folded: Vec<f32> = (0..channels).map(|c| old[c] * inv[c] + offset[c]).collect();
         let bias = match p.bias {
             Some(b) => {

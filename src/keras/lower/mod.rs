@@ -90,7 +90,12 @@ pub struct Lowering<'w> {
 /// Lowers a parsed model with its weights to a float graph.
 pub fn lower(model: &ModelConfig, weights: &Weights) -> Result<Graph, KerasErrorKind> {
     let mut readers: HashMap<TensorRef, usize> = HashMap::new();
-    for r in model.calls.iter().flat_map(|c| &c.inputs).chain(model.outputs.iter().map(|(_, r)| r)) {
+    for r in model
+        .calls
+        .iter()
+        .flat_map(|c| &c.inputs)
+        .chain(model.outputs.iter().map(|(_, r)| r))
+    {
         *readers.entry(r.clone()).or_default() += 1;
     }
     let mut l = Lowering {
@@ -101,7 +106,10 @@ pub fn lower(model: &ModelConfig, weights: &Weights) -> Result<Graph, KerasError
         producers: HashMap::new(),
         layouts: HashMap::new(),
         weight_keys: super::weights::layer_keys(
-            model.calls.iter().map(|c| (c.name.as_str(), c.class.as_str())),
+            model
+                .calls
+                .iter()
+                .map(|c| (c.name.as_str(), c.class.as_str())),
         ),
     };
     let mut inputs = Vec::new();
@@ -165,11 +173,13 @@ impl Lowering<'_> {
             "ZeroPadding2D" => self.zero_padding(call),
             "Dropout" | "SpatialDropout1D" | "SpatialDropout2D" | "GaussianNoise"
             | "GaussianDropout" | "AlphaDropout" => self.identity(call),
-            "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" | "RNN" => Err(KerasErrorKind::unsupported(
-                &call.name,
-                &call.class,
-                "recurrent layers are not lowered yet",
-            )),
+            "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" | "RNN" => {
+                Err(KerasErrorKind::unsupported(
+                    &call.name,
+                    &call.class,
+                    "recurrent layers are not lowered yet",
+                ))
+            }
             _ => Err(KerasErrorKind::unsupported(
                 &call.name,
                 &call.class,
@@ -202,15 +212,30 @@ impl Lowering<'_> {
 
     /// The inputs as they are (a pending ZeroPadding2D included); `n == 0` means any number above one.
     fn raw_inputs(&self, call: &LayerCall, n: usize) -> Result<Vec<Value>, KerasErrorKind> {
-        let count_ok = if n == 0 { call.inputs.len() >= 2 } else { call.inputs.len() == n };
+        let count_ok = if n == 0 {
+            call.inputs.len() >= 2
+        } else {
+            call.inputs.len() == n
+        };
         if !count_ok {
             return Err(KerasErrorKind::graph(
                 &call.name,
-                format!("reads {} tensors, a {} reads {}", call.inputs.len(), call.class,
-                    if n == 0 { "two or more".to_string() } else { n.to_string() }),
+                format!(
+                    "reads {} tensors, a {} reads {}",
+                    call.inputs.len(),
+                    call.class,
+                    if n == 0 {
+                        "two or more".to_string()
+                    } else {
+                        n.to_string()
+                    }
+                ),
             ));
         }
-        call.inputs.iter().map(|r| self.value(r, &call.name)).collect()
+        call.inputs
+            .iter()
+            .map(|r| self.value(r, &call.name))
+            .collect()
     }
 
     /// Whether the call's only input is read by this call alone (so its producer may be rewritten).
@@ -220,8 +245,14 @@ impl Lowering<'_> {
 
     /// The layer's weights, checked in order by the caller.
     fn vars(&self, call: &LayerCall) -> Result<VarList, KerasErrorKind> {
-        let key = self.weight_keys.get(&call.name).map_or(call.name.as_str(), String::as_str);
-        Ok(VarList::new(&call.name, self.weights.vars(&call.name, &[key])?))
+        let key = self
+            .weight_keys
+            .get(&call.name)
+            .map_or(call.name.as_str(), String::as_str);
+        Ok(VarList::new(
+            &call.name,
+            self.weights.vars(&call.name, &[key])?,
+        ))
     }
 
     /// A float tensor named after the layer.
@@ -312,7 +343,13 @@ fn channels_last(call: &LayerCall, data_format: Option<&str>) -> Result<(), Kera
 }
 
 /// Output length of a convolution or pooling window along one axis.
-fn window_out(input: usize, window: usize, stride: usize, dilation: usize, pad: fb::Padding) -> usize {
+fn window_out(
+    input: usize,
+    window: usize,
+    stride: usize,
+    dilation: usize,
+    pad: fb::Padding,
+) -> usize {
     let effective = (window - 1) * dilation + 1;
     let stride = stride.max(1);
     if pad == fb::Padding::SAME {

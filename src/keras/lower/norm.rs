@@ -61,8 +61,16 @@ impl Lowering<'_> {
         }
         let c = x.shape[rank - 1];
         let mut vars = self.vars(call)?;
-        let gamma = if o.scale { Some(vars.next("gamma", &[c])?.data) } else { None };
-        let beta = if o.center { Some(vars.next("beta", &[c])?.data) } else { None };
+        let gamma = if o.scale {
+            Some(vars.next("gamma", &[c])?.data)
+        } else {
+            None
+        };
+        let beta = if o.center {
+            Some(vars.next("beta", &[c])?.data)
+        } else {
+            None
+        };
         vars.finish()?;
         let mut reduced = x.shape.clone();
         reduced[rank - 1] = 1;
@@ -70,7 +78,9 @@ impl Lowering<'_> {
         param_shape[rank - 1] = c;
         let name = &call.name;
         let axes = self.b.constant_i32(&format!("{name}/axes"), &[1], &[-1]);
-        let keep = || fb::BuiltinOptionsT::ReducerOptions(Box::new(fb::ReducerOptionsT { keep_dims: true }));
+        let keep = || {
+            fb::BuiltinOptionsT::ReducerOptions(Box::new(fb::ReducerOptionsT { keep_dims: true }))
+        };
         let add = || {
             fb::BuiltinOptionsT::AddOptions(Box::new(fb::AddOptionsT {
                 pot_scale_int16: true,
@@ -79,24 +89,68 @@ impl Lowering<'_> {
         };
         let mul = || fb::BuiltinOptionsT::MulOptions(Box::default());
         use fb::BuiltinOperator as Op;
-        let mean = self.emit(call, Op::MEAN, "moments/mean", &[x.tensor, axes], &reduced, keep());
-        let neg = self.emit(call, Op::NEG, "moments/neg", &[mean], &reduced, fb::BuiltinOptionsT::NONE);
-        let sq = self.emit(call, Op::SQUARED_DIFFERENCE, "moments/SquaredDifference", &[x.tensor, mean], &x.shape, fb::BuiltinOptionsT::NONE);
-        let var = self.emit(call, Op::MEAN, "moments/variance", &[sq, axes], &reduced, keep());
-        let eps = self.b.constant_f32(&format!("{name}/epsilon"), &[], &[o.epsilon]);
+        let mean = self.emit(
+            call,
+            Op::MEAN,
+            "moments/mean",
+            &[x.tensor, axes],
+            &reduced,
+            keep(),
+        );
+        let neg = self.emit(
+            call,
+            Op::NEG,
+            "moments/neg",
+            &[mean],
+            &reduced,
+            fb::BuiltinOptionsT::NONE,
+        );
+        let sq = self.emit(
+            call,
+            Op::SQUARED_DIFFERENCE,
+            "moments/SquaredDifference",
+            &[x.tensor, mean],
+            &x.shape,
+            fb::BuiltinOptionsT::NONE,
+        );
+        let var = self.emit(
+            call,
+            Op::MEAN,
+            "moments/variance",
+            &[sq, axes],
+            &reduced,
+            keep(),
+        );
+        let eps = self
+            .b
+            .constant_f32(&format!("{name}/epsilon"), &[], &[o.epsilon]);
         let var_eps = self.emit(call, Op::ADD, "add", &[var, eps], &reduced, add());
-        let inv = self.emit(call, Op::RSQRT, "Rsqrt", &[var_eps], &reduced, fb::BuiltinOptionsT::NONE);
+        let inv = self.emit(
+            call,
+            Op::RSQRT,
+            "Rsqrt",
+            &[var_eps],
+            &reduced,
+            fb::BuiltinOptionsT::NONE,
+        );
         let (s, s_shape) = match gamma {
             Some(g) => {
-                let g = self.b.constant_f32(&format!("{name}/gamma"), &param_shape, &g);
-                (self.emit(call, Op::MUL, "mul", &[inv, g], &x.shape, mul()), x.shape.clone())
+                let g = self
+                    .b
+                    .constant_f32(&format!("{name}/gamma"), &param_shape, &g);
+                (
+                    self.emit(call, Op::MUL, "mul", &[inv, g], &x.shape, mul()),
+                    x.shape.clone(),
+                )
             }
             None => (inv, reduced.clone()),
         };
         let shifted = self.emit(call, Op::MUL, "mul_1", &[neg, s], &s_shape, mul());
         let offset = match beta {
             Some(b) => {
-                let b = self.b.constant_f32(&format!("{name}/beta"), &param_shape, &b);
+                let b = self
+                    .b
+                    .constant_f32(&format!("{name}/beta"), &param_shape, &b);
                 self.emit(call, Op::ADD, "add_1", &[shifted, b], &s_shape, add())
             }
             None => shifted,

@@ -42,10 +42,17 @@ impl Lowering<'_> {
         let pad = padding(call, &o.padding)?;
         let one_d = call.class.ends_with("1D");
         let input = self.inputs(call, 1)?.remove(0);
-        let input = if one_d { self.expanded(input, &call.name) } else { input };
+        let input = if one_d {
+            self.expanded(input, &call.name)
+        } else {
+            input
+        };
         let tfl = input.tfl_shape();
         if tfl.len() != 4 {
-            return Err(KerasErrorKind::graph(&call.name, format!("input of shape {:?}", input.shape)));
+            return Err(KerasErrorKind::graph(
+                &call.name,
+                format!("input of shape {:?}", input.shape),
+            ));
         }
         let spatial = |v: &[usize]| -> [usize; 2] {
             match (one_d, v) {
@@ -73,9 +80,24 @@ impl Lowering<'_> {
             filter_height: size[0] as i32,
             ..Default::default()
         };
-        self.b.op(code, 1, &[Some(input.tensor)], &[out], fb::BuiltinOptionsT::Pool2DOptions(Box::new(options)));
-        let shape = if one_d { vec![1, out_hw[1], tfl[3]] } else { out_tfl.to_vec() };
-        Ok(Value { tensor: out, shape, expanded: one_d, pad: None })
+        self.b.op(
+            code,
+            1,
+            &[Some(input.tensor)],
+            &[out],
+            fb::BuiltinOptionsT::Pool2DOptions(Box::new(options)),
+        );
+        let shape = if one_d {
+            vec![1, out_hw[1], tfl[3]]
+        } else {
+            out_tfl.to_vec()
+        };
+        Ok(Value {
+            tensor: out,
+            shape,
+            expanded: one_d,
+            pad: None,
+        })
     }
 
     /// GlobalAverage/MaxPooling 1D/2D: MEAN or REDUCE_MAX over the spatial axes.
@@ -86,12 +108,19 @@ impl Lowering<'_> {
         let input = self.plain(input, &call.name);
         let rank = input.shape.len();
         if rank < 3 {
-            return Err(KerasErrorKind::graph(&call.name, format!("input of shape {:?}", input.shape)));
+            return Err(KerasErrorKind::graph(
+                &call.name,
+                format!("input of shape {:?}", input.shape),
+            ));
         }
         let axes: Vec<i32> = (1..rank as i32 - 1).collect();
         // One axis is a scalar constant in TF's output, several a vector.
         let axes_shape: &[usize] = if axes.len() == 1 { &[] } else { &[axes.len()] };
-        let axes_t = self.b.constant_i32(&format!("{}/reduction_indices", call.name), axes_shape, &axes);
+        let axes_t = self.b.constant_i32(
+            &format!("{}/reduction_indices", call.name),
+            axes_shape,
+            &axes,
+        );
         let channels = input.shape[rank - 1];
         let shape = if o.keepdims {
             let mut s = vec![1; rank];
@@ -106,8 +135,21 @@ impl Lowering<'_> {
             (fb::BuiltinOperator::MEAN, "Mean")
         };
         let out = self.out(call, what, &shape);
-        let options = fb::ReducerOptionsT { keep_dims: o.keepdims };
-        self.b.op(code, 1, &[Some(input.tensor), Some(axes_t)], &[out], fb::BuiltinOptionsT::ReducerOptions(Box::new(options)));
-        Ok(Value { tensor: out, shape, expanded: false, pad: None })
+        let options = fb::ReducerOptionsT {
+            keep_dims: o.keepdims,
+        };
+        self.b.op(
+            code,
+            1,
+            &[Some(input.tensor), Some(axes_t)],
+            &[out],
+            fb::BuiltinOptionsT::ReducerOptions(Box::new(options)),
+        );
+        Ok(Value {
+            tensor: out,
+            shape,
+            expanded: false,
+            pad: None,
+        })
     }
 }

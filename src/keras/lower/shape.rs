@@ -29,10 +29,25 @@ struct ZeroPaddingOptions {
 impl Lowering<'_> {
     /// A RESHAPE of `v` (any layout: row-major order is the same) to the Keras shape `shape`.
     fn reshape_to(&mut self, call: &LayerCall, v: &Value, shape: Vec<usize>) -> Value {
-        let target = self.b.constant_i32(&format!("{}/shape", call.name), &[shape.len()], &super::builder::dims(&shape));
+        let target = self.b.constant_i32(
+            &format!("{}/shape", call.name),
+            &[shape.len()],
+            &super::builder::dims(&shape),
+        );
         let out = self.out(call, "Reshape", &shape);
-        self.b.op(fb::BuiltinOperator::RESHAPE, 1, &[Some(v.tensor), Some(target)], &[out], fb::BuiltinOptionsT::NONE);
-        Value { tensor: out, shape, expanded: false, pad: None }
+        self.b.op(
+            fb::BuiltinOperator::RESHAPE,
+            1,
+            &[Some(v.tensor), Some(target)],
+            &[out],
+            fb::BuiltinOptionsT::NONE,
+        );
+        Value {
+            tensor: out,
+            shape,
+            expanded: false,
+            pad: None,
+        }
     }
 
     /// Flatten: RESHAPE to `[1, n]`.
@@ -55,10 +70,17 @@ impl Lowering<'_> {
         let known: i64 = o.target_shape.iter().filter(|&&d| d > 0).product();
         let mut shape = vec![1];
         for &d in &o.target_shape {
-            shape.push(if d < 0 { total / (known.max(1) as usize) } else { d as usize });
+            shape.push(if d < 0 {
+                total / (known.max(1) as usize)
+            } else {
+                d as usize
+            });
         }
         if shape.iter().product::<usize>() != total {
-            return Err(KerasErrorKind::graph(&call.name, format!("cannot reshape {:?} to {:?}", v.shape, o.target_shape)));
+            return Err(KerasErrorKind::graph(
+                &call.name,
+                format!("cannot reshape {:?} to {:?}", v.shape, o.target_shape),
+            ));
         }
         Ok(self.reshape_to(call, &v, shape))
     }
@@ -72,13 +94,27 @@ impl Lowering<'_> {
         })?;
         let v = self.inputs(call, 1)?.remove(0);
         if v.shape.len() != 4 {
-            return Err(KerasErrorKind::graph(&call.name, format!("input of shape {:?}", v.shape)));
+            return Err(KerasErrorKind::graph(
+                &call.name,
+                format!("input of shape {:?}", v.shape),
+            ));
         }
         let mut shape = v.shape.clone();
         shape[1] += pads[0][0] + pads[0][1];
         shape[2] += pads[1][0] + pads[1][1];
-        let pending = Value { shape, pad: Some(pads), ..v };
-        let readers = self.readers.get(&super::TensorRef { layer: call.name.clone(), node: call.node, index: 0 }).copied();
+        let pending = Value {
+            shape,
+            pad: Some(pads),
+            ..v
+        };
+        let readers = self
+            .readers
+            .get(&super::TensorRef {
+                layer: call.name.clone(),
+                node: call.node,
+                index: 0,
+            })
+            .copied();
         if readers == Some(1) {
             return Ok(pending);
         }
@@ -91,10 +127,22 @@ impl Lowering<'_> {
             return v;
         };
         let paddings = [0, 0, p[0][0], p[0][1], p[1][0], p[1][1], 0, 0].map(|x| x as i32);
-        let pads = self.b.constant_i32(&format!("{layer}/Pad/paddings"), &[4, 2], &paddings);
+        let pads = self
+            .b
+            .constant_i32(&format!("{layer}/Pad/paddings"), &[4, 2], &paddings);
         let out = self.b.activation(&format!("{layer}/Pad"), &v.shape);
-        self.b.op(fb::BuiltinOperator::PAD, 1, &[Some(v.tensor), Some(pads)], &[out], fb::BuiltinOptionsT::PadOptions(Box::default()));
-        Value { tensor: out, pad: None, ..v }
+        self.b.op(
+            fb::BuiltinOperator::PAD,
+            1,
+            &[Some(v.tensor), Some(pads)],
+            &[out],
+            fb::BuiltinOptionsT::PadOptions(Box::default()),
+        );
+        Value {
+            tensor: out,
+            pad: None,
+            ..v
+        }
     }
 }
 
