@@ -25,6 +25,7 @@ pub mod graph;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod interp;
+pub mod keras;
 pub mod ops;
 pub mod quantize;
 mod regular_file;

@@ -16,6 +16,7 @@ mod fuzz;
 mod inspect;
 mod int8;
 mod interp;
+mod keras;
 mod lock;
 mod op_parity;
 mod ops_generated;

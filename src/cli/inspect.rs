@@ -1,7 +1,6 @@
-//! `litequant inspect MODEL.tflite`.
+//! `litequant inspect MODEL.tflite` (or `MODEL.keras`: the float graph it lowers to).
 
 use super::{print_error, print_warning, EXIT_BAD_INPUT};
-use litequant::graph::Graph;
 use std::path::Path;
 
 pub fn run(path: &Path, json: bool) -> i32 {
@@ -13,10 +12,11 @@ pub fn run(path: &Path, json: bool) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let graph = match Graph::from_bytes(&bytes) {
+    // A `.keras` source is shown as the float graph it lowers to.
+    let graph = match litequant::engine::source_graph(path, &bytes) {
         Ok(g) => g,
         Err(e) => {
-            print_error(&format!("{}: {e}", path.display()));
+            print_error(&e.to_string());
             return EXIT_BAD_INPUT;
         }
     };

@@ -1,7 +1,8 @@
-//! The clap front end: `build`, `watch`, `check`, `inspect`.
+//! The clap front end: `build`, `watch`, `check`, `convert`, `inspect`.
 
 mod build;
 mod check;
+mod convert;
 mod inspect;
 mod progress;
 mod watch;
@@ -38,7 +39,16 @@ enum Command {
         #[arg(short, long, default_value = "quantize.toml")]
         config: PathBuf,
     },
-    /// Describe a .tflite model: I/O, ops, parameters, metadata, what litequant can quantize.
+    /// Write the float32 .tflite graph of a Keras model (`.keras`), as TF's converter would.
+    Convert {
+        /// The Keras model.
+        model: PathBuf,
+        /// Where to write the .tflite model.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Describe a .tflite model (or the float graph of a .keras one): I/O, ops, parameters, metadata, what
+    /// litequant can quantize.
     Inspect {
         /// The model.
         model: PathBuf,
@@ -78,6 +88,7 @@ pub fn run() -> i32 {
         ),
         Command::Watch(args) => watch::run(&args),
         Command::Check { config } => check::run(&config),
+        Command::Convert { model, output } => convert::run(&model, &output),
         Command::Inspect { model, json } => inspect::run(&model, json),
     }
 }

@@ -32,6 +32,9 @@ pub enum JobError {
         /// What is wrong with it.
         source: tflite::ModelError,
     },
+    /// The source is a Keras file litequant cannot lower.
+    #[error(transparent)]
+    Keras(#[from] crate::keras::KerasError),
     /// The integer modes need a dataset and the model has none.
     #[error("model `{model}`: mode {mode} needs a calibration dataset (set `dataset = \"...\"`)")]
     NoDataset {
@@ -124,6 +127,7 @@ impl JobError {
                 self,
                 JobError::Io { .. }
                     | JobError::Model { .. }
+                    | JobError::Keras(_)
                     | JobError::Dataset(_)
                     | JobError::Lock(_)
                     | JobError::LockEntry { .. }
@@ -167,12 +171,20 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, JobError> {
     })
 }
 
-/// Parses source model bytes read from `path` and checks they can be quantized.
-pub(crate) fn parse_source(path: &std::path::Path, bytes: &[u8]) -> Result<Graph, JobError> {
-    let graph = Graph::from_bytes(bytes).map_err(|source| JobError::Model {
+/// The float graph of a source file's bytes: a `.tflite` model as read, a `.keras` file lowered.
+pub fn source_graph(path: &std::path::Path, bytes: &[u8]) -> Result<Graph, JobError> {
+    if crate::keras::is_keras_source(path) {
+        return Ok(crate::keras::lower_keras(path, bytes)?);
+    }
+    Graph::from_bytes(bytes).map_err(|source| JobError::Model {
         path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Parses source model bytes read from `path` and checks they can be quantized.
+pub(crate) fn parse_source(path: &std::path::Path, bytes: &[u8]) -> Result<Graph, JobError> {
+    let graph = source_graph(path, bytes)?;
     graph
         .require_float_source()
         .map_err(|source| JobError::Model {

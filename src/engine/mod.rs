@@ -17,7 +17,9 @@ pub mod workspace;
 
 pub use artifact::{remove_stale_temps, write_atomically, Artifact};
 pub use cache::Cache;
-pub use job::{input_specs, load_source, read_file, run_job, JobError, Progress, RunOptions};
+pub use job::{
+    input_specs, load_source, read_file, run_job, source_graph, JobError, Progress, RunOptions,
+};
 pub use plan::{Job, LockPolicy, Plan};
 pub use report::{human_size, human_time, Report};
 pub use session::{Built, CacheStatus, Session};

@@ -408,7 +408,7 @@ impl Session {
     /// Checks a lock entry's ranges against the model: every tensor exists (flat id over all subgraphs) and is a
     /// float32 tensor. `None` when they fit (or the model cannot be read: the build reports that itself).
     fn check_ranges(&self, job: &Job, inputs: &Inputs, entry: &LockEntry) -> Option<EntryDefect> {
-        let graph = crate::graph::Graph::from_bytes(&inputs.source_bytes).ok()?;
+        let graph = super::job::source_graph(&job.source, &inputs.source_bytes).ok()?;
         // Ranges are keyed by flat id: the main subgraph's tensors, then each further subgraph's.
         let tensors: Vec<&crate::tflite::fb::TensorT> = graph
             .model
