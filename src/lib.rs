@@ -25,6 +25,7 @@ pub mod graph;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod interp;
+#[cfg(feature = "keras")]
 pub mod keras;
 pub mod ops;
 pub mod quantize;

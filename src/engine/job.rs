@@ -33,8 +33,13 @@ pub enum JobError {
         source: tflite::ModelError,
     },
     /// The source is a Keras file litequant cannot lower.
+    #[cfg(feature = "keras")]
     #[error(transparent)]
     Keras(#[from] crate::keras::KerasError),
+    /// A Keras source, in a litequant built without its `keras` feature (the HDF5 reader).
+    #[cfg(not(feature = "keras"))]
+    #[error("{}: Keras sources need litequant's `keras` feature (in a build script: `litequant-build = {{ ..., features = [\"keras\"] }}`), or a float .tflite written once by `litequant convert`", .0.display())]
+    KerasFeatureOff(PathBuf),
     /// The integer modes need a dataset and the model has none.
     #[error("model `{model}`: mode {mode} needs a calibration dataset (set `dataset = \"...\"`)")]
     NoDataset {
@@ -123,11 +128,14 @@ impl JobError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             JobError::Eval { source, .. } => matches!(**source, crate::eval::EvalError::Data(_)),
+            #[cfg(feature = "keras")]
+            JobError::Keras(_) => true,
+            #[cfg(not(feature = "keras"))]
+            JobError::KerasFeatureOff(_) => true,
             _ => matches!(
                 self,
                 JobError::Io { .. }
                     | JobError::Model { .. }
-                    | JobError::Keras(_)
                     | JobError::Dataset(_)
                     | JobError::Lock(_)
                     | JobError::LockEntry { .. }
@@ -173,8 +181,16 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, JobError> {
 
 /// The float graph of a source file's bytes: a `.tflite` model as read, a `.keras` file lowered.
 pub fn source_graph(path: &std::path::Path, bytes: &[u8]) -> Result<Graph, JobError> {
+    #[cfg(feature = "keras")]
     if crate::keras::is_keras_source(path) {
         return Ok(crate::keras::lower_keras(path, bytes)?);
+    }
+    #[cfg(not(feature = "keras"))]
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("keras") || e.eq_ignore_ascii_case("h5"))
+    {
+        return Err(JobError::KerasFeatureOff(path.to_path_buf()));
     }
     Graph::from_bytes(bytes).map_err(|source| JobError::Model {
         path: path.to_path_buf(),
