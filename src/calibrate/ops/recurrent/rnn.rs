@@ -104,7 +104,8 @@ impl<'a> RnnParams<'a> {
         h.copy_from_slice(&next);
     }
 
-    /// Runs a whole sequence forward or backward in time from the hidden state `h0` (`[batch, units]`).
+    /// Runs a whole sequence forward or backward in time from the hidden state `h0` (`[batch, units]`);
+    /// returns the final hidden state.
     fn sequence(
         &self,
         input: &[f32],
@@ -112,7 +113,7 @@ impl<'a> RnnParams<'a> {
         forward: bool,
         h0: &[f32],
         out: OutputSlot<'_>,
-    ) -> Result<(), KernelError> {
+    ) -> Result<Vec<f32>, KernelError> {
         let (ni, nu) = (self.n_input, self.units);
         if h0.len() != seq.batch * nu || input.len() != seq.batch * seq.time * ni {
             return Err(KernelError::Invalid(format!(
@@ -132,6 +133,25 @@ impl<'a> RnnParams<'a> {
                 let at = row * out.stride + out.offset;
                 out.out[at..at + nu].copy_from_slice(hb);
             }
+        }
+        Ok(h)
+    }
+
+    /// [`Self::sequence`] `repeats` times, each run from the state the previous one ended in (LiteRT's
+    /// hybrid time-major BIDIRECTIONAL_SEQUENCE_RNN, see [`bidirectional`]); the last run's outputs stay.
+    fn repeated_sequence(
+        &self,
+        input: &[f32],
+        seq: Sequence,
+        forward: bool,
+        h0: &[f32],
+        out: OutputSlot<'_>,
+        repeats: usize,
+    ) -> Result<(), KernelError> {
+        let mut h = h0.to_vec();
+        for _ in 0..repeats.max(1) {
+            let slot = OutputSlot::part(&mut *out.out, out.stride, out.offset);
+            h = self.sequence(input, seq, forward, &h, slot)?;
         }
         Ok(())
     }
@@ -163,6 +183,12 @@ pub(crate) fn unidirectional<'a>(
 
 /// BIDIRECTIONAL_SEQUENCE_RNN without auxiliary input: forward weights 1-3 and state 4, backward weights
 /// 5-7 and state 8; one merged output or one per direction.
+///
+/// LiteRT's hybrid kernel on a time-major input (`bidirectional_sequence_rnn.cc` `EvalHybrid`, LiteRT
+/// 2.3) wraps both passes in a loop over time: each direction runs the whole sequence `time` times, every
+/// run from the hidden state the previous one ended in, and the last run's outputs remain. The hybrid
+/// kernel here does the same, so that eval reports what LiteRT computes; its float kernel runs each
+/// sequence once.
 pub(crate) fn bidirectional<'a>(
     ins: &impl RecurrentInputs<'a>,
     options: &fb::BuiltinOptionsT,
@@ -185,23 +211,15 @@ pub(crate) fn bidirectional<'a>(
     let bw_h = ins.state(8, seq.batch * bw.units)?;
     let rows = seq.batch * seq.time;
     let (fu, bu) = (fw.units, bw.units);
+    let hybrid = fw.quantize.is_some() || bw.quantize.is_some();
+    let repeats = if hybrid && time_major { seq.time } else { 1 };
     if merge {
         let stride = fu + bu;
         let mut values = vec![0.0; rows * stride];
-        fw.sequence(
-            &input,
-            seq,
-            true,
-            &fw_h,
-            OutputSlot::whole(&mut values, stride),
-        )?;
-        bw.sequence(
-            &input,
-            seq,
-            false,
-            &bw_h,
-            OutputSlot::part(&mut values, stride, fu),
-        )?;
+        let fw_out = OutputSlot::whole(&mut values, stride);
+        fw.repeated_sequence(&input, seq, true, &fw_h, fw_out, repeats)?;
+        let bw_out = OutputSlot::part(&mut values, stride, fu);
+        bw.repeated_sequence(&input, seq, false, &bw_h, bw_out, repeats)?;
         return Ok(vec![FloatOutput {
             shape: seq.output_shape(stride),
             values,
@@ -209,8 +227,10 @@ pub(crate) fn bidirectional<'a>(
     }
     let mut f = vec![0.0; rows * fu];
     let mut b = vec![0.0; rows * bu];
-    fw.sequence(&input, seq, true, &fw_h, OutputSlot::whole(&mut f, fu))?;
-    bw.sequence(&input, seq, false, &bw_h, OutputSlot::whole(&mut b, bu))?;
+    let fw_out = OutputSlot::whole(&mut f, fu);
+    fw.repeated_sequence(&input, seq, true, &fw_h, fw_out, repeats)?;
+    let bw_out = OutputSlot::whole(&mut b, bu);
+    bw.repeated_sequence(&input, seq, false, &bw_h, bw_out, repeats)?;
     Ok(vec![
         FloatOutput {
             shape: seq.output_shape(fu),
