@@ -46,7 +46,7 @@ impl Weights<'_> {
     }
 
     /// Every element as float.
-    pub fn to_f32(&self) -> Vec<f32> {
+    pub fn to_f32(self) -> Vec<f32> {
         (0..self.len()).map(|i| self.value(i)).collect()
     }
 
