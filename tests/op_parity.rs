@@ -162,92 +162,377 @@ fn gelu(approximate: bool) -> fb::BuiltinOptionsT {
     fb::BuiltinOptionsT::GeluOptions(Box::new(o))
 }
 
-/// A float UNIDIRECTIONAL_SEQUENCE_LSTM over 5 steps of 6 features, 7 cells, in one of its variants.
-fn lstm(
-    name: &'static str,
+/// Sizes and variant of a generated LSTM direction.
+#[derive(Clone, Copy)]
+struct LstmSpec {
+    batch: i32,
+    time: i32,
+    n_in: i32,
+    cells: i32,
     cifg: bool,
     peephole: bool,
     projection: bool,
     layer_norm: bool,
     time_major: bool,
-) -> Case {
-    let (t, n_in, cells) = (5, 6, 7);
-    let out = if projection { 4 } else { cells };
-    let shape = |v: Vec<i32>| -> &'static [i32] { v.leak() };
-    let weights = |shape_: &'static [i32], seed: usize, lo: f32, hi: f32| {
-        Input::ConstF32(shape_, values(count(shape_), seed, lo, hi))
-    };
-    let mut inputs = vec![Input::Live(
-        if time_major {
-            shape(vec![t, 1, n_in])
+}
+
+/// 5 steps of 6 features, 7 cells: small weights (dynamic mode keeps them float).
+const SMALL_LSTM: LstmSpec = LstmSpec {
+    batch: 1,
+    time: 5,
+    n_in: 6,
+    cells: 7,
+    cifg: false,
+    peephole: false,
+    projection: false,
+    layer_norm: false,
+    time_major: false,
+};
+
+/// 2 rows of 4 steps of 40 features, 32 cells: input weights of 1280 elements, which dynamic mode makes
+/// int8 (with every other weight of the op), so the hybrid kernel runs.
+const BIG_LSTM: LstmSpec = LstmSpec {
+    batch: 2,
+    time: 4,
+    n_in: 40,
+    cells: 32,
+    ..SMALL_LSTM
+};
+
+fn leak(v: Vec<i32>) -> &'static [i32] {
+    v.leak()
+}
+
+impl LstmSpec {
+    fn out(&self) -> i32 {
+        if self.projection {
+            self.cells / 2 + 1
         } else {
-            shape(vec![1, t, n_in])
-        },
-        -1.0,
-        1.0,
-    )];
-    for g in 0..4 {
-        inputs.push(if cifg && g == 0 {
-            Input::Omitted
+            self.cells
+        }
+    }
+
+    /// `[batch, time, n]` (`[time, batch, n]` when time-major).
+    fn sequence(&self, n: i32) -> &'static [i32] {
+        if self.time_major {
+            leak(vec![self.time, self.batch, n])
         } else {
-            weights(shape(vec![cells, n_in]), 10 + g, -0.6, 0.6)
-        });
+            leak(vec![self.batch, self.time, n])
+        }
     }
-    for g in 0..4 {
-        inputs.push(if cifg && g == 0 {
-            Input::Omitted
+
+    /// One direction's 17 constant inputs (gate weights, recurrent weights, peephole, biases,
+    /// projection), values seeded from `seed`.
+    fn direction(&self, seed: usize) -> Vec<Input> {
+        let (cells, n_in, out) = (self.cells, self.n_in, self.out());
+        let weights = |shape: Vec<i32>, seed: usize, lo: f32, hi: f32| {
+            let shape = leak(shape);
+            Input::ConstF32(shape, values(count(shape), seed, lo, hi))
+        };
+        // Weight ranges shrink with the fan-in so that the gates do not saturate.
+        let amp = |fan_in: i32| 4.0 / (fan_in as f32).sqrt();
+        let gate = |g: usize| !(self.cifg && g == 0);
+        let mut inputs = Vec::new();
+        for g in 0..4 {
+            let a = amp(n_in).min(0.6);
+            inputs.push(if gate(g) {
+                weights(vec![cells, n_in], seed + 10 + g, -a, a)
+            } else {
+                Input::Omitted
+            });
+        }
+        for g in 0..4 {
+            let a = amp(out).min(0.5);
+            inputs.push(if gate(g) {
+                weights(vec![cells, out], seed + 20 + g, -a, a)
+            } else {
+                Input::Omitted
+            });
+        }
+        for g in 0..3 {
+            inputs.push(if self.peephole && gate(g) {
+                weights(vec![cells], seed + 30 + g, -0.3, 0.3)
+            } else {
+                Input::Omitted
+            });
+        }
+        for g in 0..4 {
+            inputs.push(if gate(g) {
+                weights(vec![cells], seed + 40 + g, -0.4, 0.6)
+            } else {
+                Input::Omitted
+            });
+        }
+        if self.projection {
+            let a = amp(cells).min(0.7);
+            inputs.push(weights(vec![out, cells], seed + 50, -a, a));
+            inputs.push(weights(vec![out], seed + 51, -0.1, 0.1));
         } else {
-            weights(shape(vec![cells, out]), 20 + g, -0.5, 0.5)
-        });
+            inputs.push(Input::Omitted);
+            inputs.push(Input::Omitted);
+        }
+        inputs
     }
-    for g in 0..3 {
-        inputs.push(if peephole && !(cifg && g == 0) {
-            weights(shape(vec![cells]), 30 + g, -0.3, 0.3)
-        } else {
-            Input::Omitted
-        });
+
+    /// The two state inputs (output state, cell state).
+    fn states(&self) -> [Input; 2] {
+        [
+            Input::State(leak(vec![self.batch, self.out()])),
+            Input::State(leak(vec![self.batch, self.cells])),
+        ]
     }
-    for g in 0..4 {
-        inputs.push(if cifg && g == 0 {
-            Input::Omitted
-        } else {
-            weights(shape(vec![cells]), 40 + g, -0.4, 0.6)
-        });
+
+    /// The four layer-norm coefficient inputs (omitted without layer norm).
+    fn layer_norm(&self) -> Vec<Input> {
+        (0..4)
+            .map(|g| {
+                if self.layer_norm && !(self.cifg && g == 0) {
+                    let shape = leak(vec![self.cells]);
+                    Input::ConstF32(shape, values(count(shape), 60 + g, 0.5, 1.5))
+                } else {
+                    Input::Omitted
+                }
+            })
+            .collect()
     }
-    if projection {
-        inputs.push(weights(shape(vec![out, cells]), 50, -0.7, 0.7));
-        inputs.push(weights(shape(vec![out]), 51, -0.1, 0.1));
-    } else {
-        inputs.push(Input::Omitted);
-        inputs.push(Input::Omitted);
-    }
-    inputs.push(Input::State(shape(vec![1, out])));
-    inputs.push(Input::State(shape(vec![1, cells])));
-    for g in 0..4 {
-        inputs.push(if layer_norm && !(cifg && g == 0) {
-            weights(shape(vec![cells]), 60 + g, 0.5, 1.5)
-        } else {
-            Input::Omitted
-        });
-    }
+}
+
+/// A float UNIDIRECTIONAL_SEQUENCE_LSTM in one of its variants.
+fn lstm(name: &'static str, spec: LstmSpec) -> Case {
+    let mut inputs = vec![Input::Live(spec.sequence(spec.n_in), -1.0, 1.0)];
+    inputs.extend(spec.direction(0));
+    inputs.extend(spec.states());
+    inputs.extend(spec.layer_norm());
     let mut o = fb::UnidirectionalSequenceLSTMOptionsT::default();
     o.fused_activation_function = fb::ActivationFunctionType::TANH;
     o.cell_clip = 10.0;
-    o.proj_clip = if projection { 3.0 } else { 0.0 };
-    o.time_major = time_major;
-    let options = fb::BuiltinOptionsT::UnidirectionalSequenceLSTMOptions(Box::new(o));
-    let output = if time_major {
-        shape(vec![t, 1, out])
-    } else {
-        shape(vec![1, t, out])
-    };
+    o.proj_clip = if spec.projection { 3.0 } else { 0.0 };
+    o.time_major = spec.time_major;
     Case {
         name,
         op: fb::BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_LSTM,
-        options,
+        options: fb::BuiltinOptionsT::UnidirectionalSequenceLSTMOptions(Box::new(o)),
         inputs,
-        outputs: Vec::leak(vec![output]),
+        outputs: Vec::leak(vec![spec.sequence(spec.out())]),
     }
+}
+
+/// A float LSTM (the full kernel: one step of `[batch, n_in]`).
+fn lstm_step(name: &'static str, spec: LstmSpec) -> Case {
+    let mut inputs = vec![Input::Live(leak(vec![spec.batch, spec.n_in]), -1.0, 1.0)];
+    inputs.extend(spec.direction(0));
+    inputs.extend(spec.states());
+    inputs.extend(spec.layer_norm());
+    let mut o = fb::LSTMOptionsT::default();
+    o.fused_activation_function = fb::ActivationFunctionType::TANH;
+    o.cell_clip = 10.0;
+    o.proj_clip = if spec.projection { 3.0 } else { 0.0 };
+    o.kernel_type = fb::LSTMKernelType::FULL;
+    Case {
+        name,
+        op: fb::BuiltinOperator::LSTM,
+        options: fb::BuiltinOptionsT::LSTMOptions(Box::new(o)),
+        inputs,
+        outputs: Vec::leak(vec![leak(vec![spec.batch, spec.out()])]),
+    }
+}
+
+/// A float BIDIRECTIONAL_SEQUENCE_LSTM with merged outputs (no auxiliary input).
+fn bidirectional_lstm(name: &'static str, spec: LstmSpec) -> Case {
+    let mut inputs = vec![Input::Live(spec.sequence(spec.n_in), -1.0, 1.0)];
+    inputs.extend(spec.direction(0));
+    inputs.extend(spec.direction(100));
+    inputs.extend(spec.states());
+    inputs.extend(spec.states());
+    inputs.extend((39..48).map(|_| Input::Omitted));
+    let mut o = fb::BidirectionalSequenceLSTMOptionsT::default();
+    o.fused_activation_function = fb::ActivationFunctionType::TANH;
+    o.cell_clip = 10.0;
+    o.proj_clip = if spec.projection { 3.0 } else { 0.0 };
+    o.merge_outputs = true;
+    o.time_major = spec.time_major;
+    Case {
+        name,
+        op: fb::BuiltinOperator::BIDIRECTIONAL_SEQUENCE_LSTM,
+        options: fb::BuiltinOptionsT::BidirectionalSequenceLSTMOptions(Box::new(o)),
+        inputs,
+        outputs: Vec::leak(vec![spec.sequence(2 * spec.out())]),
+    }
+}
+
+/// One RNN direction's weights `[units, n_in]`, recurrent weights `[units, units]` and bias.
+fn rnn_direction(n_in: i32, units: i32, seed: usize) -> Vec<Input> {
+    let w = leak(vec![units, n_in]);
+    let r = leak(vec![units, units]);
+    let b = leak(vec![units]);
+    let a = 2.0 / (n_in as f32).sqrt();
+    let ar = 1.5 / (units as f32).sqrt();
+    vec![
+        Input::ConstF32(w, values(count(w), seed, -a, a)),
+        Input::ConstF32(r, values(count(r), seed + 1, -ar, ar)),
+        Input::ConstF32(b, values(count(b), seed + 2, -0.3, 0.3)),
+    ]
+}
+
+/// The recurrent ops beside UNIDIRECTIONAL_SEQUENCE_LSTM, each with weights of at least 1024 elements
+/// (dynamic mode makes them int8: the hybrid kernels run); int8 mode keeps them float.
+fn recurrent_cases() -> Vec<Case> {
+    use fb::BuiltinOperator as Op;
+    use fb::BuiltinOptionsT as O;
+    let tanh = fb::ActivationFunctionType::TANH;
+    let (n_in, units) = (40, 32);
+    let rnn = {
+        let mut o = fb::RNNOptionsT::default();
+        o.fused_activation_function = tanh;
+        O::RNNOptions(Box::new(o))
+    };
+    let sequence_rnn = |time_major: bool| {
+        let mut o = fb::SequenceRNNOptionsT::default();
+        o.fused_activation_function = tanh;
+        o.time_major = time_major;
+        O::SequenceRNNOptions(Box::new(o))
+    };
+    let bidirectional_rnn = |merge: bool, time_major: bool| {
+        let mut o = fb::BidirectionalSequenceRNNOptionsT::default();
+        o.fused_activation_function = fb::ActivationFunctionType::RELU;
+        o.merge_outputs = merge;
+        o.time_major = time_major;
+        O::BidirectionalSequenceRNNOptions(Box::new(o))
+    };
+    let svdf = {
+        let mut o = fb::SVDFOptionsT::default();
+        o.rank = 2;
+        o.fused_activation_function = fb::ActivationFunctionType::RELU;
+        O::SVDFOptions(Box::new(o))
+    };
+    let with_state = |mut v: Vec<Input>, state: &'static [i32]| {
+        v.push(Input::State(state));
+        v
+    };
+    let mut bidirectional = vec![Input::Live(leak(vec![1, 4, n_in]), -1.0, 1.0)];
+    bidirectional.extend(with_state(
+        rnn_direction(n_in, units, 1),
+        leak(vec![1, units]),
+    ));
+    bidirectional.extend(with_state(
+        rnn_direction(n_in, units, 7),
+        leak(vec![1, units]),
+    ));
+    // Auxiliary input and its forward and backward weights, omitted.
+    bidirectional.extend((9..12).map(|_| Input::Omitted));
+    let mut bidirectional_tm = vec![Input::Live(leak(vec![3, 2, n_in]), -1.0, 1.0)];
+    bidirectional_tm.extend(with_state(
+        rnn_direction(n_in, units, 3),
+        leak(vec![2, units]),
+    ));
+    bidirectional_tm.extend(with_state(
+        rnn_direction(n_in, units, 9),
+        leak(vec![2, units]),
+    ));
+    bidirectional_tm.extend((9..12).map(|_| Input::Omitted));
+    let mut rnn_inputs = vec![Input::Live(leak(vec![2, n_in]), -1.0, 1.0)];
+    rnn_inputs.extend(with_state(
+        rnn_direction(n_in, units, 5),
+        leak(vec![2, units]),
+    ));
+    let mut sequence_inputs = vec![Input::Live(leak(vec![2, 4, n_in]), -1.0, 1.0)];
+    sequence_inputs.extend(with_state(
+        rnn_direction(n_in, units, 11),
+        leak(vec![2, units]),
+    ));
+    let mut sequence_tm_inputs = vec![Input::Live(leak(vec![4, 2, n_in]), -1.0, 1.0)];
+    sequence_tm_inputs.extend(with_state(
+        rnn_direction(n_in, units, 13),
+        leak(vec![2, units]),
+    ));
+    vec![
+        lstm("lstm_hybrid", BIG_LSTM),
+        lstm(
+            "lstm_hybrid_cifg_peephole_projection_ln",
+            LstmSpec {
+                cifg: true,
+                peephole: true,
+                projection: true,
+                layer_norm: true,
+                ..BIG_LSTM
+            },
+        ),
+        lstm(
+            "lstm_hybrid_time_major_peephole",
+            LstmSpec {
+                peephole: true,
+                time_major: true,
+                ..BIG_LSTM
+            },
+        ),
+        lstm_step("lstm_step_hybrid", BIG_LSTM),
+        lstm_step(
+            "lstm_step_hybrid_projection",
+            LstmSpec {
+                projection: true,
+                peephole: true,
+                ..BIG_LSTM
+            },
+        ),
+        lstm_step("lstm_step_small", SMALL_LSTM),
+        // Time-major: batch-major input with batch > 1 and merged outputs makes LiteRT (2.3) step the output
+        // state by the merged row width, past the state tensor.
+        bidirectional_lstm(
+            "bilstm_hybrid_time_major",
+            LstmSpec {
+                time_major: true,
+                ..BIG_LSTM
+            },
+        ),
+        Case {
+            name: "rnn_hybrid",
+            op: Op::RNN,
+            options: rnn,
+            inputs: rnn_inputs,
+            outputs: &[&[2, 32]],
+        },
+        Case {
+            name: "sequence_rnn_hybrid",
+            op: Op::UNIDIRECTIONAL_SEQUENCE_RNN,
+            options: sequence_rnn(false),
+            inputs: sequence_inputs,
+            outputs: &[&[2, 4, 32]],
+        },
+        Case {
+            name: "sequence_rnn_hybrid_time_major",
+            op: Op::UNIDIRECTIONAL_SEQUENCE_RNN,
+            options: sequence_rnn(true),
+            inputs: sequence_tm_inputs,
+            outputs: &[&[4, 2, 32]],
+        },
+        Case {
+            name: "birnn_hybrid_merged",
+            op: Op::BIDIRECTIONAL_SEQUENCE_RNN,
+            options: bidirectional_rnn(true, false),
+            inputs: bidirectional,
+            outputs: &[&[1, 4, 64]],
+        },
+        Case {
+            name: "birnn_hybrid_time_major",
+            op: Op::BIDIRECTIONAL_SEQUENCE_RNN,
+            options: bidirectional_rnn(false, true),
+            inputs: bidirectional_tm,
+            outputs: &[&[3, 2, 32], &[3, 2, 32]],
+        },
+        Case {
+            name: "svdf_hybrid",
+            op: Op::SVDF,
+            options: svdf,
+            inputs: vec![
+                Input::Live(&[2, 64], -1.0, 1.0),
+                Input::ConstF32(&[32, 64], values(2048, 3, -0.3, 0.3)),
+                Input::ConstF32(&[32, 4], values(128, 4, -0.5, 0.5)),
+                Input::ConstF32(&[16], values(16, 5, -0.2, 0.2)),
+                Input::State(&[2, 128]),
+            ],
+            outputs: &[&[2, 16]],
+        },
+    ]
 }
 
 fn cases() -> Vec<Case> {
@@ -493,11 +778,38 @@ fn cases() -> Vec<Case> {
         },
         // Integer (8x8_16) in int8 (layer norm and projection from the calibrated gate and hidden values);
         // float (the float kernel against LiteRT's) in the other modes.
-        lstm("lstm", false, false, false, false, false),
-        lstm("lstm_cifg", true, false, false, false, false),
-        lstm("lstm_peephole", false, true, false, false, true),
-        lstm("lstm_projection", false, false, true, false, false),
-        lstm("lstm_layer_norm_cifg", true, true, false, true, false),
+        lstm("lstm", SMALL_LSTM),
+        lstm(
+            "lstm_cifg",
+            LstmSpec {
+                cifg: true,
+                ..SMALL_LSTM
+            },
+        ),
+        lstm(
+            "lstm_peephole",
+            LstmSpec {
+                peephole: true,
+                time_major: true,
+                ..SMALL_LSTM
+            },
+        ),
+        lstm(
+            "lstm_projection",
+            LstmSpec {
+                projection: true,
+                ..SMALL_LSTM
+            },
+        ),
+        lstm(
+            "lstm_layer_norm_cifg",
+            LstmSpec {
+                cifg: true,
+                peephole: true,
+                layer_norm: true,
+                ..SMALL_LSTM
+            },
+        ),
         Case {
             name: "gelu_approximate",
             op: Op::GELU,
@@ -508,18 +820,24 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-#[test]
-fn generated_one_op_models_match_litert_reference_kernels() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut models: Vec<(String, PathBuf)> = Vec::new();
-    for case in cases() {
-        let d = dir.path().join(case.name);
+/// Writes each case's model and data; returns `(name, folder)` per case.
+fn write_cases(dir: &Path, cases: Vec<Case>) -> Vec<(String, PathBuf)> {
+    let mut models = Vec::new();
+    for case in cases {
+        let d = dir.join(case.name);
         std::fs::create_dir_all(&d).expect("model dir");
         std::fs::write(d.join("model.tflite"), model(&case)).expect("write model");
         data(&case, &d.join("calib.npz"), 100, 1);
         data(&case, &d.join("eval.npz"), 4, 2);
         models.push((case.name.to_string(), d));
     }
+    models
+}
+
+#[test]
+fn generated_one_op_models_match_litert_reference_kernels() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let models = write_cases(dir.path(), cases());
     let report = crate::interp::parity_on(&models, 4);
     println!("{}", report.table);
     assert!(
@@ -528,4 +846,50 @@ fn generated_one_op_models_match_litert_reference_kernels() {
         report.table,
         report.problems.join("\n")
     );
+}
+
+/// Whether dynamic mode gives the case's op int8 weights (so that its hybrid kernel runs).
+fn hybrid_in_dynamic_mode(case: &Case) -> Result<(), String> {
+    use litequant::quantize::{quantize, Mode, QuantOptions};
+    let mut g = litequant::graph::Graph::from_bytes(&model(case)).map_err(|e| e.to_string())?;
+    quantize(&mut g, Mode::Dynamic, &QuantOptions::default(), None).map_err(|e| e.to_string())?;
+    let op = litequant::graph::OpIndex(0);
+    let int8 = g
+        .op_inputs(op)
+        .into_iter()
+        .flatten()
+        .filter(|&t| g.tensor(t).type_ == fb::TensorType::INT8)
+        .count();
+    if int8 == 0 {
+        return Err(
+            "dynamic mode left every weight float: the hybrid kernel is not exercised".into(),
+        );
+    }
+    Ok(())
+}
+
+/// The recurrent ops (hybrid in dynamic mode, float elsewhere) against LiteRT, each sample from reset
+/// state: every op's float output within the relative tolerance.
+#[test]
+fn recurrent_ops_match_litert_in_every_mode_hybrid_included() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: Vec<Case> = recurrent_cases();
+    // UNIDIRECTIONAL_SEQUENCE_LSTM alone has an int8 rule: the strict int8 model applies to it only.
+    let (strict, other): (Vec<Case>, Vec<Case>) = cases
+        .into_iter()
+        .partition(|c| c.op == fb::BuiltinOperator::UNIDIRECTIONAL_SEQUENCE_LSTM);
+    let mut problems = Vec::new();
+    for (cases, strict) in [(strict, true), (other, false)] {
+        // The `_hybrid` cases have weights big enough for dynamic mode.
+        for case in cases.iter().filter(|c| c.name.contains("hybrid")) {
+            if let Err(e) = hybrid_in_dynamic_mode(case) {
+                problems.push(format!("{}: {e}", case.name));
+            }
+        }
+        let models = write_cases(dir.path(), cases);
+        let report = crate::interp::parity_on_modes(&models, 4, strict);
+        println!("{}", report.table);
+        problems.extend(report.problems);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

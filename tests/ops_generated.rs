@@ -1124,9 +1124,14 @@ fn not_generated(code: Op) -> Option<&'static str> {
         // Stateful ops with 20-48 inputs: their variants are generated in `op_parity.rs` (every
         // UNIDIRECTIONAL_SEQUENCE_LSTM form, each mode against LiteRT) and the corpus (digits_lstm_fused).
         Op::UNIDIRECTIONAL_SEQUENCE_LSTM => Some("generated in op_parity.rs, in all its variants"),
-        Op::BIDIRECTIONAL_SEQUENCE_LSTM | Op::UNIDIRECTIONAL_SEQUENCE_RNN => {
-            Some("float kernel checked by unit tests (calibrate::ops::recurrent) only")
-        }
+        Op::LSTM
+        | Op::BIDIRECTIONAL_SEQUENCE_LSTM
+        | Op::RNN
+        | Op::UNIDIRECTIONAL_SEQUENCE_RNN
+        | Op::BIDIRECTIONAL_SEQUENCE_RNN => Some(
+            "generated in op_parity.rs (recurrent_ops_...): every mode against LiteRT, the hybrid \
+             kernel with weights of >= 1024 elements",
+        ),
         _ => None,
     }
 }

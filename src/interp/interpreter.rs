@@ -648,13 +648,15 @@ impl Interpreter {
         ) {
             return integer();
         }
-        if first == Some(T::FLOAT32) && quantized(second) && !outs_quantized {
+        let any_quantized_input = ins.iter().any(|&t| quantized(type_of(t)));
+        // A hybrid op: float activations, quantized weights (a CIFG LSTM omits input 1).
+        let hybrid_weights = quantized(second) || (second.is_none() && any_quantized_input);
+        if first == Some(T::FLOAT32) && hybrid_weights && !outs_quantized {
             return self.kernels.get_hybrid(code).map(Path::Hybrid);
         }
         if quantized(first) || outs_quantized {
             return integer();
         }
-        let any_quantized_input = ins.iter().any(|&t| quantized(type_of(t)));
         if any_quantized_input {
             return None;
         }

@@ -415,6 +415,3 @@ pub(crate) const NO_INT16_KERNEL: &str =
 /// int8 only in TF's converter, though LiteRT has an int16 kernel.
 pub(crate) const NOT_INT16_BY_TF: &str =
     "TF's converter keeps it float in int16x8 (quantizable_int16 = false in operator_property.cc)";
-/// Recurrent and other stateful ops.
-pub(crate) const NO_FLOAT_RECURRENT: &str =
-    "litequant has no float kernel for recurrent ops: calibration and eval cannot run them";

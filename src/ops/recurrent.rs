@@ -1,11 +1,15 @@
 //! Recurrent ops: LSTM, UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_LSTM, RNN,
-//! UNIDIRECTIONAL_SEQUENCE_RNN, BIDIRECTIONAL_SEQUENCE_RNN, SVDF. Only dynamic mode quantizes them (their
-//! hybrid kernels read int8 weights).
+//! UNIDIRECTIONAL_SEQUENCE_RNN, BIDIRECTIONAL_SEQUENCE_RNN, SVDF. Dynamic mode gives them int8 weights, read
+//! by their hybrid kernels (the float kernels' bodies over int8 weights); int8 mode quantizes
+//! UNIDIRECTIONAL_SEQUENCE_LSTM (the 8x8_16 integer kernel).
 
-use super::{DynamicWeights, OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_FLOAT_RECURRENT, NO_RULE_YET};
+use super::{DynamicWeights, OpDef, OpTable, KEPT_FLOAT_BY_TF, NO_RULE_YET};
 use crate::calibrate::ops::recurrent as f;
+use crate::calibrate::Kernel as FloatKernel;
 use crate::graph::{Graph, OpIndex};
 use crate::interp::kernels::lstm as i;
+use crate::interp::kernels::recurrent as h;
+use crate::interp::IntegerKernel;
 use crate::quantize::rules::{CustomRule, OpRule};
 use crate::quantize::QuantOptions;
 use crate::tflite::fb::{self, BuiltinOperator as Op};
@@ -22,22 +26,25 @@ const NO_INT16_LSTM: &str =
     "LiteRT 2.3's UNIDIRECTIONAL_SEQUENCE_LSTM has no int16-activation kernel \
      (its integer path is the 8x8_16 one: int8 input and output, int16 cell state)";
 
-const NO_HYBRID: &str =
-    "litequant's interpreter has no hybrid recurrent kernel yet: eval cannot run it";
-
 pub(super) fn register(t: &mut OpTable) {
     let recurrent = |code, rule_reason, weights: DynamicWeights| {
         let def = OpDef::new(code);
-        let def = match code {
-            Op::UNIDIRECTIONAL_SEQUENCE_LSTM => def.float(f::unidirectional_sequence_lstm),
-            Op::BIDIRECTIONAL_SEQUENCE_LSTM => def.float(f::bidirectional_sequence_lstm),
-            Op::UNIDIRECTIONAL_SEQUENCE_RNN => def.float(f::unidirectional_sequence_rnn),
-            Op::SVDF => def.float(crate::calibrate::ops::svdf::svdf),
-            _ => def.no_float(NO_FLOAT_RECURRENT),
+        let (float, hybrid): (FloatKernel, IntegerKernel) = match code {
+            Op::LSTM | Op::UNIDIRECTIONAL_SEQUENCE_LSTM => (f::lstm, h::lstm),
+            Op::BIDIRECTIONAL_SEQUENCE_LSTM => (
+                f::bidirectional_sequence_lstm,
+                h::bidirectional_sequence_lstm,
+            ),
+            Op::RNN | Op::UNIDIRECTIONAL_SEQUENCE_RNN => (f::rnn, h::rnn),
+            Op::BIDIRECTIONAL_SEQUENCE_RNN => {
+                (f::bidirectional_sequence_rnn, h::bidirectional_sequence_rnn)
+            }
+            _ => (crate::calibrate::ops::svdf::svdf, h::svdf),
         };
-        def.float_only(rule_reason)
+        def.float(float)
+            .float_only(rule_reason)
             .dynamic(weights)
-            .no_hybrid(NO_HYBRID)
+            .hybrid(hybrid)
     };
     t.add(recurrent(
         Op::LSTM,
@@ -76,10 +83,12 @@ pub(super) fn register(t: &mut OpTable) {
             DynamicWeights::hybrid(&[1, 2], true),
         ));
     }
+    // Forward weights 1-2, backward weights 5-6, auxiliary-input weights 10-11 (inputs 4 and 8 are the
+    // states).
     t.add(recurrent(
         Op::BIDIRECTIONAL_SEQUENCE_RNN,
         KEPT_FLOAT_BY_TF,
-        DynamicWeights::hybrid(&[1, 2, 4, 5], true),
+        DynamicWeights::hybrid(&[1, 2, 5, 6, 10, 11], true),
     ));
 }
 

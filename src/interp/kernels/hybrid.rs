@@ -8,7 +8,7 @@ use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
 
 /// Codes, scaling factor and zero point of one batch of float inputs.
-pub(super) struct Quantized {
+pub(crate) struct Quantized {
     pub codes: Vec<i32>,
     pub scale: f32,
     pub offset: i32,
@@ -16,7 +16,7 @@ pub(super) struct Quantized {
 
 /// TFLite's `AsymmetricQuantizeFloats`: int8 with the range widened to include 0, the zero point nudged from
 /// whichever end of the range loses less.
-pub(super) fn asymmetric_quantize(values: &[f32]) -> Quantized {
+pub(crate) fn asymmetric_quantize(values: &[f32]) -> Quantized {
     let min = values.iter().copied().fold(f32::INFINITY, f32::min);
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let rmin = f64::from(min.min(0.0));
@@ -62,7 +62,7 @@ pub(super) fn asymmetric_quantize(values: &[f32]) -> Quantized {
 }
 
 /// TFLite's `SymmetricQuantizeFloats`: int8 in [-127, 127], zero point 0.
-pub(super) fn symmetric_quantize(values: &[f32]) -> Quantized {
+pub(crate) fn symmetric_quantize(values: &[f32]) -> Quantized {
     let range = values.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
     if range == 0.0 {
         return Quantized {

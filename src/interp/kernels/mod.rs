@@ -21,6 +21,7 @@ pub(crate) mod lut;
 pub(crate) mod normalization;
 pub(crate) mod pool;
 pub(crate) mod quantize;
+pub(crate) mod recurrent;
 pub(crate) mod reduce;
 pub(crate) mod resize;
 pub(crate) mod rsqrt;
