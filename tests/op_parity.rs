@@ -513,7 +513,7 @@ fn recurrent_cases() -> Vec<Case> {
             outputs: &[&[1, 4, 64]],
         },
         Case {
-            name: "birnn_hybrid_time_major",
+            name: "birnn_time_major_float_in_dynamic",
             op: Op::BIDIRECTIONAL_SEQUENCE_RNN,
             options: bidirectional_rnn(false, true),
             inputs: bidirectional_tm,

@@ -88,8 +88,30 @@ pub(super) fn register(t: &mut OpTable) {
     t.add(recurrent(
         Op::BIDIRECTIONAL_SEQUENCE_RNN,
         KEPT_FLOAT_BY_TF,
-        DynamicWeights::hybrid(&[1, 2, 5, 6, 10, 11], true),
+        DynamicWeights {
+            condition: Some(not_time_major_rnn),
+            ..DynamicWeights::hybrid(&[1, 2, 5, 6, 10, 11], true)
+        },
     ));
+}
+
+/// LiteRT 2.3's hybrid time-major BIDIRECTIONAL_SEQUENCE_RNN (`EvalHybrid`) runs each direction over the whole
+/// sequence once per time step, carrying the state: its output is not the op's. Such an op keeps float
+/// weights in dynamic mode (the hybrid kernel here mirrors LiteRT, so `eval` of a model quantized elsewhere
+/// still reports what LiteRT computes).
+fn not_time_major_rnn(graph: &Graph, op: OpIndex, _: &QuantOptions) -> Result<(), String> {
+    let time_major = graph
+        .op(op)
+        .builtin_options
+        .as_bidirectional_sequence_rnnoptions()
+        .is_some_and(|o| o.time_major);
+    if time_major {
+        Err("LiteRT 2.3's hybrid time-major BIDIRECTIONAL_SEQUENCE_RNN repeats the sequence once per step \
+             (wrong outputs): kept float"
+            .into())
+    } else {
+        Ok(())
+    }
 }
 
 fn not_basic_lstm(graph: &Graph, op: OpIndex, _: &QuantOptions) -> Result<(), String> {
