@@ -66,7 +66,6 @@ pub(crate) fn batch_matmul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         depth,
         cols,
     } = MatmulDims::new(&lhs.shape, &rhs.shape, adj_x, adj_y)?;
-    let rank = l.len();
     // Row-major operands with the depth last: LHS [..., rows, depth], RHS [..., cols, depth].
     let lhs_offset = -lq.zero_point0();
     let rhs_offset = -rq.zero_point0();
