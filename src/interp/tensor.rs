@@ -160,28 +160,25 @@ impl Tensor {
             }
             _ => {}
         }
-        out.extend(
-            match (&self.data, quant) {
-                (TensorData::F32(v), _) => v.clone(),
-                (TensorData::F16(v), _) => v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>(),
-                (data, Some(q)) => {
-                    let codes = data.to_i64().unwrap_or_default();
-                    let inner = q.inner_size(&self.shape);
-                    codes
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &c)| {
-                            let ch = q.channel_of(i, inner);
-                            let scale = f64::from(q.scale.get(ch).copied().unwrap_or(1.0));
-                            let zp = q.zero_point.get(ch).copied().unwrap_or(0);
-                            (scale * (c - zp) as f64) as f32
-                        })
-                        .collect()
-                }
-                (data, None) => data.to_f64().into_iter().map(|x| x as f32).collect(),
+        out.extend(match (&self.data, quant) {
+            (TensorData::F32(v), _) => v.clone(),
+            (TensorData::F16(v), _) => v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>(),
+            (data, Some(q)) => {
+                let codes = data.to_i64().unwrap_or_default();
+                let inner = q.inner_size(&self.shape);
+                codes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| {
+                        let ch = q.channel_of(i, inner);
+                        let scale = f64::from(q.scale.get(ch).copied().unwrap_or(1.0));
+                        let zp = q.zero_point.get(ch).copied().unwrap_or(0);
+                        (scale * (c - zp) as f64) as f32
+                    })
+                    .collect()
             }
-            .into_iter(),
-        );
+            (data, None) => data.to_f64().into_iter().map(|x| x as f32).collect(),
+        });
     }
 }
 

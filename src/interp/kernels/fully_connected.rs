@@ -186,9 +186,9 @@ fn int8_product(
         }
         gemm::product(&s.activations, batches, &plan.weights, &mut s.sums).ok_or("short input")?;
         for row in s.sums.chunks_exact(width) {
-            for u in 0..units {
-                let acc = row[u].wrapping_add(plan.bias[u]);
-                let scaled = (f64::from(acc) * r.scales[u]).round();
+            for ((&sum, &bias), &scale) in row.iter().zip(&plan.bias).zip(&r.scales).take(units) {
+                let acc = sum.wrapping_add(bias);
+                let scaled = (f64::from(acc) * scale).round();
                 let v = (scaled.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32)
                     .saturating_add(r.output_offset);
                 out.push(v.clamp(r.act_min, r.act_max) as i8);
