@@ -409,6 +409,11 @@ pub(crate) fn produce(
     let eval_opts = EvalOptions {
         threads: opts.threads.min(super::MAX_THREADS),
     };
+    // The float side of every round's evaluation: each sample's float run is computed once.
+    let reference = match &eval {
+        Some((float, data)) => Some(eval::FloatReference::new(float, data).map_err(eval_err)?),
+        None => None,
+    };
     let mut options = job.options.clone();
     if options.adaptive_rounding && job.mode.needs_calibration() {
         options.grams = Some(std::sync::Arc::new(grams_job(job, &graph, opts)?));
@@ -425,10 +430,8 @@ pub(crate) fn produce(
         if opts.cancel.is_cancelled() {
             return Err(JobError::Cancelled);
         }
-        let accuracy = match &eval {
-            Some((float, data)) => {
-                Some(eval::evaluate(float, &bytes, data, &eval_opts).map_err(eval_err)?)
-            }
+        let accuracy = match &reference {
+            Some(r) => Some(eval::evaluate_against(r, &bytes, &eval_opts).map_err(eval_err)?),
             None => None,
         };
         let (Some(target), Some(acc), Some((float, _))) = (&job.target, &accuracy, &eval) else {

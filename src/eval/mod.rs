@@ -26,7 +26,8 @@ use ndarray::ArrayD;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Version of the evaluation's arithmetic, in the cache key of reports that carry an accuracy: a change to the
 /// interpreter or the measures must not be answered by a report computed before it.
@@ -334,6 +335,77 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::with_all_ops)
 }
 
+/// Bytes of float activations a [`FloatReference`] keeps (samples past it are run again when compared).
+const REFERENCE_BUDGET: usize = 512 << 20;
+
+/// The float model's side of evaluations against one dataset: the float interpreter, and each sample's
+/// outputs and observed activations once computed (while they fit [`REFERENCE_BUDGET`]), so an accuracy
+/// target's rounds run the float model once. What is kept is what a fresh run computes: results do not
+/// depend on it.
+pub struct FloatReference<'a> {
+    float: &'a Graph,
+    interp: FloatInterpreter<'a>,
+    data: &'a EvalData,
+    runs: Vec<OnceLock<Arc<FloatRun>>>,
+    kept_bytes: AtomicUsize,
+}
+
+/// One sample through the float model: its outputs and every observed float activation (by tensor id).
+struct FloatRun {
+    outputs: Vec<Vec<f32>>,
+    tensors: Vec<Option<Vec<f32>>>,
+}
+
+impl<'a> FloatReference<'a> {
+    /// The float model `float` ready to run the samples of `data`.
+    pub fn new(float: &'a Graph, data: &'a EvalData) -> Result<FloatReference<'a>, EvalError> {
+        Ok(FloatReference {
+            float,
+            interp: FloatInterpreter::new(float, registry())?,
+            data,
+            runs: (0..data.samples.len()).map(|_| OnceLock::new()).collect(),
+            kept_bytes: AtomicUsize::new(0),
+        })
+    }
+
+    /// Sample `i` through the float model: kept from an earlier call, or run now (and kept if it fits).
+    fn run(&self, i: usize) -> Result<Arc<FloatRun>, EvalError> {
+        let slot = self
+            .runs
+            .get(i)
+            .ok_or_else(|| EvalError::Mismatch(format!("there is no evaluation sample {i}")))?;
+        if let Some(run) = slot.get() {
+            return Ok(Arc::clone(run));
+        }
+        let mut tensors: Vec<Option<Vec<f32>>> = vec![None; self.float.tensors().len()];
+        let outputs = self.interp.run(&self.data.samples[i], &mut |t, v| {
+            if let (Some(slot), Value::F32(a)) = (tensors.get_mut(t.0), v) {
+                *slot = Some(flat(a));
+            }
+        })?;
+        let outputs = outputs
+            .iter()
+            .enumerate()
+            .map(|(k, v)| match v {
+                Value::F32(f) => Ok(flat(f)),
+                other => Err(EvalError::Mismatch(format!(
+                    "float model output {k} is {}, not float32",
+                    other.type_name()
+                ))),
+            })
+            .collect::<Result<Vec<Vec<f32>>, _>>()?;
+        let run = Arc::new(FloatRun { outputs, tensors });
+        let bytes = 4 * run.tensors.iter().flatten().map(Vec::len).sum::<usize>();
+        let kept = self.kept_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if kept + bytes <= REFERENCE_BUDGET {
+            let _ = slot.set(Arc::clone(&run));
+        } else {
+            self.kept_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+        Ok(run)
+    }
+}
+
 /// Runs `data` through the float model `float` and the quantized model (`quant`, the artifact's bytes) and
 /// measures the difference.
 pub fn evaluate(
@@ -342,7 +414,16 @@ pub fn evaluate(
     data: &EvalData,
     opts: &EvalOptions,
 ) -> Result<Accuracy, EvalError> {
-    let float_interp = FloatInterpreter::new(float, registry())?;
+    evaluate_against(&FloatReference::new(float, data)?, quant, opts)
+}
+
+/// [`evaluate`] with the float side given, for several quantized models compared with one float model.
+pub fn evaluate_against(
+    reference: &FloatReference<'_>,
+    quant: &[u8],
+    opts: &EvalOptions,
+) -> Result<Accuracy, EvalError> {
+    let (float, data) = (reference.float, reference.data);
     let quant_interp = Interpreter::new(quant)?;
     let quant_bytes = quant;
     let quant = quant_interp.graph();
@@ -357,58 +438,53 @@ pub fn evaluate(
         )));
     }
     let output_map = match_outputs(float, quant);
-    let pairs = tensor_pairs(float, quant, &float_interp);
-    let mut slot_of = vec![None; float.tensors().len()];
-    for (slot, p) in pairs.iter().enumerate() {
-        slot_of[p.float.0] = Some(slot);
-    }
+    let pairs = tensor_pairs(float, quant, &reference.interp);
     let quant_slot: HashMap<usize, usize> = pairs
         .iter()
         .enumerate()
         .map(|(slot, p)| (p.quant.0, slot))
         .collect();
 
-    let groups: Vec<&[Vec<ArrayD<f32>>]> = data.samples.chunks(SAMPLES_PER_GROUP).collect();
-    let run_group = |group: &&[Vec<ArrayD<f32>>]| -> Result<Partial, EvalError> {
-        let mut interp = Interpreter::new(quant_bytes)?;
+    let groups: Vec<usize> = (0..data.samples.len()).step_by(SAMPLES_PER_GROUP).collect();
+    // One quantized interpreter per worker: its weights are prepared once, its state is reset by every run.
+    let run_group = |interp: &mut Option<Interpreter>,
+                     &first: &usize|
+     -> Result<Partial, EvalError> {
+        let interp = match interp {
+            Some(i) => i,
+            None => interp.insert(Interpreter::new(quant_bytes)?),
+        };
+        let group = first..(first + SAMPLES_PER_GROUP).min(data.samples.len());
         let mut part = Partial {
             outputs: vec![Energy::default(); n_out],
             tensors: vec![Energy::default(); pairs.len()],
             argmax: Vec::with_capacity(group.len()),
             prob_like: vec![true; n_out],
         };
-        for sample in group.iter() {
-            let mut float_values: Vec<Option<Vec<f32>>> = vec![None; pairs.len()];
-            let float_out = float_interp.run(sample, &mut |t, v| {
-                if let (Some(Some(slot)), Value::F32(a)) = (slot_of.get(t.0), v) {
-                    float_values[*slot] = Some(a.iter().copied().collect());
+        for s in group {
+            let reference_run = reference.run(s)?;
+            for (i, x) in data.samples[s].iter().enumerate() {
+                match x.as_slice() {
+                    Some(flat) => interp.set_input_f32(i, flat)?,
+                    None => interp.set_input_f32(i, &x.iter().copied().collect::<Vec<f32>>())?,
                 }
-            })?;
-            for (i, x) in sample.iter().enumerate() {
-                let flat: Vec<f32> = x.iter().copied().collect();
-                interp.set_input_f32(i, &flat)?;
             }
             let mut tensor_energy = std::mem::take(&mut part.tensors);
+            let mut real = Vec::new();
             interp.invoke_with(&mut |t, v| {
                 if let Some(&slot) = quant_slot.get(&t.0) {
-                    if let Some(f) = &float_values[slot] {
-                        let q = v.to_real(pairs[slot].params.as_ref());
-                        if q.len() == f.len() {
-                            tensor_energy[slot].add(f, &q);
+                    let float_id = pairs[slot].float.0;
+                    if let Some(Some(f)) = reference_run.tensors.get(float_id) {
+                        v.to_real_into(pairs[slot].params.as_ref(), &mut real);
+                        if real.len() == f.len() {
+                            tensor_energy[slot].add(f, &real);
                         }
                     }
                 }
             })?;
             part.tensors = tensor_energy;
             let mut maxes = Vec::with_capacity(n_out);
-            for (i, fv) in float_out.iter().enumerate() {
-                let Value::F32(f) = fv else {
-                    return Err(EvalError::Mismatch(format!(
-                        "float model output {i} is {}, not float32",
-                        fv.type_name()
-                    )));
-                };
-                let f: Vec<f32> = f.iter().copied().collect();
+            for (i, f) in reference_run.outputs.iter().enumerate() {
                 let q = interp.output_f32(output_map[i])?;
                 if q.len() != f.len() {
                     return Err(EvalError::Mismatch(format!(
@@ -417,25 +493,31 @@ pub fn evaluate(
                         f.len()
                     )));
                 }
-                part.outputs[i].add(&f, &q);
+                part.outputs[i].add(f, &q);
                 let sum: f32 = f.iter().sum();
                 if f.len() < 2 || f.iter().any(|&v| v < -1e-6) || (sum - 1.0).abs() > 1e-3 {
                     part.prob_like[i] = false;
                 }
-                maxes.push((argmax(&f), argmax(&q)));
+                maxes.push((argmax(f), argmax(&q)));
             }
             part.argmax.push(maxes);
         }
         Ok(part)
     };
     let parts: Vec<Result<Partial, EvalError>> = if opts.threads == 1 || groups.len() < 2 {
-        groups.iter().map(run_group).collect()
+        let mut interp = None;
+        groups.iter().map(|g| run_group(&mut interp, g)).collect()
     } else {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
             .map_err(|e| EvalError::ThreadPool(e.to_string()))?;
-        pool.install(|| groups.par_iter().map(run_group).collect())
+        pool.install(|| {
+            groups
+                .par_iter()
+                .map_init(|| None, |interp, g| run_group(interp, g))
+                .collect()
+        })
     };
     let mut outputs = vec![Energy::default(); n_out];
     let mut tensors = vec![Energy::default(); pairs.len()];
@@ -527,6 +609,12 @@ pub fn evaluate(
             })
             .collect(),
     })
+}
+
+/// The elements of an array in row-major order.
+fn flat(a: &ArrayD<f32>) -> Vec<f32> {
+    a.as_slice()
+        .map_or_else(|| a.iter().copied().collect(), <[f32]>::to_vec)
 }
 
 /// The first index of the largest value (NaN never wins).

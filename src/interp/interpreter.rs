@@ -1,7 +1,7 @@
 //! The interpreter: validates the graph once, then evaluates ops in order, keeping every tensor.
 
 use super::error::InterpError;
-use super::kernels::{OpCtx, Registry};
+use super::kernels::{OpCache, OpCtx, Registry};
 use super::tensor::{decode, QuantParams, Tensor, TensorData, TensorInfo};
 use super::IntegerKernel;
 use crate::calibrate::{self, OpLocation, Value};
@@ -20,6 +20,8 @@ pub struct Interpreter {
     float_kernels: calibrate::Registry,
     constants: Vec<Option<Tensor>>,
     values: Vec<Option<Tensor>>,
+    /// Per op: what its kernel prepared from the op's constants, and its scratch buffers.
+    caches: Vec<OpCache>,
     inputs: Vec<TensorId>,
     outputs: Vec<TensorId>,
     /// The subgraphs this one's control-flow ops run (WHILE's cond and body, IF's branches, CALL_ONCE's
@@ -209,6 +211,7 @@ impl Interpreter {
             kernels: Registry::with_all_ops(),
             float_kernels: calibrate::Registry::with_all_ops(),
             values: vec![None; n],
+            caches: (0..graph.ops().len()).map(|_| OpCache::default()).collect(),
             constants,
             graph,
             subs: RefCell::new(subs),
@@ -394,13 +397,13 @@ impl Interpreter {
         }
         for i in 0..self.graph.ops().len() {
             let op = OpIndex(i);
-            let args: Vec<Option<Tensor>> = self
+            let args: Vec<Option<&Tensor>> = self
                 .graph
                 .op_inputs(op)
                 .into_iter()
                 .map(|t| match t {
                     None => Ok(None),
-                    Some(t) => self.value(t).cloned().map(Some).ok_or_else(|| {
+                    Some(t) => self.value(t).map(Some).ok_or_else(|| {
                         InterpError::Model(format!(
                             "{} reads tensor {} ({:?}) before anything writes it",
                             self.location(op),
@@ -410,7 +413,7 @@ impl Interpreter {
                     }),
                 })
                 .collect::<Result<_, _>>()?;
-            let outs = self.eval_op(op, &args)?;
+            let outs = self.eval_with(op, &args, self.caches.get(i))?;
             for (t, v) in self.graph.op_outputs(op).into_iter().zip(outs) {
                 observe(t, &v);
                 self.values[t.0] = Some(v);
@@ -423,7 +426,7 @@ impl Interpreter {
     fn run_control(
         &self,
         op: OpIndex,
-        args: &[Option<Tensor>],
+        args: &[Option<&Tensor>],
     ) -> Result<Vec<Tensor>, InterpError> {
         let location = self.location(op);
         let fail = |message: String| InterpError::Kernel {
@@ -436,7 +439,7 @@ impl Interpreter {
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                a.clone()
+                a.cloned()
                     .ok_or_else(|| fail(format!("input {i} is omitted")))
             })
             .collect::<Result<_, _>>()?;
@@ -564,6 +567,17 @@ impl Interpreter {
         op: OpIndex,
         inputs: &[Option<Tensor>],
     ) -> Result<Vec<Tensor>, InterpError> {
+        let inputs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+        self.eval_with(op, &inputs, None)
+    }
+
+    /// Evaluates one op on borrowed inputs, with the op's cache when the inputs are the model's own.
+    fn eval_with(
+        &self,
+        op: OpIndex,
+        inputs: &[Option<&Tensor>],
+        cache: Option<&OpCache>,
+    ) -> Result<Vec<Tensor>, InterpError> {
         if op.0 >= self.graph.ops().len() {
             return Err(InterpError::Model(format!("there is no op #{}", op.0)));
         }
@@ -583,9 +597,10 @@ impl Interpreter {
                 let ctx = OpCtx {
                     graph: &self.graph,
                     op,
-                    inputs: inputs.iter().map(Option::as_ref).collect(),
+                    inputs: inputs.to_vec(),
                     input_ids: self.graph.op_inputs(op),
                     output_ids: self.graph.op_outputs(op),
+                    cache,
                 };
                 kernel(&ctx).map_err(fail)?
             }
@@ -664,14 +679,14 @@ impl Interpreter {
     }
 
     /// A float op through litequant's float kernels.
-    fn eval_float(&self, op: OpIndex, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, String> {
+    fn eval_float(&self, op: OpIndex, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
         let kernel = self
             .float_kernels
             .get(self.graph.op_code(op))
             .ok_or("no float kernel")?;
         let values: Vec<Option<Value>> = inputs
             .iter()
-            .map(|t| t.as_ref().map(to_value).transpose())
+            .map(|t| t.map(to_value).transpose())
             .collect::<Result<_, _>>()?;
         let attached = Attached {
             resources: &self.resources,

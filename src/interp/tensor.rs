@@ -132,9 +132,37 @@ impl Tensor {
     /// Real values: float data as is, integer codes dequantized with `quant` (per tensor or per channel),
     /// unquantized integers as their values.
     pub fn to_real(&self, quant: Option<&QuantParams>) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.to_real_into(quant, &mut out);
+        out
+    }
+
+    /// [`to_real`](Self::to_real) into `out` (cleared first), reusing its allocation.
+    pub fn to_real_into(&self, quant: Option<&QuantParams>, out: &mut Vec<f32>) {
+        out.clear();
+        // One scale: the common int8 case, without widening the codes first (same arithmetic).
+        let one = |c: i64, q: &QuantParams| {
+            let zp = q.zero_point.first().copied().unwrap_or(0);
+            (f64::from(q.scale[0]) * (c - zp) as f64) as f32
+        };
         match (&self.data, quant) {
+            (TensorData::F32(v), _) => {
+                out.extend_from_slice(v);
+                return;
+            }
+            (TensorData::I8(v), Some(q)) if q.scale.len() == 1 => {
+                out.extend(v.iter().map(|&c| one(i64::from(c), q)));
+                return;
+            }
+            (TensorData::I16(v), Some(q)) if q.scale.len() == 1 => {
+                out.extend(v.iter().map(|&c| one(i64::from(c), q)));
+                return;
+            }
+            _ => {}
+        }
+        out.extend(match (&self.data, quant) {
             (TensorData::F32(v), _) => v.clone(),
-            (TensorData::F16(v), _) => v.iter().map(|x| x.to_f32()).collect(),
+            (TensorData::F16(v), _) => v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>(),
             (data, Some(q)) => {
                 let codes = data.to_i64().unwrap_or_default();
                 let inner = q.inner_size(&self.shape);
@@ -150,7 +178,7 @@ impl Tensor {
                     .collect()
             }
             (data, None) => data.to_f64().into_iter().map(|x| x as f32).collect(),
-        }
+        });
     }
 }
 

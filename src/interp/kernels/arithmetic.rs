@@ -14,6 +14,11 @@ type Broadcast = (Vec<usize>, Vec<usize>, Vec<usize>);
 
 /// The broadcast output shape and, for each output element, the flat index into each input.
 pub(super) fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, String> {
+    if a == b {
+        // No broadcasting (residual adds): both inputs are read in order.
+        let identity: Vec<usize> = (0..a.iter().product()).collect();
+        return Ok((a.to_vec(), identity.clone(), identity));
+    }
     let rank = a.len().max(b.len());
     let pad = |s: &[usize]| -> Vec<usize> {
         let mut v = vec![1; rank - s.len()];

@@ -8,11 +8,13 @@
 //! Integer sums are exact, so LiteRT's batch-folding and operand swap do not change a result.
 
 use super::batch_matmul::{transpose_last_two, MatmulDims};
+use super::gemm::{self, PackedWeights};
+use super::requantize::Requantizer;
 use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_i64, quantize_multiplier,
 };
-use crate::interp::tensor::Tensor;
+use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
 
 /// The integer BATCH_MATMUL kernel.
@@ -64,7 +66,6 @@ pub(crate) fn batch_matmul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         depth,
         cols,
     } = MatmulDims::new(&lhs.shape, &rhs.shape, adj_x, adj_y)?;
-    let rank = l.len();
     // Row-major operands with the depth last: LHS [..., rows, depth], RHS [..., cols, depth].
     let lhs_offset = -lq.zero_point0();
     let rhs_offset = -rq.zero_point0();
@@ -77,22 +78,30 @@ pub(crate) fn batch_matmul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     }
     let output_offset = oq.zero_point0();
     let matrices: usize = batch.iter().product();
+    let mut shape = batch.clone();
+    shape.extend([rows, cols]);
+    if !wide && depth > 0 {
+        let requantizer = Requantizer::new(
+            &vec![0; cols],
+            &vec![multiplier; cols],
+            output_offset,
+            (qmin, qmax),
+        );
+        let operands = Operands {
+            x: &x,
+            w: &w,
+            l: &l,
+            r: &r,
+            batch: &batch,
+            dims: (rows, depth, cols),
+        };
+        let out = int8_products(ctx, &operands, &requantizer)?;
+        return Ok(vec![Tensor::new(shape, TensorData::I8(out))?]);
+    }
     let mut out = Vec::with_capacity(matrices * rows * cols);
     for m in 0..matrices {
         // Each operand's matrix for output batch m: a size-1 batch dim broadcasts (LiteRT's `extent`).
-        let (mut rest, mut li, mut ri) = (m, 0usize, 0usize);
-        for d in (0..rank - 2).rev() {
-            let i = rest % batch[d];
-            rest /= batch[d];
-            let lstride: usize = l[d + 1..rank - 2].iter().product();
-            let rstride: usize = r[d + 1..rank - 2].iter().product();
-            if l[d] != 1 {
-                li += i * lstride;
-            }
-            if r[d] != 1 {
-                ri += i * rstride;
-            }
-        }
+        let (li, ri) = operand_matrices(m, &l, &r, &batch);
         let xm = &x[li * rows * depth..(li + 1) * rows * depth];
         let wm = &w[ri * cols * depth..(ri + 1) * cols * depth];
         for i in 0..rows {
@@ -117,7 +126,71 @@ pub(crate) fn batch_matmul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             }
         }
     }
-    let mut shape = batch;
-    shape.extend([rows, cols]);
     Ok(vec![from_codes(shape, out_type, out)?])
+}
+
+/// Which LHS and RHS matrix output batch `m` reads: a size-1 batch dim broadcasts (LiteRT's `extent`).
+fn operand_matrices(m: usize, l: &[usize], r: &[usize], batch: &[usize]) -> (usize, usize) {
+    let rank = l.len();
+    let (mut rest, mut li, mut ri) = (m, 0usize, 0usize);
+    for d in (0..rank - 2).rev() {
+        let i = rest % batch[d];
+        rest /= batch[d];
+        let lstride: usize = l[d + 1..rank - 2].iter().product();
+        let rstride: usize = r[d + 1..rank - 2].iter().product();
+        if l[d] != 1 {
+            li += i * lstride;
+        }
+        if r[d] != 1 {
+            ri += i * rstride;
+        }
+    }
+    (li, ri)
+}
+
+/// Offset operands with the depth last (LHS `[..., rows, depth]`, RHS `[..., cols, depth]`) and dims.
+struct Operands<'a> {
+    x: &'a [i32],
+    w: &'a [i32],
+    l: &'a [usize],
+    r: &'a [usize],
+    batch: &'a [usize],
+    dims: (usize, usize, usize),
+}
+
+/// int8 x int8 -> int8 through [`gemm::product`], matrix by matrix: the same wrapping int32 sums and
+/// requantization as the reference loop.
+fn int8_products(
+    ctx: &OpCtx<'_>,
+    o: &Operands<'_>,
+    requantizer: &Requantizer,
+) -> Result<Vec<i8>, String> {
+    let (rows, depth, cols) = o.dims;
+    let matrices: usize = o.batch.iter().product();
+    let mut out = Vec::with_capacity(matrices * rows * cols);
+    ctx.with_scratch(|s| -> Result<(), String> {
+        for m in 0..matrices {
+            let (li, ri) = operand_matrices(m, o.l, o.r, o.batch);
+            let xm = &o.x[li * rows * depth..(li + 1) * rows * depth];
+            let wm = &o.w[ri * cols * depth..(ri + 1) * cols * depth];
+            // Offset int8 codes lie in [-255, 255]: exact in i16.
+            let packed = PackedWeights::new(cols, depth, |c, k| wm[c * depth + k] as i16);
+            let stride = packed.row_stride();
+            s.activations.clear();
+            s.activations.resize(rows * stride, 0);
+            for (row, xs) in s
+                .activations
+                .chunks_exact_mut(stride)
+                .zip(xm.chunks_exact(depth))
+            {
+                for (a, &v) in row.iter_mut().zip(xs) {
+                    *a = v as i16;
+                }
+            }
+            gemm::product(&s.activations, rows, &packed, &mut s.sums).ok_or("short operand")?;
+            requantizer.apply(&s.sums, packed.padded_columns(), &mut out);
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }

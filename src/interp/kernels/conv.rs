@@ -182,6 +182,14 @@ fn quantized_conv(ctx: &OpCtx<'_>, depthwise: bool) -> Result<Vec<Tensor>, Strin
     let filter = ctx.input(1)?;
     let w = window(ctx)?;
     let g = geometry(input, filter, &w, depthwise)?;
+    if super::conv_int8::applies(ctx, &g, &w, depthwise) {
+        let out = if depthwise {
+            super::conv_int8::depthwise(ctx, filter, &g, &w)?
+        } else {
+            super::conv_int8::conv(ctx, filter, &g, &w)?
+        };
+        return Ok(vec![out]);
+    }
     let multipliers = per_channel_multipliers(ctx, g.out_c)?;
     let out_q = ctx.output_quant(0)?;
     let out_type = ctx.output_type(0)?;

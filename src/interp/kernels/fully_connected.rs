@@ -1,9 +1,10 @@
 //! FULLY_CONNECTED on int8 (int32 bias) and int16 (int64 bias) activations with int8 weights
 //! (`reference_integer_ops::FullyConnected`, `FullyConnectedPerChannel`).
 
+use super::gemm::{self, PackedWeights};
 use super::{bias_i64, codes, dim, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::activation_range;
-use crate::interp::tensor::Tensor;
+use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
 
 /// Batches and depth of an FC input: the filter's second dim is the depth, everything else is batches.
@@ -77,6 +78,20 @@ pub(crate) fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         vec![f64::from(in_q.scale0()) * f64::from(f_q.scale0()) / f64::from(out_q.scale0()); units]
     };
     let wide = input.tensor_type() == fb::TensorType::INT16;
+    let int8 = |t: &Tensor| t.tensor_type() == fb::TensorType::INT8;
+    if int8(input) && int8(filter) && out_type == fb::TensorType::INT8 {
+        let requant = Requantization {
+            scales,
+            output_offset: out_q.zero_point0(),
+            act_min,
+            act_max,
+        };
+        let out = int8_product(ctx, filter, (batches, depth, units), requant)?;
+        return Ok(vec![Tensor::new(
+            fc_output_shape(ctx, batches, units),
+            TensorData::I8(out),
+        )?]);
+    }
     let x = codes(input)?;
     let f = codes(filter)?;
     let bias = bias_i64(ctx.optional(2), units)?;
@@ -111,4 +126,75 @@ pub(crate) fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         out_type,
         out,
     )?])
+}
+
+/// How FULLY_CONNECTED turns a unit's int32 sum into its output code.
+struct Requantization {
+    /// Per unit, `input_scale * filter_scale / output_scale`.
+    scales: Vec<f64>,
+    output_offset: i32,
+    act_min: i32,
+    act_max: i32,
+}
+
+/// The int8 filter with its offset, packed once, and the bias as the int32 accumulator adds it.
+struct Int8Plan {
+    weights: PackedWeights,
+    bias: Vec<i32>,
+}
+
+/// int8 x int8 -> int8 through [`gemm::product`]: the reference sums (wrapping int32, bias added), then
+/// the double-precision requantization of [`fully_connected`].
+fn int8_product(
+    ctx: &OpCtx<'_>,
+    filter: &Tensor,
+    (batches, depth, units): (usize, usize, usize),
+    r: Requantization,
+) -> Result<Vec<i8>, String> {
+    let plan = ctx.prepared(&[1, 2], || {
+        let TensorData::I8(f) = &filter.data else {
+            return Err("expected an INT8 filter".to_string());
+        };
+        let filter_offset = -ctx.input_quant(1)?.zero_point0();
+        let weights = PackedWeights::new(units, depth, |u, k| {
+            (i32::from(f[u * depth + k]) + filter_offset) as i16
+        });
+        let bias = bias_i64(ctx.optional(2), units)?
+            .into_iter()
+            .map(|b| b as i32)
+            .collect();
+        Ok(Int8Plan { weights, bias })
+    })?;
+    let TensorData::I8(x) = &ctx.input(0)?.data else {
+        return Err("expected an INT8 input".into());
+    };
+    let input_offset = -ctx.input_quant(0)?.zero_point0();
+    let stride = plan.weights.row_stride();
+    let width = plan.weights.padded_columns();
+    let mut out = Vec::with_capacity(batches * units);
+    ctx.with_scratch(|s| -> Result<(), String> {
+        s.activations.clear();
+        s.activations.resize(batches * stride, 0);
+        for (row, xs) in s
+            .activations
+            .chunks_exact_mut(stride)
+            .zip(x.chunks_exact(depth))
+        {
+            for (a, &v) in row.iter_mut().zip(xs) {
+                *a = (i32::from(v) + input_offset) as i16;
+            }
+        }
+        gemm::product(&s.activations, batches, &plan.weights, &mut s.sums).ok_or("short input")?;
+        for row in s.sums.chunks_exact(width) {
+            for ((&sum, &bias), &scale) in row.iter().zip(&plan.bias).zip(&r.scales).take(units) {
+                let acc = sum.wrapping_add(bias);
+                let scaled = (f64::from(acc) * scale).round();
+                let v = (scaled.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32)
+                    .saturating_add(r.output_offset);
+                out.push(v.clamp(r.act_min, r.act_max) as i8);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }

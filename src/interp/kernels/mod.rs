@@ -10,10 +10,12 @@ pub(crate) mod batch_matmul;
 pub(crate) mod batch_matmul_quantized;
 pub(crate) mod compare;
 pub(crate) mod conv;
+pub(crate) mod conv_int8;
 pub(crate) mod data_movement;
 pub(crate) mod elementwise;
 pub(crate) mod fully_connected;
 pub(crate) mod gelu;
+pub(crate) mod gemm;
 pub(crate) mod hybrid;
 pub(crate) mod leaky_relu;
 pub(crate) mod lstm;
@@ -23,6 +25,7 @@ pub(crate) mod pool;
 pub(crate) mod quantize;
 pub(crate) mod recurrent;
 pub(crate) mod reduce;
+pub(crate) mod requantize;
 pub(crate) mod resize;
 pub(crate) mod rsqrt;
 pub(crate) mod shape;
@@ -35,6 +38,8 @@ pub(crate) mod transpose_conv;
 use super::tensor::{QuantParams, Tensor, TensorData};
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::tflite::{self, fb};
+use std::any::Any;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
 /// What a kernel sees: the op, its inputs (in op order, `None` for omitted optional ones) and its outputs.
@@ -44,6 +49,43 @@ pub(crate) struct OpCtx<'a> {
     pub inputs: Vec<Option<&'a Tensor>>,
     pub input_ids: Vec<Option<TensorId>>,
     pub output_ids: Vec<TensorId>,
+    /// The interpreter's state for this op across invokes (`None`: a one-off evaluation keeps nothing).
+    pub cache: Option<&'a OpCache>,
+}
+
+/// What an interpreter keeps for one op across invokes: what its kernel derives from the op's constant
+/// inputs and quantization once (packed weights, multipliers), and scratch buffers it reuses.
+#[derive(Default)]
+pub(crate) struct OpCache {
+    prepared: OnceCell<Box<dyn Any>>,
+    scratch: RefCell<Scratch>,
+}
+
+/// Scratch buffers a kernel reuses from one invoke to the next.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Offset activations.
+    pub activations: Vec<i16>,
+    /// Gathered patches (im2col rows).
+    pub patches: Vec<i16>,
+    /// Accumulators.
+    pub sums: Vec<i32>,
+}
+
+/// A kernel's prepared state: the interpreter's cached copy, or one made for a single evaluation.
+pub(crate) enum Prepared<'a, T> {
+    Cached(&'a T),
+    Fresh(T),
+}
+
+impl<T> std::ops::Deref for Prepared<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            Prepared::Cached(t) => t,
+            Prepared::Fresh(t) => t,
+        }
+    }
 }
 
 impl<'a> OpCtx<'a> {
@@ -113,6 +155,47 @@ impl<'a> OpCtx<'a> {
     /// The op's builtin options.
     pub fn options(&self) -> &'a fb::BuiltinOptionsT {
         &self.graph.op(self.op).builtin_options
+    }
+
+    /// Whether input `i` is present and a constant of the model (its value is the same on every invoke).
+    pub fn is_constant(&self, i: usize) -> bool {
+        self.input_ids
+            .get(i)
+            .copied()
+            .flatten()
+            .is_some_and(|id| self.graph.buffer_data(id).is_some())
+    }
+
+    /// The state `make` derives from the op's quantization and its `constant` inputs: made once and kept by
+    /// the interpreter when those inputs are model constants (or omitted), made afresh otherwise.
+    pub fn prepared<T: Any>(
+        &self,
+        constant: &[usize],
+        make: impl FnOnce() -> Result<T, String>,
+    ) -> Result<Prepared<'a, T>, String> {
+        let fixed = |i: usize| self.optional(i).is_none() || self.is_constant(i);
+        let cache = match self.cache {
+            Some(c) if constant.iter().all(|&i| fixed(i)) => c,
+            _ => return make().map(Prepared::Fresh),
+        };
+        if cache.prepared.get().is_none() {
+            // Set only here, and the cell was empty: it cannot be full already.
+            let _ = cache.prepared.set(Box::new(make()?));
+        }
+        cache
+            .prepared
+            .get()
+            .and_then(|b| b.downcast_ref::<T>())
+            .map(Prepared::Cached)
+            .ok_or_else(|| "the op's prepared state has another kernel's type".to_string())
+    }
+
+    /// Runs `f` with the op's scratch buffers (fresh ones for a one-off evaluation).
+    pub fn with_scratch<R>(&self, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        match self.cache.map(|c| c.scratch.try_borrow_mut()) {
+            Some(Ok(mut s)) => f(&mut s),
+            _ => f(&mut Scratch::default()),
+        }
     }
 }
 

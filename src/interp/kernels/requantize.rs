@@ -1,0 +1,185 @@
+//! Per-channel requantization of int32 sums to int8 codes, vectorizable: TFLite's
+//! `MultiplyByQuantizedMultiplier` (bias added, left shift, `SaturatingRoundingDoublingHighMul`,
+//! `RoundingDivideByPOT`), then the output offset and the activation clamp, written without branches so
+//! the channel loop runs in AVX2 lanes. The integers are those of
+//! [`multiply_by_quantized_multiplier`](crate::interp::fixed_point::multiply_by_quantized_multiplier).
+
+use crate::interp::fixed_point::QuantizedMultiplier;
+
+/// One output channel's constants.
+#[derive(Debug, Clone, Copy)]
+struct Channel {
+    bias: i32,
+    /// `2^left`, the multiplier's left shift as a (wrapping) multiplication.
+    scale_up: i32,
+    multiplier: i32,
+    /// The right shift of `RoundingDivideByPOT`, in [0, 31].
+    right: i32,
+    /// `2^right - 1`.
+    mask: i32,
+}
+
+/// What turns a channel's int32 sum into its int8 code.
+pub(crate) struct Requantizer {
+    channels: Vec<Channel>,
+    output_offset: i32,
+    act_min: i32,
+    act_max: i32,
+}
+
+impl Requantizer {
+    /// Per channel: bias (added to the wrapping int32 sum) and multiplier; then the output zero point and
+    /// the fused activation's clamp.
+    pub fn new(
+        bias: &[i32],
+        multipliers: &[QuantizedMultiplier],
+        output_offset: i32,
+        (act_min, act_max): (i32, i32),
+    ) -> Requantizer {
+        let channels = bias
+            .iter()
+            .zip(multipliers)
+            .map(|(&bias, m)| {
+                let right = (-m.shift).clamp(0, 31);
+                Channel {
+                    bias,
+                    scale_up: 1i32 << m.shift.clamp(0, 30),
+                    multiplier: m.multiplier,
+                    right,
+                    mask: ((1i64 << right) - 1) as i32,
+                }
+            })
+            .collect();
+        Requantizer {
+            channels,
+            output_offset,
+            act_min,
+            act_max,
+        }
+    }
+
+    /// Requantizes the first (channel count) sums of each row of `sums` (rows `width` apart) and appends
+    /// the codes to `out`.
+    pub fn apply(&self, sums: &[i32], width: usize, out: &mut Vec<i8>) {
+        let n = self.channels.len();
+        if width < n || n == 0 {
+            return;
+        }
+        let rows = sums.len() / width;
+        let start = out.len();
+        out.resize(start + rows * n, 0);
+        let dst = &mut out[start..];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is available on this CPU (checked on the line above).
+                unsafe { self.rows_avx2(sums, width, dst) };
+                return;
+            }
+        }
+        self.rows(sums, width, dst);
+    }
+
+    /// [`rows`](Self::rows) compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn rows_avx2(&self, sums: &[i32], width: usize, out: &mut [i8]) {
+        self.rows(sums, width, out);
+    }
+
+    #[inline(always)]
+    fn rows(&self, sums: &[i32], width: usize, out: &mut [i8]) {
+        let n = self.channels.len();
+        for (row, dst) in sums.chunks_exact(width).zip(out.chunks_exact_mut(n)) {
+            for ((d, &s), c) in dst.iter_mut().zip(row).zip(&self.channels) {
+                *d = self.one(s, c);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn one(&self, sum: i32, c: &Channel) -> i8 {
+        let x = sum.wrapping_add(c.bias).wrapping_mul(c.scale_up);
+        // round(x * m / 2^31) half away from zero is floor((x * m + 2^30) / 2^31); the one overflow saturates.
+        let high = ((i64::from(x) * i64::from(c.multiplier) + (1i64 << 30)) >> 31) as i32;
+        let high = if x == i32::MIN && c.multiplier == i32::MIN {
+            i32::MAX
+        } else {
+            high
+        };
+        let remainder = high & c.mask;
+        let threshold = (c.mask >> 1) + i32::from(high < 0);
+        let scaled = (high >> c.right) + i32::from(remainder > threshold);
+        scaled
+            .wrapping_add(self.output_offset)
+            .clamp(self.act_min, self.act_max) as i8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::fixed_point::{multiply_by_quantized_multiplier, quantize_multiplier};
+    use proptest::prelude::*;
+
+    fn reference(sum: i32, bias: i32, m: QuantizedMultiplier, offset: i32, lo: i32, hi: i32) -> i8 {
+        (multiply_by_quantized_multiplier(sum.wrapping_add(bias), m) + offset).clamp(lo, hi) as i8
+    }
+
+    #[test]
+    fn extreme_sums_and_shifts_match_the_reference() {
+        let sums = [
+            i32::MIN,
+            i32::MIN + 1,
+            -1 << 30,
+            -3,
+            -1,
+            0,
+            1,
+            2,
+            1 << 30,
+            i32::MAX,
+        ];
+        for real in [
+            1e-9, 3.1e-6, 0.0007, 0.25, 0.5, 0.999, 1.0, 1.5, 7.3, 1e3, 1e9,
+        ] {
+            let m = quantize_multiplier(real);
+            let cases = [
+                m,
+                QuantizedMultiplier {
+                    multiplier: i32::MIN,
+                    shift: 0,
+                },
+            ];
+            for m in cases {
+                let r =
+                    Requantizer::new(&vec![0; sums.len()], &vec![m; sums.len()], -5, (-128, 127));
+                let mut out = Vec::new();
+                r.apply(&sums, sums.len(), &mut out);
+                let want: Vec<i8> = sums
+                    .iter()
+                    .map(|&s| reference(s, 0, m, -5, -128, 127))
+                    .collect();
+                assert_eq!(out, want, "multiplier {m:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn requantized_rows_match_multiply_by_quantized_multiplier(
+            sums in proptest::collection::vec(any::<i32>(), 1..70),
+            bias in -100_000i32..100_000,
+            real in 1e-7f64..4.0,
+            offset in -128i32..128,
+        ) {
+            let m = quantize_multiplier(real);
+            let n = sums.len();
+            let r = Requantizer::new(&vec![bias; n], &vec![m; n], offset, (-100, 90));
+            let mut out = Vec::new();
+            r.apply(&sums, n, &mut out);
+            let want: Vec<i8> = sums.iter().map(|&s| reference(s, bias, m, offset, -100, 90)).collect();
+            prop_assert_eq!(out, want);
+        }
+    }
+}
