@@ -3,31 +3,13 @@
 //! every artifact run in LiteRT; then a locked rebuild on another thread count writes the same bytes. The
 //! rounding itself is specified in `src/quantize/rounding.rs`.
 
+use crate::equalize::{constant, pattern, tensor};
 use crate::interop::{evaluate, litequant};
 use litequant::graph::{Graph, TensorId};
-use litequant::tflite::fb::{self, BuiltinOperator as Op, TensorType};
+use litequant::tflite::fb::{self, BuiltinOperator as Op};
 
 const C: usize = 16;
 const LOUD: usize = 5;
-
-fn tensor(g: &mut Graph, name: &str, shape: &[i32]) -> TensorId {
-    let mut t = fb::TensorT::default();
-    t.name = Some(name.into());
-    t.shape = Some(shape.to_vec());
-    t.type_ = TensorType::FLOAT32;
-    g.add_tensor(t)
-}
-
-fn constant(g: &mut Graph, name: &str, shape: &[i32], values: &[f32]) -> TensorId {
-    let t = tensor(g, name, shape);
-    g.set_tensor_data(t, values.iter().flat_map(|v| v.to_le_bytes()).collect());
-    t
-}
-
-/// A deterministic pattern in [-1, 1].
-fn pattern(i: usize) -> f32 {
-    (((i * 37 + 11) % 23) as f32 / 11.0) - 1.0
-}
 
 /// `x [1,6,6,C] -> CONV_2D 1x1 "mix" (identity + 0.6 everywhere: channels sharing one component) -> MUL by
 /// [1, .., 4 (channel LOUD), .., 1] -> CONV_2D 1x1 -> y [1,6,6,C]`. The last convolution's inputs are correlated,

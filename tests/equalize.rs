@@ -10,7 +10,7 @@ use litequant::tflite::fb::{self, BuiltinOperator as Op, TensorType};
 const C: usize = 8;
 const OUTLIER: usize = 3;
 
-fn tensor(g: &mut Graph, name: &str, shape: &[i32]) -> TensorId {
+pub(crate) fn tensor(g: &mut Graph, name: &str, shape: &[i32]) -> TensorId {
     let mut t = fb::TensorT::default();
     t.name = Some(name.into());
     t.shape = Some(shape.to_vec());
@@ -18,14 +18,14 @@ fn tensor(g: &mut Graph, name: &str, shape: &[i32]) -> TensorId {
     g.add_tensor(t)
 }
 
-fn constant(g: &mut Graph, name: &str, shape: &[i32], values: &[f32]) -> TensorId {
+pub(crate) fn constant(g: &mut Graph, name: &str, shape: &[i32], values: &[f32]) -> TensorId {
     let t = tensor(g, name, shape);
     g.set_tensor_data(t, values.iter().flat_map(|v| v.to_le_bytes()).collect());
     t
 }
 
 /// A deterministic pattern in [-1, 1].
-fn pattern(i: usize) -> f32 {
+pub(crate) fn pattern(i: usize) -> f32 {
     (((i * 37 + 11) % 23) as f32 / 11.0) - 1.0
 }
 

@@ -123,7 +123,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn reference(sum: i32, bias: i32, m: QuantizedMultiplier, offset: i32, lo: i32, hi: i32) -> i8 {
-        (multiply_by_quantized_multiplier(sum.wrapping_add(bias), m) + offset).clamp(lo, hi) as i8
+        multiply_by_quantized_multiplier(sum.wrapping_add(bias), m)
+            .wrapping_add(offset)
+            .clamp(lo, hi) as i8
     }
 
     #[test]
