@@ -56,6 +56,36 @@ pub(super) struct Geometry {
     pub filter_in_c: usize,
 }
 
+impl Geometry {
+    /// The taps of output pixel `(b, oy, ox)` that fall inside the input, in (ky, kx) order: each tap's index
+    /// `ky * k_w + kx` and the offset of its input pixel's first channel in the NHWC input.
+    #[inline(always)]
+    pub fn taps_inside<'a>(
+        &'a self,
+        w: &'a Window,
+        b: usize,
+        oy: usize,
+        ox: usize,
+    ) -> impl Iterator<Item = (usize, usize)> + 'a {
+        let y0 = (oy * w.stride.0) as i64 - self.pad_h as i64;
+        let x0 = (ox * w.stride.1) as i64 - self.pad_w as i64;
+        (0..self.k_h).flat_map(move |ky| {
+            let iy = y0 + (ky * w.dilation.0) as i64;
+            let row = (iy >= 0 && (iy as usize) < self.in_h).then_some(iy as usize);
+            (0..self.k_w).filter_map(move |kx| {
+                let iy = row?;
+                let ix = x0 + (kx * w.dilation.1) as i64;
+                (ix >= 0 && (ix as usize) < self.in_w).then(|| {
+                    (
+                        ky * self.k_w + kx,
+                        ((b * self.in_h + iy) * self.in_w + ix as usize) * self.in_c,
+                    )
+                })
+            })
+        })
+    }
+}
+
 pub(super) fn geometry(
     input: &Tensor,
     filter: &Tensor,
@@ -287,47 +317,33 @@ fn accumulate(
     for b in 0..g.batches {
         for oy in 0..g.out_h {
             for ox in 0..g.out_w {
-                let y0 = (oy * w.stride.0) as i64 - g.pad_h as i64;
-                let x0 = (ox * w.stride.1) as i64 - g.pad_w as i64;
                 sums.iter_mut().for_each(|s| *s = 0);
-                for ky in 0..g.k_h {
-                    let iy = y0 + (ky * w.dilation.0) as i64;
-                    if iy < 0 || iy as usize >= g.in_h {
-                        continue;
-                    }
-                    for kx in 0..g.k_w {
-                        let ix = x0 + (kx * w.dilation.1) as i64;
-                        if ix < 0 || ix as usize >= g.in_w {
-                            continue;
+                for (tap, base) in g.taps_inside(w, b, oy, ox) {
+                    let (ky, kx) = (tap / g.k_w, tap % g.k_w);
+                    if depthwise {
+                        let taps = f.get(tap * g.out_c..(tap + 1) * g.out_c)?;
+                        let pixel = x.get(base..base + g.in_c)?;
+                        let m = w.depth_multiplier.max(1);
+                        for (oc, (s, &t)) in sums.iter_mut().zip(taps).enumerate() {
+                            let v = *pixel.get(oc / m)?;
+                            *s = if wide {
+                                *s + i64::from(v) * i64::from(t)
+                            } else {
+                                i64::from((*s as i32).wrapping_add(v.wrapping_mul(t)))
+                            };
                         }
-                        let base = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
-                        if depthwise {
-                            let taps = f.get(
-                                (ky * g.k_w + kx) * g.out_c..(ky * g.k_w + kx + 1) * g.out_c,
-                            )?;
-                            let pixel = x.get(base..base + g.in_c)?;
-                            let m = w.depth_multiplier.max(1);
-                            for (oc, (s, &t)) in sums.iter_mut().zip(taps).enumerate() {
-                                let v = *pixel.get(oc / m)?;
-                                *s = if wide {
-                                    *s + i64::from(v) * i64::from(t)
-                                } else {
-                                    i64::from((*s as i32).wrapping_add(v.wrapping_mul(t)))
-                                };
-                            }
-                        } else {
-                            for (oc, s) in sums.iter_mut().enumerate() {
-                                let ch0 = (oc / groups_out) * g.filter_in_c;
-                                let xs = x.get(base + ch0..base + ch0 + g.filter_in_c)?;
-                                let fb = ((oc * g.k_h + ky) * g.k_w + kx) * g.filter_in_c;
-                                let fs = f.get(fb..fb + g.filter_in_c)?;
-                                let d = dot(xs, fs);
-                                *s = if wide {
-                                    *s + d
-                                } else {
-                                    i64::from((*s as i32).wrapping_add(d as i32))
-                                };
-                            }
+                    } else {
+                        for (oc, s) in sums.iter_mut().enumerate() {
+                            let ch0 = (oc / groups_out) * g.filter_in_c;
+                            let xs = x.get(base + ch0..base + ch0 + g.filter_in_c)?;
+                            let fb = ((oc * g.k_h + ky) * g.k_w + kx) * g.filter_in_c;
+                            let fs = f.get(fb..fb + g.filter_in_c)?;
+                            let d = dot(xs, fs);
+                            *s = if wide {
+                                *s + d
+                            } else {
+                                i64::from((*s as i32).wrapping_add(d as i32))
+                            };
                         }
                     }
                 }

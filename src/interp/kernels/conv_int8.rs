@@ -149,22 +149,9 @@ fn gather_patches(
             (p / g.out_w) % g.out_h,
             p % g.out_w,
         );
-        let y0 = (oy * w.stride.0) as i64 - g.pad_h as i64;
-        let x0 = (ox * w.stride.1) as i64 - g.pad_w as i64;
-        for ky in 0..g.k_h {
-            let iy = y0 + (ky * w.dilation.0) as i64;
-            if iy < 0 || iy as usize >= g.in_h {
-                continue;
-            }
-            for kx in 0..g.k_w {
-                let ix = x0 + (kx * w.dilation.1) as i64;
-                if ix < 0 || ix as usize >= g.in_w {
-                    continue;
-                }
-                let base = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
-                let at = (ky * g.k_w + kx) * g.in_c;
-                patch[at..at + g.in_c].copy_from_slice(&x[base..base + g.in_c]);
-            }
+        for (tap, base) in g.taps_inside(w, b, oy, ox) {
+            let at = tap * g.in_c;
+            patch[at..at + g.in_c].copy_from_slice(&x[base..base + g.in_c]);
         }
     }
 }
@@ -237,29 +224,16 @@ fn depthwise_loops(g: &Geometry, w: &Window, x: &[i16], taps: &[i16], sums: &mut
             (p / g.out_w) % g.out_h,
             p % g.out_w,
         );
-        let y0 = (oy * w.stride.0) as i64 - g.pad_h as i64;
-        let x0 = (ox * w.stride.1) as i64 - g.pad_w as i64;
-        for ky in 0..g.k_h {
-            let iy = y0 + (ky * w.dilation.0) as i64;
-            if iy < 0 || iy as usize >= g.in_h {
-                continue;
-            }
-            for kx in 0..g.k_w {
-                let ix = x0 + (kx * w.dilation.1) as i64;
-                if ix < 0 || ix as usize >= g.in_w {
-                    continue;
+        for (k, base) in g.taps_inside(w, b, oy, ox) {
+            let pixel = &x[base..base + g.in_c];
+            let tap = &taps[k * g.out_c..][..g.out_c];
+            if m == 1 {
+                for ((s, &v), &t) in acc.iter_mut().zip(pixel).zip(tap) {
+                    *s = s.wrapping_add(i32::from(v) * i32::from(t));
                 }
-                let base = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
-                let pixel = &x[base..base + g.in_c];
-                let tap = &taps[(ky * g.k_w + kx) * g.out_c..][..g.out_c];
-                if m == 1 {
-                    for ((s, &v), &t) in acc.iter_mut().zip(pixel).zip(tap) {
-                        *s = s.wrapping_add(i32::from(v) * i32::from(t));
-                    }
-                } else {
-                    for (c, (s, &t)) in acc.iter_mut().zip(tap).enumerate() {
-                        *s = s.wrapping_add(i32::from(pixel[c / m]) * i32::from(t));
-                    }
+            } else {
+                for (c, (s, &t)) in acc.iter_mut().zip(tap).enumerate() {
+                    *s = s.wrapping_add(i32::from(pixel[c / m]) * i32::from(t));
                 }
             }
         }
