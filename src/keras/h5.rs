@@ -19,7 +19,17 @@ const WEIGHTS_ROOT: &str = "/model_weights";
 
 /// Reads the layer graph and opens the weights of a `.h5` model.
 pub fn read_h5(bytes: Vec<u8>) -> Result<(ModelConfig, Weights), KerasErrorKind> {
+    let len = bytes.len() as u64;
     let file = Hdf5File::from_vec(bytes).map_err(|e| KerasErrorKind::H5(e.to_string()))?;
+    let superblock = file.superblock();
+    let end = superblock
+        .base_address
+        .saturating_add(superblock.eof_address);
+    if end > len {
+        return Err(KerasErrorKind::H5(format!(
+            "truncated: the file has {len} bytes, its superblock says {end}"
+        )));
+    }
     let root = file
         .root_group()
         .map_err(|e| KerasErrorKind::H5(e.to_string()))?;

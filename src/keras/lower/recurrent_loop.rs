@@ -154,17 +154,12 @@ impl Lowering<'_> {
         let i32_ = fb::TensorType::INT32;
         let time = self.typed(&name("add"), &[], i32_);
         let add = fb::BuiltinOperator::ADD;
-        let add_options = || fb::BuiltinOptionsT::AddOptions(Box::new(add_options()));
+        let options = || fb::BuiltinOptionsT::AddOptions(Box::new(add_options()));
         self.b
-            .op(add, 1, &[Some(a.time), Some(one)], &[time], add_options());
+            .op(add, 1, &[Some(a.time), Some(one)], &[time], options());
         let counter = self.typed(&name("add_1"), &[], i32_);
-        self.b.op(
-            add,
-            1,
-            &[Some(a.counter), Some(one)],
-            &[counter],
-            add_options(),
-        );
+        self.b
+            .op(add, 1, &[Some(a.counter), Some(one)], &[counter], options());
         let step = self
             .b
             .activation(&name("TensorArrayV2Read"), &[1, r.input.shape[2]]);
