@@ -21,7 +21,7 @@ const KERAS_SOURCES: [&str; 3] = ["model.keras", "model_tfkeras.h5", "model.h5"]
 
 /// Every Keras source with `model.tflite` and `eval.npz` beside it, as (label, source, folder): the corpus
 /// folders' (of two folders with a model of the same name, the first, the repository's, wins) and the
-/// hand-made fixtures' (`tests/fixtures/keras`, made by its `make_fixtures.py`).
+/// hand-made fixtures' (folders of `tests/fixtures/keras`, made by its `make_recurrent_fixtures.py`).
 fn keras_models() -> Vec<(String, PathBuf, PathBuf)> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras");
