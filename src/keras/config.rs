@@ -46,6 +46,8 @@ pub struct ModelConfig {
     pub inputs: Vec<TensorRef>,
     /// The model's outputs with their names, in the model's order.
     pub outputs: Vec<(String, TensorRef)>,
+    /// Saved by Keras 2 / tf_keras, whose layers TF's converter lowers differently (a fused LSTM).
+    pub tf_keras: bool,
 }
 
 /// Options that carry no meaning at inference (training-time settings), dropped before an options struct is
@@ -81,7 +83,12 @@ impl LayerCall {
 pub fn parse_config(text: &str) -> Result<ModelConfig, KerasErrorKind> {
     let root: Value =
         serde_json::from_str(text).map_err(|e| KerasErrorKind::Config(e.to_string()))?;
-    let class = str_field(&root, "class_name")?;
+    parse_root(&root)
+}
+
+/// Parses a model config already read as JSON (Keras 3's layout; [`super::h5`] brings Keras 2's to it).
+pub fn parse_root(root: &Value) -> Result<ModelConfig, KerasErrorKind> {
+    let class = str_field(root, "class_name")?;
     let config = root
         .get("config")
         .ok_or_else(|| KerasErrorKind::Config("no `config` object".into()))?;
@@ -207,6 +214,7 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
         calls,
         inputs,
         outputs: vec![(output.layer.clone(), output)],
+        tf_keras: false,
     })
 }
 
@@ -250,6 +258,7 @@ fn functional(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
         calls,
         inputs,
         outputs,
+        tf_keras: false,
     })
 }
 

@@ -14,6 +14,8 @@ mod dense;
 mod merge;
 mod norm;
 mod pool;
+mod recurrent;
+mod recurrent_loop;
 mod shape;
 
 use std::collections::HashMap;
@@ -85,6 +87,8 @@ pub struct Lowering<'w> {
     layouts: HashMap<(TensorId, bool), TensorId>,
     /// Each layer's key in the weights file.
     weight_keys: HashMap<String, String>,
+    /// The model was saved by Keras 2 / tf_keras (TF fuses its LSTM).
+    tf_keras: bool,
 }
 
 /// Lowers a parsed model with its weights to a float graph.
@@ -111,6 +115,7 @@ pub fn lower(model: &ModelConfig, weights: &Weights) -> Result<Graph, KerasError
                 .iter()
                 .map(|c| (c.name.as_str(), c.class.as_str())),
         ),
+        tf_keras: model.tf_keras,
     };
     let mut inputs = Vec::new();
     for call in &model.calls {
@@ -173,13 +178,12 @@ impl Lowering<'_> {
             "ZeroPadding2D" => self.zero_padding(call),
             "Dropout" | "SpatialDropout1D" | "SpatialDropout2D" | "GaussianNoise"
             | "GaussianDropout" | "AlphaDropout" => self.identity(call),
-            "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" | "RNN" => {
-                Err(KerasErrorKind::unsupported(
-                    &call.name,
-                    &call.class,
-                    "recurrent layers are not lowered yet",
-                ))
-            }
+            "LSTM" | "GRU" => self.recurrent(call),
+            "SimpleRNN" | "Bidirectional" | "RNN" => Err(KerasErrorKind::unsupported(
+                &call.name,
+                &call.class,
+                "recurrent layers are not lowered yet",
+            )),
             _ => Err(KerasErrorKind::unsupported(
                 &call.name,
                 &call.class,
