@@ -375,6 +375,18 @@ impl Interpreter {
         &mut self,
         observe: &mut dyn FnMut(TensorId, &Tensor),
     ) -> Result<(), InterpError> {
+        self.invoke_reusing(&[], Vec::new(), observe)
+    }
+
+    /// Like [`invoke_with`](Self::invoke_with), without running the ops flagged in `skip` (op order; a
+    /// shorter slice runs the rest): `reused` gives the values of their outputs that a later op or the
+    /// caller reads, computed earlier by an op that computes the same. Only computed outputs are observed.
+    pub(crate) fn invoke_reusing(
+        &mut self,
+        skip: &[bool],
+        reused: Vec<(TensorId, Tensor)>,
+        observe: &mut dyn FnMut(TensorId, &Tensor),
+    ) -> Result<(), InterpError> {
         for (index, &t) in self.inputs.iter().enumerate() {
             match &self.values[t.0] {
                 Some(v) => observe(t, v),
@@ -395,7 +407,15 @@ impl Interpreter {
                 *v = None;
             }
         }
+        for (t, v) in reused {
+            if let Some(slot) = self.values.get_mut(t.0) {
+                *slot = Some(v);
+            }
+        }
         for i in 0..self.graph.ops().len() {
+            if skip.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let op = OpIndex(i);
             let args: Vec<Option<&Tensor>> = self
                 .graph
@@ -551,6 +571,14 @@ impl Interpreter {
     /// Any tensor's value after [`invoke`](Self::invoke): constants, inputs and every op output.
     pub fn tensor(&self, id: TensorId) -> Option<&Tensor> {
         self.value(id)
+    }
+
+    /// Moves an op output's value out after [`invoke`](Self::invoke) (`None` for constants and inputs).
+    pub(crate) fn take_tensor(&mut self, id: TensorId) -> Option<Tensor> {
+        if self.inputs.contains(&id) {
+            return None;
+        }
+        self.values.get_mut(id.0).and_then(Option::take)
     }
 
     fn value(&self, id: TensorId) -> Option<&Tensor> {
