@@ -434,7 +434,12 @@ pub(crate) fn produce(
             return Err(JobError::Cancelled);
         }
         let accuracy = match &mut evaluator {
-            Some(e) => Some(e.evaluate(&bytes, &eval_opts).map_err(eval_err)?),
+            Some(e) if job.target.is_some() => {
+                Some(e.evaluate(&bytes, &eval_opts).map_err(eval_err)?)
+            }
+            Some(e) => {
+                Some(eval::evaluate_against(e.reference(), &bytes, &eval_opts).map_err(eval_err)?)
+            }
             None => None,
         };
         let (Some(target), Some(acc), Some((float, _))) = (&job.target, &accuracy, &eval) else {

@@ -484,6 +484,8 @@ pub struct Evaluator<'a> {
     reference: FloatReference<'a>,
     memo: Option<reuse::Memo>,
     round: u64,
+    /// Ops the last evaluation did not run again.
+    skipped: usize,
 }
 
 impl<'a> Evaluator<'a> {
@@ -493,7 +495,13 @@ impl<'a> Evaluator<'a> {
             reference,
             memo: None,
             round: 0,
+            skipped: 0,
         }
+    }
+
+    /// The float side of the evaluations.
+    pub fn reference(&self) -> &FloatReference<'a> {
+        &self.reference
     }
 
     /// Evaluates the quantized model `quant` (the artifact's bytes).
@@ -504,8 +512,9 @@ impl<'a> Evaluator<'a> {
             memo: previous.as_ref(),
             round: self.round,
         };
-        let (accuracy, memo) = evaluate_round(&self.reference, quant, opts, Some(reuse))?;
+        let (accuracy, memo, skipped) = evaluate_round(&self.reference, quant, opts, Some(reuse))?;
         self.memo = memo.and_then(reuse::Memo::within_budget);
+        self.skipped = skipped;
         Ok(accuracy)
     }
 }
@@ -523,7 +532,7 @@ fn evaluate_round(
     quant: &[u8],
     opts: &EvalOptions,
     reuse: Option<Reuse<'_>>,
-) -> Result<(Accuracy, Option<reuse::Memo>), EvalError> {
+) -> Result<(Accuracy, Option<reuse::Memo>, usize), EvalError> {
     let (float, data) = (reference.float, reference.data);
     let quant_interp = Interpreter::new(quant)?;
     let quant_bytes = quant;
@@ -547,9 +556,7 @@ fn evaluate_round(
         .collect();
     let compared: Vec<(TensorId, usize)> = pairs.iter().map(|p| (p.quant, p.float.0)).collect();
     let memo = reuse.and_then(|r| r.memo);
-    let plan = reuse.map(|r| {
-        reuse::Plan::new(quant, &compared, memo, data.samples.len(), r.round)
-    });
+    let plan = reuse.map(|r| reuse::Plan::new(quant, &compared, memo, data.samples.len(), r.round));
     let skip: &[bool] = plan.as_ref().map_or(&[], |p| &p.skip);
     let producers = quant.producers();
     // The op outputs whose accuracy the previous round measured.
@@ -561,7 +568,12 @@ fn evaluate_round(
             .is_some_and(|op| skip.get(op.0).copied().unwrap_or(false))
     };
     let op_outputs: Vec<(usize, TensorId)> = (0..quant.ops().len())
-        .flat_map(|i| quant.op_outputs(OpIndex(i)).into_iter().map(move |t| (i, t)))
+        .flat_map(|i| {
+            quant
+                .op_outputs(OpIndex(i))
+                .into_iter()
+                .map(move |t| (i, t))
+        })
         .collect();
 
     let groups: Vec<usize> = (0..data.samples.len()).step_by(SAMPLES_PER_GROUP).collect();
@@ -699,7 +711,7 @@ fn evaluate_round(
             prob_like,
         },
     )?;
-    Ok((accuracy, next))
+    Ok((accuracy, next, skip.iter().filter(|&&s| s).count()))
 }
 
 /// Every op output of the last invoke of `interp` by key: computed ones moved out of the interpreter,

@@ -100,7 +100,9 @@ impl Plan {
                     let key = keys[t.0];
                     known.contains_key(&key)
                         && compared_with.get(&t.0).is_none_or(|floats| {
-                            floats.iter().all(|&f| memo.energies.contains_key(&(key, f)))
+                            floats
+                                .iter()
+                                .all(|&f| memo.energies.contains_key(&(key, f)))
                         })
                 })
             })
@@ -115,11 +117,6 @@ impl Plan {
             .filter(|t| read.contains(&t.0))
             .collect();
         Plan { keys, skip, load }
-    }
-
-    /// Whether any op is skipped.
-    pub fn reuses(&self) -> bool {
-        self.skip.iter().any(|&s| s)
     }
 }
 
@@ -268,6 +265,64 @@ mod tests {
         let plan = Plan::new(&g, &[(a, 0)], Some(&memo), 1, 1);
         assert_eq!(plan.skip, [false, false]);
         // A memo of other samples is not used.
-        assert!(!Plan::new(&g, &[], Some(&memo), 2, 1).reuses());
+        assert!(!Plan::new(&g, &[], Some(&memo), 2, 1).skip.contains(&true));
+    }
+
+    /// x -> MUL 0.5 -> a -> MUL `c` -> b -> MUL 2 -> y, float.
+    fn scaled(c: f32) -> Graph {
+        let mut m = ModelBuilder::new();
+        let x = m.input("x", &[1, 8]);
+        let mut last = x;
+        for (name, factor) in [("a", 0.5), ("b", c), ("y", 2.0)] {
+            let w = m.weights(&format!("{name}_w"), &[1], |_| factor);
+            let out = m.tensor(name, T::FLOAT32, &[1, 8]);
+            m.op(
+                fb::BuiltinOperator::MUL,
+                &[Some(last), Some(w)],
+                &[out],
+                fb::BuiltinOptionsT::MulOptions(Box::default()),
+            );
+            last = out;
+        }
+        m.output(last);
+        m.build()
+    }
+
+    #[test]
+    fn each_round_of_an_evaluator_reports_what_a_fresh_evaluation_does() {
+        use crate::dataset::{DatasetFormat, DatasetSpec};
+        use crate::eval::{evaluate_against, EvalData, EvalOptions, Evaluator, FloatReference};
+        let float = scaled(1.0);
+        let spec = DatasetSpec {
+            name: "eval".into(),
+            format: DatasetFormat::Random,
+            path: None,
+            samples: Some(20),
+            resize: None,
+            mean: Vec::new(),
+            std: Vec::new(),
+            inputs: Default::default(),
+            feeds: Default::default(),
+            range: None,
+            seed: 3,
+            labels: None,
+            label_output: None,
+            origin: Default::default(),
+        };
+        let data = EvalData::load(&spec, &float).unwrap();
+        let mut evaluator = Evaluator::new(FloatReference::new(&float, &data).unwrap());
+        for (c, skipped) in [(1.1, 0), (1.1, 3), (0.9, 1), (1.3, 1)] {
+            let bytes = scaled(c).to_bytes();
+            for threads in [1, 2] {
+                let opts = EvalOptions { threads };
+                let fresh = evaluate_against(evaluator.reference(), &bytes, &opts).unwrap();
+                let reused = evaluator.evaluate(&bytes, &opts).unwrap();
+                assert_eq!(reused, fresh, "factor {c}, {threads} thread(s)");
+                assert!(fresh.tensors.len() >= 3);
+                if threads == 1 {
+                    assert_eq!(evaluator.skipped, skipped, "factor {c}");
+                }
+            }
+        }
     }
 }

@@ -799,10 +799,23 @@ fn to_value(t: &Tensor) -> Result<Value, String> {
 fn from_value(v: Value) -> Result<Tensor, String> {
     let shape = v.shape().to_vec();
     let data = match v {
-        Value::F32(a) => TensorData::F32(a.iter().copied().collect()),
-        Value::I32(a) => TensorData::I32(a.iter().copied().collect()),
-        Value::I64(a) => TensorData::I64(a.iter().copied().collect()),
-        Value::Bool(a) => TensorData::Bool(a.iter().copied().collect()),
+        Value::F32(a) => TensorData::F32(row_major(a)),
+        Value::I32(a) => TensorData::I32(row_major(a)),
+        Value::I64(a) => TensorData::I64(row_major(a)),
+        Value::Bool(a) => TensorData::Bool(row_major(a)),
     };
     Tensor::new(shape, data)
+}
+
+/// An array's elements in row-major order: its own vector when it holds them contiguously in that order.
+fn row_major<T: Clone>(a: ArrayD<T>) -> Vec<T> {
+    if !a.is_standard_layout() {
+        return a.iter().cloned().collect();
+    }
+    let len = a.len();
+    let (mut v, offset) = a.into_raw_vec_and_offset();
+    let start = offset.unwrap_or(0).min(v.len());
+    v.truncate(start + len);
+    v.drain(..start);
+    v
 }
