@@ -423,9 +423,12 @@ pub(crate) fn produce(
     let eval_opts = EvalOptions {
         threads: opts.threads.min(super::MAX_THREADS),
     };
-    // The float side of every round's evaluation: each sample's float run is computed once.
-    let reference = match &eval {
-        Some((float, data)) => Some(eval::FloatReference::new(float, data).map_err(eval_err)?),
+    // The float side of every round's evaluation: each sample's float run is computed once, and each round
+    // computes again only what the op it keeps float changes.
+    let mut evaluator = match &eval {
+        Some((float, data)) => Some(eval::Evaluator::new(
+            eval::FloatReference::new(float, data).map_err(eval_err)?,
+        )),
         None => None,
     };
     let mut options = job.options.clone();
@@ -447,8 +450,13 @@ pub(crate) fn produce(
         if opts.cancel.is_cancelled() {
             return Err(JobError::Cancelled);
         }
-        let accuracy = match &reference {
-            Some(r) => Some(eval::evaluate_against(r, &bytes, &eval_opts).map_err(eval_err)?),
+        let accuracy = match &mut evaluator {
+            Some(e) if job.target.is_some() => {
+                Some(e.evaluate(&bytes, &eval_opts).map_err(eval_err)?)
+            }
+            Some(e) => {
+                Some(eval::evaluate_against(e.reference(), &bytes, &eval_opts).map_err(eval_err)?)
+            }
             None => None,
         };
         let (Some(target), Some(acc), Some((float, _))) = (&job.target, &accuracy, &eval) else {

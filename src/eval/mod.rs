@@ -14,12 +14,13 @@
 
 #[cfg(feature = "html")]
 pub mod html;
+mod reuse;
 pub mod target;
 
 use crate::calibrate::{CalibError, FloatInterpreter, Registry, Value};
 use crate::dataset::{self, DatasetError, DatasetSpec, Labels};
 use crate::graph::{Graph, OpIndex, TensorId};
-use crate::interp::{InterpError, QuantParams};
+use crate::interp::{InterpError, QuantParams, Tensor, TensorData};
 use crate::tflite::{self, fb};
 use crate::Interpreter;
 use ndarray::ArrayD;
@@ -291,6 +292,37 @@ impl Energy {
         self.count += float.len() as u64;
     }
 
+    /// [`add`](Self::add) of an int8 tensor dequantized through `lut` (its 256 real values, by code + 128).
+    fn add_codes(&mut self, float: &[f32], codes: &[i8], lut: &[f32; 256]) {
+        for (&f, &c) in float.iter().zip(codes) {
+            let (f, q) = (f as f64, lut[(i16::from(c) + 128) as usize] as f64);
+            let d = f - q;
+            self.signal += f * f;
+            self.noise += d * d;
+            let a = d.abs();
+            if a > self.max_abs || a.is_nan() {
+                self.max_abs = a;
+            }
+            self.abs_sum += a;
+        }
+        self.count += float.len() as u64;
+    }
+
+    /// Adds the quantized model's value `v` of the tensor `p` against the float model's `float`
+    /// (`real` is scratch); nothing when their sizes differ.
+    fn add_tensor(&mut self, float: &[f32], v: &Tensor, p: &Pair, real: &mut Vec<f32>) {
+        if let (Some(lut), TensorData::I8(codes)) = (&p.lut, &v.data) {
+            if codes.len() == float.len() {
+                self.add_codes(float, codes, lut);
+            }
+            return;
+        }
+        v.to_real_into(p.params.as_ref(), real);
+        if real.len() == float.len() {
+            self.add(float, real);
+        }
+    }
+
     fn merge(&mut self, o: &Energy) {
         self.signal += o.signal;
         self.noise += o.noise;
@@ -313,8 +345,10 @@ impl Energy {
 }
 
 /// What one group of samples contributes.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Partial {
+    /// Per sample: every op output, by key, for the next round (when kept).
+    memos: Vec<Option<HashMap<reuse::Key, Arc<Tensor>>>>,
     outputs: Vec<Energy>,
     tensors: Vec<Energy>,
     /// Per sample (group order): argmax of the float and quantized model for each top-1 output.
@@ -328,6 +362,22 @@ struct Pair {
     float: TensorId,
     quant: TensorId,
     params: Option<QuantParams>,
+    /// The 256 real values of an int8 tensor with one scale (`Tensor::to_real`'s arithmetic), by code + 128.
+    lut: Option<Box<[f32; 256]>>,
+}
+
+/// The real values of every int8 code under one scale and zero point, as [`Tensor::to_real_into`] computes them.
+fn int8_lut(q: &QuantParams) -> Option<Box<[f32; 256]>> {
+    if q.scale.len() != 1 {
+        return None;
+    }
+    let zp = q.zero_point.first().copied().unwrap_or(0);
+    let mut lut = Box::new([0f32; 256]);
+    for (i, v) in lut.iter_mut().enumerate() {
+        let c = i as i64 - 128;
+        *v = (f64::from(q.scale[0]) * (c - zp) as f64) as f32;
+    }
+    Some(lut)
 }
 
 fn registry() -> &'static Registry {
@@ -423,6 +473,66 @@ pub fn evaluate_against(
     quant: &[u8],
     opts: &EvalOptions,
 ) -> Result<Accuracy, EvalError> {
+    Ok(evaluate_round(reference, quant, opts, None)?.0)
+}
+
+/// Evaluations of a series of quantized models of one float model, each like [`evaluate_against`], where
+/// each reuses what the previous model computed the same way (see [`reuse`]): an accuracy target's rounds,
+/// each keeping one more op float, recompute only the ops downstream of that op. The results are those of
+/// [`evaluate_against`].
+pub struct Evaluator<'a> {
+    reference: FloatReference<'a>,
+    memo: Option<reuse::Memo>,
+    round: u64,
+    /// Ops the last evaluation did not run again.
+    skipped: usize,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Evaluations against `reference`.
+    pub fn new(reference: FloatReference<'a>) -> Evaluator<'a> {
+        Evaluator {
+            reference,
+            memo: None,
+            round: 0,
+            skipped: 0,
+        }
+    }
+
+    /// The float side of the evaluations.
+    pub fn reference(&self) -> &FloatReference<'a> {
+        &self.reference
+    }
+
+    /// Evaluates the quantized model `quant` (the artifact's bytes).
+    pub fn evaluate(&mut self, quant: &[u8], opts: &EvalOptions) -> Result<Accuracy, EvalError> {
+        self.round += 1;
+        let previous = self.memo.take();
+        let reuse = Reuse {
+            memo: previous.as_ref(),
+            round: self.round,
+        };
+        let (accuracy, memo, skipped) = evaluate_round(&self.reference, quant, opts, Some(reuse))?;
+        self.memo = memo.and_then(reuse::Memo::within_budget);
+        self.skipped = skipped;
+        Ok(accuracy)
+    }
+}
+
+/// What a round of an [`Evaluator`] reuses: the previous round's memo, and the round's number.
+#[derive(Clone, Copy)]
+struct Reuse<'m> {
+    memo: Option<&'m reuse::Memo>,
+    round: u64,
+}
+
+/// One evaluation; with `reuse`, also what the next round can reuse.
+fn evaluate_round(
+    reference: &FloatReference<'_>,
+    quant: &[u8],
+    opts: &EvalOptions,
+    reuse: Option<Reuse<'_>>,
+) -> Result<(Accuracy, Option<reuse::Memo>, usize), EvalError> {
     let (float, data) = (reference.float, reference.data);
     let quant_interp = Interpreter::new(quant)?;
     let quant_bytes = quant;
@@ -444,6 +554,27 @@ pub fn evaluate_against(
         .enumerate()
         .map(|(slot, p)| (p.quant.0, slot))
         .collect();
+    let compared: Vec<(TensorId, usize)> = pairs.iter().map(|p| (p.quant, p.float.0)).collect();
+    let memo = reuse.and_then(|r| r.memo);
+    let plan = reuse.map(|r| reuse::Plan::new(quant, &compared, memo, data.samples.len(), r.round));
+    let skip: &[bool] = plan.as_ref().map_or(&[], |p| &p.skip);
+    let producers = quant.producers();
+    // The op outputs whose accuracy the previous round measured.
+    let reused_slot = |p: &Pair| {
+        producers
+            .get(p.quant.0)
+            .copied()
+            .flatten()
+            .is_some_and(|op| skip.get(op.0).copied().unwrap_or(false))
+    };
+    let op_outputs: Vec<(usize, TensorId)> = (0..quant.ops().len())
+        .flat_map(|i| {
+            quant
+                .op_outputs(OpIndex(i))
+                .into_iter()
+                .map(move |t| (i, t))
+        })
+        .collect();
 
     let groups: Vec<usize> = (0..data.samples.len()).step_by(SAMPLES_PER_GROUP).collect();
     // One quantized interpreter per worker: its weights are prepared once, its state is reset by every run.
@@ -456,6 +587,7 @@ pub fn evaluate_against(
         };
         let group = first..(first + SAMPLES_PER_GROUP).min(data.samples.len());
         let mut part = Partial {
+            memos: Vec::with_capacity(group.len()),
             outputs: vec![Energy::default(); n_out],
             tensors: vec![Energy::default(); pairs.len()],
             argmax: Vec::with_capacity(group.len()),
@@ -469,16 +601,22 @@ pub fn evaluate_against(
                     None => interp.set_input_f32(i, &x.iter().copied().collect::<Vec<f32>>())?,
                 }
             }
+            let known = memo.and_then(|m| m.samples.get(s));
+            let reused: Vec<(TensorId, Tensor)> = match (&plan, known) {
+                (Some(plan), Some(known)) => plan
+                    .load
+                    .iter()
+                    .filter_map(|t| known.get(&plan.keys[t.0]).map(|v| (*t, Tensor::clone(v))))
+                    .collect(),
+                _ => Vec::new(),
+            };
             let mut tensor_energy = std::mem::take(&mut part.tensors);
             let mut real = Vec::new();
-            interp.invoke_with(&mut |t, v| {
+            interp.invoke_reusing(skip, reused, &mut |t, v| {
                 if let Some(&slot) = quant_slot.get(&t.0) {
                     let float_id = pairs[slot].float.0;
                     if let Some(Some(f)) = reference_run.tensors.get(float_id) {
-                        v.to_real_into(pairs[slot].params.as_ref(), &mut real);
-                        if real.len() == f.len() {
-                            tensor_energy[slot].add(f, &real);
-                        }
+                        tensor_energy[slot].add_tensor(f, v, &pairs[slot], &mut real);
                     }
                 }
             })?;
@@ -501,6 +639,10 @@ pub fn evaluate_against(
                 maxes.push((argmax(f), argmax(&q)));
             }
             part.argmax.push(maxes);
+            if let Some(plan) = &plan {
+                part.memos
+                    .push(keep_values(interp, plan, skip, &op_outputs, known));
+            }
         }
         Ok(part)
     };
@@ -523,6 +665,7 @@ pub fn evaluate_against(
     let mut tensors = vec![Energy::default(); pairs.len()];
     let mut argmaxes: Vec<Vec<(usize, usize)>> = Vec::with_capacity(data.samples.len());
     let mut prob_like = vec![!data.samples.is_empty(); n_out];
+    let mut memos = Vec::with_capacity(data.samples.len());
     for part in parts {
         let part = part?;
         for (a, b) in outputs.iter_mut().zip(&part.outputs) {
@@ -535,7 +678,88 @@ pub fn evaluate_against(
             *a &= *b;
         }
         argmaxes.extend(part.argmax);
+        memos.extend(part.memos);
     }
+    let next = match &plan {
+        Some(plan) => {
+            // The accuracy of what was not computed again is the previous round's.
+            for (slot, p) in pairs.iter().enumerate() {
+                let cached = memo.and_then(|m| m.energies.get(&(plan.keys[p.quant.0], p.float.0)));
+                if let (true, Some(&e)) = (reused_slot(p), cached) {
+                    tensors[slot] = e;
+                }
+            }
+            let energies = pairs
+                .iter()
+                .zip(&tensors)
+                .filter(|(p, _)| producers.get(p.quant.0).copied().flatten().is_some())
+                .map(|(p, &e)| ((plan.keys[p.quant.0], p.float.0), e))
+                .collect();
+            let samples: Option<Vec<_>> = memos.into_iter().collect();
+            samples.map(|samples| reuse::Memo { samples, energies })
+        }
+        None => None,
+    };
+    let accuracy = accuracy_of(
+        reference,
+        quant,
+        &pairs,
+        Sums {
+            outputs,
+            tensors,
+            argmaxes,
+            prob_like,
+        },
+    )?;
+    Ok((accuracy, next, skip.iter().filter(|&&s| s).count()))
+}
+
+/// Every op output of the last invoke of `interp` by key: computed ones moved out of the interpreter,
+/// skipped ones shared with the previous round's `known`. `None` when one is missing.
+fn keep_values(
+    interp: &mut Interpreter,
+    plan: &reuse::Plan,
+    skip: &[bool],
+    op_outputs: &[(usize, TensorId)],
+    known: Option<&HashMap<reuse::Key, Arc<Tensor>>>,
+) -> Option<HashMap<reuse::Key, Arc<Tensor>>> {
+    op_outputs
+        .iter()
+        .map(|&(op, t)| {
+            let key = plan.keys[t.0];
+            let value = if skip.get(op).copied().unwrap_or(false) {
+                Arc::clone(known?.get(&key)?)
+            } else {
+                Arc::new(interp.take_tensor(t)?)
+            };
+            Some((key, value))
+        })
+        .collect()
+}
+
+/// The sums of an evaluation, merged over its groups.
+struct Sums {
+    outputs: Vec<Energy>,
+    tensors: Vec<Energy>,
+    argmaxes: Vec<Vec<(usize, usize)>>,
+    prob_like: Vec<bool>,
+}
+
+/// The report of an evaluation from its sums.
+fn accuracy_of(
+    reference: &FloatReference<'_>,
+    quant: &Graph,
+    pairs: &[Pair],
+    sums: Sums,
+) -> Result<Accuracy, EvalError> {
+    let (float, data) = (reference.float, reference.data);
+    let Sums {
+        outputs,
+        tensors,
+        argmaxes,
+        prob_like,
+    } = sums;
+    let n_out = outputs.len();
     let n = argmaxes.len();
 
     let mut classifiers: Vec<usize> = (0..n_out).filter(|&i| prob_like[i]).collect();
@@ -686,10 +910,15 @@ fn tensor_pairs(float: &Graph, quant: &Graph, interp: &FloatInterpreter<'_>) -> 
         let integer =
             tensor.type_ != fb::TensorType::FLOAT32 && tensor.type_ != fb::TensorType::FLOAT16;
         if comparable && (!integer || params.is_some()) {
+            let lut = params
+                .as_ref()
+                .filter(|_| tensor.type_ == fb::TensorType::INT8)
+                .and_then(int8_lut);
             pairs.push(Pair {
                 float: t,
                 quant: q,
                 params,
+                lut,
             });
         }
     }

@@ -375,6 +375,18 @@ impl Interpreter {
         &mut self,
         observe: &mut dyn FnMut(TensorId, &Tensor),
     ) -> Result<(), InterpError> {
+        self.invoke_reusing(&[], Vec::new(), observe)
+    }
+
+    /// Like [`invoke_with`](Self::invoke_with), without running the ops flagged in `skip` (op order; a
+    /// shorter slice runs the rest): `reused` gives the values of their outputs that a later op or the
+    /// caller reads, computed earlier by an op that computes the same. Only computed outputs are observed.
+    pub(crate) fn invoke_reusing(
+        &mut self,
+        skip: &[bool],
+        reused: Vec<(TensorId, Tensor)>,
+        observe: &mut dyn FnMut(TensorId, &Tensor),
+    ) -> Result<(), InterpError> {
         for (index, &t) in self.inputs.iter().enumerate() {
             match &self.values[t.0] {
                 Some(v) => observe(t, v),
@@ -395,7 +407,15 @@ impl Interpreter {
                 *v = None;
             }
         }
+        for (t, v) in reused {
+            if let Some(slot) = self.values.get_mut(t.0) {
+                *slot = Some(v);
+            }
+        }
         for i in 0..self.graph.ops().len() {
+            if skip.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let op = OpIndex(i);
             let args: Vec<Option<&Tensor>> = self
                 .graph
@@ -551,6 +571,14 @@ impl Interpreter {
     /// Any tensor's value after [`invoke`](Self::invoke): constants, inputs and every op output.
     pub fn tensor(&self, id: TensorId) -> Option<&Tensor> {
         self.value(id)
+    }
+
+    /// Moves an op output's value out after [`invoke`](Self::invoke) (`None` for constants and inputs).
+    pub(crate) fn take_tensor(&mut self, id: TensorId) -> Option<Tensor> {
+        if self.inputs.contains(&id) {
+            return None;
+        }
+        self.values.get_mut(id.0).and_then(Option::take)
     }
 
     fn value(&self, id: TensorId) -> Option<&Tensor> {
@@ -771,10 +799,23 @@ fn to_value(t: &Tensor) -> Result<Value, String> {
 fn from_value(v: Value) -> Result<Tensor, String> {
     let shape = v.shape().to_vec();
     let data = match v {
-        Value::F32(a) => TensorData::F32(a.iter().copied().collect()),
-        Value::I32(a) => TensorData::I32(a.iter().copied().collect()),
-        Value::I64(a) => TensorData::I64(a.iter().copied().collect()),
-        Value::Bool(a) => TensorData::Bool(a.iter().copied().collect()),
+        Value::F32(a) => TensorData::F32(row_major(a)),
+        Value::I32(a) => TensorData::I32(row_major(a)),
+        Value::I64(a) => TensorData::I64(row_major(a)),
+        Value::Bool(a) => TensorData::Bool(row_major(a)),
     };
     Tensor::new(shape, data)
+}
+
+/// An array's elements in row-major order: its own vector when it holds them contiguously in that order.
+fn row_major<T: Clone>(a: ArrayD<T>) -> Vec<T> {
+    if !a.is_standard_layout() {
+        return a.iter().cloned().collect();
+    }
+    let len = a.len();
+    let (mut v, offset) = a.into_raw_vec_and_offset();
+    let start = offset.unwrap_or(0).min(v.len());
+    v.truncate(start + len);
+    v.drain(..start);
+    v
 }

@@ -151,7 +151,9 @@ impl Tensor {
                 return;
             }
             (TensorData::I8(v), Some(q)) if q.scale.len() == 1 => {
-                out.extend(v.iter().map(|&c| one(i64::from(c), q)));
+                // The 256 values once, then a lookup per element (same arithmetic).
+                let lut: Vec<f32> = (-128..128).map(|c| one(c, q)).collect();
+                out.extend(v.iter().map(|&c| lut[(i16::from(c) + 128) as usize]));
                 return;
             }
             (TensorData::I16(v), Some(q)) if q.scale.len() == 1 => {

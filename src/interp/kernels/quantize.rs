@@ -3,6 +3,26 @@
 use super::{codes, floats, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{multiply_by_quantized_multiplier, quantize_multiplier};
 use crate::interp::tensor::{Tensor, TensorData};
+use crate::tflite::fb;
+
+/// `x.round() as i32` (half away from zero, saturating, NaN to 0) without a call into libm or a branch, so
+/// a loop over it vectorizes: the truncation `x as i32` is exact below 2^31 in magnitude and so is the
+/// fraction `x - trunc(x)`; above, the truncation saturates and the step keeps it there.
+#[inline(always)]
+pub(crate) fn round_to_i32(x: f32) -> i32 {
+    let t = x as i32;
+    let fraction = x - t as f32;
+    let step = if fraction.abs() >= 0.5 {
+        if x < 0.0 {
+            -1
+        } else {
+            1
+        }
+    } else {
+        0
+    };
+    t.saturating_add(step)
+}
 
 pub(crate) fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
@@ -17,13 +37,16 @@ pub(crate) fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
                 return Err("per-channel QUANTIZE of activations is not supported".into());
             }
             let scale = out_q.scale0();
-            v.iter()
-                .map(|&x| {
-                    ((x / scale).round() as i32)
-                        .saturating_add(out_zp)
-                        .clamp(qmin, qmax)
-                })
-                .collect()
+            let code = |x: f32| {
+                round_to_i32(x / scale)
+                    .saturating_add(out_zp)
+                    .clamp(qmin, qmax)
+            };
+            if out_type == fb::TensorType::INT8 {
+                let out = v.iter().map(|&x| code(x) as i8).collect();
+                return Ok(vec![Tensor::new(input.shape.clone(), TensorData::I8(out))?]);
+            }
+            v.iter().map(|&x| code(x)).collect()
         }
         _ => {
             // Requantize: (q - zp_in) * (scale_in / scale_out) + zp_out, in fixed point.
@@ -55,4 +78,44 @@ pub(crate) fn dequantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         input.shape.clone(),
         TensorData::F32(out),
     )?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_to_i32;
+
+    #[test]
+    fn rounding_matches_f32_round_on_halves_edges_and_specials() {
+        let mut xs = vec![
+            0.5f32,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            8388607.5,
+            8388608.0,
+            1e10,
+            -1e10,
+            2147483520.0,
+            -2147483648.0,
+            2147483648.0,
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            127.5,
+            -128.5,
+            f32::MAX,
+            f32::MIN,
+        ];
+        xs.extend((0..20000).map(|i| (i as f32 - 10000.0) * 0.0137));
+        xs.extend((0..2000).map(|i| (i as f32 - 1000.0) * 0.5));
+        for x in xs {
+            assert_eq!(round_to_i32(x), x.round() as i32, "{x}");
+        }
+    }
 }

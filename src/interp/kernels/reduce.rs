@@ -74,6 +74,14 @@ fn fold_first(
         .map(|(_, &n)| n as i64)
         .product();
     let x = codes(input)?;
+    if let Some(cells) = fold_block(&input.shape, &reduced, &x, &first, &next) {
+        let shape = reduced_shape(&input.shape, &reduced, out_dims, keep_dims);
+        return Ok(Reduced {
+            cells,
+            count,
+            shape,
+        });
+    }
     let mut cells = vec![0; out_dims.iter().product()];
     let mut seen = vec![false; cells.len()];
     let mut index = vec![0usize; rank];
@@ -95,22 +103,63 @@ fn fold_first(
             index[d] = 0;
         }
     }
-    let shape = if keep_dims {
-        out_dims
-    } else {
-        input
-            .shape
-            .iter()
-            .enumerate()
-            .filter(|(d, _)| !reduced[*d])
-            .map(|(_, &n)| n)
-            .collect()
-    };
+    let shape = reduced_shape(&input.shape, &reduced, out_dims, keep_dims);
     Ok(Reduced {
         cells,
         count,
         shape,
     })
+}
+
+/// The output shape of a reduction: `out_dims` (reduced dims 1) under `keep_dims`, else the kept dims.
+fn reduced_shape(
+    shape: &[usize],
+    reduced: &[bool],
+    out_dims: Vec<usize>,
+    keep_dims: bool,
+) -> Vec<usize> {
+    if keep_dims {
+        return out_dims;
+    }
+    shape
+        .iter()
+        .zip(reduced)
+        .filter(|(_, &r)| !r)
+        .map(|(&n, _)| n)
+        .collect()
+}
+
+/// [`fold_first`]'s loop when the reduced dims are consecutive (a mean over height and width): the input
+/// as `[outer, reduced, inner]`, each cell folded over its elements in the same row-major order. `None`
+/// for other axes.
+fn fold_block(
+    shape: &[usize],
+    reduced: &[bool],
+    x: &[i32],
+    first: &impl Fn(i32) -> i32,
+    next: &impl Fn(i32, i32) -> i32,
+) -> Option<Vec<i32>> {
+    let lo = reduced.iter().position(|&r| r)?;
+    let hi = reduced.iter().rposition(|&r| r)?;
+    if !reduced[lo..=hi].iter().all(|&r| r) {
+        return None;
+    }
+    let outer: usize = shape[..lo].iter().product();
+    let middle: usize = shape[lo..=hi].iter().product();
+    let inner: usize = shape[hi + 1..].iter().product();
+    if middle == 0 || x.len() != outer * middle * inner {
+        return None;
+    }
+    let mut cells = vec![0; outer * inner];
+    for (o, block) in x.chunks_exact(middle * inner).enumerate() {
+        let acc = &mut cells[o * inner..(o + 1) * inner];
+        for (m, row) in block.chunks_exact(inner.max(1)).enumerate() {
+            for (c, &v) in acc.iter_mut().zip(row) {
+                *c = if m == 0 { first(v) } else { next(*c, v) };
+            }
+        }
+    }
+    Some(cells)
 }
 
 /// SUM as LiteRT's builtin kernel computes it (`optimized_ops::QuantizedMeanOrSum` with `compute_sum`): the
