@@ -54,12 +54,16 @@ impl Weights {
                 .dataset(&name)
                 .map_err(|e| fail(format!("{group_path}/{name}: {e}")))?;
             let shape: Vec<usize> = dataset.shape().iter().map(|&d| d as usize).collect();
-            let data: Vec<f32> = dataset
-                .read_array::<f32>()
-                .map_err(|e| fail(format!("{group_path}/{name} is not a float32 array: {e}")))?
-                .iter()
-                .copied()
-                .collect();
+            // Integer variables (Normalization's sample count) come back as floats; nothing lowered reads them.
+            let data: Vec<f32> = match dataset.read_array::<f32>() {
+                Ok(a) => a.iter().copied().collect(),
+                Err(e) => dataset
+                    .read_array::<i64>()
+                    .map_err(|_| fail(format!("{group_path}/{name} is not a float32 array: {e}")))?
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect(),
+            };
             vars.push(Array { shape, data });
         }
         Ok(vars)
