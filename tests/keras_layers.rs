@@ -77,6 +77,7 @@ lowers_like_tf!(
     embedding,
     shared_two_inputs,
     nested,
+    nested_sequential,
     dropout_noise,
 );
 

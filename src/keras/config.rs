@@ -128,7 +128,8 @@ struct Level {
 }
 
 impl Level {
-    /// Inlines call `node` of the nested model `layer` (named `name`, weights key `key`) reading `inputs`.
+    /// Inlines call `node` of the nested model `layer` (named `name`, weights key `key`) reading `inputs`;
+    /// returns the tensor the outer model knows its output by.
     fn inline(
         &mut self,
         layer: &Value,
@@ -136,7 +137,7 @@ impl Level {
         key: &str,
         node: usize,
         inputs: Vec<TensorRef>,
-    ) -> Result<(), KerasErrorKind> {
+    ) -> Result<TensorRef, KerasErrorKind> {
         let inner = parse_model(layer)?;
         let inner_keys = level_keys(layer.get("config").unwrap_or(&Value::Null))?;
         let prefix = if node == 0 {
@@ -209,7 +210,11 @@ impl Level {
             config: Map::new(),
             inputs: vec![rename(output)],
         });
-        Ok(())
+        Ok(TensorRef {
+            layer: name.to_string(),
+            node: outer_node,
+            index: 0,
+        })
     }
 }
 
@@ -308,9 +313,9 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
                 index: 0,
             });
         }
-        if is_model(&class) {
+        previous = Some(if is_model(&class) {
             let key = keys.get(&layer_name).cloned().unwrap_or_default();
-            level.inline(layer, &layer_name, &key, 0, input.into_iter().collect())?;
+            level.inline(layer, &layer_name, &key, 0, input.into_iter().collect())?
         } else {
             level.calls.push(LayerCall {
                 name: layer_name.clone(),
@@ -319,11 +324,11 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
                 config: options,
                 inputs: input.into_iter().collect(),
             });
-        }
-        previous = Some(TensorRef {
-            layer: layer_name,
-            node: 0,
-            index: 0,
+            TensorRef {
+                layer: layer_name,
+                node: 0,
+                index: 0,
+            }
         });
     }
     let output = previous.ok_or_else(|| KerasErrorKind::Config("a model without layers".into()))?;
