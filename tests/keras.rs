@@ -16,18 +16,23 @@ use crate::support;
 /// Relative output tolerance against TF's own export.
 const MAX_REL: f64 = 1e-5;
 
-/// Every model folder holding `model.keras`, `model.tflite` and `eval.npz`, in every corpus folder; of two
-/// folders with a model of the same name, the first (the repository's) wins.
-fn keras_models() -> Vec<PathBuf> {
+/// The Keras sources a model folder may hold: Keras 3's file, and the same model saved by tf_keras (Keras 2).
+const KERAS_SOURCES: [&str; 3] = ["model.keras", "model_tfkeras.h5", "model.h5"];
+
+/// Every Keras source with `model.tflite` and `eval.npz` beside it, as (label, source, folder): the corpus
+/// folders' (of two folders with a model of the same name, the first, the repository's, wins) and the
+/// hand-made fixtures' (folders of `tests/fixtures/keras`, made by its `make_recurrent_fixtures.py`).
+fn keras_models() -> Vec<(String, PathBuf, PathBuf)> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    for root in support::corpus_roots() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras");
+    for root in support::corpus_roots().into_iter().chain([fixtures]) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&root)
             .unwrap_or_else(|e| panic!("cannot list {}: {e}", root.display()))
             .map(|e| e.expect("a directory entry").path())
             .collect();
         entries.sort();
         for d in entries {
-            let complete = ["model.keras", "model.tflite", "eval.npz"]
+            let complete = ["model.tflite", "eval.npz"]
                 .iter()
                 .all(|f| d.join(f).is_file());
             if complete && !dirs.iter().any(|k| k.file_name() == d.file_name()) {
@@ -35,7 +40,16 @@ fn keras_models() -> Vec<PathBuf> {
             }
         }
     }
-    dirs
+    let mut sources = Vec::new();
+    for d in dirs {
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        for file in KERAS_SOURCES {
+            if d.join(file).is_file() {
+                sources.push((format!("{name}/{file}"), d.join(file), d.clone()));
+            }
+        }
+    }
+    sources
 }
 
 fn parity(ours: &Path, dir: &Path) -> serde_json::Value {
@@ -68,14 +82,12 @@ fn keras_sources_lower_to_the_float_graph_tf_writes() {
     assert!(!models.is_empty(), "no corpus folder has a model.keras");
     let tmp = tempfile::tempdir().unwrap();
     let mut checked = Vec::new();
-    for dir in models {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let path = dir.join("model.keras");
+    for (name, path, dir) in models {
         let bytes = std::fs::read(&path).unwrap();
         let graph = match lower_keras(&path, &bytes) {
             Ok(g) => g,
             Err(e) => {
-                // Layers outside the supported set (recurrent, attention) are a clear error, not a wrong model.
+                // Layers outside the supported set are a clear error, not a wrong model.
                 assert!(
                     matches!(e.kind, KerasErrorKind::Unsupported { .. }),
                     "{name}: {e}"
@@ -84,7 +96,9 @@ fn keras_sources_lower_to_the_float_graph_tf_writes() {
                 continue;
             }
         };
-        let ours = tmp.path().join(format!("{name}.tflite"));
+        let ours = tmp
+            .path()
+            .join(format!("{}.tflite", name.replace('/', "_")));
         std::fs::write(&ours, graph.to_bytes()).unwrap();
         let r = parity(&ours, &dir);
         let max_rel = r["max_rel"].as_f64().expect("max_rel");
@@ -102,13 +116,21 @@ fn keras_sources_lower_to_the_float_graph_tf_writes() {
         );
         checked.push(name);
     }
-    // The committed corpus holds these Keras files: each must lower and match.
+    // The committed corpus and fixtures hold these Keras files: each must lower and match.
     for required in [
-        "digits_mlp",
-        "digits_multi_io",
-        "digits_unet",
-        "patch_vit_32",
-        "speech_conv1d",
+        "digits_mlp/model.keras",
+        "digits_multi_io/model.keras",
+        "digits_unet/model.keras",
+        "patch_vit_32/model.keras",
+        "speech_conv1d/model.keras",
+        // Keras 3 GRU: a WHILE loop.
+        "digits_gru/model.keras",
+        // tf_keras LSTM: one fused UNIDIRECTIONAL_SEQUENCE_LSTM.
+        "digits_lstm_fused/model_tfkeras.h5",
+        // Keras 3 LSTM: a WHILE loop.
+        "keras3_lstm/model.keras",
+        // tf_keras functional: two inputs, a shared layer, BatchNormalization folded, two outputs.
+        "tfkeras_functional/model.h5",
     ] {
         assert!(
             checked.iter().any(|c| c == required),
@@ -263,12 +285,12 @@ fn keras_missing_or_misshapen_weight_names_the_layer() {
 }
 
 #[test]
-fn keras_recurrent_layer_is_unsupported_not_a_panic() {
+fn keras_unlowered_recurrent_layer_is_unsupported_not_a_panic() {
     let bytes = mlp_with_config(|c| {
-        c["config"]["layers"][2]["class_name"] = "LSTM".into();
+        c["config"]["layers"][2]["class_name"] = "SimpleRNN".into();
     });
     let e = lower_error(&bytes);
-    assert!(e.contains("(LSTM)") && e.contains("recurrent"), "{e}");
+    assert!(e.contains("(SimpleRNN)") && e.contains("recurrent"), "{e}");
 }
 
 #[test]
@@ -300,15 +322,6 @@ fn keras_convert_cli_writes_the_float_model_and_exits_2_on_bad_input() {
     assert!(
         err.contains("bad.keras") && err.contains("not a readable .keras archive"),
         "{err}"
-    );
-}
-
-#[test]
-fn keras_legacy_h5_is_refused_with_the_way_out() {
-    let e = lower_error(b"\x89HDF\r\n\x1a\n\0\0\0\0\0\0\0\0");
-    assert!(
-        e.contains("Keras 2 .h5") && e.contains("model.keras"),
-        "{e}"
     );
 }
 

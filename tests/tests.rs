@@ -17,6 +17,7 @@ mod inspect;
 mod int8;
 mod interp;
 mod keras;
+mod keras_h5;
 mod keras_layers;
 mod lock;
 mod op_parity;

@@ -193,63 +193,205 @@ pub fn collect_grams(
         .collect())
 }
 
+/// Streams `samples` through the float model and sums the input rows of every weighted op (bias
+/// correction's float side), sample after sample.
+pub fn collect_row_sums(
+    graph: &Graph,
+    samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<RowSums, CalibError> {
+    let mut collector = RowSumCollector::new(graph);
+    let interp = FloatInterpreter::new(graph, registry())?;
+    let mut done = 0usize;
+    loop {
+        let batch = samples(32).map_err(|message| CalibError::Data {
+            sample: Some(done),
+            message,
+        })?;
+        if batch.is_empty() {
+            break;
+        }
+        for sample in &batch {
+            if cancelled() {
+                return Err(CalibError::Cancelled);
+            }
+            let mut failed = None;
+            interp.observe_sample(sample, &mut |t, v| {
+                if let (true, Value::F32(a), None) = (collector.wants(t), v, &failed) {
+                    failed = collector.add(t, a).err();
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            done += 1;
+        }
+    }
+    Ok(collector.finish())
+}
+
 impl Target {
-    /// Adds the rows of one input value.
+    /// Adds the rows of one input value to the op's second moments.
     fn add(&mut self, x: &ArrayD<f32>) -> Result<(), CalibError> {
-        let x = x.as_standard_layout();
-        let data = x.as_slice().unwrap_or_default();
-        let shape = x.shape().to_vec();
-        let bad = |what: String| CalibError::Model(format!("adaptive rounding: {what}"));
         let depthwise = matches!(self.geometry, Geometry::Depthwise { .. });
+        let (dim, channels) = (self.dim, self.channels);
         let gram = self.gram.get_or_insert_with(|| Gram {
-            dim: self.dim,
-            matrices: vec![vec![0.0; self.dim * self.dim]; self.channels],
+            dim,
+            matrices: vec![vec![0.0; dim * dim]; channels],
             rows: 0,
             depthwise,
         });
-        match self.geometry {
-            Geometry::Dense => {
-                if data.len() % self.dim != 0 {
-                    return Err(bad(format!("input {shape:?} is not rows of {}", self.dim)));
-                }
-                gram.add_rows(data, self.dim);
+        for_rows(self.geometry, dim, x, &mut |rows, k| {
+            if depthwise {
+                gram.add_depthwise(rows, dim, channels);
+            } else {
+                gram.add_rows(rows, k);
             }
-            Geometry::Conv {
-                kh,
-                kw,
-                wy,
-                wx,
-                padding,
+        })
+    }
+}
+
+/// Calls `f` with the rows an op of `geometry` multiplies its weights with, in blocks (`rows`, row length):
+/// input rows of `dim` features (dense), or the im2col rows of each image (`kh * kw * c`, tap-major).
+fn for_rows(
+    geometry: Geometry,
+    dim: usize,
+    x: &ArrayD<f32>,
+    f: &mut dyn FnMut(&[f32], usize),
+) -> Result<(), CalibError> {
+    let x = x.as_standard_layout();
+    let data = x.as_slice().unwrap_or_default();
+    let shape = x.shape().to_vec();
+    let bad = |what: String| CalibError::Model(format!("weighted op input: {what}"));
+    match geometry {
+        Geometry::Dense => {
+            if dim == 0 || data.len() % dim != 0 {
+                return Err(bad(format!("input {shape:?} is not rows of {dim}")));
             }
-            | Geometry::Depthwise {
-                kh,
-                kw,
-                wy,
-                wx,
-                padding,
-            } => {
-                let [n, h, w, c] = shape[..] else {
-                    return Err(bad(format!("input {shape:?} is not NHWC")));
-                };
-                let window = |size, taps, [stride, dilation]: [i32; 2]| {
-                    Window::new(padding, size, taps, stride, dilation)
-                        .map_err(|e| bad(e.to_string()))
-                };
-                let (win_y, win_x) = (window(h, kh, wy)?, window(w, kw, wx)?);
-                let rows = win_y.out * win_x.out;
-                let k = kh * kw * c;
-                let mut cols = vec![0.0f32; rows * k];
-                for image in data.chunks_exact(h * w * c).take(n) {
-                    im2col(image, [h, w, c], 0, c, &win_y, &win_x, &mut cols);
-                    if depthwise {
-                        gram.add_depthwise(&cols, kh * kw, c);
-                    } else {
-                        gram.add_rows(&cols, k);
-                    }
-                }
+            f(data, dim);
+        }
+        Geometry::Conv {
+            kh,
+            kw,
+            wy,
+            wx,
+            padding,
+        }
+        | Geometry::Depthwise {
+            kh,
+            kw,
+            wy,
+            wx,
+            padding,
+        } => {
+            let [n, h, w, c] = shape[..] else {
+                return Err(bad(format!("input {shape:?} is not NHWC")));
+            };
+            let window = |size, taps, [stride, dilation]: [i32; 2]| {
+                Window::new(padding, size, taps, stride, dilation).map_err(|e| bad(e.to_string()))
+            };
+            let (win_y, win_x) = (window(h, kh, wy)?, window(w, kw, wx)?);
+            let rows = win_y.out * win_x.out;
+            let k = kh * kw * c;
+            let mut cols = vec![0.0f32; rows * k];
+            for image in data.chunks_exact(h * w * c).take(n) {
+                im2col(image, [h, w, c], 0, c, &win_y, &win_x, &mut cols);
+                f(&cols, k);
             }
         }
+    }
+    Ok(())
+}
+
+/// The sum of the rows a weighted op multiplied its weights with (a dense input row, an im2col row of a
+/// convolution, tap-major for a depthwise one) over the samples: `sums / rows` is the mean row, what
+/// bias correction ([`crate::quantize::bias`]) needs to turn a weight or input error into the output shift
+/// it causes per channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowSum {
+    /// Sum of each row position, in f64.
+    pub sums: Vec<f64>,
+    /// Rows summed.
+    pub rows: u64,
+}
+
+impl RowSum {
+    /// The mean row (zeros before any row).
+    pub fn mean(&self) -> Vec<f64> {
+        let n = self.rows.max(1) as f64;
+        self.sums.iter().map(|s| s / n).collect()
+    }
+}
+
+/// The row sums of every weighted op, keyed by the op's output tensor like [`Grams`].
+pub type RowSums = BTreeMap<TensorId, RowSum>;
+
+/// Sums the rows of every weighted op (as [`collect_grams`] finds them) of one graph, from whichever
+/// interpreter runs it: feed it every tensor value a sample produces ([`RowSumCollector::wants`] says which),
+/// samples in order, one after the other, so the sums are the same on any thread count.
+pub struct RowSumCollector {
+    targets: Vec<Target>,
+    by_input: HashMap<TensorId, Vec<usize>>,
+    sums: Vec<RowSum>,
+}
+
+impl RowSumCollector {
+    /// The weighted ops of `graph`'s main subgraph.
+    pub fn new(graph: &Graph) -> Self {
+        let targets = targets(graph);
+        let mut by_input: HashMap<TensorId, Vec<usize>> = HashMap::new();
+        for (i, t) in targets.iter().enumerate() {
+            by_input.entry(t.input).or_default().push(i);
+        }
+        let sums = targets
+            .iter()
+            .map(|t| RowSum {
+                sums: vec![0.0; t.dim * t.channels],
+                rows: 0,
+            })
+            .collect();
+        RowSumCollector {
+            targets,
+            by_input,
+            sums,
+        }
+    }
+
+    /// Whether tensor `t` is the input of a weighted op.
+    pub fn wants(&self, t: TensorId) -> bool {
+        self.by_input.contains_key(&t)
+    }
+
+    /// Adds the rows of tensor `t`'s value (real numbers) to every op that reads it.
+    pub fn add(&mut self, t: TensorId, x: &ArrayD<f32>) -> Result<(), CalibError> {
+        let Some(ops) = self.by_input.get(&t) else {
+            return Ok(());
+        };
+        for &i in ops {
+            let (target, sum) = (&self.targets[i], &mut self.sums[i]);
+            for_rows(target.geometry, target.dim, x, &mut |rows, k| {
+                if k != sum.sums.len() {
+                    return;
+                }
+                for row in rows.chunks_exact(k) {
+                    for (s, &v) in sum.sums.iter_mut().zip(row) {
+                        *s += f64::from(v);
+                    }
+                }
+                sum.rows += (rows.len() / k) as u64;
+            })?;
+        }
         Ok(())
+    }
+
+    /// The sums of every op that saw rows, keyed by its output tensor.
+    pub fn finish(self) -> RowSums {
+        self.targets
+            .iter()
+            .zip(self.sums)
+            .filter(|(_, s)| s.rows > 0)
+            .map(|(t, s)| (t.output, s))
+            .collect()
     }
 }
 

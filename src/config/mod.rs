@@ -230,6 +230,8 @@ pub struct ModelConfig {
     pub equalize: bool,
     /// Adaptive weight rounding against the calibration data in the integer modes (default false).
     pub adaptive_rounding: bool,
+    /// Empirical bias correction against the calibration data in the integer modes (default false).
+    pub bias_correction: bool,
 }
 
 impl ModelConfig {
@@ -261,6 +263,8 @@ impl ModelConfig {
             equalize: self.equalize,
             adaptive_rounding: self.adaptive_rounding,
             grams: None,
+            bias_correction: self.bias_correction,
+            row_sums: None,
         }
     }
 }

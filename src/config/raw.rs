@@ -71,4 +71,5 @@ pub(crate) struct RawModel {
     pub max_top1_drop: Option<Spanned<f64>>,
     pub equalize: Option<bool>,
     pub adaptive_rounding: Option<bool>,
+    pub bias_correction: Option<bool>,
 }

@@ -340,6 +340,20 @@ fn grams_job(
     .map(|(grams, ..)| grams)
 }
 
+/// The mean input rows of the weighted ops (`bias_correction`), from a pass of the float model over the
+/// dataset, sample after sample: measured on every build, like the second moments.
+fn row_sums_job(
+    job: &Job,
+    graph: &Graph,
+    opts: &RunOptions<'_>,
+) -> Result<calibrate::gram::RowSums, JobError> {
+    let cancelled = || opts.cancel.is_cancelled();
+    over_dataset(job, graph, opts, |next, _| {
+        calibrate::gram::collect_row_sums(graph, next, &cancelled)
+    })
+    .map(|(sums, ..)| sums)
+}
+
 /// What a job produced, before anything is written.
 pub(crate) struct Produced {
     pub bytes: Vec<u8>,
@@ -417,6 +431,9 @@ pub(crate) fn produce(
     let mut options = job.options.clone();
     if options.adaptive_rounding && job.mode.needs_calibration() {
         options.grams = Some(std::sync::Arc::new(grams_job(job, &graph, opts)?));
+    }
+    if options.bias_correction && job.mode.needs_calibration() {
+        options.row_sums = Some(std::sync::Arc::new(row_sums_job(job, &graph, opts)?));
     }
     let mut outcome: Option<TargetOutcome> = None;
     // The first round quantizes the graph already read; each further round (a target search) reads afresh.

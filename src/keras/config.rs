@@ -50,6 +50,8 @@ pub struct ModelConfig {
     /// The weights-file key of each call inside a nested model (`sequential/layers/conv2d`), by call name;
     /// the other calls' keys follow from their order ([`super::weights::layer_keys`]).
     pub nested_keys: HashMap<String, String>,
+    /// Saved by Keras 2 / tf_keras, whose layers TF's converter lowers differently (a fused LSTM).
+    pub tf_keras: bool,
 }
 
 /// Options that carry no meaning at inference (training-time settings), dropped before an options struct is
@@ -85,11 +87,11 @@ impl LayerCall {
 pub fn parse_config(text: &str) -> Result<ModelConfig, KerasErrorKind> {
     let root: Value =
         serde_json::from_str(text).map_err(|e| KerasErrorKind::Config(e.to_string()))?;
-    parse_model(&root)
+    parse_root(&root)
 }
 
-/// A model entry (`class_name` + `config`): the top level, or a model used as a layer.
-fn parse_model(root: &Value) -> Result<ModelConfig, KerasErrorKind> {
+/// Parses a model config already read as JSON (Keras 3's layout; [`super::h5`] brings Keras 2's to it).
+pub fn parse_root(root: &Value) -> Result<ModelConfig, KerasErrorKind> {
     let class = str_field(root, "class_name")?;
     let config = root
         .get("config")
@@ -138,7 +140,7 @@ impl Level {
         node: usize,
         inputs: Vec<TensorRef>,
     ) -> Result<TensorRef, KerasErrorKind> {
-        let inner = parse_model(layer)?;
+        let inner = parse_root(layer)?;
         let inner_keys = level_keys(layer.get("config").unwrap_or(&Value::Null))?;
         let prefix = if node == 0 {
             format!("{name}/")
@@ -337,6 +339,7 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
         inputs,
         outputs: vec![(output.layer.clone(), output)],
         nested_keys: level.nested_keys,
+        tf_keras: false,
     })
 }
 
@@ -392,6 +395,7 @@ fn functional(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
         inputs,
         outputs,
         nested_keys: level.nested_keys,
+        tf_keras: false,
     })
 }
 

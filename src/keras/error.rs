@@ -20,12 +20,12 @@ pub struct KerasError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KerasErrorKind {
-    /// A Keras 2 / tf_keras `.h5` model (not read yet).
-    #[error(
-        "Keras 2 .h5 models are not read yet: save the model as .keras (model.save(\"model.keras\")), or \
-         {FLOAT_TFLITE_ROUTE}"
-    )]
-    LegacyH5,
+    /// A `.h5` file that is not a readable Keras 2 model (truncated, not HDF5, weights only).
+    #[error("not a readable Keras .h5 model: {0}")]
+    H5(String),
+    /// The `model_config` attribute of a `.h5` model is not the layer graph Keras writes.
+    #[error("model_config: {0}")]
+    ModelConfig(String),
     /// Not a zip archive, or a truncated or corrupt one.
     #[error("not a readable .keras archive (a .keras file is a zip): {0}")]
     Archive(String),

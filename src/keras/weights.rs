@@ -20,19 +20,32 @@ pub struct Array {
 /// The opened weights file.
 pub struct Weights {
     file: Hdf5File,
+    /// A Keras 2 / tf_keras `.h5` model: variables by layer name under `/model_weights` (see [`super::h5`]).
+    legacy: bool,
 }
 
 impl Weights {
     /// Opens the HDF5 bytes of `model.weights.h5`.
     pub fn open(bytes: Vec<u8>) -> Result<Weights, KerasErrorKind> {
         let file = Hdf5File::from_vec(bytes).map_err(|e| KerasErrorKind::Weights(e.to_string()))?;
-        Ok(Weights { file })
+        Ok(Weights {
+            file,
+            legacy: false,
+        })
+    }
+
+    /// The weights of a Keras 2 `.h5` model, already opened.
+    pub fn legacy(file: Hdf5File) -> Weights {
+        Weights { file, legacy: true }
     }
 
     /// The variables of `layer` stored at `path` (`["conv2d"]`, or `["multi_head_attention", "query_dense"]`
     /// for a sublayer), in Keras' order (kernel, bias; gamma, beta, mean, variance; ...). A layer without
     /// variables has none.
     pub fn vars(&self, layer: &str, path: &[&str]) -> Result<Vec<Array>, KerasErrorKind> {
+        if self.legacy {
+            return super::h5::legacy_vars(&self.file, layer, path.get(1).copied());
+        }
         let group_path = format!("/layers/{}/vars", path.join("/"));
         let Ok(group) = self.file.group(&group_path) else {
             return Ok(Vec::new());
@@ -53,21 +66,26 @@ impl Weights {
             let dataset = group
                 .dataset(&name)
                 .map_err(|e| fail(format!("{group_path}/{name}: {e}")))?;
-            let shape: Vec<usize> = dataset.shape().iter().map(|&d| d as usize).collect();
-            // Integer variables (Normalization's sample count) come back as floats; nothing lowered reads them.
-            let data: Vec<f32> = match dataset.read_array::<f32>() {
-                Ok(a) => a.iter().copied().collect(),
-                Err(e) => dataset
-                    .read_array::<i64>()
-                    .map_err(|_| fail(format!("{group_path}/{name} is not a float32 array: {e}")))?
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect(),
-            };
-            vars.push(Array { shape, data });
+            vars.push(read_f32(&dataset, &format!("{group_path}/{name}")).map_err(fail)?);
         }
         Ok(vars)
     }
+}
+
+/// A dataset's elements as float32, row-major; `what` names it in the error.
+pub fn read_f32(dataset: &hdf5_reader::Dataset, what: &str) -> Result<Array, String> {
+    let shape: Vec<usize> = dataset.shape().iter().map(|&d| d as usize).collect();
+    // Integer variables (Normalization's sample count) come back as floats; nothing lowered reads them.
+    let data: Vec<f32> = match dataset.read_array::<f32>() {
+        Ok(a) => a.iter().copied().collect(),
+        Err(e) => dataset
+            .read_array::<i64>()
+            .map_err(|_| format!("{what} is not a float32 array: {e}"))?
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+    };
+    Ok(Array { shape, data })
 }
 
 /// Keras' `naming.to_snake_case`: `Conv2DTranspose` -> `conv2d_transpose`, `ReLU` -> `re_lu`.

@@ -4,6 +4,7 @@
 //! * `float16`: FLOAT16 constants, each behind one DEQUANTIZE.
 //! * `int8` / `int16x8`: full integer with calibrated activation ranges (see [`crate::calibrate`]).
 
+pub mod bias;
 pub mod check;
 mod dynamic;
 mod exclude;
@@ -116,6 +117,14 @@ pub struct QuantOptions {
     /// serialized). Without them weights round to nearest.
     #[serde(skip)]
     pub grams: Option<std::sync::Arc<crate::calibrate::gram::Grams>>,
+    /// Empirical bias correction in the integer modes ([`bias`]): left out of the serialized options when
+    /// off, like `equalize`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bias_correction: bool,
+    /// The mean input rows of the weighted ops bias correction uses, measured on the calibration data (not a
+    /// setting: not serialized). Without them biases are quantized as they are.
+    #[serde(skip)]
+    pub row_sums: Option<std::sync::Arc<crate::calibrate::gram::RowSums>>,
 }
 
 impl Default for QuantOptions {
@@ -133,6 +142,8 @@ impl Default for QuantOptions {
             equalize: false,
             adaptive_rounding: false,
             grams: None,
+            bias_correction: false,
+            row_sums: None,
         }
     }
 }

@@ -192,6 +192,7 @@ impl Checker<'_> {
             target,
             equalize: raw.equalize.unwrap_or(false),
             adaptive_rounding: raw.adaptive_rounding.unwrap_or(false),
+            bias_correction: raw.bias_correction.unwrap_or(false),
         })
     }
 

@@ -67,10 +67,11 @@ impl Lowering<'_> {
         };
         let mut acc = values[0].clone();
         for v in &values[1..] {
-            // TF turns the ADD of two `[1, .., 1, n]` tensors into a bias add: the second operand reshaped to
-            // `[n]`.
+            // TF turns Keras 3's ADD of two `[1, .., 1, n]` tensors into a bias add: the second operand reshaped
+            // to `[n]` (not tf_keras' ADD).
             let n = v.shape.len();
             let bias_add = code == fb::BuiltinOperator::ADD
+                && !self.tf_keras
                 && n >= 2
                 && v.shape[..n - 1].iter().all(|&d| d == 1)
                 && acc.shape == v.shape;

@@ -16,6 +16,8 @@ mod merge;
 mod norm;
 mod pool;
 mod preprocess;
+mod recurrent;
+mod recurrent_loop;
 mod resize;
 mod shape;
 
@@ -90,6 +92,8 @@ pub struct Lowering<'w> {
     weight_keys: HashMap<String, String>,
     /// Scalar affines a following Dense or convolution may absorb, by output tensor.
     scalars: HashMap<TensorId, fold::ScalarAffine>,
+    /// The model was saved by Keras 2 / tf_keras (TF fuses its LSTM).
+    tf_keras: bool,
 }
 
 /// Lowers a parsed model with its weights to a float graph.
@@ -118,6 +122,7 @@ pub fn lower(model: &ModelConfig, weights: &Weights) -> Result<Graph, KerasError
                 .filter(|c| !model.nested_keys.contains_key(&c.name))
                 .map(|c| (c.name.as_str(), c.class.as_str())),
         ),
+        tf_keras: model.tf_keras,
     };
     l.weight_keys.extend(model.nested_keys.clone());
     let mut inputs = Vec::new();
@@ -192,13 +197,12 @@ impl Lowering<'_> {
             | "GaussianDropout" | "AlphaDropout" | "SpatialDropout3D" | "Identity" => {
                 self.identity(call)
             }
-            "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" | "RNN" => {
-                Err(KerasErrorKind::unsupported(
-                    &call.name,
-                    &call.class,
-                    "recurrent layers are not lowered yet",
-                ))
-            }
+            "LSTM" | "GRU" => self.recurrent(call),
+            "SimpleRNN" | "Bidirectional" | "RNN" => Err(KerasErrorKind::unsupported(
+                &call.name,
+                &call.class,
+                "recurrent layers are not lowered yet",
+            )),
             _ => Err(KerasErrorKind::unsupported(
                 &call.name,
                 &call.class,

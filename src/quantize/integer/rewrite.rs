@@ -10,7 +10,7 @@ use super::plan::Decision;
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::quantize::params::{ActivationType, QuantParams};
 use crate::quantize::rules::{CustomRule, OpRule, OutputRule, PerChannelSwitch};
-use crate::quantize::{rounding, IoType, QuantError, QuantOptions, Ranges};
+use crate::quantize::{bias, rounding, IoType, QuantError, QuantOptions, Ranges};
 use crate::tflite::fb;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -476,10 +476,15 @@ impl<'a> Rewriter<'a> {
             new_inputs[w.input] = new.0 as i32;
             self.weights_quantized += 1;
             if let (Some(b), Some(bt)) = (rule.bias, bias) {
-                let values = self
+                let mut values = self
                     .g
                     .const_f32(bt)
                     .ok_or_else(|| unsupported(self.g, op, "bias is not float32"))?;
+                if let Some(shift) = self.bias_shift(op, wt, &qw, values.len()) {
+                    for (v, s) in values.iter_mut().zip(shift) {
+                        *v += s;
+                    }
+                }
                 let wide = ty == ActivationType::Int16;
                 let (q, params) = constants::quantize_bias(
                     &values,
@@ -584,6 +589,36 @@ impl<'a> Rewriter<'a> {
             return None;
         }
         grams.get(self.g.op_outputs(op).first()?)
+    }
+
+    /// The output shift bias correction removes from op `op` (weights `wt` quantized as `qw`, `outputs`
+    /// channels), when the op's mean input row was measured.
+    fn bias_shift(
+        &self,
+        op: OpIndex,
+        wt: TensorId,
+        qw: &QuantizedWeights,
+        outputs: usize,
+    ) -> Option<Vec<f32>> {
+        let sums = self.opts.row_sums.as_deref()?;
+        if self.g.focused() != 0 {
+            return None;
+        }
+        let mean = sums.get(self.g.op_outputs(op).first()?)?.mean();
+        let layout = match self.g.op_code(op) {
+            fb::BuiltinOperator::DEPTHWISE_CONV_2D => {
+                let input = self.g.op_inputs(op).first().copied().flatten()?;
+                let channels = usize::try_from(*self.g.shape(input).last()?).ok()?;
+                bias::Layout::Depthwise { channels }
+            }
+            fb::BuiltinOperator::CONV_2D | fb::BuiltinOperator::FULLY_CONNECTED => {
+                bias::Layout::Rows
+            }
+            _ => return None,
+        };
+        let weights = self.g.const_f32(wt)?;
+        let scales = qw.params.scale();
+        bias::shifts(&weights, &qw.values, scales, outputs, layout, &mean)
     }
 
     /// Installs the new op list and points the model boundary and signatures at the new I/O tensors.
