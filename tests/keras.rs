@@ -53,19 +53,24 @@ fn keras_models() -> Vec<(String, PathBuf, PathBuf)> {
 }
 
 fn parity(ours: &Path, dir: &Path) -> serde_json::Value {
+    parity_with(ours, &dir.join("model.tflite"), &dir.join("eval.npz"))
+}
+
+/// Runs `keras_parity.py` on our float model against TF's `reference` on the samples in `npz`.
+pub(crate) fn parity_with(ours: &Path, reference: &Path, npz: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/litert/keras_parity.py");
     let out = Command::new(support::litert_python())
         .arg(script)
         .arg(ours)
-        .arg(dir.join("model.tflite"))
-        .arg(dir.join("eval.npz"))
+        .arg(reference)
+        .arg(npz)
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{}: keras_parity.py failed: {stdout}{}",
-        dir.display(),
+        reference.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(stdout.trim()).expect("keras_parity.py prints one JSON line")
@@ -136,7 +141,12 @@ fn keras_sources_lower_to_the_float_graph_tf_writes() {
 
 /// The members of a corpus `.keras` file: (name, bytes).
 fn members(model: &str) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(support::repo_corpus().join(model).join("model.keras")).unwrap();
+    members_of(&support::repo_corpus().join(model).join("model.keras"))
+}
+
+/// The members of the `.keras` file at `path`: (name, bytes).
+pub(crate) fn members_of(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
     (0..zip.len())
         .map(|i| {
@@ -158,7 +168,7 @@ fn members(model: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A stored (uncompressed) zip of `members`.
-fn zip_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn zip_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);

@@ -18,6 +18,7 @@ mod int8;
 mod interp;
 mod keras;
 mod keras_h5;
+mod keras_layers;
 mod lock;
 mod op_parity;
 mod ops_generated;

@@ -195,7 +195,7 @@ fn consumer_crate_embeds_artifacts_and_rebuilds_exactly_when_inputs_change() {
     );
 
     // A model or a dataset touched: it runs again (and, the bytes being the same, the cache answers).
-    touch(&c.dir.join("models/digits.tflite"));
+    touch(&c.dir.join("models/digits.keras"));
     c.build(&[]);
     let after_model = last_run(&out);
     assert!(

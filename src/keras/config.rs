@@ -1,10 +1,11 @@
 //! `config.json`: the model's layer graph (Sequential or Functional), each layer's class and options.
 //!
 //! The graph is normalized here: every layer call is a [`LayerCall`] reading [`TensorRef`]s, whatever the model
-//! kind. Each layer's options are parsed into a typed struct by the lowering ([`LayerCall::options`]), which
-//! rejects an option it does not know.
+//! kind. A model used as a layer (nested Sequential or Functional) is inlined: its calls are renamed
+//! `outer/inner`, its inputs and output become `Identity` calls. Each layer's options are parsed into a typed
+//! struct by the lowering ([`LayerCall::options`]), which rejects an option it does not know.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -46,6 +47,9 @@ pub struct ModelConfig {
     pub inputs: Vec<TensorRef>,
     /// The model's outputs with their names, in the model's order.
     pub outputs: Vec<(String, TensorRef)>,
+    /// The weights-file key of each call inside a nested model (`sequential/layers/conv2d`), by call name;
+    /// the other calls' keys follow from their order ([`super::weights::layer_keys`]).
+    pub nested_keys: HashMap<String, String>,
     /// Saved by Keras 2 / tf_keras, whose layers TF's converter lowers differently (a fused LSTM).
     pub tf_keras: bool,
 }
@@ -102,6 +106,120 @@ pub fn parse_root(root: &Value) -> Result<ModelConfig, KerasErrorKind> {
     }
 }
 
+/// Whether a layer class is a model used as a layer.
+fn is_model(class: &str) -> bool {
+    matches!(class, "Sequential" | "Functional" | "Model")
+}
+
+/// The weights-file keys of one model level's layers, by name.
+fn level_keys(config: &Value) -> Result<HashMap<String, String>, KerasErrorKind> {
+    let entries = layers(config)?
+        .iter()
+        .map(entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(super::weights::layer_keys(
+        entries.iter().map(|(n, c, _)| (n.as_str(), c.as_str())),
+    ))
+}
+
+/// The calls of a model level, with the nested models' keys.
+#[derive(Default)]
+struct Level {
+    calls: Vec<LayerCall>,
+    nested_keys: HashMap<String, String>,
+}
+
+impl Level {
+    /// Inlines call `node` of the nested model `layer` (named `name`, weights key `key`) reading `inputs`;
+    /// returns the tensor the outer model knows its output by.
+    fn inline(
+        &mut self,
+        layer: &Value,
+        name: &str,
+        key: &str,
+        node: usize,
+        inputs: Vec<TensorRef>,
+    ) -> Result<TensorRef, KerasErrorKind> {
+        let inner = parse_root(layer)?;
+        let inner_keys = level_keys(layer.get("config").unwrap_or(&Value::Null))?;
+        let prefix = if node == 0 {
+            format!("{name}/")
+        } else {
+            format!("{name}_{node}/")
+        };
+        let bad = |m: String| KerasErrorKind::graph(name, m);
+        if inner.inputs.len() != inputs.len() {
+            return Err(bad(format!(
+                "a nested model of {} inputs called on {}",
+                inner.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let rename = |r: &TensorRef| TensorRef {
+            layer: format!("{prefix}{}", r.layer),
+            ..r.clone()
+        };
+        for call in inner.calls {
+            let renamed = format!("{prefix}{}", call.name);
+            let inner_key = inner
+                .nested_keys
+                .get(&call.name)
+                .or_else(|| inner_keys.get(&call.name));
+            if let Some(k) = inner_key {
+                self.nested_keys
+                    .insert(renamed.clone(), format!("{key}/layers/{k}"));
+            }
+            let (class, config, reads) = if call.class == "InputLayer" {
+                let i = inner
+                    .inputs
+                    .iter()
+                    .position(|r| r.layer == call.name)
+                    .ok_or_else(|| bad(format!("input `{}` is not a model input", call.name)))?;
+                ("Identity".to_string(), Map::new(), vec![inputs[i].clone()])
+            } else {
+                (
+                    call.class,
+                    call.config,
+                    call.inputs.iter().map(rename).collect(),
+                )
+            };
+            self.calls.push(LayerCall {
+                name: renamed,
+                class,
+                node: call.node,
+                config,
+                inputs: reads,
+            });
+        }
+        let [(_, output)] = inner.outputs.as_slice() else {
+            return Err(KerasErrorKind::unsupported(
+                name,
+                str_field(layer, "class_name")?,
+                "a nested model with more than one output",
+            ));
+        };
+        // A Functional model's node 0 is the call that built it: the outer model's calls count from 1.
+        let class = str_field(layer, "class_name")?;
+        let outer_node = if class == "Sequential" {
+            node
+        } else {
+            node + 1
+        };
+        self.calls.push(LayerCall {
+            name: name.to_string(),
+            class: "Identity".into(),
+            node: outer_node,
+            config: Map::new(),
+            inputs: vec![rename(output)],
+        });
+        Ok(TensorRef {
+            layer: name.to_string(),
+            node: outer_node,
+            index: 0,
+        })
+    }
+}
+
 fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, KerasErrorKind> {
     v.get(key)
         .and_then(Value::as_str)
@@ -148,7 +266,8 @@ fn entry(layer: &Value) -> Result<(String, String, Map<String, Value>), KerasErr
 }
 
 fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
-    let mut calls = Vec::new();
+    let mut level = Level::default();
+    let keys = level_keys(config)?;
     let mut previous: Option<TensorRef> = None;
     let mut inputs = Vec::new();
     for layer in layers(config)? {
@@ -167,7 +286,7 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
                 let input_name = format!("{layer_name}_input");
                 let mut input_config = Map::new();
                 input_config.insert("batch_shape".into(), shape);
-                calls.push(LayerCall {
+                level.calls.push(LayerCall {
                     name: input_name.clone(),
                     class: "InputLayer".into(),
                     node: 0,
@@ -196,30 +315,37 @@ fn sequential(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
                 index: 0,
             });
         }
-        calls.push(LayerCall {
-            name: layer_name.clone(),
-            class,
-            node: 0,
-            config: options,
-            inputs: input.into_iter().collect(),
-        });
-        previous = Some(TensorRef {
-            layer: layer_name,
-            node: 0,
-            index: 0,
+        previous = Some(if is_model(&class) {
+            let key = keys.get(&layer_name).cloned().unwrap_or_default();
+            level.inline(layer, &layer_name, &key, 0, input.into_iter().collect())?
+        } else {
+            level.calls.push(LayerCall {
+                name: layer_name.clone(),
+                class,
+                node: 0,
+                config: options,
+                inputs: input.into_iter().collect(),
+            });
+            TensorRef {
+                layer: layer_name,
+                node: 0,
+                index: 0,
+            }
         });
     }
     let output = previous.ok_or_else(|| KerasErrorKind::Config("a model without layers".into()))?;
     Ok(ModelConfig {
-        calls,
+        calls: level.calls,
         inputs,
         outputs: vec![(output.layer.clone(), output)],
+        nested_keys: level.nested_keys,
         tf_keras: false,
     })
 }
 
 fn functional(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
-    let mut calls = Vec::new();
+    let mut level = Level::default();
+    let keys = level_keys(config)?;
     for layer in layers(config)? {
         let (layer_name, class, options) = entry(layer)?;
         let nodes = layer
@@ -227,6 +353,16 @@ fn functional(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        if is_model(&class) {
+            let key = keys.get(&layer_name).cloned().unwrap_or_default();
+            for (node, call) in nodes.iter().enumerate() {
+                let mut inputs = Vec::new();
+                keras_tensors(call, &mut inputs);
+                level.inline(layer, &layer_name, &key, node, inputs)?;
+            }
+            continue;
+        }
+        let calls = &mut level.calls;
         if class == "InputLayer" || nodes.is_empty() {
             calls.push(LayerCall {
                 name: layer_name,
@@ -255,9 +391,10 @@ fn functional(config: &Value) -> Result<ModelConfig, KerasErrorKind> {
         .collect();
     let outputs = tensor_list(config.get("output_layers"), "output_layers")?;
     Ok(ModelConfig {
-        calls,
+        calls: level.calls,
         inputs,
         outputs,
+        nested_keys: level.nested_keys,
         tf_keras: false,
     })
 }

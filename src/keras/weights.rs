@@ -75,12 +75,16 @@ impl Weights {
 /// A dataset's elements as float32, row-major; `what` names it in the error.
 pub fn read_f32(dataset: &hdf5_reader::Dataset, what: &str) -> Result<Array, String> {
     let shape: Vec<usize> = dataset.shape().iter().map(|&d| d as usize).collect();
-    let data: Vec<f32> = dataset
-        .read_array::<f32>()
-        .map_err(|e| format!("{what} is not a float32 array: {e}"))?
-        .iter()
-        .copied()
-        .collect();
+    // Integer variables (Normalization's sample count) come back as floats; nothing lowered reads them.
+    let data: Vec<f32> = match dataset.read_array::<f32>() {
+        Ok(a) => a.iter().copied().collect(),
+        Err(e) => dataset
+            .read_array::<i64>()
+            .map_err(|_| format!("{what} is not a float32 array: {e}"))?
+            .iter()
+            .map(|&v| v as f32)
+            .collect(),
+    };
     Ok(Array { shape, data })
 }
 

@@ -3,7 +3,8 @@
 
 usage: keras_parity.py OURS.tflite REFERENCE.tflite EVAL.npz
 
-Inputs come from EVAL.npz (keyed by the reference's input tensor names, samples on axis 0). Inputs and outputs
+Inputs come from EVAL.npz (keyed by the reference's input tensor names, samples on axis 0; cast to the
+reference's input types). Inputs and outputs
 are paired by signature name, or by position when the names differ (a single input/output, or TF's export used
 other names than the Keras layers). Prints one JSON line:
 {"max_rel": x, "samples": n, "hist_equal": bool, "hist_ours": {...}, "hist_ref": {...}}
@@ -61,7 +62,7 @@ def main():
     samples = min(data[ref_details[n]["name"]].shape[0] for n in ref_in)
     worst = 0.0
     for s in range(samples):
-        ref_feed = {n: data[ref_details[n]["name"]][s : s + 1].astype(np.float32) for n in ref_in}
+        ref_feed = {n: data[ref_details[n]["name"]][s : s + 1].astype(ref_details[n]["dtype"]) for n in ref_in}
         ours_feed = {o: ref_feed[r] for o, r in zip(in_names, ref_in)}
         ref_res = ref_runner(**ref_feed)
         ours_res = ours_runner(**ours_feed)

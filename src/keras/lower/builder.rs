@@ -52,6 +52,11 @@ impl Builder {
         self.tensor(name, shape, fb::TensorType::FLOAT32, 0)
     }
 
+    /// A tensor of `type_` computed by an op (int32 indices, bool masks).
+    pub fn computed(&mut self, name: &str, shape: &[usize], type_: fb::TensorType) -> TensorId {
+        self.tensor(name, shape, type_, 0)
+    }
+
     /// A float32 constant.
     pub fn constant_f32(&mut self, name: &str, shape: &[usize], data: &[f32]) -> TensorId {
         let bytes = data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -133,6 +138,9 @@ impl Builder {
             signature_key: Some("serving_default".into()),
             subgraph_index: 0,
         }]);
+        // Ops taken out again by a fold leave tensors and constants nothing reads.
+        self.graph.remove_unused_tensors();
+        self.graph.remove_unused_buffers();
         self.graph
     }
 }

@@ -1,9 +1,11 @@
-//! Conv1D, Conv2D, DepthwiseConv2D and Conv2DTranspose: CONV_2D, DEPTHWISE_CONV_2D and TRANSPOSE_CONV with TF's
-//! weight layouts (`[O, H, W, I]`, `[1, H, W, C * M]`); Conv1D runs as a CONV_2D of height 1.
+//! Conv1D, Conv2D, DepthwiseConv2D, SeparableConv2D and Conv2DTranspose: CONV_2D, DEPTHWISE_CONV_2D (then a 1x1
+//! CONV_2D for SeparableConv2D) and TRANSPOSE_CONV with TF's weight layouts (`[O, H, W, I]`,
+//! `[1, H, W, C * M]`); Conv1D runs as a CONV_2D of height 1.
 
 use serde::{Deserialize, Deserializer};
 
 use super::activation::{Activation, ActivationOption};
+use super::fold::absorb_into_kernel;
 use super::{channels_last, padding, window_out, Lowering, Producer, ProducerKind, Value};
 use crate::keras::config::LayerCall;
 use crate::keras::error::KerasErrorKind;
@@ -221,7 +223,23 @@ impl Lowering<'_> {
         } else {
             vec![conv.kernel[0], conv.kernel[1], in_ch, filters]
         };
-        let kernel = vars.next("kernel", &keras_kernel)?;
+        let mut kernel = vars.next("kernel", &keras_kernel)?;
+        let mut bias = if conv.use_bias {
+            Some(vars.next("bias", &[filters])?.data)
+        } else {
+            None
+        };
+        vars.finish()?;
+        let mut input = input;
+        // An offset absorbed by a `same` convolution would also shift its zero padding: only a scale folds then.
+        let absorbs = self
+            .scalars
+            .get(&input.tensor)
+            .is_some_and(|a| a.offset == 0.0 || conv.padding == fb::Padding::VALID);
+        if let Some(affine) = absorbs.then(|| self.absorb_scalar(call, &input)).flatten() {
+            bias = absorb_into_kernel(&mut kernel.data, bias, filters, &affine);
+            input.tensor = affine.input;
+        }
         let kernel4 = Array {
             shape: vec![conv.kernel[0], conv.kernel[1], in_ch, filters],
             data: kernel.data,
@@ -232,8 +250,11 @@ impl Lowering<'_> {
             &w_shape,
             &permute(&kernel4, &[3, 0, 1, 2]),
         );
-        let bias = self.bias(call, &mut vars, conv.use_bias, filters)?;
-        vars.finish()?;
+        let bias = self.b.constant_f32(
+            &format!("{}/bias", call.name),
+            &[filters],
+            &bias.unwrap_or_else(|| vec![0.0; filters]),
+        );
         let out_hw = conv.out_hw(hw);
         let out_tfl = [1, out_hw[0], out_hw[1], filters];
         let out = self.out(call, "convolution", &out_tfl);
@@ -279,22 +300,36 @@ impl Lowering<'_> {
     pub(super) fn depthwise(&mut self, call: &LayerCall) -> Result<Value, KerasErrorKind> {
         let mut conv = Conv::parse(call, 2)?;
         let input = self.conv_input(call, &mut conv, 2)?;
-        let (hw, in_ch) = ([input.shape[1], input.shape[2]], input.shape[3]);
-        let m = conv.o.depth_multiplier;
-        let channels = in_ch * m;
+        let (in_ch, m) = (input.shape[3], conv.o.depth_multiplier);
         let mut vars = self.vars(call)?;
         let kernel = vars.next(
             "depthwise_kernel",
             &[conv.kernel[0], conv.kernel[1], in_ch, m],
         )?;
-        // [H, W, C, M] row-major is [1, H, W, C * M] with channel c * M + m: TFLite's layout as it stands.
+        let bias = self.bias(call, &mut vars, conv.use_bias, in_ch * m)?;
+        vars.finish()?;
+        let v = self.depthwise_op(call, &conv, &input, &kernel.data, bias);
+        Ok(self.activate(call, v, conv.activation, true))
+    }
+
+    /// A DEPTHWISE_CONV_2D of `input` with the Keras kernel `[H, W, C, M]` (row-major it is TFLite's
+    /// `[1, H, W, C * M]` with channel `c * M + m`), registered as the output's producer.
+    fn depthwise_op(
+        &mut self,
+        call: &LayerCall,
+        conv: &Conv,
+        input: &Value,
+        kernel: &[f32],
+        bias: crate::graph::TensorId,
+    ) -> Value {
+        let (hw, in_ch) = ([input.shape[1], input.shape[2]], input.shape[3]);
+        let m = conv.o.depth_multiplier;
+        let channels = in_ch * m;
         let weights = self.b.constant_f32(
             &format!("{}/depthwise_kernel", call.name),
             &[1, conv.kernel[0], conv.kernel[1], channels],
-            &kernel.data,
+            kernel,
         );
-        let bias = self.bias(call, &mut vars, conv.use_bias, channels)?;
-        vars.finish()?;
         let out_hw = conv.out_hw(hw);
         let shape = vec![1, out_hw[0], out_hw[1], channels];
         let out = self.out(call, "depthwise", &shape);
@@ -320,6 +355,72 @@ impl Lowering<'_> {
             Producer {
                 op,
                 kind: ProducerKind::Depthwise,
+                weights: Some(weights),
+                bias: Some(bias),
+            },
+        );
+        Value {
+            tensor: out,
+            shape,
+            expanded: false,
+            pad: None,
+        }
+    }
+
+    /// SeparableConv2D as TF writes it: DEPTHWISE_CONV_2D (zero bias), then a 1x1 CONV_2D with the bias and the
+    /// activation.
+    pub(super) fn separable(&mut self, call: &LayerCall) -> Result<Value, KerasErrorKind> {
+        let mut conv = Conv::parse(call, 2)?;
+        let input = self.conv_input(call, &mut conv, 2)?;
+        let mid = input.shape[3] * conv.o.depth_multiplier;
+        let filters = conv.o.filters;
+        let mut vars = self.vars(call)?;
+        let depthwise = vars.next(
+            "depthwise_kernel",
+            &[
+                conv.kernel[0],
+                conv.kernel[1],
+                input.shape[3],
+                conv.o.depth_multiplier,
+            ],
+        )?;
+        let pointwise = vars.next("pointwise_kernel", &[1, 1, mid, filters])?;
+        let bias = self.bias(call, &mut vars, conv.use_bias, filters)?;
+        vars.finish()?;
+        let zeros = self.b.constant_f32(
+            &format!("{}/depthwise_bias", call.name),
+            &[mid],
+            &vec![0.0; mid],
+        );
+        let dw = self.depthwise_op(call, &conv, &input, &depthwise.data, zeros);
+        self.producers.remove(&dw.tensor);
+        let weights = self.b.constant_f32(
+            &format!("{}/pointwise_kernel", call.name),
+            &[filters, 1, 1, mid],
+            &permute(&pointwise, &[3, 0, 1, 2]),
+        );
+        let shape = vec![1, dw.shape[1], dw.shape[2], filters];
+        let out = self.out(call, "separable_conv2d", &shape);
+        let options = fb::Conv2DOptionsT {
+            padding: fb::Padding::VALID,
+            stride_w: 1,
+            stride_h: 1,
+            dilation_w_factor: 1,
+            dilation_h_factor: 1,
+            ..Default::default()
+        };
+        let op = self.b.op(
+            fb::BuiltinOperator::CONV_2D,
+            1,
+            &[Some(dw.tensor), Some(weights), Some(bias)],
+            &[out],
+            fb::BuiltinOptionsT::Conv2DOptions(Box::new(options)),
+        );
+        self.producers.insert(
+            out,
+            Producer {
+                op,
+                kind: ProducerKind::Conv,
                 weights: Some(weights),
                 bias: Some(bias),
             },

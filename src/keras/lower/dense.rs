@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::activation::{folds_batch_norm, Activation, ActivationOption};
 use super::conv::permute;
+use super::fold::absorb_into_kernel;
 use super::{Lowering, Producer, ProducerKind, Value};
 use crate::graph::TensorId;
 use crate::keras::config::LayerCall;
@@ -54,15 +55,19 @@ impl Lowering<'_> {
         let o: DenseOptions = call.options()?;
         let act = Activation::parse(call, o.activation.as_ref())?;
         let input = self.inputs(call, 1)?.remove(0);
-        let input = self.plain(input, &call.name);
+        let mut input = self.plain(input, &call.name);
         let mut vars = self.vars(call)?;
-        let kernel = vars.next("kernel", &[input.shape[input.shape.len() - 1], o.units])?;
-        let bias = if o.use_bias {
+        let mut kernel = vars.next("kernel", &[input.shape[input.shape.len() - 1], o.units])?;
+        let mut bias = if o.use_bias {
             Some(vars.next("bias", &[o.units])?.data)
         } else {
             None
         };
         vars.finish()?;
+        if let Some(affine) = self.absorb_scalar(call, &input) {
+            bias = absorb_into_kernel(&mut kernel.data, bias, o.units, &affine);
+            input.tensor = affine.input;
+        }
         let v = self.fully_connected(call, "MatMul", &input, &kernel, bias.as_deref());
         Ok(self.activate(call, v, act, true))
     }
@@ -211,7 +216,13 @@ impl Lowering<'_> {
     }
 
     /// Scales the producer's weights per output channel by `inv` and sets its bias to `bias * inv + offset`.
-    fn fold_batch_norm(&mut self, call: &LayerCall, p: Producer, inv: &[f32], offset: &[f32]) {
+    pub(super) fn fold_batch_norm(
+        &mut self,
+        call: &LayerCall,
+        p: Producer,
+        inv: &[f32],
+        offset: &[f32],
+    ) {
         let channels = inv.len();
         if let Some(w) = p.weights {
             let mut data = self.b.f32_values(w);

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::fold::ScalarAffine;
 use super::{Lowering, Producer, ProducerKind, Value};
 use crate::keras::config::LayerCall;
 use crate::keras::error::KerasErrorKind;
@@ -66,6 +67,20 @@ impl Lowering<'_> {
         };
         let mut acc = values[0].clone();
         for v in &values[1..] {
+            // TF turns Keras 3's ADD of two `[1, .., 1, n]` tensors into a bias add: the second operand reshaped
+            // to `[n]` (not tf_keras' ADD).
+            let n = v.shape.len();
+            let bias_add = code == fb::BuiltinOperator::ADD
+                && !self.tf_keras
+                && n >= 2
+                && v.shape[..n - 1].iter().all(|&d| d == 1)
+                && acc.shape == v.shape;
+            let operand = if bias_add {
+                // Row-major order is the same in either layout.
+                self.reshape_tensor(call, v.tensor, &v.shape[n - 1..], "Squeeze")
+            } else {
+                v.tensor
+            };
             let shape = broadcast(&acc.shape, &v.shape).ok_or_else(|| {
                 KerasErrorKind::graph(
                     &call.name,
@@ -93,13 +108,9 @@ impl Lowering<'_> {
                 fb::BuiltinOperator::MUL => fb::BuiltinOptionsT::MulOptions(Box::default()),
                 _ => fb::BuiltinOptionsT::NONE,
             };
-            let op = self.b.op(
-                code,
-                1,
-                &[Some(acc.tensor), Some(v.tensor)],
-                &[out],
-                options,
-            );
+            let op = self
+                .b
+                .op(code, 1, &[Some(acc.tensor), Some(operand)], &[out], options);
             if code != fb::BuiltinOperator::MAXIMUM && code != fb::BuiltinOperator::MINIMUM {
                 self.producers.insert(
                     out,
@@ -123,12 +134,21 @@ impl Lowering<'_> {
                 &[1.0 / values.len() as f32],
             );
             let out = self.out(call, "Mean", &acc.tfl_shape());
-            self.b.op(
+            let mul = self.b.op(
                 fb::BuiltinOperator::MUL,
                 1,
                 &[Some(acc.tensor), Some(k)],
                 &[out],
                 fb::BuiltinOptionsT::MulOptions(Box::default()),
+            );
+            self.scalars.insert(
+                out,
+                ScalarAffine {
+                    input: acc.tensor,
+                    scale: 1.0 / values.len() as f32,
+                    offset: 0.0,
+                    ops: vec![mul],
+                },
             );
             acc = Value { tensor: out, ..acc };
         }

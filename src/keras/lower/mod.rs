@@ -11,11 +11,14 @@ mod attention;
 mod builder;
 mod conv;
 mod dense;
+mod fold;
 mod merge;
 mod norm;
 mod pool;
+mod preprocess;
 mod recurrent;
 mod recurrent_loop;
+mod resize;
 mod shape;
 
 use std::collections::HashMap;
@@ -87,6 +90,8 @@ pub struct Lowering<'w> {
     layouts: HashMap<(TensorId, bool), TensorId>,
     /// Each layer's key in the weights file.
     weight_keys: HashMap<String, String>,
+    /// Scalar affines a following Dense or convolution may absorb, by output tensor.
+    scalars: HashMap<TensorId, fold::ScalarAffine>,
     /// The model was saved by Keras 2 / tf_keras (TF fuses its LSTM).
     tf_keras: bool,
 }
@@ -109,14 +114,17 @@ pub fn lower(model: &ModelConfig, weights: &Weights) -> Result<Graph, KerasError
         readers,
         producers: HashMap::new(),
         layouts: HashMap::new(),
+        scalars: HashMap::new(),
         weight_keys: super::weights::layer_keys(
             model
                 .calls
                 .iter()
+                .filter(|c| !model.nested_keys.contains_key(&c.name))
                 .map(|c| (c.name.as_str(), c.class.as_str())),
         ),
         tf_keras: model.tf_keras,
     };
+    l.weight_keys.extend(model.nested_keys.clone());
     let mut inputs = Vec::new();
     for call in &model.calls {
         let out = l.layer(call)?;
@@ -159,11 +167,13 @@ impl Lowering<'_> {
             "Dense" => self.dense(call),
             "Conv1D" | "Conv2D" => self.conv(call),
             "DepthwiseConv2D" => self.depthwise(call),
+            "SeparableConv2D" => self.separable(call),
             "Conv2DTranspose" => self.conv_transpose(call),
             "BatchNormalization" => self.batch_norm(call),
             "LayerNormalization" => self.layer_norm(call),
             "MultiHeadAttention" => self.attention(call),
-            "Activation" | "ReLU" | "Softmax" => self.activation_layer(call),
+            "Activation" | "ReLU" | "Softmax" | "LeakyReLU" | "ELU" => self.activation_layer(call),
+            "PReLU" => self.prelu(call),
             "MaxPooling1D" | "MaxPooling2D" | "AveragePooling1D" | "AveragePooling2D" => {
                 self.pool(call)
             }
@@ -176,8 +186,17 @@ impl Lowering<'_> {
             "Flatten" => self.flatten(call),
             "Reshape" => self.reshape(call),
             "ZeroPadding2D" => self.zero_padding(call),
+            "ZeroPadding1D" => self.zero_padding_1d(call),
+            "Cropping1D" | "Cropping2D" => self.cropping(call),
+            "Permute" => self.permute(call),
+            "UpSampling2D" => self.upsampling(call),
+            "Rescaling" => self.rescaling(call),
+            "Normalization" => self.normalization(call),
+            "Embedding" => self.embedding(call),
             "Dropout" | "SpatialDropout1D" | "SpatialDropout2D" | "GaussianNoise"
-            | "GaussianDropout" | "AlphaDropout" => self.identity(call),
+            | "GaussianDropout" | "AlphaDropout" | "SpatialDropout3D" | "Identity" => {
+                self.identity(call)
+            }
             "LSTM" | "GRU" => self.recurrent(call),
             "SimpleRNN" | "Bidirectional" | "RNN" => Err(KerasErrorKind::unsupported(
                 &call.name,
@@ -257,6 +276,11 @@ impl Lowering<'_> {
             &call.name,
             self.weights.vars(&call.name, &[key])?,
         ))
+    }
+
+    /// The op appended last.
+    fn last_op(&self) -> OpIndex {
+        OpIndex(self.b.graph.ops().len().saturating_sub(1))
     }
 
     /// A float tensor named after the layer.
