@@ -20,11 +20,12 @@ const MAX_REL: f64 = 1e-5;
 const KERAS_SOURCES: [&str; 3] = ["model.keras", "model_tfkeras.h5", "model.h5"];
 
 /// Every Keras source with `model.tflite` and `eval.npz` beside it, as (label, source, folder): the corpus
-/// folders' (of two folders with a model of the same name, the first, the repository's, wins) and the
-/// hand-made fixtures' (folders of `tests/fixtures/keras`, made by its `make_recurrent_fixtures.py`).
+/// folders' (of two folders of the same name holding the same Keras file, the first, the repository's, wins;
+/// a repository folder without it leaves the shared corpus' file checked) and the hand-made fixtures' (folders
+/// of `tests/fixtures/keras`, made by its `make_recurrent_fixtures.py`).
 fn keras_models() -> Vec<(String, PathBuf, PathBuf)> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras");
+    let mut sources: Vec<(String, PathBuf, PathBuf)> = Vec::new();
     for root in support::corpus_roots().into_iter().chain([fixtures]) {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&root)
             .unwrap_or_else(|e| panic!("cannot list {}: {e}", root.display()))
@@ -35,17 +36,12 @@ fn keras_models() -> Vec<(String, PathBuf, PathBuf)> {
             let complete = ["model.tflite", "eval.npz"]
                 .iter()
                 .all(|f| d.join(f).is_file());
-            if complete && !dirs.iter().any(|k| k.file_name() == d.file_name()) {
-                dirs.push(d);
-            }
-        }
-    }
-    let mut sources = Vec::new();
-    for d in dirs {
-        let name = d.file_name().unwrap().to_string_lossy().into_owned();
-        for file in KERAS_SOURCES {
-            if d.join(file).is_file() {
-                sources.push((format!("{name}/{file}"), d.join(file), d.clone()));
+            let name = d.file_name().unwrap().to_string_lossy().into_owned();
+            for file in KERAS_SOURCES {
+                let label = format!("{name}/{file}");
+                if complete && d.join(file).is_file() && !sources.iter().any(|s| s.0 == label) {
+                    sources.push((label, d.join(file), d.clone()));
+                }
             }
         }
     }
