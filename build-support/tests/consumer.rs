@@ -261,7 +261,7 @@ fn locked_consumer_builds_rebuild_from_the_lock_and_fail_on_a_changed_dataset() 
     let data = c.dir.join("data/digits_calib.npz");
     let samples = ndarray::Array2::from_shape_fn((50, 64), |(i, j)| ((i * 7 + j) % 17) as f32);
     let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&data).unwrap());
-    npz.add_array("serving_default_x:0", &samples).unwrap();
+    npz.add_array("input_layer", &samples).unwrap();
     npz.finish().unwrap();
     let failed = c.cargo(&["build"], &[("LITEQUANT_LOCKED", "1")]);
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -342,7 +342,7 @@ fn consumer_classifies_eval_digits_exactly_as_litert_does_with_the_same_artifact
             .arg(repo().join("tests/litert/classify.py"))
             .arg(out.join(format!("{model}.tflite")))
             .arg(&eval)
-            .args(["serving_default_x:0", "labels"])
+            .args(["input_layer", "labels"])
             .output()
             .unwrap_or_else(|e| panic!("{python}: {e}"));
         assert!(
