@@ -158,6 +158,34 @@ pub fn collect_grams(
     let interp = FloatInterpreter::new(graph, registry())?;
     let pool = thread_pool(threads)?;
     let wanted: HashSet<TensorId> = targets.iter().map(|t| t.input).collect();
+    each_sample(samples, cancelled, |sample| {
+        let mut seen: HashMap<TensorId, ArrayD<f32>> = HashMap::new();
+        interp.observe_sample(sample, &mut |t, v| {
+            if let (true, Value::F32(a)) = (wanted.contains(&t), v) {
+                seen.entry(t).or_insert_with(|| a.clone());
+            }
+        })?;
+        let step = |t: &mut Target| -> Result<(), CalibError> {
+            match seen.get(&t.input) {
+                Some(x) => t.add(x),
+                None => Ok(()),
+            }
+        };
+        pool.install(|| targets.par_iter_mut().try_for_each(step))
+    })?;
+    Ok(targets
+        .into_iter()
+        .filter_map(|t| t.gram.map(|g| (t.output, g)))
+        .collect())
+}
+
+/// Calls `f` on every sample of `samples` (read 32 at a time), in order, until they run out, `cancelled`
+/// says so, or `f` fails.
+fn each_sample(
+    samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
+    cancelled: &(dyn Fn() -> bool + Sync),
+    mut f: impl FnMut(&[ArrayD<f32>]) -> Result<(), CalibError>,
+) -> Result<(), CalibError> {
     let mut done = 0usize;
     loop {
         let batch = samples(32).map_err(|message| CalibError::Data {
@@ -165,32 +193,16 @@ pub fn collect_grams(
             message,
         })?;
         if batch.is_empty() {
-            break;
+            return Ok(());
         }
         for sample in &batch {
             if cancelled() {
                 return Err(CalibError::Cancelled);
             }
-            let mut seen: HashMap<TensorId, ArrayD<f32>> = HashMap::new();
-            interp.observe_sample(sample, &mut |t, v| {
-                if let (true, Value::F32(a)) = (wanted.contains(&t), v) {
-                    seen.entry(t).or_insert_with(|| a.clone());
-                }
-            })?;
-            let step = |t: &mut Target| -> Result<(), CalibError> {
-                match seen.get(&t.input) {
-                    Some(x) => t.add(x),
-                    None => Ok(()),
-                }
-            };
-            pool.install(|| targets.par_iter_mut().try_for_each(step))?;
+            f(sample)?;
             done += 1;
         }
     }
-    Ok(targets
-        .into_iter()
-        .filter_map(|t| t.gram.map(|g| (t.output, g)))
-        .collect())
 }
 
 /// Streams `samples` through the float model and sums the input rows of every weighted op (bias
@@ -202,31 +214,15 @@ pub fn collect_row_sums(
 ) -> Result<RowSums, CalibError> {
     let mut collector = RowSumCollector::new(graph);
     let interp = FloatInterpreter::new(graph, registry())?;
-    let mut done = 0usize;
-    loop {
-        let batch = samples(32).map_err(|message| CalibError::Data {
-            sample: Some(done),
-            message,
+    each_sample(samples, cancelled, |sample| {
+        let mut failed = None;
+        interp.observe_sample(sample, &mut |t, v| {
+            if let (true, Value::F32(a), None) = (collector.wants(t), v, &failed) {
+                failed = collector.add(t, a).err();
+            }
         })?;
-        if batch.is_empty() {
-            break;
-        }
-        for sample in &batch {
-            if cancelled() {
-                return Err(CalibError::Cancelled);
-            }
-            let mut failed = None;
-            interp.observe_sample(sample, &mut |t, v| {
-                if let (true, Value::F32(a), None) = (collector.wants(t), v, &failed) {
-                    failed = collector.add(t, a).err();
-                }
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            done += 1;
-        }
-    }
+        failed.map_or(Ok(()), Err)
+    })?;
     Ok(collector.finish())
 }
 
