@@ -266,22 +266,7 @@ impl Lowering<'_> {
             dilation_h_factor: conv.dilation[0] as i32,
             ..Default::default()
         };
-        let op = self.b.op(
-            fb::BuiltinOperator::CONV_2D,
-            1,
-            &[Some(input.tensor), Some(weights), Some(bias)],
-            &[out],
-            fb::BuiltinOptionsT::Conv2DOptions(Box::new(options)),
-        );
-        self.producers.insert(
-            out,
-            Producer {
-                op,
-                kind: ProducerKind::Conv,
-                weights: Some(weights),
-                bias: Some(bias),
-            },
-        );
+        self.conv_2d_op([input.tensor, weights, bias], out, options);
         let shape = if rank == 1 {
             vec![1, out_hw[1], filters]
         } else {
@@ -294,6 +279,32 @@ impl Lowering<'_> {
             pad: None,
         };
         Ok(self.activate(call, v, conv.activation, true))
+    }
+
+    /// Emits CONV_2D of `[input, weights, bias]` into `out` and records it as `out`'s producer (what the folds
+    /// of a following scalar or BatchNormalization rewrite).
+    fn conv_2d_op(
+        &mut self,
+        [input, weights, bias]: [super::TensorId; 3],
+        out: super::TensorId,
+        options: fb::Conv2DOptionsT,
+    ) {
+        let op = self.b.op(
+            fb::BuiltinOperator::CONV_2D,
+            1,
+            &[Some(input), Some(weights), Some(bias)],
+            &[out],
+            fb::BuiltinOptionsT::Conv2DOptions(Box::new(options)),
+        );
+        self.producers.insert(
+            out,
+            Producer {
+                op,
+                kind: ProducerKind::Conv,
+                weights: Some(weights),
+                bias: Some(bias),
+            },
+        );
     }
 
     /// DepthwiseConv2D: DEPTHWISE_CONV_2D, weights `[1, H, W, C * M]`.
@@ -409,22 +420,7 @@ impl Lowering<'_> {
             dilation_h_factor: 1,
             ..Default::default()
         };
-        let op = self.b.op(
-            fb::BuiltinOperator::CONV_2D,
-            1,
-            &[Some(dw.tensor), Some(weights), Some(bias)],
-            &[out],
-            fb::BuiltinOptionsT::Conv2DOptions(Box::new(options)),
-        );
-        self.producers.insert(
-            out,
-            Producer {
-                op,
-                kind: ProducerKind::Conv,
-                weights: Some(weights),
-                bias: Some(bias),
-            },
-        );
+        self.conv_2d_op([dw.tensor, weights, bias], out, options);
         let v = Value {
             tensor: out,
             shape,
