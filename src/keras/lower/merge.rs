@@ -92,22 +92,7 @@ impl Lowering<'_> {
                 ..acc.clone()
             };
             let out = self.out(call, what, &next.tfl_shape());
-            let options = match code {
-                fb::BuiltinOperator::ADD => {
-                    fb::BuiltinOptionsT::AddOptions(Box::new(fb::AddOptionsT {
-                        pot_scale_int16: true,
-                        ..Default::default()
-                    }))
-                }
-                fb::BuiltinOperator::SUB => {
-                    fb::BuiltinOptionsT::SubOptions(Box::new(fb::SubOptionsT {
-                        pot_scale_int16: true,
-                        ..Default::default()
-                    }))
-                }
-                fb::BuiltinOperator::MUL => fb::BuiltinOptionsT::MulOptions(Box::default()),
-                _ => fb::BuiltinOptionsT::NONE,
-            };
+            let options = binary_options(code);
             let op = self
                 .b
                 .op(code, 1, &[Some(acc.tensor), Some(operand)], &[out], options);
@@ -221,5 +206,22 @@ impl Lowering<'_> {
             tensor: out,
             ..result
         })
+    }
+}
+
+/// The options TF writes for an element-wise binary op: ADD and SUB with `pot_scale_int16`, MUL's defaults,
+/// none for the others (MAXIMUM, MINIMUM).
+pub(super) fn binary_options(code: fb::BuiltinOperator) -> fb::BuiltinOptionsT {
+    match code {
+        fb::BuiltinOperator::ADD => fb::BuiltinOptionsT::AddOptions(Box::new(fb::AddOptionsT {
+            pot_scale_int16: true,
+            ..Default::default()
+        })),
+        fb::BuiltinOperator::SUB => fb::BuiltinOptionsT::SubOptions(Box::new(fb::SubOptionsT {
+            pot_scale_int16: true,
+            ..Default::default()
+        })),
+        fb::BuiltinOperator::MUL => fb::BuiltinOptionsT::MulOptions(Box::default()),
+        _ => fb::BuiltinOptionsT::NONE,
     }
 }

@@ -63,21 +63,7 @@ impl Lowering<'_> {
         v: &Value,
         constant: TensorId,
     ) -> Value {
-        let options = match code {
-            fb::BuiltinOperator::ADD => {
-                fb::BuiltinOptionsT::AddOptions(Box::new(fb::AddOptionsT {
-                    pot_scale_int16: true,
-                    ..Default::default()
-                }))
-            }
-            fb::BuiltinOperator::SUB => {
-                fb::BuiltinOptionsT::SubOptions(Box::new(fb::SubOptionsT {
-                    pot_scale_int16: true,
-                    ..Default::default()
-                }))
-            }
-            _ => fb::BuiltinOptionsT::MulOptions(Box::default()),
-        };
+        let options = super::merge::binary_options(code);
         let out = self.out(call, what, &v.tfl_shape());
         let op = self
             .b
