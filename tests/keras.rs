@@ -127,6 +127,10 @@ fn keras_sources_lower_to_the_float_graph_tf_writes() {
         "keras3_lstm/model.keras",
         // tf_keras functional: two inputs, a shared layer, BatchNormalization folded, two outputs.
         "tfkeras_functional/model.h5",
+        // Keras 3 LSTM and GRU returning every step, stacked: the loops pass the list on directly.
+        "keras3_stacked_rnn/model.keras",
+        // tf_keras GRUs (WHILE loops bounded by the time step, the recurrent gates SPLIT).
+        "tfkeras_gru/model.h5",
     ] {
         assert!(
             checked.iter().any(|c| c == required),

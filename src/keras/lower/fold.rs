@@ -54,7 +54,7 @@ impl Lowering<'_> {
     }
 
     /// Takes ops out of the graph, renumbering the ops recorded after them.
-    fn remove_ops(&mut self, ops: &[OpIndex]) {
+    pub(super) fn remove_ops(&mut self, ops: &[OpIndex]) {
         let mut sorted: Vec<usize> = ops.iter().map(|o| o.0).collect();
         sorted.sort_unstable();
         for &i in sorted.iter().rev() {
@@ -69,6 +69,10 @@ impl Lowering<'_> {
         }
         for s in self.scalars.values_mut() {
             s.ops = s.ops.iter().map(|&o| shift(o)).collect();
+        }
+        self.sequences.retain(|_, (_, o)| !sorted.contains(&o.0));
+        for (_, o) in self.sequences.values_mut() {
+            *o = shift(*o);
         }
     }
 }

@@ -92,6 +92,9 @@ pub struct Lowering<'w> {
     weight_keys: HashMap<String, String>,
     /// Scalar affines a following Dense or convolution may absorb, by output tensor.
     scalars: HashMap<TensorId, fold::ScalarAffine>,
+    /// Recurrent layers' step sequences `[1, T, U]`: the time-major list `[T, 1, U]` and the RESHAPE between
+    /// them, which a following recurrent layer reading the list directly takes out again (as TF does).
+    sequences: HashMap<TensorId, (TensorId, OpIndex)>,
     /// The model was saved by Keras 2 / tf_keras (TF fuses its LSTM).
     tf_keras: bool,
 }
@@ -115,6 +118,7 @@ pub fn lower(model: &ModelConfig, weights: &Weights) -> Result<Graph, KerasError
         producers: HashMap::new(),
         layouts: HashMap::new(),
         scalars: HashMap::new(),
+        sequences: HashMap::new(),
         weight_keys: super::weights::layer_keys(
             model
                 .calls

@@ -4,7 +4,9 @@
 //! `WHILE(counter, time, last output [1, 1, U], states..., input)`; the cond subgraph is
 //! `counter < T && time < T`; the body GATHERs step `time`, runs the cell (FULLY_CONNECTED on the step and on
 //! the hidden state, the gates) and returns the counters plus one, the new output as `[1, 1, U]`, the new
-//! states and the input. A STRIDED_SLICE takes the output `[1, U]` out of `[1, 1, U]`.
+//! states and the input. A STRIDED_SLICE takes the output `[1, U]` out of `[1, 1, U]`. With
+//! `return_sequences`, the list holds every step `[T, 1, U]`: the body writes step `time` as TF lowers
+//! `TensorListSetItem` (the slices before and after it, CONCATENATEd around it) and a RESHAPE gives `[1, T, U]`.
 
 use super::conv::permute;
 use super::recurrent::Recurrent;
@@ -14,55 +16,43 @@ use crate::keras::config::LayerCall;
 use crate::keras::error::KerasErrorKind;
 use crate::tflite::fb;
 
-/// The body's arguments: the counters, the last output, the states and the input.
+/// The body's arguments: the counters, the outputs list, the states and the input.
 struct LoopArgs {
     counter: TensorId,
     time: TensorId,
+    list: TensorId,
     states: Vec<TensorId>,
     input: TensorId,
 }
 
 impl Lowering<'_> {
-    /// The WHILE loop of a Keras 3 recurrent layer that returns its last output.
+    /// The WHILE loop of a Keras 3 recurrent layer: its last output, or every step's.
     pub(super) fn recurrent_loop(
         &mut self,
         call: &LayerCall,
         r: &Recurrent,
     ) -> Result<Value, KerasErrorKind> {
         let unsupported = |m: &str| KerasErrorKind::unsupported(&call.name, &call.class, m);
-        if r.o.return_sequences {
-            return Err(unsupported("return_sequences = true is not lowered"));
-        }
         if call.class == "GRU" && r.o.reset_after == Some(false) {
             return Err(unsupported("reset_after = false is not lowered"));
         }
         let (steps, features, u) = (r.input.shape[1], r.input.shape[2], r.o.units);
+        let list_len = if r.o.return_sequences { steps } else { 1 };
         let states = if call.class == "LSTM" { 2 } else { 1 };
         let name = |what: &str| format!("{}/{what}", call.name);
         // The main subgraph's side: time-major input, initial values, the loop, the last output.
-        let major_shape = [steps, 1, features];
-        let shape = self.b.constant_i32(
-            &name("transpose/perm"),
-            &[3],
-            &super::builder::dims(&major_shape),
-        );
-        let major = self.b.activation(&name("transpose"), &major_shape);
-        self.b.op(
-            fb::BuiltinOperator::RESHAPE,
-            1,
-            &[Some(r.input.tensor), Some(shape)],
-            &[major],
-            fb::BuiltinOptionsT::NONE,
-        );
+        let major = self.time_major(call, r, &name("transpose"));
         let zero = self.b.constant_i32(&name("while/start"), &[], &[0]);
-        let list = self
-            .b
-            .constant_f32(&name("TensorArrayV2"), &[1, 1, u], &vec![0.0; u]);
+        let list = self.b.constant_f32(
+            &name("TensorArrayV2"),
+            &[list_len, 1, u],
+            &vec![0.0; list_len * u],
+        );
         let zeros = self.b.constant_f32(&name("zeros"), &[1, u], &vec![0.0; u]);
         let mut inputs = vec![Some(zero), Some(zero), Some(list)];
         inputs.extend(std::iter::repeat_n(Some(zeros), states));
         inputs.push(Some(major));
-        let arg_shapes = loop_shapes(steps, features, u, states);
+        let arg_shapes = loop_shapes(steps, features, list_len, u, states);
         let outputs: Vec<TensorId> = arg_shapes
             .iter()
             .enumerate()
@@ -80,6 +70,28 @@ impl Lowering<'_> {
                 body_subgraph_index: body as i32,
             })),
         );
+        if r.o.return_sequences {
+            let shape = self.b.constant_i32(
+                &name("transpose_1/perm"),
+                &[3],
+                &[1, steps as i32, u as i32],
+            );
+            let sequence = self.b.activation(&name("transpose_1"), &[1, steps, u]);
+            let reshape = self.b.op(
+                fb::BuiltinOperator::RESHAPE,
+                1,
+                &[Some(outputs[2]), Some(shape)],
+                &[sequence],
+                fb::BuiltinOptionsT::NONE,
+            );
+            self.sequences.insert(sequence, (outputs[2], reshape));
+            return Ok(Value {
+                tensor: sequence,
+                shape: vec![1, steps, u],
+                expanded: false,
+                pad: None,
+            });
+        }
         let list_out = Value {
             tensor: outputs[2],
             shape: vec![1, 1, u],
@@ -97,7 +109,33 @@ impl Lowering<'_> {
         ))
     }
 
-    /// The cond subgraph: `time < T && counter < T`.
+    /// The layer's input as time-major `[T, 1, F]`: a RESHAPE, or the list of the recurrent layer before it
+    /// when this layer is its only reader (its RESHAPE to `[1, T, F]` taken out again).
+    fn time_major(&mut self, call: &LayerCall, r: &Recurrent, name: &str) -> TensorId {
+        if self.sole_reader(call) {
+            if let Some((list, reshape)) = self.sequences.remove(&r.input.tensor) {
+                self.remove_ops(&[reshape]);
+                return list;
+            }
+        }
+        let (steps, features) = (r.input.shape[1], r.input.shape[2]);
+        let shape = self.b.constant_i32(
+            &format!("{name}/perm"),
+            &[3],
+            &super::builder::dims(&[steps, 1, features]),
+        );
+        let major = self.b.activation(name, &[steps, 1, features]);
+        self.b.op(
+            fb::BuiltinOperator::RESHAPE,
+            1,
+            &[Some(r.input.tensor), Some(shape)],
+            &[major],
+            fb::BuiltinOptionsT::NONE,
+        );
+        major
+    }
+
+    /// The cond subgraph: `time < T && counter < T` (tf_keras: `time < T`).
     fn loop_cond(
         &mut self,
         call: &LayerCall,
@@ -111,10 +149,17 @@ impl Lowering<'_> {
         let max = self.b.constant_i32(&name("Max"), &[], &[steps as i32]);
         let bool_ = fb::TensorType::BOOL;
         let time_ok = self.typed(&name("Less"), &[], bool_);
-        let counter_ok = self.typed(&name("Less_1"), &[], bool_);
-        let both = self.typed(&name("LogicalAnd"), &[], bool_);
         let none = || fb::BuiltinOptionsT::NONE;
         let less = fb::BuiltinOperator::LESS;
+        // tf_keras bounds the loop by the time step only.
+        if self.tf_keras {
+            self.b
+                .op(less, 1, &[Some(args[1]), Some(max)], &[time_ok], none());
+            self.finish_subgraph(&args, &[time_ok]);
+            return sg;
+        }
+        let counter_ok = self.typed(&name("Less_1"), &[], bool_);
+        let both = self.typed(&name("LogicalAnd"), &[], bool_);
         self.b
             .op(less, 1, &[Some(args[1]), Some(max)], &[time_ok], none());
         self.b
@@ -145,6 +190,7 @@ impl Lowering<'_> {
         let a = LoopArgs {
             counter: args[0],
             time: args[1],
+            list: args[2],
             states: args[3..n - 1].to_vec(),
             input: args[n - 1],
         };
@@ -178,19 +224,94 @@ impl Lowering<'_> {
         let shape = self
             .b
             .constant_i32(&name("TensorArrayV2Write/shape"), &[3], &[1, 1, u as i32]);
-        let written = self.b.activation(&name("TensorArrayV2Write"), &[1, 1, u]);
+        let item = self.b.activation(&name("TensorArrayV2Write"), &[1, 1, u]);
         self.b.op(
             fb::BuiltinOperator::RESHAPE,
             1,
             &[Some(new_states[0]), Some(shape)],
-            &[written],
+            &[item],
             fb::BuiltinOptionsT::NONE,
         );
+        let written = if r.o.return_sequences {
+            let steps = r.input.shape[1];
+            self.list_set_item(&name("TensorArrayV2Write"), &a, time, item, [steps, u])
+        } else {
+            item
+        };
         let mut outputs = vec![counter, time, written];
         outputs.extend(&new_states);
         outputs.push(a.input);
         self.finish_subgraph(&args, &outputs);
         Ok(sg)
+    }
+
+    /// The list `[T, 1, U]` with step `time` replaced by `item` `[1, 1, U]`, as TF lowers `TensorListSetItem`:
+    /// `CONCATENATION(list[:time], item, list[time + 1:])` on axis 0, the slices' sizes known at run time.
+    fn list_set_item(
+        &mut self,
+        name: &str,
+        a: &LoopArgs,
+        next: TensorId,
+        item: TensorId,
+        [steps, u]: [usize; 2],
+    ) -> TensorId {
+        let i32_ = fb::TensorType::INT32;
+        let name = |k: usize| format!("{name}/TensorListSetItem{k}");
+        let one = self.b.constant_i32(&name(0), &[1], &[1]);
+        // `[time, -1, -1]`: the rows before `time`; `[time + 1, 0, 0]`: where the rows after it begin.
+        let mut bound = |k: usize, index: TensorId, rest: [i32; 2]| {
+            let index1 = self.b.computed(&name(k), &[1], i32_);
+            self.b.op(
+                fb::BuiltinOperator::RESHAPE,
+                1,
+                &[Some(index), Some(one)],
+                &[index1],
+                fb::BuiltinOptionsT::NONE,
+            );
+            let rest = self.b.constant_i32(&name(k + 1), &[2], &rest);
+            let out = self.b.computed(&name(k + 2), &[3], i32_);
+            self.concat0(&[index1, rest], out);
+            out
+        };
+        let size_before = bound(1, a.time, [-1, -1]);
+        let begin_after = bound(4, next, [0, 0]);
+        let zeros = self.b.constant_i32(&name(7), &[3], &[0, 0, 0]);
+        let to_end = self.b.constant_i32(&name(8), &[3], &[-1, -1, -1]);
+        let before = self.dynamic_rows(&name(9), &[1, 1, 1], &[-1, -1, -1]);
+        let after = self.dynamic_rows(&name(10), &[1, 1, u], &[-1, 1, u as i32]);
+        for (list_slice, begin, size) in
+            [(before, zeros, size_before), (after, begin_after, to_end)]
+        {
+            self.b.op(
+                fb::BuiltinOperator::SLICE,
+                1,
+                &[Some(a.list), Some(begin), Some(size)],
+                &[list_slice],
+                fb::BuiltinOptionsT::NONE,
+            );
+        }
+        let out = self.b.activation(&name(11), &[steps, 1, u]);
+        self.concat0(&[before, item, after], out);
+        out
+    }
+
+    /// CONCATENATION of `parts` on axis 0 into `out`.
+    fn concat0(&mut self, parts: &[TensorId], out: TensorId) {
+        let inputs: Vec<Option<TensorId>> = parts.iter().map(|&t| Some(t)).collect();
+        self.b.op(
+            fb::BuiltinOperator::CONCATENATION,
+            1,
+            &inputs,
+            &[out],
+            fb::BuiltinOptionsT::ConcatenationOptions(Box::default()),
+        );
+    }
+
+    /// A float activation whose leading sizes are known only at run time (`shape_signature` -1).
+    fn dynamic_rows(&mut self, name: &str, shape: &[usize], signature: &[i32]) -> TensorId {
+        let t = self.b.activation(name, shape);
+        self.b.graph.tensor_mut(t).shape_signature = Some(signature.to_vec());
+        t
     }
 
     /// The GRU cell (`reset_after`): `x W + b_x` and `h U + b_h` split into z, r, h parts;
@@ -205,20 +326,12 @@ impl Lowering<'_> {
         let u = r.o.units;
         let name = |what: &str| format!("{}/while/gru_cell/{what}", call.name);
         let rec = self.matmul(&name("MatMul_1"), h, &r.recurrent, &r.bias.data[3 * u..]);
-        let chunks: Vec<TensorId> = (0..3)
-            .map(|g| {
-                let (begin, end) = (g * u, (g + 1) * u);
-                let end_mask = if g == 2 { 3 } else { 1 };
-                let begin_mask = if g == 0 { 3 } else { 1 };
-                self.slice_2d(
-                    &name(&format!("strided_slice_{g}")),
-                    rec,
-                    [begin, end],
-                    [begin_mask, end_mask],
-                    u,
-                )
-            })
-            .collect();
+        // tf_keras SPLITs `h U + b_h` where Keras 3 slices it.
+        let chunks: Vec<TensorId> = if self.tf_keras {
+            self.split(&name("split_1"), rec, 3, u)
+        } else {
+            self.gate_slices(&name(""), rec, u)
+        };
         let x = self.matmul(&name("MatMul"), step, &r.kernel, &r.bias.data[..3 * u]);
         let parts = self.split(&name("split"), x, 3, u);
         let z = self.binary(
@@ -335,6 +448,24 @@ impl Lowering<'_> {
             fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()),
         );
         out
+    }
+
+    /// The three gates' parts `[1, u]` of `[1, 3u]` as Keras 3 slices them (`prefix` + `strided_slice_{g}`).
+    fn gate_slices(&mut self, prefix: &str, rec: TensorId, u: usize) -> Vec<TensorId> {
+        (0..3)
+            .map(|g| {
+                let (begin, end) = (g * u, (g + 1) * u);
+                let end_mask = if g == 2 { 3 } else { 1 };
+                let begin_mask = if g == 0 { 3 } else { 1 };
+                self.slice_2d(
+                    &format!("{prefix}strided_slice_{g}"),
+                    rec,
+                    [begin, end],
+                    [begin_mask, end_mask],
+                    u,
+                )
+            })
+            .collect()
     }
 
     /// `x[:, begin:end]` of a `[1, n]` tensor as TF writes it (masks leave open ends open).
@@ -472,16 +603,17 @@ impl Lowering<'_> {
     }
 }
 
-/// The loop variables' shapes and types: counter, time, last output `[1, 1, U]`, the states `[1, U]`, the
-/// time-major input `[T, 1, F]`.
+/// The loop variables' shapes and types: counter, time, the outputs list `[list_len, 1, U]`, the states
+/// `[1, U]`, the time-major input `[T, 1, F]`.
 fn loop_shapes(
     steps: usize,
     features: usize,
+    list_len: usize,
     u: usize,
     states: usize,
 ) -> Vec<(Vec<usize>, fb::TensorType)> {
     let (i32_, f32_) = (fb::TensorType::INT32, fb::TensorType::FLOAT32);
-    let mut shapes = vec![(vec![], i32_), (vec![], i32_), (vec![1, 1, u], f32_)];
+    let mut shapes = vec![(vec![], i32_), (vec![], i32_), (vec![list_len, 1, u], f32_)];
     shapes.extend(std::iter::repeat_n((vec![1, u], f32_), states));
     shapes.push((vec![steps, 1, features], f32_));
     shapes
