@@ -441,12 +441,12 @@ pub(crate) fn produce(
     let mut outcome: Option<TargetOutcome> = None;
     // The first round quantizes the graph already read; each further round (a target search) reads afresh.
     let mut first_graph = Some(graph);
-    let (summary, bytes, accuracy) = loop {
-        let mut round = match first_graph.take() {
+    let mut round = |options: &quantize::QuantOptions| -> Result<Round, JobError> {
+        let mut graph = match first_graph.take() {
             Some(g) => g,
             None => parse_for_job()?,
         };
-        let (summary, bytes) = quantize_checked(job, &mut round, &options, ranges.as_ref())?;
+        let (summary, bytes) = quantize_checked(job, &mut graph, options, ranges.as_ref())?;
         if opts.cancel.is_cancelled() {
             return Err(JobError::Cancelled);
         }
@@ -459,6 +459,12 @@ pub(crate) fn produce(
             }
             None => None,
         };
+        Ok((summary, bytes, accuracy))
+    };
+    // The ops the last round added to the kept-float list (one target-search batch).
+    let mut batch = 0;
+    let (summary, bytes, accuracy) = loop {
+        let (summary, bytes, accuracy) = round(&options)?;
         let (Some(target), Some(acc), Some((float, _))) = (&job.target, &accuracy, &eval) else {
             break (summary, bytes, accuracy);
         };
@@ -471,16 +477,38 @@ pub(crate) fn produce(
             bytes_fully_quantized: bytes.len() as u64,
             float_mac_share: 0.0,
         });
-        if let Some(last) = first.kept_float.last_mut() {
-            last.output_sqnr_db_after = acc.sqnr_db;
+        for k in first.kept_float.iter_mut().rev().take(batch) {
+            k.output_sqnr_db_after = acc.sqnr_db;
         }
         let missed = |why: String| JobError::TargetMissed {
             job: job.id(),
             message: why,
         };
         if eval::target::meets(target, acc).map_err(missed)? {
+            // The batch's shortest prefix (most damaging first) that meets the target, by bisection: the
+            // round before it missed, the whole batch meets.
+            let mut best = (summary, bytes, accuracy);
+            let base = options.keep_float_ops.len() - batch;
+            let (mut missing, mut meeting) = (0, batch);
+            while meeting - missing > 1 {
+                let mid = (missing + meeting) / 2;
+                let mut shorter = options.clone();
+                shorter.keep_float_ops.truncate(base + mid);
+                let r = round(&shorter)?;
+                let Some(acc) = &r.2 else { break };
+                if eval::target::meets(target, acc).map_err(missed)? {
+                    for k in &mut first.kept_float[base..base + mid] {
+                        k.output_sqnr_db_after = acc.sqnr_db;
+                    }
+                    (meeting, best) = (mid, r);
+                } else {
+                    missing = mid;
+                }
+            }
+            options.keep_float_ops.truncate(base + meeting);
+            first.kept_float.truncate(base + meeting);
             first.float_mac_share = eval::target::mac_share(float, &options.keep_float_ops);
-            break (summary, bytes, accuracy);
+            break best;
         }
         let reached = format!(
             "accuracy target not met: output SQNR {}, top-1 agreement {}{}",
@@ -494,23 +522,25 @@ pub(crate) fn produce(
                 "{reached}; op_sets = [\"TFLITE_BUILTINS_INT8\"] forbids keeping ops float (add \"TFLITE_BUILTINS\" to allow it)"
             )));
         }
-        match eval::target::most_damaging(float, acc, &options.keep_float_ops) {
-            Some(op) => {
-                let sqnr = acc
-                    .tensors
-                    .iter()
-                    .find(|t| t.op_index == Some(op))
-                    .and_then(|t| t.sqnr_db);
-                first.kept_float.push(eval::target::kept_op(float, op, sqnr));
-                options.keep_float_ops.push(op);
-            }
-            None => {
-                return Err(missed(format!(
-                    "{reached} with {} op(s) kept float and no integer op left to keep float (the model's \
-                     integer I/O or the remaining quantize/dequantize steps limit it)",
-                    options.keep_float_ops.len()
-                )))
-            }
+        let next = eval::target::most_damaging(float, acc, &options.keep_float_ops);
+        if next.is_empty() {
+            return Err(missed(format!(
+                "{reached} with {} op(s) kept float and no integer op left to keep float (the model's \
+                 integer I/O or the remaining quantize/dequantize steps limit it)",
+                options.keep_float_ops.len()
+            )));
+        }
+        batch = next.len();
+        for op in next {
+            let sqnr = acc
+                .tensors
+                .iter()
+                .find(|t| t.op_index == Some(op))
+                .and_then(|t| t.sqnr_db);
+            first
+                .kept_float
+                .push(eval::target::kept_op(float, op, sqnr));
+            options.keep_float_ops.push(op);
         }
     };
     let mut report = Report::new(
@@ -541,6 +571,9 @@ pub(crate) fn produce(
         ranges,
     })
 }
+
+/// One round's quantization summary, artifact bytes and (with an evaluation) accuracy.
+type Round = (quantize::QuantSummary, Vec<u8>, Option<eval::Accuracy>);
 
 /// ` (target: SQNR >= 30 dB, top-1 drop <= 0.01)`.
 fn target_text(t: &crate::config::AccuracyTarget) -> String {

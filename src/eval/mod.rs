@@ -265,6 +265,38 @@ pub fn short_name(name: &str, max: usize) -> String {
     }
 }
 
+/// Independent accumulators per [`Energy::add_lanes`] call.
+const LANES: usize = 8;
+
+/// The lanes of [`Energy::add_lanes`], one array per sum (so the compiler keeps them in vector registers).
+#[derive(Default)]
+struct Lanes {
+    signal: [f64; LANES],
+    noise: [f64; LANES],
+    max_abs: [f64; LANES],
+    abs_sum: [f64; LANES],
+}
+
+impl Lanes {
+    #[inline(always)]
+    fn add(&mut self, f: &[f32; LANES], q: &[f32; LANES]) {
+        for l in 0..LANES {
+            let (f, q) = (f64::from(f[l]), f64::from(q[l]));
+            let d = f - q;
+            self.signal[l] += f * f;
+            self.noise[l] += d * d;
+            let a = d.abs();
+            // NaN in the quantized model is the worst error there is: keep it visible.
+            self.max_abs[l] = if a > self.max_abs[l] || a.is_nan() {
+                a
+            } else {
+                self.max_abs[l]
+            };
+            self.abs_sum[l] += a;
+        }
+    }
+}
+
 /// Signal and noise energy of one tensor or output, summed over samples.
 #[derive(Debug, Clone, Copy, Default)]
 struct Energy {
@@ -277,35 +309,51 @@ struct Energy {
 
 impl Energy {
     fn add(&mut self, float: &[f32], quant: &[f32]) {
-        for (&f, &q) in float.iter().zip(quant) {
-            let (f, q) = (f as f64, q as f64);
-            let d = f - q;
-            self.signal += f * f;
-            self.noise += d * d;
-            let a = d.abs();
-            // NaN in the quantized model is the worst error there is: keep it visible.
-            if a > self.max_abs || a.is_nan() {
-                self.max_abs = a;
-            }
-            self.abs_sum += a;
-        }
-        self.count += float.len() as u64;
+        self.add_lanes(float, quant, |q| q);
     }
 
     /// [`add`](Self::add) of an int8 tensor dequantized through `lut` (its 256 real values, by code + 128).
     fn add_codes(&mut self, float: &[f32], codes: &[i8], lut: &[f32; 256]) {
-        for (&f, &c) in float.iter().zip(codes) {
-            let (f, q) = (f as f64, lut[(i16::from(c) + 128) as usize] as f64);
-            let d = f - q;
-            self.signal += f * f;
-            self.noise += d * d;
-            let a = d.abs();
-            if a > self.max_abs || a.is_nan() {
-                self.max_abs = a;
+        // `code as u8 ^ 0x80` is `code + 128`.
+        self.add_lanes(float, codes, |c| lut[usize::from(c as u8 ^ 0x80)]);
+    }
+
+    /// Sums over the pairs `(float[i], real(quant[i]))` in [`LANES`] independent lanes (element `i` in lane
+    /// `i % LANES`, each lane in element order, the lanes then added in lane order), so no addition waits for
+    /// the one before it and the sums are the same on every run.
+    fn add_lanes<T: Copy>(&mut self, float: &[f32], quant: &[T], real: impl Fn(T) -> f32) {
+        let n = float.len().min(quant.len());
+        let mut lanes = Lanes::default();
+        let mut q = [0f32; LANES];
+        let whole = n / LANES * LANES;
+        for (f, codes) in float[..whole]
+            .chunks_exact(LANES)
+            .zip(quant[..whole].chunks_exact(LANES))
+        {
+            for (q, &c) in q.iter_mut().zip(codes) {
+                *q = real(c);
             }
-            self.abs_sum += a;
+            let mut fl = [0f32; LANES];
+            fl.copy_from_slice(f);
+            lanes.add(&fl, &q);
         }
-        self.count += float.len() as u64;
+        // The tail, zero-padded: a zero pair adds nothing.
+        let mut fl = [0f32; LANES];
+        q = [0f32; LANES];
+        for (i, (&f, &c)) in float[whole..n].iter().zip(&quant[whole..n]).enumerate() {
+            fl[i] = f;
+            q[i] = real(c);
+        }
+        lanes.add(&fl, &q);
+        for l in 0..LANES {
+            self.signal += lanes.signal[l];
+            self.noise += lanes.noise[l];
+            self.abs_sum += lanes.abs_sum[l];
+            if lanes.max_abs[l] > self.max_abs || lanes.max_abs[l].is_nan() {
+                self.max_abs = lanes.max_abs[l];
+            }
+        }
+        self.count += n as u64;
     }
 
     /// Adds the quantized model's value `v` of the tensor `p` against the float model's `float`

@@ -68,12 +68,17 @@ fn noise_ratio(t: &TensorAccuracy) -> f64 {
     t.sqnr_db.map_or(0.0, |db| 10f64.powf(-db / 10.0))
 }
 
-/// The op of `float` to keep float next: among the ops computing an integer tensor, the one whose output's
-/// noise-to-signal ratio most exceeds its worst input's. `None` when no integer op is left.
-pub fn most_damaging(float: &Graph, acc: &Accuracy, kept: &[usize]) -> Option<usize> {
+/// A round keeps float, with the most damaging op, every op whose damage is at least this share of its.
+const BATCH_SHARE: f64 = 0.5;
+
+/// The ops of `float` to keep float next: among the ops computing an integer tensor, the one whose output's
+/// noise-to-signal ratio most exceeds its worst input's, and with it every op whose excess is at least
+/// [`BATCH_SHARE`] of that one's (ops equally to blame are kept float in one round, not one evaluation each),
+/// most damaging first. Empty when no integer op is left.
+pub fn most_damaging(float: &Graph, acc: &Accuracy, kept: &[usize]) -> Vec<usize> {
     let by_name: HashMap<&str, &TensorAccuracy> =
         acc.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let mut best: Option<(f64, usize)> = None;
+    let mut damages: Vec<(f64, usize)> = Vec::new();
     for t in &acc.tensors {
         let Some(op) = t.op_index else { continue };
         if kept.contains(&op) || t.dtype == "float32" || t.dtype == "float16" {
@@ -87,11 +92,21 @@ pub fn most_damaging(float: &Graph, acc: &Accuracy, kept: &[usize]) -> Option<us
             .map(|i| noise_ratio(i))
             .fold(0.0f64, f64::max);
         let damage = noise_ratio(t) - input_ratio;
-        if best.is_none_or(|(d, _)| damage > d) {
-            best = Some((damage, op));
+        if !damages.iter().any(|&(_, o)| o == op) {
+            damages.push((damage, op));
         }
     }
-    best.map(|(_, op)| op)
+    // Most damaging first; ties (and NaN) in op order, so the choice never depends on the tensors' order.
+    damages.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let Some(&(top, _)) = damages.first() else {
+        return Vec::new();
+    };
+    damages
+        .iter()
+        .take_while(|(d, _)| *d >= top * BATCH_SHARE || top <= 0.0)
+        .take(if top <= 0.0 { 1 } else { usize::MAX })
+        .map(|&(_, op)| op)
+        .collect()
 }
 
 /// Multiply-adds of op `i` per sample, from shapes: output elements times the depth of a constant weight
