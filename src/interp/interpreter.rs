@@ -22,6 +22,8 @@ pub struct Interpreter {
     values: Vec<Option<Tensor>>,
     /// Per op: what its kernel prepared from the op's constants, and its scratch buffers.
     caches: Vec<OpCache>,
+    /// Per op: how it runs and its tensors, decided once (an op runs thousands of times in a loop body).
+    plans: Vec<OpPlan>,
     inputs: Vec<TensorId>,
     outputs: Vec<TensorId>,
     /// The subgraphs this one's control-flow ops run (WHILE's cond and body, IF's branches, CALL_ONCE's
@@ -69,12 +71,20 @@ impl std::fmt::Debug for Interpreter {
 }
 
 /// How an op is evaluated.
+#[derive(Clone, Copy)]
 enum Path {
     Integer(IntegerKernel),
     Hybrid(IntegerKernel),
     Float,
     /// WHILE, IF, CALL_ONCE: run other subgraphs (only [`Interpreter::invoke`] can).
     Control,
+}
+
+/// What the interpreter decides about an op once: its kernel (`None`: none can run it) and its tensors.
+struct OpPlan {
+    path: Option<Path>,
+    inputs: Vec<Option<TensorId>>,
+    outputs: Vec<TensorId>,
 }
 
 /// Whether an op code runs other subgraphs.
@@ -205,22 +215,31 @@ impl Interpreter {
                 }
             });
         }
-        let interp = Interpreter {
+        let mut interp = Interpreter {
             inputs: graph.inputs(),
             outputs: graph.outputs(),
             kernels: Registry::with_all_ops(),
             float_kernels: calibrate::Registry::with_all_ops(),
             values: vec![None; n],
             caches: (0..graph.ops().len()).map(|_| OpCache::default()).collect(),
+            plans: Vec::new(),
             constants,
             graph,
             subs: RefCell::new(subs),
             resources,
             top,
         };
+        interp.plans = (0..interp.graph.ops().len())
+            .map(OpIndex)
+            .map(|op| OpPlan {
+                path: interp.kernel_for(op),
+                inputs: interp.graph.op_inputs(op),
+                outputs: interp.graph.op_outputs(op),
+            })
+            .collect();
         let missing: Vec<OpLocation> = (0..interp.graph.ops().len())
             .map(OpIndex)
-            .filter(|&op| interp.kernel_for(op).is_none())
+            .filter(|&op| interp.plans[op.0].path.is_none())
             .map(|op| interp.location(op))
             .collect();
         if !missing.is_empty() {
@@ -417,11 +436,10 @@ impl Interpreter {
                 continue;
             }
             let op = OpIndex(i);
-            let args: Vec<Option<&Tensor>> = self
-                .graph
-                .op_inputs(op)
-                .into_iter()
-                .map(|t| match t {
+            let args: Vec<Option<&Tensor>> = self.plans[i]
+                .inputs
+                .iter()
+                .map(|&t| match t {
                     None => Ok(None),
                     Some(t) => self.value(t).map(Some).ok_or_else(|| {
                         InterpError::Model(format!(
@@ -434,7 +452,7 @@ impl Interpreter {
                 })
                 .collect::<Result<_, _>>()?;
             let outs = self.eval_with(op, &args, self.caches.get(i))?;
-            for (t, v) in self.graph.op_outputs(op).into_iter().zip(outs) {
+            for (&t, v) in self.plans[i].outputs.iter().zip(outs) {
                 observe(t, &v);
                 self.values[t.0] = Some(v);
             }
@@ -606,14 +624,13 @@ impl Interpreter {
         inputs: &[Option<&Tensor>],
         cache: Option<&OpCache>,
     ) -> Result<Vec<Tensor>, InterpError> {
-        if op.0 >= self.graph.ops().len() {
-            return Err(InterpError::Model(format!("there is no op #{}", op.0)));
-        }
-        let path = self
-            .kernel_for(op)
-            .ok_or_else(|| InterpError::Unsupported {
-                ops: vec![self.location(op)],
-            })?;
+        let plan = self
+            .plans
+            .get(op.0)
+            .ok_or_else(|| InterpError::Model(format!("there is no op #{}", op.0)))?;
+        let path = plan.path.ok_or_else(|| InterpError::Unsupported {
+            ops: vec![self.location(op)],
+        })?;
         let fail = |message: String| InterpError::Kernel {
             op: self.location(op),
             message,
@@ -625,15 +642,15 @@ impl Interpreter {
                 let ctx = OpCtx {
                     graph: &self.graph,
                     op,
-                    inputs: inputs.to_vec(),
-                    input_ids: self.graph.op_inputs(op),
-                    output_ids: self.graph.op_outputs(op),
+                    inputs,
+                    input_ids: &plan.inputs,
+                    output_ids: &plan.outputs,
                     cache,
                 };
                 kernel(&ctx).map_err(fail)?
             }
         };
-        let declared = self.graph.op_outputs(op);
+        let declared = &plan.outputs;
         if outs.len() != declared.len() {
             return Err(fail(format!(
                 "the kernel produced {} output(s), the op declares {}",

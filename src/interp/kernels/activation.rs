@@ -1,6 +1,8 @@
-//! Elementwise activations: LOGISTIC and TANH (int8 lookup tables, int16 interpolated sigmoid table),
-//! HARD_SWISH (int8 fixed point), RELU / RELU6 / RELU_N1_TO_1 (requantizing clamp).
+//! Elementwise activations: LOGISTIC and TANH (int8 lookup tables of [`through_table`], int16
+//! interpolated sigmoid table), HARD_SWISH (int8 fixed point), RELU / RELU6 / RELU_N1_TO_1 (requantizing
+//! clamp).
 
+use super::lut::through_table;
 use super::sigmoid_table::SIGMOID_TABLE_U16;
 use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
@@ -8,29 +10,6 @@ use crate::interp::fixed_point::{
 };
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
-
-/// `LUTPopulate<int8_t/uint8_t>`: the table maps each input code through `f` in float, rounding to the
-/// output's quantization.
-fn lut_8bit(ctx: &OpCtx<'_>, f: fn(f32) -> f32) -> Result<Vec<Tensor>, String> {
-    let input = ctx.input(0)?;
-    let in_q = ctx.input_quant(0)?;
-    let out_q = ctx.output_quant(0)?;
-    let out_type = ctx.output_type(0)?;
-    let (qmin, qmax) = type_range(out_type)?;
-    let (in_scale, in_zp) = (in_q.scale0(), in_q.zero_point0());
-    let (out_zp, inverse_scale) = (out_q.zero_point0(), 1.0f32 / out_q.scale0());
-    let table = |v: i32| -> i32 {
-        let dequantized = in_scale * (v - in_zp) as f32;
-        let rescaled = (f(dequantized) * inverse_scale).round();
-        ((rescaled + out_zp as f32) as i32).clamp(qmin, qmax)
-    };
-    let lut: Vec<i32> = (qmin..=qmax).map(table).collect();
-    let out = codes(input)?
-        .into_iter()
-        .map(|v| lut[(v - qmin).clamp(0, qmax - qmin) as usize])
-        .collect();
-    Ok(vec![from_codes(input.shape.clone(), out_type, out)?])
-}
 
 /// TFLite's `CheckedLog2`: the rounded log2 and whether the value is (nearly) a power of two.
 fn checked_log2(x: f32) -> (i32, bool) {
@@ -115,7 +94,7 @@ fn sigmoid_or_tanh(ctx: &OpCtx<'_>, tanh: bool) -> Result<Vec<Tensor>, String> {
         } else {
             |v| 1.0 / (1.0 + (-v).exp())
         };
-        return lut_8bit(ctx, f);
+        return through_table(ctx, f);
     }
     let in_q = ctx.input_quant(0)?;
     if in_q.zero_point0() != 0 {

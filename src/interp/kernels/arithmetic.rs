@@ -5,20 +5,13 @@ use super::{codes, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::{
     activation_range, multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
+    QuantizedMultiplier,
 };
 use crate::interp::tensor::{QuantParams, Tensor};
 use crate::tflite::fb;
 
-/// Output shape, then per output element the flat index into each input.
-type Broadcast = (Vec<usize>, Vec<usize>, Vec<usize>);
-
-/// The broadcast output shape and, for each output element, the flat index into each input.
-pub(super) fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, String> {
-    if a == b {
-        // No broadcasting (residual adds): both inputs are read in order.
-        let identity: Vec<usize> = (0..a.iter().product()).collect();
-        return Ok((a.to_vec(), identity.clone(), identity));
-    }
+/// The broadcast output shape of two inputs, and per output element (row-major) the flat index into each.
+pub(super) fn broadcast(a: &[usize], b: &[usize]) -> Result<(Vec<usize>, Pairs), String> {
     let rank = a.len().max(b.len());
     let pad = |s: &[usize]| -> Vec<usize> {
         let mut v = vec![1; rank - s.len()];
@@ -44,24 +37,72 @@ pub(super) fn broadcast(a: &[usize], b: &[usize]) -> Result<Broadcast, String> {
         }
         st
     };
-    let (sa, sb) = (strides(&pa), strides(&pb));
-    let total: usize = out.iter().product();
-    let mut ia = Vec::with_capacity(total);
-    let mut ib = Vec::with_capacity(total);
-    let mut index = vec![0usize; rank];
-    for _ in 0..total {
-        ia.push(index.iter().zip(&sa).map(|(i, s)| i * s).sum());
-        ib.push(index.iter().zip(&sb).map(|(i, s)| i * s).sum());
-        for d in (0..rank).rev() {
-            index[d] += 1;
-            if index[d] < out[d] {
+    let pairs = Pairs {
+        strides: [strides(&pa), strides(&pb)],
+        index: vec![0; rank],
+        offsets: [0, 0],
+        remaining: out.iter().product(),
+        same: a == b,
+        dims: out.clone(),
+    };
+    Ok((out, pairs))
+}
+
+/// The flat input indices of each output element of a broadcast, in output order, computed as it goes
+/// (no per-element index vectors).
+pub(super) struct Pairs {
+    dims: Vec<usize>,
+    strides: [Vec<usize>; 2],
+    /// The multi-index of the next output element and its offset into each input.
+    index: Vec<usize>,
+    offsets: [usize; 2],
+    remaining: usize,
+    /// Equal shapes (residual adds): both inputs are read in order.
+    same: bool,
+}
+
+impl Iterator for Pairs {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let current = (self.offsets[0], self.offsets[1]);
+        if self.same {
+            self.offsets = [current.0 + 1, current.1 + 1];
+            return Some(current);
+        }
+        // Within the last dim (most steps): one increment, no carry.
+        if let Some(last) = self.dims.len().checked_sub(1) {
+            if self.index[last] + 1 < self.dims[last] {
+                self.index[last] += 1;
+                self.offsets[0] += self.strides[0][last];
+                self.offsets[1] += self.strides[1][last];
+                return Some(current);
+            }
+        }
+        for d in (0..self.dims.len()).rev() {
+            self.index[d] += 1;
+            self.offsets[0] += self.strides[0][d];
+            self.offsets[1] += self.strides[1][d];
+            if self.index[d] < self.dims[d] {
                 break;
             }
-            index[d] = 0;
+            self.offsets[0] -= self.strides[0][d] * self.dims[d];
+            self.offsets[1] -= self.strides[1][d] * self.dims[d];
+            self.index[d] = 0;
         }
+        Some(current)
     }
-    Ok((out, ia, ib))
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
 }
+
+impl ExactSizeIterator for Pairs {}
 
 fn fused(ctx: &OpCtx<'_>) -> fb::ActivationFunctionType {
     match ctx.options() {
@@ -107,6 +148,27 @@ fn operands<'a>(ctx: &OpCtx<'a>) -> Result<Operands<'a>, String> {
     })
 }
 
+/// Each element of an input of ADD, SUB or SQUARED_DIFFERENCE on the common scale: the offset code shifted
+/// left, times the input's multiplier (`MultiplyByQuantizedMultiplierSmallerThanOneExp`). Done once per
+/// input element, so a broadcast input is not rescaled again for every output element that reads it.
+pub(super) fn rescaled(
+    t: &Tensor,
+    zero_point: i32,
+    left_shift: i32,
+    m: QuantizedMultiplier,
+) -> Result<Vec<i32>, String> {
+    Ok(codes(t)?
+        .into_iter()
+        .map(|x| {
+            multiply_by_quantized_multiplier_smaller_than_one_exp(
+                (x - zero_point).wrapping_mul(1 << left_shift),
+                m.multiplier,
+                m.shift,
+            )
+        })
+        .collect())
+}
+
 pub(crate) fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
     let Operands {
         a,
@@ -129,22 +191,13 @@ pub(crate) fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, St
     let mb = quantize_multiplier(f64::from(qb.scale0()) / twice_max);
     let mo =
         quantize_multiplier(twice_max / (f64::from(1u32 << left_shift) * f64::from(qo.scale0())));
-    let (xa, xb) = (codes(a)?, codes(b)?);
-    let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
-    let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());
-    let scale_in = |x: i32, zp: i32, m: crate::interp::fixed_point::QuantizedMultiplier| {
-        multiply_by_quantized_multiplier_smaller_than_one_exp(
-            (x - zp).wrapping_mul(1 << left_shift),
-            m.multiplier,
-            m.shift,
-        )
-    };
-    let out = ia
-        .iter()
-        .zip(&ib)
-        .map(|(&i, &j)| {
-            let sa = scale_in(xa[i], za, ma);
-            let sb = scale_in(xb[j], zb, mb);
+    let sa = rescaled(a, qa.zero_point0(), left_shift, ma)?;
+    let sb = rescaled(b, qb.zero_point0(), left_shift, mb)?;
+    let (shape, pairs) = broadcast(&a.shape, &b.shape)?;
+    let zo = qo.zero_point0();
+    let out = pairs
+        .map(|(i, j)| {
+            let (sa, sb) = (sa[i], sb[j]);
             let raw = if subtract {
                 sa.wrapping_sub(sb)
             } else {
@@ -173,12 +226,10 @@ pub(crate) fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     // float) before widening it to double.
     let m = quantize_multiplier(f64::from(qa.scale0() * qb.scale0() / qo.scale0()));
     let (xa, xb) = (codes(a)?, codes(b)?);
-    let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
+    let (shape, pairs) = broadcast(&a.shape, &b.shape)?;
     let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());
-    let out = ia
-        .iter()
-        .zip(&ib)
-        .map(|(&i, &j)| {
+    let out = pairs
+        .map(|(i, j)| {
             let product = (xa[i] - za).wrapping_mul(xb[j] - zb);
             (multiply_by_quantized_multiplier(product, m) + zo).clamp(act_min, act_max)
         })

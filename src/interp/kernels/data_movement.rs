@@ -102,11 +102,9 @@ fn out(ctx: &OpCtx<'_>, i: usize, shape: Vec<usize>, v: Vec<i32>) -> Result<Tens
 pub(crate) fn max_min(ctx: &OpCtx<'_>, maximum: bool) -> Result<Vec<Tensor>, String> {
     let (a, b) = (ctx.input(0)?, ctx.input(1)?);
     let (xa, xb) = (codes(a)?, codes(b)?);
-    let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
-    let v = ia
-        .iter()
-        .zip(&ib)
-        .map(|(&i, &j)| {
+    let (shape, pairs) = broadcast(&a.shape, &b.shape)?;
+    let v = pairs
+        .map(|(i, j)| {
             if maximum {
                 xa[i].max(xb[j])
             } else {

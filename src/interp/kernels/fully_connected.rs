@@ -2,6 +2,7 @@
 //! (`reference_integer_ops::FullyConnected`, `FullyConnectedPerChannel`).
 
 use super::gemm::{self, PackedWeights};
+use super::quantize::round_f64_to_i32;
 use super::{bias_i64, codes, dim, from_codes, type_range, OpCtx};
 use crate::interp::fixed_point::activation_range;
 use crate::interp::tensor::{Tensor, TensorData};
@@ -115,9 +116,7 @@ pub(crate) fn fully_connected(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
             } else {
                 f64::from(acc as i32)
             };
-            let scaled = (acc * scales[u]).round();
-            let v = (scaled.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32)
-                .saturating_add(output_offset);
+            let v = round_f64_to_i32(acc * scales[u]).saturating_add(output_offset);
             out.push(v.clamp(act_min, act_max));
         }
     }
@@ -188,9 +187,7 @@ fn int8_product(
         for row in s.sums.chunks_exact(width) {
             for ((&sum, &bias), &scale) in row.iter().zip(&plan.bias).zip(&r.scales).take(units) {
                 let acc = sum.wrapping_add(bias);
-                let scaled = (f64::from(acc) * scale).round();
-                let v = (scaled.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32)
-                    .saturating_add(r.output_offset);
+                let v = round_f64_to_i32(f64::from(acc) * scale).saturating_add(r.output_offset);
                 out.push(v.clamp(r.act_min, r.act_max) as i8);
             }
         }

@@ -65,17 +65,15 @@ pub(crate) fn prelu(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let m2 = quantize_multiplier(f64::from(iq.scale0() * aq.scale0() / oq.scale0()));
     let (in_zp, alpha_zp, out_zp) = (iq.zero_point0(), aq.zero_point0(), oq.zero_point0());
     let (x, a) = (codes(input)?, codes(alpha)?);
-    let (shape, ix, ia) = broadcast(&input.shape, &alpha.shape)?;
+    let (shape, pairs) = broadcast(&input.shape, &alpha.shape)?;
     if shape != input.shape {
         return Err(format!(
             "alpha {:?} does not broadcast onto the input {:?}",
             alpha.shape, input.shape
         ));
     }
-    let v = ix
-        .iter()
-        .zip(&ia)
-        .map(|(&i, &j)| {
+    let v = pairs
+        .map(|(i, j)| {
             let value = x[i] - in_zp;
             let scaled = if value >= 0 {
                 multiply_by_quantized_multiplier(value, m1)

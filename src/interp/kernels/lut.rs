@@ -1,9 +1,17 @@
 //! LiteRT's lookup tables in float (`LUTPopulate<int8_t>`, `LUTPopulate<int16_t>` with a float transform,
 //! `LUTLookup`), shared by the elementwise ops that quantize through a table (GELU, EXP, LOG, int16 RSQRT).
 
-use super::{codes, from_codes, type_range, OpCtx};
-use crate::interp::tensor::Tensor;
+use super::{from_codes, type_range, OpCtx};
+use crate::interp::tensor::{Tensor, TensorData};
 use crate::tflite::fb;
+
+/// A lookup table of an op, populated once per interpreter (its quantization does not change).
+enum Table {
+    /// int8 / uint8: the output code of each input code, indexed by `code - qmin`.
+    Bits8 { qmin: i32, codes: Vec<i32> },
+    /// int16: LiteRT's 513 interpolation points.
+    Int16(Vec<i16>),
+}
 
 /// An elementwise op through LiteRT's table of `f` from the input's params to the output's: one entry per
 /// code for int8 / uint8, the interpolated 513-entry table for int16.
@@ -12,34 +20,48 @@ pub(crate) fn through_table(
     f: impl Fn(f32) -> f32,
 ) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
-    let (iq, oq) = (ctx.input_quant(0)?, ctx.output_quant(0)?);
     let out_type = ctx.output_type(0)?;
     if input.tensor_type() != out_type {
         return Err("the input and output types differ".into());
     }
-    let x = codes(input)?;
-    let out = if out_type == fb::TensorType::INT16 {
-        let lut = populate_int16(
+    let table = ctx.prepared(&[], || {
+        let (iq, oq) = (ctx.input_quant(0)?, ctx.output_quant(0)?);
+        let (input, output) = (
             (iq.scale0(), iq.zero_point0()),
             (oq.scale0(), oq.zero_point0()),
-            f,
         );
-        x.into_iter()
-            .map(|v| i32::from(lookup_int16(v as i16, &lut)))
-            .collect()
-    } else {
-        let (qmin, qmax) = type_range(out_type)?;
-        let lut = populate_8bit(
-            (iq.scale0(), iq.zero_point0()),
-            (oq.scale0(), oq.zero_point0()),
-            (qmin, qmax),
-            f,
-        );
-        x.into_iter()
-            .map(|v| lut[(v - qmin).clamp(0, qmax - qmin) as usize])
-            .collect()
+        Ok(if out_type == fb::TensorType::INT16 {
+            Table::Int16(populate_int16(input, output, f))
+        } else {
+            let (qmin, qmax) = type_range(out_type)?;
+            let codes = populate_8bit(input, output, (qmin, qmax), f);
+            Table::Bits8 { qmin, codes }
+        })
+    })?;
+    let data = match (&*table, &input.data) {
+        // The common case without widening the codes (the same table entries).
+        (Table::Bits8 { qmin, codes }, TensorData::I8(x)) => TensorData::I8(
+            x.iter()
+                .map(|&v| codes[(i32::from(v) - qmin) as usize] as i8)
+                .collect(),
+        ),
+        (Table::Bits8 { qmin, codes }, _) => {
+            let last = codes.len() as i32 - 1;
+            let out = super::codes(input)?
+                .into_iter()
+                .map(|v| codes[(v - qmin).clamp(0, last) as usize])
+                .collect();
+            return Ok(vec![from_codes(input.shape.clone(), out_type, out)?]);
+        }
+        (Table::Int16(lut), _) => {
+            let out = super::codes(input)?
+                .into_iter()
+                .map(|v| i32::from(lookup_int16(v as i16, lut)))
+                .collect();
+            return Ok(vec![from_codes(input.shape.clone(), out_type, out)?]);
+        }
     };
-    Ok(vec![from_codes(input.shape.clone(), out_type, out)?])
+    Ok(vec![Tensor::new(input.shape.clone(), data)?])
 }
 
 /// `LUTPopulateInt8`: every input code of `[qmin, qmax]` through `f`, rounded onto the output grid and

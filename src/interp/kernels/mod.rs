@@ -46,9 +46,9 @@ use std::collections::HashMap;
 pub(crate) struct OpCtx<'a> {
     pub graph: &'a Graph,
     pub op: OpIndex,
-    pub inputs: Vec<Option<&'a Tensor>>,
-    pub input_ids: Vec<Option<TensorId>>,
-    pub output_ids: Vec<TensorId>,
+    pub inputs: &'a [Option<&'a Tensor>],
+    pub input_ids: &'a [Option<TensorId>],
+    pub output_ids: &'a [TensorId],
     /// The interpreter's state for this op across invokes (`None`: a one-off evaluation keeps nothing).
     pub cache: Option<&'a OpCache>,
 }

@@ -24,6 +24,26 @@ pub(crate) fn round_to_i32(x: f32) -> i32 {
     t.saturating_add(step)
 }
 
+/// `x.round()` converted to i32 with saturation (NaN to 0), the double-precision requantization of
+/// FULLY_CONNECTED, without a call into libm: the truncation to i64 is exact (an `|x| >= 2^53` is already
+/// an integer) and so is the fraction; beyond i64 the truncation saturates and the step keeps it there.
+#[inline(always)]
+pub(crate) fn round_f64_to_i32(x: f64) -> i32 {
+    let t = x as i64;
+    let fraction = x - t as f64;
+    let step = if fraction.abs() >= 0.5 {
+        if x < 0.0 {
+            -1
+        } else {
+            1
+        }
+    } else {
+        0
+    };
+    t.saturating_add(step)
+        .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
 pub(crate) fn quantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let input = ctx.input(0)?;
     let out_q = ctx.output_quant(0)?;
@@ -82,7 +102,7 @@ pub(crate) fn dequantize(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::round_to_i32;
+    use super::{round_f64_to_i32, round_to_i32};
 
     #[test]
     fn rounding_matches_f32_round_on_halves_edges_and_specials() {
@@ -116,6 +136,40 @@ mod tests {
         xs.extend((0..2000).map(|i| (i as f32 - 1000.0) * 0.5));
         for x in xs {
             assert_eq!(round_to_i32(x), x.round() as i32, "{x}");
+        }
+    }
+
+    #[test]
+    fn double_rounding_matches_f64_round_saturated_on_halves_edges_and_specials() {
+        let mut xs = vec![
+            0.5f64,
+            -0.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            9007199254740993.0,
+            2147483647.4,
+            2147483647.5,
+            -2147483648.5,
+            -2147483648.4,
+            9.3e18,
+            -9.3e18,
+            1e300,
+            -1e300,
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+        ];
+        xs.extend((0..20000).map(|i| (f64::from(i) - 10000.0) * 0.0137));
+        xs.extend((0..2000).map(|i| (f64::from(i) - 1000.0) * 0.5));
+        for x in xs {
+            let want = x.round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
+            assert_eq!(round_f64_to_i32(x), want, "{x}");
         }
     }
 }

@@ -52,33 +52,36 @@ fn softmax_8bit(
         8
     };
     let mut out = Vec::with_capacity(x.len());
+    // Each kept element's exp, computed once for the sum and the output (the reference computes it twice).
+    let mut exps: Vec<Option<i32>> = Vec::with_capacity(depth);
     for row in x.chunks(depth.max(1)) {
         let max = row.iter().copied().max().unwrap_or(0);
-        let exp_of = |v: i32| {
-            let rescaled =
-                multiply_by_quantized_multiplier_greater_than_one(v - max, m.multiplier, m.shift);
-            exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
-        };
-        let mut sum: i32 = 0;
-        for &v in row {
-            if v - max >= diff_min {
-                sum =
-                    sum.wrapping_add(rounding_divide_by_pot(exp_of(v), ACCUMULATION_INTEGER_BITS));
-            }
-        }
+        exps.clear();
+        exps.extend(row.iter().map(|&v| {
+            (v - max >= diff_min).then(|| {
+                let rescaled = multiply_by_quantized_multiplier_greater_than_one(
+                    v - max,
+                    m.multiplier,
+                    m.shift,
+                );
+                exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
+            })
+        }));
+        let sum = exps.iter().flatten().fold(0i32, |sum, &e| {
+            sum.wrapping_add(rounding_divide_by_pot(e, ACCUMULATION_INTEGER_BITS))
+        });
         let (shifted_scale, bits_over_unit) = get_reciprocal(sum, ACCUMULATION_INTEGER_BITS);
         let exponent = bits_over_unit + 31 - out_bits;
-        for &v in row {
-            out.push(if v - max >= diff_min {
+        out.extend(exps.iter().map(|e| match e {
+            Some(e) => {
                 let unsat = rounding_divide_by_pot(
-                    saturating_rounding_doubling_high_mul(shifted_scale, exp_of(v)),
+                    saturating_rounding_doubling_high_mul(shifted_scale, *e),
                     exponent,
                 );
                 (unsat + out_min).clamp(out_min, out_max)
-            } else {
-                out_min
-            });
-        }
+            }
+            None => out_min,
+        }));
     }
     Ok(out)
 }

@@ -4,8 +4,8 @@
 //! squared in int32, then requantized with `twice_max^2 / (2^14 * output_scale)`. `Prepare` computes the
 //! doubled maximum and the denominator in float before widening, as here. LiteRT has no int16 kernel.
 
-use super::arithmetic::broadcast;
-use super::{codes, from_codes, OpCtx};
+use super::arithmetic::{broadcast, rescaled};
+use super::{from_codes, OpCtx};
 use crate::interp::fixed_point::{
     multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
 };
@@ -37,21 +37,13 @@ pub(crate) fn squared_difference(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String>
     let mb = quantize_multiplier(f64::from(qb.scale0()) / twice_max);
     let denominator = f64::from((1 << (LEFT_SHIFT * 2)) as f32 * qo.scale0());
     let mo = quantize_multiplier(twice_max * twice_max / denominator);
-    let (xa, xb) = (codes(a)?, codes(b)?);
-    let (shape, ia, ib) = broadcast(&a.shape, &b.shape)?;
-    let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());
-    let scale_in = |x: i32, zp: i32, m: crate::interp::fixed_point::QuantizedMultiplier| {
-        multiply_by_quantized_multiplier_smaller_than_one_exp(
-            (x - zp).wrapping_mul(1 << LEFT_SHIFT),
-            m.multiplier,
-            m.shift,
-        )
-    };
-    let out = ia
-        .iter()
-        .zip(&ib)
-        .map(|(&i, &j)| {
-            let diff = scale_in(xa[i], za, ma).wrapping_sub(scale_in(xb[j], zb, mb));
+    let sa = rescaled(a, qa.zero_point0(), LEFT_SHIFT, ma)?;
+    let sb = rescaled(b, qb.zero_point0(), LEFT_SHIFT, mb)?;
+    let (shape, pairs) = broadcast(&a.shape, &b.shape)?;
+    let zo = qo.zero_point0();
+    let out = pairs
+        .map(|(i, j)| {
+            let diff = sa[i].wrapping_sub(sb[j]);
             let raw = multiply_by_quantized_multiplier_smaller_than_one_exp(
                 diff.wrapping_mul(diff),
                 mo.multiplier,
