@@ -49,8 +49,14 @@ fn auto_calibration_chooses_the_same_ranges_on_one_and_two_threads() {
     };
     let one = build("1");
     let two = build("2");
-    assert!(one.0 == two.0, "int8 artifacts differ between 1 and 2 threads");
-    assert!(one.1 == two.1, "int16x8 artifacts differ between 1 and 2 threads");
+    assert!(
+        one.0 == two.0,
+        "int8 artifacts differ between 1 and 2 threads"
+    );
+    assert!(
+        one.1 == two.1,
+        "int16x8 artifacts differ between 1 and 2 threads"
+    );
     assert_eq!(
         String::from_utf8_lossy(&one.2),
         String::from_utf8_lossy(&two.2)
