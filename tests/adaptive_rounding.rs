@@ -85,7 +85,7 @@ fn shifted_dense() -> Vec<u8> {
 /// int8, int16x8 and dynamic mode on random data in `range`, checks that dynamic mode (no calibration data) is
 /// unchanged and that each `(mode, gain)` gains at least `gain` dB output SQNR in LiteRT on 32 other samples
 /// of that range, then that a locked rebuild on one thread writes the same bytes.
-fn gains_in_litert_and_rebuilds_identically(
+pub(crate) fn gains_in_litert_and_rebuilds_identically(
     model_bytes: Vec<u8>,
     shape: &[usize],
     setting: &str,

@@ -6,6 +6,7 @@ mod support;
 
 mod adaptive_rounding;
 mod bad_input;
+mod calibration_auto;
 mod calibration_methods;
 mod cli;
 mod corpus;

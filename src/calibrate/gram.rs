@@ -181,7 +181,7 @@ pub fn collect_grams(
 
 /// Calls `f` on every sample of `samples` (read 32 at a time), in order, until they run out, `cancelled`
 /// says so, or `f` fails.
-fn each_sample(
+pub(super) fn each_sample(
     samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
     cancelled: &(dyn Fn() -> bool + Sync),
     mut f: impl FnMut(&[ArrayD<f32>]) -> Result<(), CalibError>,

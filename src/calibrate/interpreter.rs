@@ -272,7 +272,108 @@ impl<'g> FloatInterpreter<'g> {
             depth: RefCell::new(Vec::new()),
             resources: RefCell::new(Resources::default()),
         };
-        self.evaluate_steps(0, values, &calls).map(|_| ())
+        self.run_steps(0, values, &calls, false).map(|_| ())
+    }
+
+    /// The decoded constant of main-subgraph tensor `t`, or `None` for an activation.
+    pub fn constant(&self, t: TensorId) -> Option<&Value> {
+        self.programs.first()?.constants.get(t.0)?.as_ref()
+    }
+
+    /// Every value one sample gives the main subgraph's tensors, by tensor index, none released: the base
+    /// [`rerun_from`](Self::rerun_from) starts from.
+    pub fn values(&self, inputs: &[ArrayD<f32>]) -> Result<Vec<Option<Value>>, CalibError> {
+        let values = self.main_values(inputs)?;
+        let mut ignore = |_: TensorId, _: &Value| {};
+        let calls = self.calls(&mut ignore);
+        self.run_steps(0, values, &calls, true)
+    }
+
+    /// The values of main-subgraph tensors `wanted` when tensor `tensor` holds `value` instead of its value
+    /// in `base` (from [`values`](Self::values)): only the ops that depend on it run again.
+    pub fn rerun_from(
+        &self,
+        base: &[Option<Value>],
+        tensor: TensorId,
+        value: Value,
+        wanted: &[TensorId],
+    ) -> Result<Vec<Value>, CalibError> {
+        let p = &self.programs[0];
+        let mut ignore = |_: TensorId, _: &Value| {};
+        let calls = self.calls(&mut ignore);
+        let n = p.constants.len();
+        let mut changed: Vec<Option<Value>> = vec![None; n];
+        let mut dirty = vec![false; n];
+        if tensor.0 >= n {
+            return Err(CalibError::Model(format!(
+                "tensor {} is not in the main subgraph",
+                tensor.0
+            )));
+        }
+        dirty[tensor.0] = true;
+        changed[tensor.0] = Some(value);
+        let value_of = |t: TensorId, changed: &[Option<Value>]| -> Option<Value> {
+            changed[t.0]
+                .as_ref()
+                .or(p.constants[t.0].as_ref())
+                .or(base.get(t.0).and_then(Option::as_ref))
+                .cloned()
+        };
+        for step in &p.steps {
+            let Some(kernel) = step.kernel else { continue };
+            if !step.inputs.iter().flatten().any(|t| dirty[t.0]) {
+                continue;
+            }
+            let outs = {
+                let mut args = Vec::with_capacity(step.inputs.len());
+                for t in &step.inputs {
+                    args.push(match t {
+                        None => None,
+                        Some(t) if changed[t.0].is_some() => changed[t.0].as_ref(),
+                        Some(t) => {
+                            let v = p.constants[t.0]
+                                .as_ref()
+                                .or(base.get(t.0).and_then(Option::as_ref));
+                            Some(v.ok_or_else(|| {
+                                CalibError::Model(format!(
+                                    "{} reads tensor {} which holds no value",
+                                    location(&p.graph, step.op),
+                                    t.0
+                                ))
+                            })?)
+                        }
+                    });
+                }
+                let ctx = OpContext {
+                    graph: &p.graph,
+                    op: step.op,
+                    inputs: args,
+                    calls: Some(&calls),
+                };
+                kernel(&ctx).map_err(|source| p.kernel_error(step.op, source))?
+            };
+            for (&t, v) in step.outputs.iter().zip(outs) {
+                dirty[t.0] = true;
+                changed[t.0] = Some(v);
+            }
+        }
+        wanted
+            .iter()
+            .map(|&t| {
+                value_of(t, &changed).ok_or_else(|| {
+                    CalibError::Model(format!("tensor {:?} has no value", p.graph.tensor_name(t)))
+                })
+            })
+            .collect()
+    }
+
+    fn calls<'i, 'o>(&'i self, observe: Observer<'o>) -> Calls<'i, 'g, 'o> {
+        Calls {
+            interp: self,
+            observe: RefCell::new(observe),
+            depth: RefCell::new(Vec::new()),
+            resources: RefCell::new(Resources::default()),
+        }
     }
 
     /// The sample's arrays as the main subgraph's input values.
@@ -302,7 +403,7 @@ impl<'g> FloatInterpreter<'g> {
         calls: &Calls<'_, 'g, '_>,
     ) -> Result<Vec<Value>, CalibError> {
         let p = &self.programs[s];
-        let values = self.evaluate_steps(s, inputs, calls)?;
+        let values = self.run_steps(s, inputs, calls, false)?;
         p.outputs
             .iter()
             .map(|t| {
@@ -317,12 +418,13 @@ impl<'g> FloatInterpreter<'g> {
     }
 
     /// Evaluates every step of subgraph `s`; returns the values of its outputs (and nothing else:
-    /// intermediates are released).
-    fn evaluate_steps(
+    /// intermediates are released), or every value with `keep_all`.
+    fn run_steps(
         &self,
         s: usize,
         inputs: Vec<Value>,
         calls: &Calls<'_, 'g, '_>,
+        keep_all: bool,
     ) -> Result<Vec<Option<Value>>, CalibError> {
         let p = &self.programs[s];
         let offset = self.offsets[s];
@@ -373,7 +475,7 @@ impl<'g> FloatInterpreter<'g> {
                     inputs: args,
                     calls: Some(calls),
                 };
-                if step.moves_input {
+                if step.moves_input && !keep_all {
                     let shape =
                         reshape_target(&ctx).map_err(|source| p.kernel_error(step.op, source))?;
                     spare = recycle(ctx.inputs);
@@ -417,8 +519,10 @@ impl<'g> FloatInterpreter<'g> {
                 observe(t, &v);
                 values[t.0] = Some(v);
             }
-            for t in &step.release {
-                values[t.0] = None;
+            if !keep_all {
+                for t in &step.release {
+                    values[t.0] = None;
+                }
             }
         }
         Ok(values)

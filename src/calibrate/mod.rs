@@ -5,6 +5,7 @@
 //! which, and [`Registry`] is its float column. An op without a kernel is an error naming the op and its
 //! index, never a silent skip.
 
+pub mod auto;
 mod calibrator;
 #[cfg(test)]
 mod corpus_tests;

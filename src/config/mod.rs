@@ -115,11 +115,14 @@ pub enum Calibration {
     Mse,
     /// `entropy`: TensorRT's KL-divergence threshold.
     Entropy,
+    /// `auto`: per tensor, the candidate range (minmax, percentile, mse, entropy) that causes the least error
+    /// in the outputs of the ops reading the tensor, measured on the calibration data.
+    Auto,
 }
 
 impl Calibration {
     /// The method names accepted in `quantize.toml`, in the order error messages list them.
-    pub const NAMES: [&'static str; 4] = ["minmax", "percentile", "mse", "entropy"];
+    pub const NAMES: [&'static str; 5] = ["minmax", "percentile", "mse", "entropy", "auto"];
 
     /// The name in `quantize.toml`.
     pub fn as_str(self) -> &'static str {
@@ -128,6 +131,7 @@ impl Calibration {
             Calibration::Percentile(_) => "percentile",
             Calibration::Mse => "mse",
             Calibration::Entropy => "entropy",
+            Calibration::Auto => "auto",
         }
     }
 

@@ -557,6 +557,7 @@ fn every_calibration_method_parses_and_percentile_defaults_to_99_99() {
         ("calibration = \"minmax\"", Calibration::MinMax),
         ("calibration = \"mse\"", Calibration::Mse),
         ("calibration = \"entropy\"", Calibration::Entropy),
+        ("calibration = \"auto\"", Calibration::Auto),
         (
             "calibration = \"percentile\"",
             Calibration::Percentile(Percentile::DEFAULT),
@@ -624,7 +625,7 @@ fn an_unknown_calibration_method_lists_the_known_ones() {
     assert_eq!(
         e.to_string(),
         "/proj/quantize.toml:10:15: key `models.m.calibration`: expected one of `minmax`, `percentile`, \
-         `mse`, `entropy`, found `max`"
+         `mse`, `entropy`, `auto`, found `max`"
     );
     assert_eq!(e.kind, ConfigErrorKind::InvalidValue);
 }

@@ -308,11 +308,12 @@ fn calibrate_job(
         quantize::Mode::Int16x8 => calibrate::QuantGrid::Int16Symmetric,
         _ => calibrate::QuantGrid::Int8Asymmetric,
     };
+    use crate::config::Calibration;
     let method = match job.calibration {
-        crate::config::Calibration::MinMax => calibrate::RangeMethod::MinMax,
-        crate::config::Calibration::Percentile(p) => calibrate::RangeMethod::Percentile(p.value()),
-        crate::config::Calibration::Mse => calibrate::RangeMethod::Mse(grid),
-        crate::config::Calibration::Entropy => calibrate::RangeMethod::Entropy(grid),
+        Calibration::Percentile(p) => calibrate::RangeMethod::Percentile(p.value()),
+        Calibration::Mse => calibrate::RangeMethod::Mse(grid),
+        Calibration::Entropy => calibrate::RangeMethod::Entropy(grid),
+        _ => calibrate::RangeMethod::MinMax,
     };
     let copts = CalibrateOptions {
         threads: opts.threads.min(super::MAX_THREADS),
@@ -320,6 +321,20 @@ fn calibrate_job(
         pass_through_custom_ops: job.options.select_tf_ops,
         method,
     };
+    if job.calibration == Calibration::Auto {
+        // Histograms, then a second pass over the data to choose each tensor's method.
+        let (histograms, n, s, c) = over_dataset(job, graph, opts, |next, total| {
+            calibrate::auto::histograms(graph, next, total, &copts, &progress, &cancelled)
+        })?;
+        let ty = match job.mode {
+            quantize::Mode::Int16x8 => quantize::params::ActivationType::Int16,
+            _ => quantize::params::ActivationType::Int8,
+        };
+        let (ranges, ..) = over_dataset(job, graph, opts, |next, total| {
+            calibrate::auto::choose(graph, &histograms, ty, next, total, &copts, &cancelled)
+        })?;
+        return Ok((ranges, n, s, c));
+    }
     over_dataset(job, graph, opts, |next, total| {
         calibrate::calibrate(graph, next, total, &copts, &progress, &cancelled)
     })

@@ -400,6 +400,7 @@ impl Checker<'_> {
             "percentile" => Calibration::Percentile(Percentile::DEFAULT),
             "mse" => Calibration::Mse,
             "entropy" => Calibration::Entropy,
+            "auto" => Calibration::Auto,
             _ => {
                 let message = format!(
                     "expected {}, found `{name}`",
