@@ -326,7 +326,7 @@ fn tensors_of_type(model: &[u8], ty: litequant::tflite::fb::TensorType) -> usize
         .count()
 }
 
-/// The float constants of a float16 artifact (from a float32 source, no constant shared by two ops) stored
+/// The float constants of a `float16_weights_only` artifact (from a float32 source, no constant shared by two ops) stored
 /// against the op table: a weight input (`float16_weights`) not read through a DEQUANTIZE of a FLOAT16
 /// constant, or any other input (a bias, an ADD operand) stored as FLOAT16. Each as "op input: type".
 fn float16_storage_off_the_op_table(model: &[u8]) -> Vec<String> {
@@ -389,6 +389,9 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         model("fp16", "fp16_weights_cnn", all, ""),
         model("subgraphs", "while_loop", all, ""),
         model("custom", "custom_op", "\"dynamic\", \"float16\", \"int8\"", "op_sets = [\"TFLITE_BUILTINS\", \"SELECT_TF_OPS\"]"),
+        // ai-edge-quantizer's float16: the ops' weights only.
+        model("legacy_w", "legacy_opcodes_mlp", "\"float16\"", "float16_weights_only = true"),
+        model("subgraphs_w", "while_loop", "\"float16\"", "float16_weights_only = true"),
     ]
     .concat();
     let cfg = dir.path().join("quantize.toml");
@@ -415,6 +418,8 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
             30.0,
         ),
         ("custom", "custom_op", &["dynamic", "float16", "int8"], 60.0),
+        ("legacy_w", "legacy_opcodes_mlp", &["float16"], 30.0),
+        ("subgraphs_w", "while_loop", &["float16"], 30.0),
     ];
     // The artifacts with nothing to quantize, and why; every other one must hold more int8 tensors (float16
     // tensors in float16 mode) than its source.
@@ -424,8 +429,8 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         ("custom.dynamic", "no weight of 1,024 elements"),
         // Its weights and biases are float16 already (behind DEQUANTIZE ops, which stay).
         ("fp16.float16", "constants stored as float16 already"),
-        // The loop's only float constant is an ADD operand, not a weight: it stays float32.
-        ("subgraphs.float16", "no op with weights"),
+        // The loop's only float constant is an ADD operand, not a weight: with weights only it stays float32.
+        ("subgraphs_w.float16", "no op with weights"),
         // The FULLY_CONNECTED reads the pass-through custom op's output, so it stays float (checked below).
         ("custom.int8", "every op depends on the custom op"),
     ];
@@ -453,7 +458,7 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
                 "int16x8" => litequant::tflite::fb::TensorType::INT16,
                 _ => litequant::tflite::fb::TensorType::INT8,
             };
-            if *mode == "float16" && *name != "fp16" {
+            if *mode == "float16" && name.ends_with("_w") {
                 let misplaced = float16_storage_off_the_op_table(&bytes);
                 assert!(misplaced.is_empty(), "{name}.float16: {misplaced:?}");
             }

@@ -11,7 +11,7 @@ use std::path::Path;
 /// The version of what the engine writes for given inputs. Bump it whenever the artifact bytes for the same
 /// inputs and ranges change (a new rule, a different op version, a writer change): cache entries and lock
 /// entries of another format version are not reused, and `--locked` reports the difference.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 1;
 
 /// Lower-case hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {

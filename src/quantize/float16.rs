@@ -1,10 +1,11 @@
-//! `float16` mode: the ops' float32 weights stored as FLOAT16, each behind one DEQUANTIZE.
+//! `float16` mode: float32 constants stored as FLOAT16, each behind one DEQUANTIZE.
 //!
-//! Which inputs are weights is the op table's answer ([`crate::ops::OpDef::float16_weights`]: the operands
-//! dynamic mode makes int8). Biases and every other constant stay float32, as ai-edge-quantizer's float
-//! casting keeps them: they are a small part of the bytes and rounding them costs accuracy (1.1 dB on
-//! mobilenetv2, 1.6 dB on a small vision transformer). TF's converter casts every constant. A constant the
-//! source already stored as FLOAT16 stays FLOAT16 whatever reads it.
+//! By default every float constant, as TF's converter does. With `float16_weights_only`, only the ops'
+//! weights, as ai-edge-quantizer's float casting does: which inputs are weights is the op table's answer
+//! ([`crate::ops::OpDef::float16_weights`]: the operands dynamic mode makes int8), and biases and every other
+//! constant stay float32 (a small part of the bytes; on the corpus +1.1 dB on mobilenetv2, +1.6 dB on a
+//! small vision transformer, -1.2 dB on digits_unet: README, float16). Either way a constant the source
+//! already stored as FLOAT16 stays FLOAT16 whatever reads it.
 //! Every op still computes in float32 on CPU (the DEQUANTIZE runs once, its output is cached as a constant);
 //! delegates such as the GPU one read the fp16 weights directly. Values beyond fp16's range are clamped to
 //! +-65504, as TF does. Like TF, the model gets `reduced_precision_support = "fp16accfp32"`.
@@ -36,11 +37,11 @@ pub fn to_f16_bytes(values: &[f32]) -> Vec<u8> {
 
 /// Quantizes `graph` in float16 mode.
 ///
-/// A float32 constant some op reads as a weight, or that the source stored as FLOAT16, is stored as FLOAT16;
-/// the other constants stay float32.
-/// Constants read only by excluded ops stay float32; a constant shared by excluded and other ops is kept
-/// float32 for the excluded ones, and every other op reading it reads the fp16 copy. Writes op versions, `min_runtime_version`, `reduced_precision_support`
-/// and `CONVERSION_METADATA`.
+/// Every float32 constant is stored as FLOAT16; with `float16_weights_only`, only those some op reads as a
+/// weight or that the source stored as FLOAT16. Constants read only by excluded ops stay float32; a constant
+/// shared by excluded and other ops is kept float32 for the excluded ones, and every other op reading it
+/// reads the fp16 copy. Writes op versions, `min_runtime_version`, `reduced_precision_support` and
+/// `CONVERSION_METADATA`.
 pub fn quantize_float16(
     graph: &mut Graph,
     opts: &QuantOptions,
@@ -56,7 +57,12 @@ pub fn quantize_float16(
         // Already-fp16 models: fold to float32 first so every constant goes through the same path once;
         // what the source stored as fp16 stays fp16 (it loses nothing and keeps the source's size).
         let stored_fp16 = fold_fp16_constants(graph);
-        float16_subgraph(graph, &exclude, &stored_fp16, &mut summary);
+        let keep = |graph: &Graph, t: TensorId, readers: &[OpIndex]| {
+            !opts.float16_weights_only
+                || stored_fp16.contains(&t)
+                || readers.iter().any(|&o| reads_as_weight(graph, o, t))
+        };
+        float16_subgraph(graph, &exclude, keep, &mut summary);
         graph.remove_unused_tensors();
     }
     graph.focus(0);
@@ -70,11 +76,12 @@ pub fn quantize_float16(
     Ok(summary)
 }
 
-/// Stores the float32 weights of the focused subgraph in float16 behind DEQUANTIZE ops.
+/// Stores the float32 constants of the focused subgraph that `cast(graph, tensor, readers)` chooses in
+/// float16 behind DEQUANTIZE ops.
 fn float16_subgraph(
     graph: &mut Graph,
     exclude: &ExcludeSet,
-    stored_fp16: &[TensorId],
+    cast: impl Fn(&Graph, TensorId, &[OpIndex]) -> bool,
     summary: &mut QuantSummary,
 ) {
     let sg = graph.focused();
@@ -118,7 +125,7 @@ fn float16_subgraph(
         let Some(&first) = readers.first() else {
             continue;
         };
-        if !stored_fp16.contains(&t) && !readers.iter().any(|&o| reads_as_weight(graph, o, t)) {
+        if !cast(graph, t, &readers) {
             continue;
         }
         let Some(values) = graph.const_f32(t) else {
@@ -208,10 +215,39 @@ mod tests {
         }
     }
 
+    /// `float16_weights_only = true`.
+    fn weights_only() -> QuantOptions {
+        QuantOptions {
+            float16_weights_only: true,
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn weights_become_fp16_behind_one_dequantize_and_other_constants_stay_float32() {
+    fn by_default_every_float_constant_becomes_fp16_as_tf_does() {
         let mut g = model();
         let summary = quantize_float16(&mut g, &QuantOptions::default()).unwrap();
+        let g = round_trip(&g);
+        let fc = (0..g.ops().len())
+            .find(|&i| g.op_code(OpIndex(i)) == Op::FULLY_CONNECTED)
+            .unwrap();
+        let add = (0..g.ops().len())
+            .find(|&i| g.op_code(OpIndex(i)) == Op::ADD)
+            .unwrap();
+        assert_eq!(
+            stored_type(&g, fc, 1),
+            T::FLOAT16,
+            "FULLY_CONNECTED weights"
+        );
+        assert_eq!(stored_type(&g, fc, 2), T::FLOAT16, "bias");
+        assert_eq!(stored_type(&g, add, 1), T::FLOAT16, "ADD operand");
+        assert_eq!(summary.weights_quantized, 3);
+    }
+
+    #[test]
+    fn weights_only_stores_weights_in_fp16_behind_one_dequantize_and_other_constants_in_float32() {
+        let mut g = model();
+        let summary = quantize_float16(&mut g, &weights_only()).unwrap();
         let g = round_trip(&g);
         let codes: Vec<Op> = (0..g.ops().len()).map(|i| g.op_code(OpIndex(i))).collect();
         assert_eq!(
@@ -295,7 +331,7 @@ mod tests {
         );
         b.output(h);
         let mut g = b.build();
-        let summary = quantize_float16(&mut g, &QuantOptions::default()).unwrap();
+        let summary = quantize_float16(&mut g, &weights_only()).unwrap();
         let g = round_trip(&g);
         let fc = (0..g.ops().len())
             .find(|&i| g.op_code(OpIndex(i)) == Op::FULLY_CONNECTED)
