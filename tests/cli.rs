@@ -326,6 +326,50 @@ fn tensors_of_type(model: &[u8], ty: litequant::tflite::fb::TensorType) -> usize
         .count()
 }
 
+/// The float constants of a `float16_weights_only` artifact (from a float32 source, no constant shared by two ops) stored
+/// against the op table: a weight input (`float16_weights`) not read through a DEQUANTIZE of a FLOAT16
+/// constant, or any other input (a bias, an ADD operand) stored as FLOAT16. Each as "op input: type".
+fn float16_storage_off_the_op_table(model: &[u8]) -> Vec<String> {
+    use litequant::graph::{Graph, OpIndex};
+    use litequant::tflite::fb::{BuiltinOperator as Op, TensorType as T};
+    let mut g = Graph::from_bytes(model).expect("the model reads");
+    let mut off = Vec::new();
+    for sg in 0..g.subgraph_count() {
+        g.focus(sg);
+        let producers = g.producers();
+        for op in (0..g.ops().len()).map(OpIndex) {
+            let code = g.op_code(op);
+            if code == Op::DEQUANTIZE {
+                continue;
+            }
+            let weights = litequant::ops::table()
+                .get(code)
+                .map_or(&[][..], |d| d.float16_weights());
+            for (slot, t) in g.op_inputs(op).into_iter().enumerate() {
+                let Some(t) = t else { continue };
+                let stored = match producers[t.0] {
+                    Some(p) if g.op_code(p) == Op::DEQUANTIZE => g.op_inputs(p)[0]
+                        .filter(|&s| g.is_constant(s))
+                        .map(|s| g.tensor(s).type_),
+                    _ => Some(g.tensor(t).type_).filter(|_| g.is_constant(t)),
+                };
+                let expected = if weights.contains(&slot) {
+                    T::FLOAT16
+                } else {
+                    T::FLOAT32
+                };
+                match stored {
+                    Some(ty @ (T::FLOAT16 | T::FLOAT32)) if ty != expected => {
+                        off.push(format!("subgraph {sg} {code:?} input {slot}: {ty:?}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    off
+}
+
 /// Models the corpus does not have: legacy op codes without signature defs, fp16-stored weights, a model with
 /// a WHILE loop over other subgraphs (its body quantized too), and a custom op passed through with
 /// SELECT_TF_OPS. Each artifact runs in LiteRT beside its float source.
@@ -345,6 +389,9 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         model("fp16", "fp16_weights_cnn", all, ""),
         model("subgraphs", "while_loop", all, ""),
         model("custom", "custom_op", "\"dynamic\", \"float16\", \"int8\"", "op_sets = [\"TFLITE_BUILTINS\", \"SELECT_TF_OPS\"]"),
+        // ai-edge-quantizer's float16: the ops' weights only.
+        model("legacy_w", "legacy_opcodes_mlp", "\"float16\"", "float16_weights_only = true"),
+        model("subgraphs_w", "while_loop", "\"float16\"", "float16_weights_only = true"),
     ]
     .concat();
     let cfg = dir.path().join("quantize.toml");
@@ -371,6 +418,8 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
             30.0,
         ),
         ("custom", "custom_op", &["dynamic", "float16", "int8"], 60.0),
+        ("legacy_w", "legacy_opcodes_mlp", &["float16"], 30.0),
+        ("subgraphs_w", "while_loop", &["float16"], 30.0),
     ];
     // The artifacts with nothing to quantize, and why; every other one must hold more int8 tensors (float16
     // tensors in float16 mode) than its source.
@@ -378,8 +427,10 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
         // Weights of 4 and 36 elements: below the 1,024 elements under which TF keeps weights float.
         ("subgraphs.dynamic", "no weight of 1,024 elements"),
         ("custom.dynamic", "no weight of 1,024 elements"),
-        // Its weights are float16 already (behind DEQUANTIZE ops, which stay).
-        ("fp16.float16", "weights stored as float16 already"),
+        // Its weights and biases are float16 already (behind DEQUANTIZE ops, which stay).
+        ("fp16.float16", "constants stored as float16 already"),
+        // The loop's only float constant is an ADD operand, not a weight: with weights only it stays float32.
+        ("subgraphs_w.float16", "no op with weights"),
         // The FULLY_CONNECTED reads the pass-through custom op's output, so it stays float (checked below).
         ("custom.int8", "every op depends on the custom op"),
     ];
@@ -407,6 +458,10 @@ fn unseen_model_formats_quantize_and_run_in_litert() {
                 "int16x8" => litequant::tflite::fb::TensorType::INT16,
                 _ => litequant::tflite::fb::TensorType::INT8,
             };
+            if *mode == "float16" && name.ends_with("_w") {
+                let misplaced = float16_storage_off_the_op_table(&bytes);
+                assert!(misplaced.is_empty(), "{name}.float16: {misplaced:?}");
+            }
             let (before, after) = (tensors_of_type(&source, ty), tensors_of_type(&bytes, ty));
             let job = format!("{name}.{mode}");
             match unchanged.iter().find(|(j, _)| *j == job) {

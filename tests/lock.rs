@@ -2,6 +2,7 @@
 //! cache, damaged cache entries, workspaces. Every artifact checked here runs in LiteRT.
 
 use crate::interop::{evaluate, litequant, repo};
+use litequant::engine::digest::FORMAT_VERSION;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -274,7 +275,7 @@ fn concurrent_builds_share_the_cache_safely() {
         "each of the 3 jobs should be computed by exactly one build"
     );
     // No temp folders are left in the cache.
-    let leftovers: Vec<_> = std::fs::read_dir(cache.join("v1"))
+    let leftovers: Vec<_> = std::fs::read_dir(cache.join(format!("v{FORMAT_VERSION}")))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".tmp"))
@@ -287,7 +288,7 @@ fn a_damaged_cache_entry_is_detected_and_rebuilt() {
     let p = Project::new();
     assert!(p.run(&["build"]).status.success());
     let int8 = p.artifact("digits.int8.tflite");
-    for entry in std::fs::read_dir(p.dir.join("cache/v1")).unwrap() {
+    for entry in std::fs::read_dir(p.dir.join(format!("cache/v{FORMAT_VERSION}"))).unwrap() {
         let artifact = entry.unwrap().path().join("artifact.tflite");
         if artifact.is_file() {
             let bytes = std::fs::read(&artifact).unwrap();
@@ -353,7 +354,7 @@ fn workspace_build_covers_every_member_config() {
     }
     // The cache sits in the workspace's target dir (found with cargo metadata) unless the config says
     // otherwise; these configs set `cache = "cache"`.
-    assert!(root.join("tool/cache/v1").is_dir());
+    assert!(root.join(format!("tool/cache/v{FORMAT_VERSION}")).is_dir());
 }
 
 /// Calibration numerics differ between machines (float kernels round differently); the lock removes that.

@@ -8,6 +8,7 @@
 //! The consumer's dependencies compile once into `target/consumer-tests` (shared across runs); each test
 //! builds its own copy of the crate (its own `OUT_DIR`) with its own cache folder.
 
+use litequant::engine::digest::FORMAT_VERSION;
 use litequant::engine::{Cache, LockPolicy, Plan, RunOptions, Session};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -222,7 +223,7 @@ fn consumer_crate_embeds_artifacts_and_rebuilds_exactly_when_inputs_change() {
     assert!(!out.exists(), "cargo clean -p left {}", out.display());
     let out_d = d.build(&[("LITEQUANT_THREADS", "1")]);
     assert!(
-        d.cache.join("v1").is_dir(),
+        d.cache.join(format!("v{FORMAT_VERSION}")).is_dir(),
         "the clean build did not fill its own cache"
     );
     assert_eq!(

@@ -236,6 +236,9 @@ pub struct ModelConfig {
     pub adaptive_rounding: bool,
     /// Empirical bias correction against the calibration data in the integer modes (default false).
     pub bias_correction: bool,
+    /// float16 mode casts only the ops' weights, as ai-edge-quantizer does (default false: every float
+    /// constant, as TF's converter does).
+    pub float16_weights_only: bool,
 }
 
 impl ModelConfig {
@@ -269,6 +272,7 @@ impl ModelConfig {
             grams: None,
             bias_correction: self.bias_correction,
             row_sums: None,
+            float16_weights_only: self.float16_weights_only,
         }
     }
 }

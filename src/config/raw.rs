@@ -72,4 +72,5 @@ pub(crate) struct RawModel {
     pub equalize: Option<bool>,
     pub adaptive_rounding: Option<bool>,
     pub bias_correction: Option<bool>,
+    pub float16_weights_only: Option<bool>,
 }

@@ -1,15 +1,16 @@
 //! Folding float16-stored constants (FLOAT16 constant -> DEQUANTIZE) into float32 constants.
 
-use super::{Graph, OpIndex};
+use super::{Graph, OpIndex, TensorId};
 use crate::tflite::fb;
 
 /// Replaces every `DEQUANTIZE` of a constant FLOAT16 tensor in the main subgraph by a FLOAT32 constant.
 ///
 /// Models already stored in fp16 keep their weights behind such ops; folding them first lets every mode
-/// treat them as ordinary float weights. Returns how many were folded. Tensor ids do not change; the folded
-/// FLOAT16 tensors are left unused (see [`Graph::remove_unused_tensors`]).
-pub fn fold_fp16_constants(g: &mut Graph) -> usize {
+/// treat them as ordinary float weights. Returns the folded tensors (FLOAT32 constants now). Tensor ids do
+/// not change; the folded FLOAT16 tensors are left unused (see [`Graph::remove_unused_tensors`]).
+pub fn fold_fp16_constants(g: &mut Graph) -> Vec<TensorId> {
     let mut remove = Vec::new();
+    let mut folded = Vec::new();
     for i in 0..g.ops().len() {
         let op = OpIndex(i);
         if g.op_code(op) != fb::BuiltinOperator::DEQUANTIZE {
@@ -37,9 +38,9 @@ pub fn fold_fp16_constants(g: &mut Graph) -> usize {
             })
             .collect();
         g.set_tensor_data(dst, values);
+        folded.push(dst);
         remove.push(op);
     }
-    let n = remove.len();
     for op in remove.into_iter().rev() {
         g.main_mut()
             .operators
@@ -48,5 +49,5 @@ pub fn fold_fp16_constants(g: &mut Graph) -> usize {
     }
     // The FLOAT16 tensors stay (unused) so tensor ids keep their meaning: calibrated ranges are keyed by the
     // source's ids. Every mode drops unused tensors and buffers when it is done.
-    n
+    folded
 }

@@ -6,7 +6,8 @@
 //! * its **quantization rule** per integer mode, int8 and int16x8 ([`OpRule`]: activation inputs, weights,
 //!   bias, output params, same-scale constraints);
 //! * its **integer kernel** per activation type in litequant's interpreter (int8, int16), for eval;
-//! * its **dynamic-mode weights** ([`DynamicWeights`]) and the **hybrid kernel** that reads them.
+//! * its **dynamic-mode weights** ([`DynamicWeights`]) and the **hybrid kernel** that reads them; float16
+//!   mode stores the same operands as FLOAT16 ([`OpDef::float16_weights`]).
 //!
 //! Everything else is a query on this table: the float kernel registry
 //! ([`crate::calibrate::Registry`]), the rule registry ([`crate::quantize::rules::RuleRegistry`]), the
@@ -302,13 +303,20 @@ impl OpDef {
         self.dynamic.result()
     }
 
+    /// The inputs float16 mode stores as FLOAT16: the op's weights, the operands dynamic mode makes int8
+    /// (whatever their size and dynamic mode's conditions); none for an op without weights. Biases and
+    /// other constants stay float32, as in ai-edge-quantizer's float casting.
+    pub fn float16_weights(&self) -> &'static [usize] {
+        self.dynamic.result().map_or(&[], |w| w.inputs)
+    }
+
     /// Whether the interpreter has its hybrid kernel, or why not.
     pub fn hybrid_kernel(&self) -> Result<(), &'static str> {
         self.hybrid.result().map(|_| ())
     }
 
-    /// The modes that can quantize it, in the order dynamic, float16, int8, int16x8 (float16 stores any
-    /// op's constant float inputs as float16). The integer modes need its rule and its float kernel
+    /// The modes that can quantize it, in the order dynamic, float16, int8, int16x8 (float16 runs any op;
+    /// it stores [`OpDef::float16_weights`] as float16). The integer modes need its rule and its float kernel
     /// (calibration runs the float model).
     pub fn modes(&self) -> Vec<Mode> {
         [Mode::Dynamic, Mode::Float16, Mode::Int8, Mode::Int16x8]

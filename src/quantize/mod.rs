@@ -125,6 +125,11 @@ pub struct QuantOptions {
     /// setting: not serialized). Without them biases are quantized as they are.
     #[serde(skip)]
     pub row_sums: Option<std::sync::Arc<crate::calibrate::gram::RowSums>>,
+    /// float16 mode stores only the ops' weights as FLOAT16, biases and other constants float32, as
+    /// ai-edge-quantizer does ([`float16`]); off: every float constant, as TF's converter does. Left out of the
+    /// serialized options when off, like `equalize`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub float16_weights_only: bool,
 }
 
 impl Default for QuantOptions {
@@ -144,6 +149,7 @@ impl Default for QuantOptions {
             grams: None,
             bias_correction: false,
             row_sums: None,
+            float16_weights_only: false,
         }
     }
 }

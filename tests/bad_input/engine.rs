@@ -4,6 +4,7 @@
 //! and that what earlier builds wrote (artifacts, `quantize.lock`, the cache) is intact afterwards.
 
 use crate::lock::{fixture, stderr, Project, CONFIG};
+use litequant::engine::digest::FORMAT_VERSION;
 use litequant::engine::lockfile::LockFile;
 use litequant::graph::Graph;
 use litequant::tflite::{fb, write_model};
@@ -48,7 +49,7 @@ fn a_corrupt_cached_range_is_never_served_nor_copied_into_the_lock() {
         .map(|a| p.artifact(a))
         .collect();
     let mut corrupted = 0;
-    for entry in std::fs::read_dir(p.dir.join("cache/v1")).unwrap() {
+    for entry in std::fs::read_dir(p.dir.join(format!("cache/v{FORMAT_VERSION}"))).unwrap() {
         let json = entry.unwrap().path().join("entry.json");
         let Ok(text) = std::fs::read_to_string(&json) else {
             continue;

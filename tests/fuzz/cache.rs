@@ -15,6 +15,7 @@ use super::lock::{
     READ_LIMIT,
 };
 use crate::lock::stderr;
+use litequant::engine::digest::FORMAT_VERSION;
 use litequant::engine::Cache;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -36,7 +37,7 @@ struct Stored {
 /// Every entry of the reference build's cache.
 fn entries_of(cache_dir: &Path) -> Vec<Stored> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(cache_dir.join("v1")).unwrap() {
+    for e in std::fs::read_dir(cache_dir.join(format!("v{FORMAT_VERSION}"))).unwrap() {
         let dir = e.unwrap().path();
         let key = dir.file_name().unwrap().to_string_lossy().into_owned();
         if !dir.join("entry.json").is_file() {
@@ -77,9 +78,9 @@ fn damage() -> impl Strategy<Value = Damage> {
     ]
 }
 
-/// Writes `entry` under `root/v1/<key>` with `damage` applied; returns whether any file differs from it.
+/// Writes `entry` under `root/v<FORMAT_VERSION>/<key>` with `damage` applied; returns whether any file differs from it.
 fn write_damaged(root: &Path, entry: &Stored, others: &[Stored], damage: &Damage) -> bool {
-    let dir = root.join("v1").join(&entry.key);
+    let dir = root.join(format!("v{FORMAT_VERSION}")).join(&entry.key);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut files = entry.files.clone();
@@ -147,14 +148,19 @@ fn damaged_cache_entries_are_never_served() {
             );
             // Only an unchanged entry.json and artifact are served (entry.sha256 may differ in
             // surrounding whitespace only).
-            let dir = root_path.join("v1").join(&entry.key);
+            let dir = root_path
+                .join(format!("v{FORMAT_VERSION}"))
+                .join(&entry.key);
             for f in ["entry.json", "artifact.tflite"] {
                 prop_assert_eq!(std::fs::read(dir.join(f)).unwrap(), entry.files[f].clone());
             }
         } else {
             prop_assert!(damaged, "an intact entry was not served");
             prop_assert!(
-                !root_path.join("v1").join(&entry.key).exists(),
+                !root_path
+                    .join(format!("v{FORMAT_VERSION}"))
+                    .join(&entry.key)
+                    .exists(),
                 "a damaged entry was left in place"
             );
         }
@@ -188,7 +194,7 @@ fn builds_over_a_damaged_cache_give_the_reference_outputs() {
             }
             ran.set(ran.get() + 1);
             for e in &pristine {
-                let dir = cache.join("v1").join(&e.key);
+                let dir = cache.join(format!("v{FORMAT_VERSION}")).join(&e.key);
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::create_dir_all(&dir).unwrap();
                 for (name, bytes) in &e.files {

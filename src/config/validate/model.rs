@@ -193,6 +193,7 @@ impl Checker<'_> {
             equalize: raw.equalize.unwrap_or(false),
             adaptive_rounding: raw.adaptive_rounding.unwrap_or(false),
             bias_correction: raw.bias_correction.unwrap_or(false),
+            float16_weights_only: raw.float16_weights_only.unwrap_or(false),
         })
     }
 
