@@ -355,7 +355,7 @@ mod tests {
     fn constants_of_excluded_ops_stay_float32() {
         let mut g = model();
         let opts = QuantOptions {
-            exclude: vec!["FULLY_CONNECTED".into()],
+            exclude: vec!["FULLY_CONNECTED".into(), "ADD".into()],
             ..Default::default()
         };
         let summary = quantize_float16(&mut g, &opts).unwrap();
