@@ -272,13 +272,19 @@ impl Lowering<'_> {
 
     /// The layer's weights, checked in order by the caller.
     fn vars(&self, call: &LayerCall) -> Result<VarList, KerasErrorKind> {
+        self.vars_under(call, &[])
+    }
+
+    /// The layer's weights, under its key followed by the groups `inner` (a recurrent layer's `cell`).
+    fn vars_under(&self, call: &LayerCall, inner: &[&str]) -> Result<VarList, KerasErrorKind> {
         let key = self
             .weight_keys
             .get(&call.name)
             .map_or(call.name.as_str(), String::as_str);
+        let path: Vec<&str> = std::iter::once(key).chain(inner.iter().copied()).collect();
         Ok(VarList::new(
             &call.name,
-            self.weights.vars(&call.name, &[key])?,
+            self.weights.vars(&call.name, &path)?,
         ))
     }
 

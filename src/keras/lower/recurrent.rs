@@ -141,14 +141,7 @@ impl Lowering<'_> {
 
     /// The weights of a recurrent layer: Keras 3 keeps them in the layer's `cell`.
     fn recurrent_vars(&self, call: &LayerCall) -> Result<VarList, KerasErrorKind> {
-        let key = self
-            .weight_keys
-            .get(&call.name)
-            .map_or(call.name.as_str(), String::as_str);
-        Ok(VarList::new(
-            &call.name,
-            self.weights.vars(&call.name, &[key, "cell"])?,
-        ))
+        self.vars_under(call, &["cell"])
     }
 
     /// tf_keras' LSTM: `UNIDIRECTIONAL_SEQUENCE_LSTM` (cell clip 10, tanh), then the last step when the layer

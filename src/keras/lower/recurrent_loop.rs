@@ -56,7 +56,7 @@ impl Lowering<'_> {
         let outputs: Vec<TensorId> = arg_shapes
             .iter()
             .enumerate()
-            .map(|(i, (shape, type_))| self.typed(&name(&format!("while{i}")), shape, *type_))
+            .map(|(i, (shape, type_))| self.b.computed(&name(&format!("while{i}")), shape, *type_))
             .collect();
         let cond = self.loop_cond(call, steps, &arg_shapes);
         let body = self.loop_body(call, r, &arg_shapes)?;
@@ -148,7 +148,7 @@ impl Lowering<'_> {
         let name = |what: &str| format!("{}/while/{what}", call.name);
         let max = self.b.constant_i32(&name("Max"), &[], &[steps as i32]);
         let bool_ = fb::TensorType::BOOL;
-        let time_ok = self.typed(&name("Less"), &[], bool_);
+        let time_ok = self.b.computed(&name("Less"), &[], bool_);
         let none = || fb::BuiltinOptionsT::NONE;
         let less = fb::BuiltinOperator::LESS;
         // tf_keras bounds the loop by the time step only.
@@ -158,8 +158,8 @@ impl Lowering<'_> {
             self.finish_subgraph(&args, &[time_ok]);
             return sg;
         }
-        let counter_ok = self.typed(&name("Less_1"), &[], bool_);
-        let both = self.typed(&name("LogicalAnd"), &[], bool_);
+        let counter_ok = self.b.computed(&name("Less_1"), &[], bool_);
+        let both = self.b.computed(&name("LogicalAnd"), &[], bool_);
         self.b
             .op(less, 1, &[Some(args[1]), Some(max)], &[time_ok], none());
         self.b
@@ -198,12 +198,12 @@ impl Lowering<'_> {
         let name = |what: &str| format!("{}/while/{what}", call.name);
         let one = self.b.constant_i32(&name("add/y"), &[], &[1]);
         let i32_ = fb::TensorType::INT32;
-        let time = self.typed(&name("add"), &[], i32_);
+        let time = self.b.computed(&name("add"), &[], i32_);
         let add = fb::BuiltinOperator::ADD;
         let options = || fb::BuiltinOptionsT::AddOptions(Box::new(add_options()));
         self.b
             .op(add, 1, &[Some(a.time), Some(one)], &[time], options());
-        let counter = self.typed(&name("add_1"), &[], i32_);
+        let counter = self.b.computed(&name("add_1"), &[], i32_);
         self.b
             .op(add, 1, &[Some(a.counter), Some(one)], &[counter], options());
         let step = self
@@ -578,7 +578,8 @@ impl Lowering<'_> {
             .iter()
             .enumerate()
             .map(|(i, (shape, type_))| {
-                self.typed(&format!("{}/{what}_arg{i}", call.name), shape, *type_)
+                self.b
+                    .computed(&format!("{}/{what}_arg{i}", call.name), shape, *type_)
             })
             .collect()
     }
@@ -590,16 +591,6 @@ impl Lowering<'_> {
         sg.inputs = Some(ids(inputs));
         sg.outputs = Some(ids(outputs));
         self.b.graph.focus(0);
-    }
-
-    /// A tensor of `type_` computed by an op.
-    fn typed(&mut self, name: &str, shape: &[usize], type_: fb::TensorType) -> TensorId {
-        self.b.graph.add_tensor(fb::TensorT {
-            shape: Some(super::builder::dims(shape)),
-            type_,
-            name: Some(name.to_string()),
-            ..Default::default()
-        })
     }
 }
 
