@@ -16,7 +16,7 @@ mod interpreter;
 mod observer;
 pub mod ops;
 mod value;
-mod vector;
+pub(crate) mod vector;
 
 pub use calibrator::{calibrate, calibrate_with, CalibrateOptions};
 pub use error::{CalibError, OpLocation};

@@ -307,44 +307,72 @@ struct Energy {
     count: u64,
 }
 
+/// The lanes of the pairs `(float[i], real(quant[i]))`: element `i` in lane `i % LANES`, each lane in element
+/// order, the tail zero-padded (a zero pair adds nothing).
+#[inline(always)]
+fn fill_lanes<T: Copy>(float: &[f32], quant: &[T], real: impl Fn(T) -> f32) -> Lanes {
+    let n = float.len().min(quant.len());
+    let mut lanes = Lanes::default();
+    let mut q = [0f32; LANES];
+    let whole = n / LANES * LANES;
+    for (f, codes) in float[..whole]
+        .chunks_exact(LANES)
+        .zip(quant[..whole].chunks_exact(LANES))
+    {
+        for (q, &c) in q.iter_mut().zip(codes) {
+            *q = real(c);
+        }
+        let mut fl = [0f32; LANES];
+        fl.copy_from_slice(f);
+        lanes.add(&fl, &q);
+    }
+    let mut fl = [0f32; LANES];
+    q = [0f32; LANES];
+    for (i, (&f, &c)) in float[whole..n].iter().zip(&quant[whole..n]).enumerate() {
+        fl[i] = f;
+        q[i] = real(c);
+    }
+    lanes.add(&fl, &q);
+    lanes
+}
+
+#[inline(always)]
+fn real_lanes_body(float: &[f32], quant: &[f32]) -> Lanes {
+    fill_lanes(float, quant, |q| q)
+}
+
+#[inline(always)]
+fn code_lanes_body(float: &[f32], codes: &[i8], scale: f64, zero_point: f64) -> Lanes {
+    fill_lanes(float, codes, |c| {
+        (scale * (f64::from(c) - zero_point)) as f32
+    })
+}
+
+crate::calibrate::vector::wide_vectors! {
+    /// [`fill_lanes`] of two float slices, with AVX2 where the CPU has it (the same lane operations, so the
+    /// same sums).
+    fn real_lanes(float: &[f32], quant: &[f32]) -> Lanes => real_lanes_body;
+}
+
+crate::calibrate::vector::wide_vectors! {
+    /// [`fill_lanes`] of int8 codes dequantized with one scale and zero point ([`OneScale`]).
+    fn code_lanes(float: &[f32], codes: &[i8], scale: f64, zero_point: f64) -> Lanes => code_lanes_body;
+}
+
 impl Energy {
     fn add(&mut self, float: &[f32], quant: &[f32]) {
-        self.add_lanes(float, quant, |q| q);
+        self.add_lanes(&real_lanes(float, quant), float.len().min(quant.len()));
     }
 
-    /// [`add`](Self::add) of an int8 tensor dequantized through `lut` (its 256 real values, by code + 128).
-    fn add_codes(&mut self, float: &[f32], codes: &[i8], lut: &[f32; 256]) {
-        // `code as u8 ^ 0x80` is `code + 128`.
-        self.add_lanes(float, codes, |c| lut[usize::from(c as u8 ^ 0x80)]);
+    /// [`add`](Self::add) of an int8 tensor with one scale and zero point.
+    fn add_codes(&mut self, float: &[f32], codes: &[i8], q: OneScale) {
+        let lanes = code_lanes(float, codes, q.scale, q.zero_point);
+        self.add_lanes(&lanes, float.len().min(codes.len()));
     }
 
-    /// Sums over the pairs `(float[i], real(quant[i]))` in [`LANES`] independent lanes (element `i` in lane
-    /// `i % LANES`, each lane in element order, the lanes then added in lane order), so no addition waits for
-    /// the one before it and the sums are the same on every run.
-    fn add_lanes<T: Copy>(&mut self, float: &[f32], quant: &[T], real: impl Fn(T) -> f32) {
-        let n = float.len().min(quant.len());
-        let mut lanes = Lanes::default();
-        let mut q = [0f32; LANES];
-        let whole = n / LANES * LANES;
-        for (f, codes) in float[..whole]
-            .chunks_exact(LANES)
-            .zip(quant[..whole].chunks_exact(LANES))
-        {
-            for (q, &c) in q.iter_mut().zip(codes) {
-                *q = real(c);
-            }
-            let mut fl = [0f32; LANES];
-            fl.copy_from_slice(f);
-            lanes.add(&fl, &q);
-        }
-        // The tail, zero-padded: a zero pair adds nothing.
-        let mut fl = [0f32; LANES];
-        q = [0f32; LANES];
-        for (i, (&f, &c)) in float[whole..n].iter().zip(&quant[whole..n]).enumerate() {
-            fl[i] = f;
-            q[i] = real(c);
-        }
-        lanes.add(&fl, &q);
+    /// Adds the sums of `n` pairs kept in [`LANES`] independent lanes (so no addition waits for the one
+    /// before it), the lanes in lane order, so the sums are the same on every run.
+    fn add_lanes(&mut self, lanes: &Lanes, n: usize) {
         for l in 0..LANES {
             self.signal += lanes.signal[l];
             self.noise += lanes.noise[l];
@@ -359,11 +387,20 @@ impl Energy {
     /// Adds the quantized model's value `v` of the tensor `p` against the float model's `float`
     /// (`real` is scratch); nothing when their sizes differ.
     fn add_tensor(&mut self, float: &[f32], v: &Tensor, p: &Pair, real: &mut Vec<f32>) {
-        if let (Some(lut), TensorData::I8(codes)) = (&p.lut, &v.data) {
-            if codes.len() == float.len() {
-                self.add_codes(float, codes, lut);
+        match (p.int8, &v.data) {
+            (Some(q), TensorData::I8(codes)) => {
+                if codes.len() == float.len() {
+                    self.add_codes(float, codes, q);
+                }
+                return;
             }
-            return;
+            (_, TensorData::F32(values)) => {
+                if values.len() == float.len() {
+                    self.add(float, values);
+                }
+                return;
+            }
+            _ => {}
         }
         v.to_real_into(p.params.as_ref(), real);
         if real.len() == float.len() {
@@ -410,22 +447,25 @@ struct Pair {
     float: TensorId,
     quant: TensorId,
     params: Option<QuantParams>,
-    /// The 256 real values of an int8 tensor with one scale (`Tensor::to_real`'s arithmetic), by code + 128.
-    lut: Option<Box<[f32; 256]>>,
+    /// An int8 tensor's one scale and zero point.
+    int8: Option<OneScale>,
 }
 
-/// The real values of every int8 code under one scale and zero point, as [`Tensor::to_real_into`] computes them.
-fn int8_lut(q: &QuantParams) -> Option<Box<[f32; 256]>> {
-    if q.scale.len() != 1 {
-        return None;
+/// One scale and zero point: code `c` stands for `(scale * (c - zero_point)) as f32` in double precision,
+/// [`Tensor::to_real_into`]'s arithmetic.
+#[derive(Debug, Clone, Copy)]
+struct OneScale {
+    scale: f64,
+    zero_point: f64,
+}
+
+impl OneScale {
+    fn of(q: &QuantParams) -> Option<OneScale> {
+        (q.scale.len() == 1).then(|| OneScale {
+            scale: f64::from(q.scale[0]),
+            zero_point: q.zero_point.first().copied().unwrap_or(0) as f64,
+        })
     }
-    let zp = q.zero_point.first().copied().unwrap_or(0);
-    let mut lut = Box::new([0f32; 256]);
-    for (i, v) in lut.iter_mut().enumerate() {
-        let c = i as i64 - 128;
-        *v = (f64::from(q.scale[0]) * (c - zp) as f64) as f32;
-    }
-    Some(lut)
 }
 
 fn registry() -> &'static Registry {
@@ -958,15 +998,15 @@ fn tensor_pairs(float: &Graph, quant: &Graph, interp: &FloatInterpreter<'_>) -> 
         let integer =
             tensor.type_ != fb::TensorType::FLOAT32 && tensor.type_ != fb::TensorType::FLOAT16;
         if comparable && (!integer || params.is_some()) {
-            let lut = params
+            let int8 = params
                 .as_ref()
                 .filter(|_| tensor.type_ == fb::TensorType::INT8)
-                .and_then(int8_lut);
+                .and_then(OneScale::of);
             pairs.push(Pair {
                 float: t,
                 quant: q,
                 params,
-                lut,
+                int8,
             });
         }
     }

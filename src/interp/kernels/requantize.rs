@@ -6,22 +6,22 @@
 
 use crate::interp::fixed_point::QuantizedMultiplier;
 
-/// One output channel's constants.
-#[derive(Debug, Clone, Copy)]
-struct Channel {
-    bias: i32,
+/// The output channels' constants, one array per constant (so the channel loop loads whole vectors).
+#[derive(Debug, Clone, Default)]
+struct Channels {
+    bias: Vec<i32>,
     /// `2^left`, the multiplier's left shift as a (wrapping) multiplication.
-    scale_up: i32,
-    multiplier: i32,
+    scale_up: Vec<i32>,
+    multiplier: Vec<i32>,
     /// The right shift of `RoundingDivideByPOT`, in [0, 31].
-    right: i32,
+    right: Vec<i32>,
     /// `2^right - 1`.
-    mask: i32,
+    mask: Vec<i32>,
 }
 
 /// What turns a channel's int32 sum into its int8 code.
 pub(crate) struct Requantizer {
-    channels: Vec<Channel>,
+    channels: Channels,
     output_offset: i32,
     act_min: i32,
     act_max: i32,
@@ -36,20 +36,15 @@ impl Requantizer {
         output_offset: i32,
         (act_min, act_max): (i32, i32),
     ) -> Requantizer {
-        let channels = bias
-            .iter()
-            .zip(multipliers)
-            .map(|(&bias, m)| {
-                let right = (-m.shift).clamp(0, 31);
-                Channel {
-                    bias,
-                    scale_up: 1i32 << m.shift.clamp(0, 30),
-                    multiplier: m.multiplier,
-                    right,
-                    mask: ((1i64 << right) - 1) as i32,
-                }
-            })
-            .collect();
+        let mut channels = Channels::default();
+        for (&bias, m) in bias.iter().zip(multipliers) {
+            let right = (-m.shift).clamp(0, 31);
+            channels.bias.push(bias);
+            channels.scale_up.push(1i32 << m.shift.clamp(0, 30));
+            channels.multiplier.push(m.multiplier);
+            channels.right.push(right);
+            channels.mask.push(((1i64 << right) - 1) as i32);
+        }
         Requantizer {
             channels,
             output_offset,
@@ -61,7 +56,7 @@ impl Requantizer {
     /// Requantizes the first (channel count) sums of each row of `sums` (rows `width` apart) and appends
     /// the codes to `out`.
     pub fn apply(&self, sums: &[i32], width: usize, out: &mut Vec<i8>) {
-        let n = self.channels.len();
+        let n = self.channels.bias.len();
         if width < n || n == 0 {
             return;
         }
@@ -89,27 +84,46 @@ impl Requantizer {
 
     #[inline(always)]
     fn rows(&self, sums: &[i32], width: usize, out: &mut [i8]) {
-        let n = self.channels.len();
+        let c = &self.channels;
+        let n = c.bias.len();
+        let (bias, scale_up, multiplier) = (&c.bias[..n], &c.scale_up[..n], &c.multiplier[..n]);
+        let (right, mask) = (&c.right[..n], &c.mask[..n]);
         for (row, dst) in sums.chunks_exact(width).zip(out.chunks_exact_mut(n)) {
-            for ((d, &s), c) in dst.iter_mut().zip(row).zip(&self.channels) {
-                *d = self.one(s, c);
+            let row = &row[..n];
+            for k in 0..n {
+                dst[k] = self.one(
+                    row[k],
+                    bias[k],
+                    scale_up[k],
+                    multiplier[k],
+                    right[k],
+                    mask[k],
+                );
             }
         }
     }
 
     #[inline(always)]
-    fn one(&self, sum: i32, c: &Channel) -> i8 {
-        let x = sum.wrapping_add(c.bias).wrapping_mul(c.scale_up);
+    fn one(
+        &self,
+        sum: i32,
+        bias: i32,
+        scale_up: i32,
+        multiplier: i32,
+        right: i32,
+        mask: i32,
+    ) -> i8 {
+        let x = sum.wrapping_add(bias).wrapping_mul(scale_up);
         // round(x * m / 2^31) half away from zero is floor((x * m + 2^30) / 2^31); the one overflow saturates.
-        let high = ((i64::from(x) * i64::from(c.multiplier) + (1i64 << 30)) >> 31) as i32;
-        let high = if x == i32::MIN && c.multiplier == i32::MIN {
+        let high = ((i64::from(x) * i64::from(multiplier) + (1i64 << 30)) >> 31) as i32;
+        let high = if x == i32::MIN && multiplier == i32::MIN {
             i32::MAX
         } else {
             high
         };
-        let remainder = high & c.mask;
-        let threshold = (c.mask >> 1) + i32::from(high < 0);
-        let scaled = (high >> c.right) + i32::from(remainder > threshold);
+        let remainder = high & mask;
+        let threshold = (mask >> 1) + i32::from(high < 0);
+        let scaled = (high >> right) + i32::from(remainder > threshold);
         scaled
             .wrapping_add(self.output_offset)
             .clamp(self.act_min, self.act_max) as i8
