@@ -19,6 +19,8 @@ pub struct Interpreter {
     kernels: Registry,
     float_kernels: calibrate::Registry,
     constants: Vec<Option<Tensor>>,
+    /// The constants float ops read, converted once for litequant's float kernels.
+    float_constants: Vec<Option<Value>>,
     values: Vec<Option<Tensor>>,
     /// Per op: what its kernel prepared from the op's constants, and its scratch buffers.
     caches: Vec<OpCache>,
@@ -221,6 +223,7 @@ impl Interpreter {
             kernels: Registry::with_all_ops(),
             float_kernels: calibrate::Registry::with_all_ops(),
             values: vec![None; n],
+            float_constants: vec![None; n],
             caches: (0..graph.ops().len()).map(|_| OpCache::default()).collect(),
             plans: Vec::new(),
             constants,
@@ -237,6 +240,7 @@ impl Interpreter {
                 outputs: interp.graph.op_outputs(op),
             })
             .collect();
+        interp.convert_float_constants();
         let missing: Vec<OpLocation> = (0..interp.graph.ops().len())
             .map(OpIndex)
             .filter(|&op| interp.plans[op.0].path.is_none())
@@ -246,6 +250,22 @@ impl Interpreter {
             return Err(InterpError::Unsupported { ops: missing });
         }
         Ok(interp)
+    }
+
+    /// Converts the constants that float ops read for their kernels once ([`Self::float_constants`]); one
+    /// that cannot be converted is left to fail when its op runs.
+    fn convert_float_constants(&mut self) {
+        for plan in self
+            .plans
+            .iter()
+            .filter(|p| matches!(p.path, Some(Path::Float)))
+        {
+            for &t in plan.inputs.iter().flatten() {
+                if let (Some(c), None) = (&self.constants[t.0], &self.float_constants[t.0]) {
+                    self.float_constants[t.0] = to_value(c).ok();
+                }
+            }
+        }
     }
 
     /// The model as a graph (tensor names, quantization, ops).
@@ -420,9 +440,8 @@ impl Interpreter {
         if self.top {
             self.resources.borrow_mut().clear();
         }
-        let inputs = self.inputs.clone();
         for (t, v) in self.values.iter_mut().enumerate() {
-            if !inputs.contains(&TensorId(t)) {
+            if !self.inputs.contains(&TensorId(t)) {
                 *v = None;
             }
         }
@@ -493,7 +512,7 @@ impl Interpreter {
                 let mut vars = values;
                 let mut done = false;
                 for _ in 0..crate::calibrate::ops::control::MAX_ITERATIONS {
-                    let c = self.call(cond, vars.clone())?;
+                    let c = self.test(cond, &mut vars)?;
                     if !truth(c.first(), "the WHILE condition's output")? {
                         done = true;
                         break;
@@ -530,21 +549,46 @@ impl Interpreter {
         Ok(outs)
     }
 
-    /// Runs subgraph `s` (one this one runs) on `inputs`; returns its outputs.
+    /// Runs subgraph `s` (one this one runs) on `inputs`; returns its outputs, moved out of its state.
     fn call(&self, s: usize, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, InterpError> {
         let mut subs = self.subs.borrow_mut();
         let sub = subs
             .get_mut(&s)
             .ok_or_else(|| InterpError::Model(format!("subgraph {s} was not prepared")))?;
-        if inputs.len() != sub.inputs.len() {
+        sub.run_on(s, inputs)?;
+        sub.take_outputs(s)
+    }
+
+    /// Runs subgraph `s` on `vars` and hands them back unchanged (a WHILE's condition reads the loop
+    /// variables without consuming them); returns copies of its outputs.
+    fn test(&self, s: usize, vars: &mut Vec<Tensor>) -> Result<Vec<Tensor>, InterpError> {
+        let mut subs = self.subs.borrow_mut();
+        let sub = subs
+            .get_mut(&s)
+            .ok_or_else(|| InterpError::Model(format!("subgraph {s} was not prepared")))?;
+        sub.run_on(s, std::mem::take(vars))?;
+        let outs = sub
+            .outputs
+            .iter()
+            .map(|&t| sub.output_value(s, t).cloned())
+            .collect::<Result<_, _>>()?;
+        for &id in &sub.inputs {
+            vars.extend(sub.values[id.0].take());
+        }
+        Ok(outs)
+    }
+
+    /// Sets this subgraph's inputs to `inputs` (checking their types) and runs it.
+    fn run_on(&mut self, s: usize, inputs: Vec<Tensor>) -> Result<(), InterpError> {
+        if inputs.len() != self.inputs.len() {
             return Err(InterpError::Model(format!(
                 "subgraph {s} has {} input(s) but is given {}",
-                sub.inputs.len(),
+                self.inputs.len(),
                 inputs.len()
             )));
         }
-        for (k, (id, v)) in sub.inputs.clone().into_iter().zip(inputs).enumerate() {
-            let want = sub.graph.tensor(id).type_;
+        for (k, (&id, v)) in self.inputs.iter().zip(inputs).enumerate() {
+            let want = self.graph.tensor(id).type_;
             if v.tensor_type() != want {
                 return Err(InterpError::Model(format!(
                     "subgraph {s} input {k} is {}, given {}",
@@ -552,18 +596,34 @@ impl Interpreter {
                     crate::tflite::type_name(v.tensor_type())
                 )));
             }
-            sub.values[id.0] = Some(v);
+            self.values[id.0] = Some(v);
         }
-        sub.invoke()
-            .map_err(|e| InterpError::Model(format!("in subgraph {s}: {e}")))?;
-        sub.outputs
-            .iter()
-            .map(|&t| {
-                sub.value(t).cloned().ok_or_else(|| {
-                    InterpError::Model(format!("subgraph {s} output {t:?} has no value"))
-                })
-            })
-            .collect()
+        self.invoke()
+            .map_err(|e| InterpError::Model(format!("in subgraph {s}: {e}")))
+    }
+
+    /// The value of output tensor `t` of subgraph `s` after a run.
+    fn output_value(&self, s: usize, t: TensorId) -> Result<&Tensor, InterpError> {
+        self.value(t)
+            .ok_or_else(|| InterpError::Model(format!("subgraph {s} output {t:?} has no value")))
+    }
+
+    /// Moves this subgraph's outputs out of its state after a run (its state is scratch); copies those that
+    /// are constants or that another output repeats.
+    fn take_outputs(&mut self, s: usize) -> Result<Vec<Tensor>, InterpError> {
+        let mut outs = Vec::with_capacity(self.outputs.len());
+        for (k, &t) in self.outputs.iter().enumerate() {
+            let repeated = self.outputs[k + 1..].contains(&t);
+            let moved = match self.values.get_mut(t.0) {
+                Some(slot) if !repeated => slot.take(),
+                _ => None,
+            };
+            outs.push(match moved {
+                Some(v) => v,
+                None => self.output_value(s, t)?.clone(),
+            });
+        }
+        Ok(outs)
     }
 
     /// Output `index` after [`invoke`](Self::invoke).
@@ -637,7 +697,7 @@ impl Interpreter {
         };
         let outs = match path {
             Path::Control => return self.run_control(op, inputs),
-            Path::Float => self.eval_float(op, inputs).map_err(fail)?,
+            Path::Float => self.eval_float(op, inputs, cache.is_some()).map_err(fail)?,
             Path::Integer(kernel) | Path::Hybrid(kernel) => {
                 let ctx = OpCtx {
                     graph: &self.graph,
@@ -723,15 +783,30 @@ impl Interpreter {
         self.float_kernels.get(code).map(|_| Path::Float)
     }
 
-    /// A float op through litequant's float kernels.
-    fn eval_float(&self, op: OpIndex, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
+    /// A float op through litequant's float kernels; `own`: the inputs are the model's tensors (its
+    /// constants are read as converted once).
+    fn eval_float(
+        &self,
+        op: OpIndex,
+        inputs: &[Option<&Tensor>],
+        own: bool,
+    ) -> Result<Vec<Tensor>, String> {
         let kernel = self
             .float_kernels
             .get(self.graph.op_code(op))
             .ok_or("no float kernel")?;
+        let ids = &self.plans[op.0].inputs;
+        let constant = |i: usize| -> Option<&Value> {
+            let t = ids.get(i).copied().flatten().filter(|_| own)?;
+            self.float_constants.get(t.0)?.as_ref()
+        };
         let values: Vec<Option<Value>> = inputs
             .iter()
-            .map(|t| t.map(to_value).transpose())
+            .enumerate()
+            .map(|(i, t)| match constant(i) {
+                Some(_) => Ok(None),
+                None => t.map(to_value).transpose(),
+            })
             .collect::<Result<_, _>>()?;
         let attached = Attached {
             resources: &self.resources,
@@ -739,7 +814,11 @@ impl Interpreter {
         let ctx = calibrate::OpContext {
             graph: &self.graph,
             op,
-            inputs: values.iter().map(Option::as_ref).collect(),
+            inputs: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| constant(i).or(v.as_ref()))
+                .collect(),
             calls: Some(&attached),
         };
         let mut outs = kernel(&ctx).map_err(|e| e.to_string())?;
