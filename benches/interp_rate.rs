@@ -61,7 +61,8 @@ fn main() -> ExitCode {
     let corpora: Vec<PathBuf> = std::env::var("LITEQUANT_CORPUS")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus").into())
         .split(':')
-        .map(PathBuf::from)
+        // Absolute: the artifacts are built from a temporary folder's config.
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| PathBuf::from(p)))
         .collect();
     let work = match tempfile::tempdir() {
         Ok(d) => d,
