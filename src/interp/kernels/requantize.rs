@@ -6,10 +6,11 @@
 
 use crate::interp::fixed_point::QuantizedMultiplier;
 
-/// One output channel's constants.
+/// A quantized multiplier as branch-free integer steps: the left shift as a (wrapping) multiplication,
+/// `SaturatingRoundingDoublingHighMul`, then `RoundingDivideByPOT` with a mask. Kernels run it in loops
+/// that the compiler vectorizes.
 #[derive(Debug, Clone, Copy)]
-struct Channel {
-    bias: i32,
+pub(crate) struct Scaler {
     /// `2^left`, the multiplier's left shift as a (wrapping) multiplication.
     scale_up: i32,
     multiplier: i32,
@@ -17,6 +18,51 @@ struct Channel {
     right: i32,
     /// `2^right - 1`.
     mask: i32,
+}
+
+impl Scaler {
+    /// TFLite's `MultiplyByQuantizedMultiplier`.
+    pub fn new(m: QuantizedMultiplier) -> Scaler {
+        Scaler::with_left_shift(m, 1i32 << m.shift.clamp(0, 30))
+    }
+
+    /// `MultiplyByQuantizedMultiplierSmallerThanOneExp`: a positive shift is not applied.
+    pub fn smaller_than_one(m: QuantizedMultiplier) -> Scaler {
+        Scaler::with_left_shift(m, 1)
+    }
+
+    fn with_left_shift(m: QuantizedMultiplier, scale_up: i32) -> Scaler {
+        let right = (-m.shift).clamp(0, 31);
+        Scaler {
+            scale_up,
+            multiplier: m.multiplier,
+            right,
+            mask: ((1i64 << right) - 1) as i32,
+        }
+    }
+
+    /// `x` times the multiplier.
+    #[inline(always)]
+    pub fn apply(self, x: i32) -> i32 {
+        let x = x.wrapping_mul(self.scale_up);
+        // round(x * m / 2^31) half away from zero is floor((x * m + 2^30) / 2^31); the one overflow saturates.
+        let high = ((i64::from(x) * i64::from(self.multiplier) + (1i64 << 30)) >> 31) as i32;
+        let high = if x == i32::MIN && self.multiplier == i32::MIN {
+            i32::MAX
+        } else {
+            high
+        };
+        let remainder = high & self.mask;
+        let threshold = (self.mask >> 1) + i32::from(high < 0);
+        (high >> self.right) + i32::from(remainder > threshold)
+    }
+}
+
+/// One output channel's constants.
+#[derive(Debug, Clone, Copy)]
+struct Channel {
+    bias: i32,
+    scaler: Scaler,
 }
 
 /// What turns a channel's int32 sum into its int8 code.
@@ -39,15 +85,9 @@ impl Requantizer {
         let channels = bias
             .iter()
             .zip(multipliers)
-            .map(|(&bias, m)| {
-                let right = (-m.shift).clamp(0, 31);
-                Channel {
-                    bias,
-                    scale_up: 1i32 << m.shift.clamp(0, 30),
-                    multiplier: m.multiplier,
-                    right,
-                    mask: ((1i64 << right) - 1) as i32,
-                }
+            .map(|(&bias, &m)| Channel {
+                bias,
+                scaler: Scaler::new(m),
             })
             .collect();
         Requantizer {
@@ -99,18 +139,8 @@ impl Requantizer {
 
     #[inline(always)]
     fn one(&self, sum: i32, c: &Channel) -> i8 {
-        let x = sum.wrapping_add(c.bias).wrapping_mul(c.scale_up);
-        // round(x * m / 2^31) half away from zero is floor((x * m + 2^30) / 2^31); the one overflow saturates.
-        let high = ((i64::from(x) * i64::from(c.multiplier) + (1i64 << 30)) >> 31) as i32;
-        let high = if x == i32::MIN && c.multiplier == i32::MIN {
-            i32::MAX
-        } else {
-            high
-        };
-        let remainder = high & c.mask;
-        let threshold = (c.mask >> 1) + i32::from(high < 0);
-        let scaled = (high >> c.right) + i32::from(remainder > threshold);
-        scaled
+        c.scaler
+            .apply(sum.wrapping_add(c.bias))
             .wrapping_add(self.output_offset)
             .clamp(self.act_min, self.act_max) as i8
     }
