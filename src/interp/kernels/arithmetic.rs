@@ -1,13 +1,10 @@
 //! ADD, SUB and MUL on int8 / int16 with broadcasting (`reference_ops::Add`/`Sub` general-scale paths,
 //! `reference_integer_ops::Mul`).
 
-use super::{codes, from_codes, type_range, OpCtx};
-use crate::interp::fixed_point::{
-    activation_range, multiply_by_quantized_multiplier,
-    multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
-    QuantizedMultiplier,
-};
-use crate::interp::tensor::{QuantParams, Tensor};
+use super::requantize::Scaler;
+use super::{from_code_slice, type_range, OpCtx};
+use crate::interp::fixed_point::{activation_range, quantize_multiplier, QuantizedMultiplier};
+use crate::interp::tensor::{QuantParams, Tensor, TensorData};
 use crate::tflite::fb;
 
 /// The broadcast output shape of two inputs, and per output element (row-major) the flat index into each.
@@ -104,6 +101,179 @@ impl Iterator for Pairs {
 
 impl ExactSizeIterator for Pairs {}
 
+/// A broadcast walked in runs along the output's last dim (one run of every element when the shapes are
+/// equal): where each run starts in each input, and how far each input advances per element (0 when it
+/// broadcasts along that dim, else 1).
+pub(super) struct Runs {
+    starts: Pairs,
+    len: usize,
+    steps: (usize, usize),
+}
+
+/// The broadcast output shape of two inputs and its [`Runs`].
+pub(super) fn broadcast_runs(a: &[usize], b: &[usize]) -> Result<(Vec<usize>, Runs), String> {
+    let (shape, mut starts) = broadcast(a, b)?;
+    let total: usize = shape.iter().product();
+    let Some(last) = shape.len().checked_sub(1).filter(|_| a != b) else {
+        let starts = Pairs {
+            dims: Vec::new(),
+            strides: [Vec::new(), Vec::new()],
+            index: Vec::new(),
+            offsets: [0, 0],
+            remaining: usize::from(total > 0),
+            same: false,
+        };
+        return Ok((
+            shape,
+            Runs {
+                starts,
+                len: total,
+                steps: (1, 1),
+            },
+        ));
+    };
+    let len = shape[last];
+    let steps = (starts.strides[0][last], starts.strides[1][last]);
+    starts.dims.truncate(last);
+    starts.index.truncate(last);
+    for s in &mut starts.strides {
+        s.truncate(last);
+    }
+    starts.remaining = total.checked_div(len).unwrap_or(0);
+    starts.same = false;
+    Ok((shape, Runs { starts, len, steps }))
+}
+
+/// `f(a[i], b[j])` for every output element of the broadcast `runs`, in order, into `out` (reused).
+pub(super) fn combine(
+    a: &[i32],
+    b: &[i32],
+    runs: Runs,
+    out: &mut Vec<i32>,
+    f: impl Fn(i32, i32) -> i32 + Copy,
+) -> Result<(), String> {
+    out.clear();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available on this CPU (checked on the line above).
+            return unsafe { combine_avx2(a, b, runs, out, f) };
+        }
+    }
+    combine_runs(a, b, runs, out, f)
+}
+
+/// [`combine_runs`] compiled for AVX2 (the compiler vectorizes the runs).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn combine_avx2(
+    a: &[i32],
+    b: &[i32],
+    runs: Runs,
+    out: &mut Vec<i32>,
+    f: impl Fn(i32, i32) -> i32 + Copy,
+) -> Result<(), String> {
+    combine_runs(a, b, runs, out, f)
+}
+
+#[inline(always)]
+fn combine_runs(
+    a: &[i32],
+    b: &[i32],
+    runs: Runs,
+    out: &mut Vec<i32>,
+    f: impl Fn(i32, i32) -> i32 + Copy,
+) -> Result<(), String> {
+    let Runs { starts, len, steps } = runs;
+    let short = || "an input is shorter than its shape".to_string();
+    // The elements a run reads from an input starting at `i` with step `s`.
+    let span = |i: usize, s: usize| i..i + if s == 0 { 1 } else { len };
+    out.resize(starts.len() * len, 0);
+    // Plain loops over slices (not `extend`, whose folds the compiler may keep out of line, and so out of
+    // the AVX2 function).
+    for ((i, j), dst) in starts.zip(out.chunks_exact_mut(len.max(1))) {
+        let xa = a.get(span(i, steps.0)).ok_or_else(short)?;
+        let xb = b.get(span(j, steps.1)).ok_or_else(short)?;
+        match (xa, xb) {
+            (&[x], &[y]) => dst.fill(f(x, y)),
+            (&[x], _) => {
+                for (d, &y) in dst.iter_mut().zip(xb) {
+                    *d = f(x, y);
+                }
+            }
+            (_, &[y]) => {
+                for (d, &x) in dst.iter_mut().zip(xa) {
+                    *d = f(x, y);
+                }
+            }
+            _ => {
+                for (d, (&x, &y)) in dst.iter_mut().zip(xa.iter().zip(xb)) {
+                    *d = f(x, y);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `out[i] = f(x[i])` as a plain loop.
+#[inline(always)]
+fn each<T: Copy>(x: &[T], out: &mut [i32], f: impl Fn(T) -> i32) {
+    for (d, &v) in out.iter_mut().zip(x) {
+        *d = f(v);
+    }
+}
+
+/// `f(code)` for each element of a quantized tensor (INT8, UINT8, INT16, INT32), into `out` (reused).
+pub(super) fn map_codes(
+    t: &Tensor,
+    out: &mut Vec<i32>,
+    f: impl Fn(i32) -> i32 + Copy,
+) -> Result<(), String> {
+    out.clear();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is available on this CPU (checked on the line above).
+            return unsafe { map_codes_avx2(t, out, f) };
+        }
+    }
+    map_codes_in(t, out, f)
+}
+
+/// [`map_codes_in`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_codes_avx2(
+    t: &Tensor,
+    out: &mut Vec<i32>,
+    f: impl Fn(i32) -> i32 + Copy,
+) -> Result<(), String> {
+    map_codes_in(t, out, f)
+}
+
+#[inline(always)]
+fn map_codes_in(
+    t: &Tensor,
+    out: &mut Vec<i32>,
+    f: impl Fn(i32) -> i32 + Copy,
+) -> Result<(), String> {
+    out.resize(t.data.len(), 0);
+    match &t.data {
+        TensorData::I8(v) => each(v, out, |x| f(i32::from(x))),
+        TensorData::U8(v) => each(v, out, |x| f(i32::from(x))),
+        TensorData::I16(v) => each(v, out, |x| f(i32::from(x))),
+        TensorData::I32(v) => each(v, out, f),
+        other => {
+            return Err(format!(
+                "expected quantized integer data, got {}",
+                crate::tflite::type_name(other.tensor_type())
+            ))
+        }
+    }
+    Ok(())
+}
+
 fn fused(ctx: &OpCtx<'_>) -> fb::ActivationFunctionType {
     match ctx.options() {
         fb::BuiltinOptionsT::AddOptions(o) => o.fused_activation_function,
@@ -120,7 +290,6 @@ struct Operands<'a> {
     qa: QuantParams,
     qb: QuantParams,
     qo: QuantParams,
-    out_type: fb::TensorType,
     act_min: i32,
     act_max: i32,
 }
@@ -142,31 +311,34 @@ fn operands<'a>(ctx: &OpCtx<'a>) -> Result<Operands<'a>, String> {
         qa,
         qb,
         qo,
-        out_type,
         act_min,
         act_max,
     })
 }
 
-/// Each element of an input of ADD, SUB or SQUARED_DIFFERENCE on the common scale: the offset code shifted
-/// left, times the input's multiplier (`MultiplyByQuantizedMultiplierSmallerThanOneExp`). Done once per
-/// input element, so a broadcast input is not rescaled again for every output element that reads it.
+/// Each element of an input of ADD, SUB or SQUARED_DIFFERENCE on the common scale, into `out`: the offset
+/// code shifted left, times the input's multiplier (`MultiplyByQuantizedMultiplierSmallerThanOneExp`). Done
+/// once per input element, so a broadcast input is not rescaled again for every output element that reads it.
 pub(super) fn rescaled(
     t: &Tensor,
     zero_point: i32,
     left_shift: i32,
     m: QuantizedMultiplier,
-) -> Result<Vec<i32>, String> {
-    Ok(codes(t)?
-        .into_iter()
-        .map(|x| {
-            multiply_by_quantized_multiplier_smaller_than_one_exp(
-                (x - zero_point).wrapping_mul(1 << left_shift),
-                m.multiplier,
-                m.shift,
-            )
-        })
-        .collect())
+    out: &mut Vec<i32>,
+) -> Result<(), String> {
+    let scaler = Scaler::smaller_than_one(m);
+    map_codes(t, out, move |x| {
+        scaler.apply((x - zero_point).wrapping_mul(1 << left_shift))
+    })
+}
+
+/// The output tensor of a binary op from its codes (already clamped to the activation range).
+pub(super) fn binary_output(
+    ctx: &OpCtx<'_>,
+    shape: Vec<usize>,
+    codes: &[i32],
+) -> Result<Vec<Tensor>, String> {
+    Ok(vec![from_code_slice(shape, ctx.output_type(0)?, codes)?])
 }
 
 pub(crate) fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, String> {
@@ -176,7 +348,6 @@ pub(crate) fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, St
         qa,
         qb,
         qo,
-        out_type,
         act_min,
         act_max,
     } = operands(ctx)?;
@@ -191,24 +362,24 @@ pub(crate) fn add_sub(ctx: &OpCtx<'_>, subtract: bool) -> Result<Vec<Tensor>, St
     let mb = quantize_multiplier(f64::from(qb.scale0()) / twice_max);
     let mo =
         quantize_multiplier(twice_max / (f64::from(1u32 << left_shift) * f64::from(qo.scale0())));
-    let sa = rescaled(a, qa.zero_point0(), left_shift, ma)?;
-    let sb = rescaled(b, qb.zero_point0(), left_shift, mb)?;
-    let (shape, pairs) = broadcast(&a.shape, &b.shape)?;
+    let rescale = Scaler::smaller_than_one(mo);
     let zo = qo.zero_point0();
-    let out = pairs
-        .map(|(i, j)| {
-            let (sa, sb) = (sa[i], sb[j]);
-            let raw = if subtract {
-                sa.wrapping_sub(sb)
-            } else {
-                sa.wrapping_add(sb)
-            };
-            (multiply_by_quantized_multiplier_smaller_than_one_exp(raw, mo.multiplier, mo.shift)
-                + zo)
-                .clamp(act_min, act_max)
-        })
-        .collect();
-    Ok(vec![from_codes(shape, out_type, out)?])
+    let (shape, runs) = broadcast_runs(&a.shape, &b.shape)?;
+    ctx.with_scratch(|s| {
+        rescaled(a, qa.zero_point0(), left_shift, ma, &mut s.lhs)?;
+        rescaled(b, qb.zero_point0(), left_shift, mb, &mut s.rhs)?;
+        let finish = move |raw: i32| (rescale.apply(raw) + zo).clamp(act_min, act_max);
+        if subtract {
+            combine(&s.lhs, &s.rhs, runs, &mut s.sums, move |x, y| {
+                finish(x.wrapping_sub(y))
+            })?;
+        } else {
+            combine(&s.lhs, &s.rhs, runs, &mut s.sums, move |x, y| {
+                finish(x.wrapping_add(y))
+            })?;
+        }
+        binary_output(ctx, shape, &s.sums)
+    })
 }
 
 pub(crate) fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
@@ -218,21 +389,72 @@ pub(crate) fn mul(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
         qa,
         qb,
         qo,
-        out_type,
         act_min,
         act_max,
     } = operands(ctx)?;
     // LiteRT's MUL computes the real multiplier in float (`input1 scale * input2 scale / output scale`, all
     // float) before widening it to double.
     let m = quantize_multiplier(f64::from(qa.scale0() * qb.scale0() / qo.scale0()));
-    let (xa, xb) = (codes(a)?, codes(b)?);
-    let (shape, pairs) = broadcast(&a.shape, &b.shape)?;
+    let scaler = Scaler::new(m);
     let (za, zb, zo) = (qa.zero_point0(), qb.zero_point0(), qo.zero_point0());
-    let out = pairs
-        .map(|(i, j)| {
-            let product = (xa[i] - za).wrapping_mul(xb[j] - zb);
-            (multiply_by_quantized_multiplier(product, m) + zo).clamp(act_min, act_max)
-        })
-        .collect();
-    Ok(vec![from_codes(shape, out_type, out)?])
+    let (shape, runs) = broadcast_runs(&a.shape, &b.shape)?;
+    ctx.with_scratch(|s| {
+        map_codes(a, &mut s.lhs, move |x| x - za)?;
+        map_codes(b, &mut s.rhs, move |x| x - zb)?;
+        combine(&s.lhs, &s.rhs, runs, &mut s.sums, move |x, y| {
+            (scaler.apply(x.wrapping_mul(y)) + zo).clamp(act_min, act_max)
+        })?;
+        binary_output(ctx, shape, &s.sums)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::fixed_point::multiply_by_quantized_multiplier_smaller_than_one_exp;
+    use proptest::prelude::*;
+
+    #[test]
+    fn runs_visit_the_broadcast_pairs_in_order() {
+        let shapes: [(&[usize], &[usize]); 7] = [
+            (&[2, 3, 4], &[2, 3, 4]),
+            (&[2, 3, 4], &[4]),
+            (&[2, 3, 1], &[1, 3, 4]),
+            (&[1, 16, 1], &[1, 16, 32]),
+            (&[], &[5]),
+            (&[3, 1], &[1]),
+            (&[2, 0, 3], &[3]),
+        ];
+        for (a, b) in shapes {
+            let (want_shape, pairs) = broadcast(a, b).unwrap();
+            let x: Vec<i32> = (0..a.iter().product::<usize>() as i32).collect();
+            let y: Vec<i32> = (0..b.iter().product::<usize>() as i32)
+                .map(|v| v * 1000)
+                .collect();
+            let want: Vec<i32> = pairs.map(|(i, j)| x[i] + y[j]).collect();
+            let (shape, runs) = broadcast_runs(a, b).unwrap();
+            let mut got = vec![7];
+            combine(&x, &y, runs, &mut got, |p, q| p + q).unwrap();
+            assert_eq!((shape, got), (want_shape, want), "{a:?} with {b:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn rescaling_matches_the_reference_steps(
+            x in -(1i32 << 28)..(1 << 28),
+            real in 1e-7f64..0.999,
+        ) {
+            let m = quantize_multiplier(real);
+            let t = Tensor::new(vec![1], TensorData::I32(vec![x])).unwrap();
+            let mut got = Vec::new();
+            rescaled(&t, 3, 2, m, &mut got).unwrap();
+            let want = multiply_by_quantized_multiplier_smaller_than_one_exp(
+                (x - 3).wrapping_mul(4),
+                m.multiplier,
+                m.shift,
+            );
+            prop_assert_eq!(got, vec![want]);
+        }
+    }
 }

@@ -109,6 +109,7 @@ pub(super) fn conv(
             activations,
             patches,
             sums,
+            ..
         } = s;
         if pointwise {
             gemm::product(activations, pixels, &plan.weights, sums).ok_or("short input")?;

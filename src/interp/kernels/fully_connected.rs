@@ -184,14 +184,109 @@ fn int8_product(
             }
         }
         gemm::product(&s.activations, batches, &plan.weights, &mut s.sums).ok_or("short input")?;
-        for row in s.sums.chunks_exact(width) {
-            for ((&sum, &bias), &scale) in row.iter().zip(&plan.bias).zip(&r.scales).take(units) {
-                let acc = sum.wrapping_add(bias);
-                let v = round_f64_to_i32(f64::from(acc) * scale).saturating_add(r.output_offset);
-                out.push(v.clamp(r.act_min, r.act_max) as i8);
-            }
-        }
+        r.apply(&s.sums, width, &plan.bias, &mut out);
         Ok(())
     })?;
     Ok(out)
+}
+
+impl Requantization {
+    /// Appends the code of the first `units` sums of each row of `sums` (rows `width` apart), bias added:
+    /// AVX2 lanes where the CPU has them.
+    fn apply(&self, sums: &[i32], width: usize, bias: &[i32], out: &mut Vec<i8>) {
+        let units = self.scales.len();
+        if units == 0 || width < units || bias.len() != units {
+            return;
+        }
+        let start = out.len();
+        out.resize(start + sums.len() / width * units, 0);
+        let dst = &mut out[start..];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is available on this CPU (checked on the line above).
+                unsafe { self.rows_avx2(sums, width, bias, dst) };
+                return;
+            }
+        }
+        self.rows(sums, width, bias, dst);
+    }
+
+    /// [`rows`](Self::rows) compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn rows_avx2(&self, sums: &[i32], width: usize, bias: &[i32], out: &mut [i8]) {
+        self.rows(sums, width, bias, out);
+    }
+
+    /// `clamp(round(acc * scale) + offset)` per unit, written without branches so that it vectorizes. The
+    /// integers are those of `round_f64_to_i32(acc * scale).saturating_add(offset).clamp(..)`: `x - trunc(x)`
+    /// is exact, rounding is half away from zero, and the clamp in double gives the same bound for any
+    /// product beyond the int32 range.
+    #[inline(always)]
+    fn rows(&self, sums: &[i32], width: usize, bias: &[i32], out: &mut [i8]) {
+        let units = self.scales.len();
+        let offset = f64::from(self.output_offset);
+        let (lo, hi) = (f64::from(self.act_min), f64::from(self.act_max));
+        for (row, dst) in sums.chunks_exact(width).zip(out.chunks_exact_mut(units)) {
+            for (((d, &sum), &b), &scale) in dst.iter_mut().zip(row).zip(bias).zip(&self.scales) {
+                let x = f64::from(sum.wrapping_add(b)) * scale;
+                let t = x.trunc();
+                let step = if (x - t).abs() >= 0.5 {
+                    1f64.copysign(x)
+                } else {
+                    0.0
+                };
+                *d = (t + step + offset).clamp(lo, hi) as i8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn vector_requantization_matches_rounding_in_double(
+            sums in proptest::collection::vec(any::<i32>(), 1..40),
+            bias in -100_000i32..100_000,
+            scale in prop_oneof![1e-9f64..1e-3, 1e-3f64..4.0, Just(0.5), Just(1.0)],
+            offset in -128i32..128,
+        ) {
+            let units = sums.len();
+            let r = Requantization {
+                scales: vec![scale; units],
+                output_offset: offset,
+                act_min: -120,
+                act_max: 127,
+            };
+            let mut got = Vec::new();
+            r.apply(&sums, units, &vec![bias; units], &mut got);
+            let want: Vec<i8> = sums
+                .iter()
+                .map(|&s| {
+                    let v = round_f64_to_i32(f64::from(s.wrapping_add(bias)) * scale)
+                        .saturating_add(offset);
+                    v.clamp(-120, 127) as i8
+                })
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn halves_round_away_from_zero() {
+        let r = Requantization {
+            scales: vec![0.5; 6],
+            output_offset: 0,
+            act_min: -128,
+            act_max: 127,
+        };
+        let mut got = Vec::new();
+        r.apply(&[1, -1, 3, -3, 0, 254], 6, &[0; 6], &mut got);
+        assert_eq!(got, vec![1, -1, 2, -2, 0, 127]);
+    }
 }

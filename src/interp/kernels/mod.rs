@@ -68,8 +68,12 @@ pub(crate) struct Scratch {
     pub activations: Vec<i16>,
     /// Gathered patches (im2col rows).
     pub patches: Vec<i16>,
-    /// Accumulators.
+    /// Accumulators; results of elementwise ops.
     pub sums: Vec<i32>,
+    /// Prepared values of an elementwise op's first input.
+    pub lhs: Vec<i32>,
+    /// Prepared values of an elementwise op's second input.
+    pub rhs: Vec<i32>,
 }
 
 /// A kernel's prepared state: the interpreter's cached copy, or one made for a single evaluation.
@@ -279,16 +283,24 @@ pub(crate) fn from_codes(
     t: fb::TensorType,
     v: Vec<i32>,
 ) -> Result<Tensor, String> {
+    if t == fb::TensorType::INT32 {
+        return Tensor::new(shape, TensorData::I32(v));
+    }
+    from_code_slice(shape, t, &v)
+}
+
+/// Like [`from_codes`], from borrowed codes.
+pub(crate) fn from_code_slice(
+    shape: Vec<usize>,
+    t: fb::TensorType,
+    v: &[i32],
+) -> Result<Tensor, String> {
     use fb::TensorType as T;
     let data = match t {
-        T::INT8 => TensorData::I8(v.into_iter().map(|x| x.clamp(-128, 127) as i8).collect()),
-        T::UINT8 => TensorData::U8(v.into_iter().map(|x| x.clamp(0, 255) as u8).collect()),
-        T::INT16 => TensorData::I16(
-            v.into_iter()
-                .map(|x| x.clamp(-32768, 32767) as i16)
-                .collect(),
-        ),
-        T::INT32 => TensorData::I32(v),
+        T::INT8 => TensorData::I8(v.iter().map(|&x| x.clamp(-128, 127) as i8).collect()),
+        T::UINT8 => TensorData::U8(v.iter().map(|&x| x.clamp(0, 255) as u8).collect()),
+        T::INT16 => TensorData::I16(v.iter().map(|&x| x.clamp(-32768, 32767) as i16).collect()),
+        T::INT32 => TensorData::I32(v.to_vec()),
         other => return Err(format!("cannot produce {} codes", tflite::type_name(other))),
     };
     Tensor::new(shape, data)

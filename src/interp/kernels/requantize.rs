@@ -6,16 +6,65 @@
 
 use crate::interp::fixed_point::QuantizedMultiplier;
 
+/// A quantized multiplier as branch-free integer steps: the left shift as a (wrapping) multiplication,
+/// `SaturatingRoundingDoublingHighMul`, then `RoundingDivideByPOT` with a mask. Kernels run it in loops
+/// that the compiler vectorizes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scaler {
+    /// `2^left`, the multiplier's left shift as a (wrapping) multiplication.
+    scale_up: i32,
+    multiplier: i32,
+    /// The right shift of `RoundingDivideByPOT`, in [0, 31].
+    right: i32,
+    /// `2^right - 1`.
+    mask: i32,
+}
+
+impl Scaler {
+    /// TFLite's `MultiplyByQuantizedMultiplier`.
+    pub fn new(m: QuantizedMultiplier) -> Scaler {
+        Scaler::with_left_shift(m, 1i32 << m.shift.clamp(0, 30))
+    }
+
+    /// `MultiplyByQuantizedMultiplierSmallerThanOneExp`: a positive shift is not applied.
+    pub fn smaller_than_one(m: QuantizedMultiplier) -> Scaler {
+        Scaler::with_left_shift(m, 1)
+    }
+
+    fn with_left_shift(m: QuantizedMultiplier, scale_up: i32) -> Scaler {
+        let right = (-m.shift).clamp(0, 31);
+        Scaler {
+            scale_up,
+            multiplier: m.multiplier,
+            right,
+            mask: ((1i64 << right) - 1) as i32,
+        }
+    }
+
+    /// `x` times the multiplier.
+    #[inline(always)]
+    pub fn apply(self, x: i32) -> i32 {
+        let x = x.wrapping_mul(self.scale_up);
+        // round(x * m / 2^31) half away from zero is floor((x * m + 2^30) / 2^31); the one overflow saturates.
+        let high = ((i64::from(x) * i64::from(self.multiplier) + (1i64 << 30)) >> 31) as i32;
+        let high = if x == i32::MIN && self.multiplier == i32::MIN {
+            i32::MAX
+        } else {
+            high
+        };
+        let remainder = high & self.mask;
+        let threshold = (self.mask >> 1) + i32::from(high < 0);
+        (high >> self.right) + i32::from(remainder > threshold)
+    }
+}
+
 /// The output channels' constants, one array per constant (so the channel loop loads whole vectors).
 #[derive(Debug, Clone, Default)]
 struct Channels {
     bias: Vec<i32>,
-    /// `2^left`, the multiplier's left shift as a (wrapping) multiplication.
     scale_up: Vec<i32>,
     multiplier: Vec<i32>,
-    /// The right shift of `RoundingDivideByPOT`, in [0, 31].
     right: Vec<i32>,
-    /// `2^right - 1`.
     mask: Vec<i32>,
 }
 
@@ -37,13 +86,13 @@ impl Requantizer {
         (act_min, act_max): (i32, i32),
     ) -> Requantizer {
         let mut channels = Channels::default();
-        for (&bias, m) in bias.iter().zip(multipliers) {
-            let right = (-m.shift).clamp(0, 31);
+        for (&bias, &m) in bias.iter().zip(multipliers) {
+            let scaler = Scaler::new(m);
             channels.bias.push(bias);
-            channels.scale_up.push(1i32 << m.shift.clamp(0, 30));
-            channels.multiplier.push(m.multiplier);
-            channels.right.push(right);
-            channels.mask.push(((1i64 << right) - 1) as i32);
+            channels.scale_up.push(scaler.scale_up);
+            channels.multiplier.push(scaler.multiplier);
+            channels.right.push(scaler.right);
+            channels.mask.push(scaler.mask);
         }
         Requantizer {
             channels,
@@ -91,42 +140,18 @@ impl Requantizer {
         for (row, dst) in sums.chunks_exact(width).zip(out.chunks_exact_mut(n)) {
             let row = &row[..n];
             for k in 0..n {
-                dst[k] = self.one(
-                    row[k],
-                    bias[k],
-                    scale_up[k],
-                    multiplier[k],
-                    right[k],
-                    mask[k],
-                );
+                let scaler = Scaler {
+                    scale_up: scale_up[k],
+                    multiplier: multiplier[k],
+                    right: right[k],
+                    mask: mask[k],
+                };
+                dst[k] = scaler
+                    .apply(row[k].wrapping_add(bias[k]))
+                    .wrapping_add(self.output_offset)
+                    .clamp(self.act_min, self.act_max) as i8;
             }
         }
-    }
-
-    #[inline(always)]
-    fn one(
-        &self,
-        sum: i32,
-        bias: i32,
-        scale_up: i32,
-        multiplier: i32,
-        right: i32,
-        mask: i32,
-    ) -> i8 {
-        let x = sum.wrapping_add(bias).wrapping_mul(scale_up);
-        // round(x * m / 2^31) half away from zero is floor((x * m + 2^30) / 2^31); the one overflow saturates.
-        let high = ((i64::from(x) * i64::from(multiplier) + (1i64 << 30)) >> 31) as i32;
-        let high = if x == i32::MIN && multiplier == i32::MIN {
-            i32::MAX
-        } else {
-            high
-        };
-        let remainder = high & mask;
-        let threshold = (mask >> 1) + i32::from(high < 0);
-        let scaled = (high >> right) + i32::from(remainder > threshold);
-        scaled
-            .wrapping_add(self.output_offset)
-            .clamp(self.act_min, self.act_max) as i8
     }
 }
 

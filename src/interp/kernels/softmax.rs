@@ -26,25 +26,58 @@ pub(crate) fn softmax(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String> {
     let out = if input.tensor_type() == fb::TensorType::INT16 {
         softmax_int16(&x, depth, in_scale, beta)
     } else {
-        softmax_8bit(&x, depth, in_scale, beta, out_type)?
+        let exps = ctx.prepared(&[], || Ok(ExpTable::new(in_scale, beta)))?;
+        softmax_8bit(&x, depth, &exps, out_type)?
     };
     Ok(vec![from_codes(input.shape.clone(), out_type, out)?])
+}
+
+const SCALED_DIFF_INTEGER_BITS: i32 = 5;
+const ACCUMULATION_INTEGER_BITS: i32 = 12;
+
+/// The 8-bit kernel's exp of every difference `code - row max` an 8-bit input can have (0 down to -255),
+/// computed once: `None` below the kernel's `diff_min` (those elements count as 0).
+struct ExpTable(Vec<Option<i32>>);
+
+impl ExpTable {
+    fn new(in_scale: f32, beta: f32) -> ExpTable {
+        // PreprocessSoftmaxScaling: the input-beta multiplier, capped, in Q5.26.
+        let real =
+            (f64::from(beta) * f64::from(in_scale) * 2f64.powi(31 - SCALED_DIFF_INTEGER_BITS))
+                .min((1u64 << 31) as f64 - 1.0);
+        let m = quantize_multiplier(real);
+        let diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, m.shift, 31);
+        ExpTable(
+            (0..=255)
+                .map(|d: i32| {
+                    (-d >= diff_min).then(|| {
+                        let rescaled = multiply_by_quantized_multiplier_greater_than_one(
+                            -d,
+                            m.multiplier,
+                            m.shift,
+                        );
+                        exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// The exp of `diff` (`code - row max`, in [-255, 0]).
+    fn get(&self, diff: i32) -> Result<Option<i32>, String> {
+        usize::try_from(-diff)
+            .ok()
+            .and_then(|i| self.0.get(i).copied())
+            .ok_or_else(|| format!("{diff} is no difference of 8-bit codes"))
+    }
 }
 
 fn softmax_8bit(
     x: &[i32],
     depth: usize,
-    in_scale: f32,
-    beta: f32,
+    table: &ExpTable,
     out_type: fb::TensorType,
 ) -> Result<Vec<i32>, String> {
-    const SCALED_DIFF_INTEGER_BITS: i32 = 5;
-    const ACCUMULATION_INTEGER_BITS: i32 = 12;
-    // PreprocessSoftmaxScaling: the input-beta multiplier, capped, in Q5.26.
-    let real = (f64::from(beta) * f64::from(in_scale) * 2f64.powi(31 - SCALED_DIFF_INTEGER_BITS))
-        .min((1u64 << 31) as f64 - 1.0);
-    let m = quantize_multiplier(real);
-    let diff_min = -calculate_input_radius(SCALED_DIFF_INTEGER_BITS, m.shift, 31);
     let (out_min, out_max) = type_range(out_type)?;
     let out_bits = if out_type == fb::TensorType::INT16 {
         16
@@ -52,21 +85,14 @@ fn softmax_8bit(
         8
     };
     let mut out = Vec::with_capacity(x.len());
-    // Each kept element's exp, computed once for the sum and the output (the reference computes it twice).
+    // Each kept element's exp, looked up once for the sum and the output (the reference computes it twice).
     let mut exps: Vec<Option<i32>> = Vec::with_capacity(depth);
     for row in x.chunks(depth.max(1)) {
         let max = row.iter().copied().max().unwrap_or(0);
         exps.clear();
-        exps.extend(row.iter().map(|&v| {
-            (v - max >= diff_min).then(|| {
-                let rescaled = multiply_by_quantized_multiplier_greater_than_one(
-                    v - max,
-                    m.multiplier,
-                    m.shift,
-                );
-                exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
-            })
-        }));
+        for &v in row {
+            exps.push(table.get(v - max)?);
+        }
         let sum = exps.iter().flatten().fold(0i32, |sum, &e| {
             sum.wrapping_add(rounding_divide_by_pot(e, ACCUMULATION_INTEGER_BITS))
         });

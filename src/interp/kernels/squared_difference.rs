@@ -4,11 +4,10 @@
 //! squared in int32, then requantized with `twice_max^2 / (2^14 * output_scale)`. `Prepare` computes the
 //! doubled maximum and the denominator in float before widening, as here. LiteRT has no int16 kernel.
 
-use super::arithmetic::{broadcast, rescaled};
-use super::{from_codes, OpCtx};
-use crate::interp::fixed_point::{
-    multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
-};
+use super::arithmetic::{binary_output, broadcast_runs, combine, rescaled};
+use super::requantize::Scaler;
+use super::OpCtx;
+use crate::interp::fixed_point::quantize_multiplier;
 use crate::interp::tensor::Tensor;
 use crate::tflite::fb;
 
@@ -37,20 +36,19 @@ pub(crate) fn squared_difference(ctx: &OpCtx<'_>) -> Result<Vec<Tensor>, String>
     let mb = quantize_multiplier(f64::from(qb.scale0()) / twice_max);
     let denominator = f64::from((1 << (LEFT_SHIFT * 2)) as f32 * qo.scale0());
     let mo = quantize_multiplier(twice_max * twice_max / denominator);
-    let sa = rescaled(a, qa.zero_point0(), LEFT_SHIFT, ma)?;
-    let sb = rescaled(b, qb.zero_point0(), LEFT_SHIFT, mb)?;
-    let (shape, pairs) = broadcast(&a.shape, &b.shape)?;
+    let rescale = Scaler::smaller_than_one(mo);
     let zo = qo.zero_point0();
-    let out = pairs
-        .map(|(i, j)| {
-            let diff = sa[i].wrapping_sub(sb[j]);
-            let raw = multiply_by_quantized_multiplier_smaller_than_one_exp(
-                diff.wrapping_mul(diff),
-                mo.multiplier,
-                mo.shift,
-            );
-            raw.wrapping_add(zo).clamp(-128, 127)
-        })
-        .collect();
-    Ok(vec![from_codes(shape, out_type, out)?])
+    let (shape, runs) = broadcast_runs(&a.shape, &b.shape)?;
+    ctx.with_scratch(|s| {
+        rescaled(a, qa.zero_point0(), LEFT_SHIFT, ma, &mut s.lhs)?;
+        rescaled(b, qb.zero_point0(), LEFT_SHIFT, mb, &mut s.rhs)?;
+        combine(&s.lhs, &s.rhs, runs, &mut s.sums, move |x, y| {
+            let diff = x.wrapping_sub(y);
+            rescale
+                .apply(diff.wrapping_mul(diff))
+                .wrapping_add(zo)
+                .clamp(-128, 127)
+        })?;
+        binary_output(ctx, shape, &s.sums)
+    })
 }
