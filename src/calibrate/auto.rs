@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use ndarray::ArrayD;
 use rayon::prelude::*;
 
-use super::calibrator::{calibrate_with, registry, thread_pool};
+use super::calibrator::{calibrate_with, interpreter, thread_pool};
 use super::gram::each_sample;
 use super::{
     CalibError, CalibrateOptions, FloatInterpreter, Histogram, HistogramObserver, QuantGrid,
@@ -97,14 +97,6 @@ fn distinct_ranges(histogram: &Histogram, methods: &[RangeMethod]) -> Option<Cho
         }
     }
     Some((ranges, slot))
-}
-
-fn interpreter(graph: &Graph, pass_custom: bool) -> Result<FloatInterpreter<'_>, CalibError> {
-    if pass_custom {
-        FloatInterpreter::new_passing_custom_ops(graph, registry())
-    } else {
-        FloatInterpreter::new(graph, registry())
-    }
 }
 
 /// One tensor being chosen for, with its sums.

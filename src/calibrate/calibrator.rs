@@ -63,12 +63,7 @@ pub fn calibrate(
     progress: &(dyn Fn(usize, usize) + Sync),
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Ranges, CalibError> {
-    let registry = registry();
-    let interp = if opts.pass_through_custom_ops {
-        FloatInterpreter::new_passing_custom_ops(graph, registry)?
-    } else {
-        FloatInterpreter::new(graph, registry)?
-    };
+    let interp = interpreter(graph, opts.pass_through_custom_ops)?;
     match opts.method {
         // The minmax fast path: no histograms.
         RangeMethod::MinMax => {
@@ -193,6 +188,19 @@ pub fn calibrate_with<O: RangeObserver>(
 
 /// The kernel table, built once per process: filling it costs more than calibrating a small model on a few
 /// samples.
+/// The float interpreter calibration runs `graph` with (custom ops passing their first input through when
+/// `pass_custom`).
+pub(crate) fn interpreter(
+    graph: &Graph,
+    pass_custom: bool,
+) -> Result<FloatInterpreter<'_>, CalibError> {
+    if pass_custom {
+        FloatInterpreter::new_passing_custom_ops(graph, registry())
+    } else {
+        FloatInterpreter::new(graph, registry())
+    }
+}
+
 pub(crate) fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Registry::with_all_ops)
