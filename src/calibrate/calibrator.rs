@@ -18,9 +18,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Samples one worker runs with its own observers before they are merged.
 pub const SAMPLES_PER_TASK: usize = 4;
 
-/// Below this many multiply-adds per sample, tasks run on the calling thread whatever the thread count:
-/// such a sample takes a few microseconds, less than handing a task to a worker and joining it.
+/// From this many multiply-adds per sample, tasks go to the worker pool from the first batch on.
 const INLINE_WORK: usize = 100_000;
+
+/// Below that estimate the first task runs on the calling thread, timed: if it took at least this long
+/// (the estimate misses what loops and recurrent ops repeat), the rest go to the pool; otherwise every
+/// task stays inline, where a sample costs less than handing a task to a worker and joining it. The
+/// choice changes where tasks run, never their grouping or merge order, so results are the same.
+const INLINE_TASK_TIME: std::time::Duration = std::time::Duration::from_micros(40);
 
 /// How calibration runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,11 +135,12 @@ pub fn calibrate_with<O: RangeObserver>(
     }
     // One thread, or samples too small to be worth waking a worker for: the tasks run inline, in order
     // (same grouping and merge order as on a pool, so the same results).
-    let pool = if opts.threads == 1 || interp.work_per_sample() < INLINE_WORK {
-        None
-    } else {
-        Some(thread_pool(opts.threads)?)
-    };
+    let mut pool = None;
+    let mut undecided = opts.threads != 1;
+    if undecided && interp.work_per_sample() >= INLINE_WORK {
+        pool = Some(thread_pool(opts.threads)?);
+        undecided = false;
+    }
     let mut merged: Vec<O> = observed.iter().map(|_| new_observer()).collect();
     let mut done = 0usize;
     loop {
@@ -164,10 +170,25 @@ pub fn calibrate_with<O: RangeObserver>(
                 cancelled,
             )
         };
-        let results: Vec<Result<Vec<O>, CalibError>> = match &pool {
-            Some(pool) => pool.install(|| tasks.par_iter().map(task).collect()),
-            None => tasks.iter().map(task).collect(),
-        };
+        let mut results: Vec<Result<Vec<O>, CalibError>> = Vec::with_capacity(tasks.len());
+        let mut rest = &tasks[..];
+        if undecided {
+            undecided = false;
+            if let Some((first, later)) = tasks.split_first() {
+                let start = std::time::Instant::now();
+                results.push(task(first));
+                if start.elapsed() >= INLINE_TASK_TIME {
+                    pool = Some(thread_pool(opts.threads)?);
+                }
+                rest = later;
+            }
+        }
+        match &pool {
+            Some(pool) => {
+                results.extend(pool.install(|| rest.par_iter().map(task).collect::<Vec<_>>()))
+            }
+            None => results.extend(rest.iter().map(task)),
+        }
         // In task order: the first failing sample is the one reported, whatever ran first.
         for local in results {
             for (m, o) in merged.iter_mut().zip(local?) {
@@ -248,7 +269,9 @@ fn run_task<O: RangeObserver>(
         }
         let mut observe = |t: TensorId, v: &Value| {
             if let (Some(Some(slot)), Value::F32(a)) = (slot_of.get(t.0), v) {
-                match a.as_slice_memory_order() {
+                // `as_slice` first: its row-major check is a loop over the dimensions, while
+                // `as_slice_memory_order` computes an axis order (a measurable share of small models).
+                match a.as_slice().or_else(|| a.as_slice_memory_order()) {
                     Some(values) => observers[*slot].observe(values),
                     None => observers[*slot].observe(&a.iter().copied().collect::<Vec<_>>()),
                 }

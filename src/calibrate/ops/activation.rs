@@ -2,6 +2,7 @@
 //! ELU, GELU, EXP, LOG, SQRT, RSQRT, ABS, NEG, SQUARE.
 
 use super::broadcast::broadcast_shape;
+use super::fast_math;
 use crate::calibrate::{KernelError, OpContext, Value};
 use ndarray::{ArrayD, IxDyn, Zip};
 
@@ -45,37 +46,9 @@ pub(crate) fn gelu(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         .as_gelu_options()
         .is_some_and(|o| o.approximate);
     if approximate {
-        // The tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-        const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-        unary(ctx, |x| {
-            0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
-        })
+        unary_slices(ctx, fast_math::gelu_tanh_into, fast_math::gelu_tanh)
     } else {
-        // 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2), which keeps its relative precision for x << 0.
-        unary(ctx, |x| {
-            (0.5 * f64::from(x) * erfc(-f64::from(x) * std::f64::consts::FRAC_1_SQRT_2)) as f32
-        })
-    }
-}
-
-/// The complementary error function, with relative error below 1.2e-7 everywhere (Chebyshev fit of
-/// Numerical Recipes' `erfcc`), evaluated in f64.
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
+        unary_slices(ctx, fast_math::gelu_into, fast_math::gelu)
     }
 }
 

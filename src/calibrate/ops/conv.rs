@@ -60,9 +60,10 @@ pub(crate) fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         && wy.pad == 0
         && wx.pad == 0
         && groups == 1;
-    if groups == 1 && c <= DIRECT_MAX_CHANNELS && rows > 0 {
+    if groups == 1 && c <= DIRECT_MAX_CHANNELS && k <= DIRECT_MAX_DEPTH && rows > 0 {
         // A receptive field of so few channels makes im2col rows of a few floats per copy and a GEMM of
-        // small depth: accumulate each tap into all output channels directly instead.
+        // small depth: accumulate each tap into all output channels directly instead (a large kernel, such
+        // as a vision transformer's patch embedding, re-reads all its taps per pixel: im2col below).
         let taps = transpose_weights(f, oc, k);
         if oc % LANES == 0 && taps.iter().all(|t| t.is_finite()) {
             // Finite weights: a tap on the zero padding adds exactly +-0 to a sum that is never -0, so
@@ -125,6 +126,8 @@ pub(crate) fn conv_2d(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
 
 /// At most this many input channels (ungrouped): CONV_2D accumulates taps directly instead of im2col + GEMM.
 const DIRECT_MAX_CHANNELS: usize = 4;
+/// ... and at most this many taps times channels (a 5x5 RGB kernel is 75: 64 keeps 3x3 and 4x4 direct).
+const DIRECT_MAX_DEPTH: usize = 64;
 
 wide_vectors! {
     /// Direct convolution: every output pixel adds `input * taps[tap]` for each tap inside the image, all

@@ -3,6 +3,7 @@
 use super::apply_fused_activation;
 use super::fast_math;
 use super::kernel_args::{array, flat, missing_options, row_major};
+use crate::calibrate::vector::wide_vectors;
 use crate::calibrate::{KernelError, OpContext, Value};
 
 /// Applies `f` to each last-axis row of input 0, writing a same-shaped output.
@@ -30,16 +31,48 @@ pub(crate) fn softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
         .as_softmax_options()
         .ok_or_else(|| missing_options("SoftmaxOptions"))?
         .beta;
-    per_row(ctx, |src, dst| {
-        // Subtracting the max keeps exp() finite; it cancels in the ratio.
-        let max = row_max(src);
-        let mut sum = 0.0f32;
-        for (d, &x) in dst.iter_mut().zip(src) {
-            *d = fast_math::exp((x - max) * beta);
-            sum += *d;
+    per_row(ctx, |src, dst| softmax_row(src, dst, beta))
+}
+
+wide_vectors! {
+    /// One softmax row: `dst = exp((src - max) beta) / sum`.
+    fn softmax_row(src: &[f32], dst: &mut [f32], beta: f32) => softmax_row_loops;
+}
+
+/// Lanes of the max and sum below.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn softmax_row_loops(src: &[f32], dst: &mut [f32], beta: f32) {
+    // Subtracting the max keeps exp() finite; it cancels in the ratio. Max and sum run in eight
+    // independent lanes (a fixed order: the same bits on every run).
+    let mut m = [f32::MIN; LANES];
+    let chunks = src.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in m.iter_mut().zip(c) {
+            *a = a.max(v);
         }
-        dst.iter_mut().for_each(|d| *d /= sum);
-    })
+    }
+    let max = rest
+        .iter()
+        .fold(m.iter().copied().fold(f32::MIN, f32::max), |a, &v| a.max(v));
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = fast_math::exp((x - max) * beta);
+    }
+    let mut acc = [0.0f32; LANES];
+    let chunks = dst.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for &v in rest {
+        sum += v;
+    }
+    dst.iter_mut().for_each(|d| *d /= sum);
 }
 
 pub(crate) fn log_softmax(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {

@@ -1,7 +1,8 @@
 //! MEAN, SUM, REDUCE_PROD, REDUCE_MAX and REDUCE_MIN over the axes given by the second input.
 //!
 //! One pass over the input in row-major order accumulates each element into its output cell, the order
-//! TFLite's reference kernel uses; MEAN divides the float sum by the number of reduced elements.
+//! TFLite's reference kernel uses (a reduced last axis in eight partial results, combined pairwise); MEAN
+//! divides the float sum by the number of reduced elements.
 
 use super::kernel_args::{array, flat, row_major};
 use crate::calibrate::{KernelError, OpContext, Value};
@@ -29,6 +30,28 @@ pub(crate) fn reduce_max(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError>
 
 pub(crate) fn reduce_min(ctx: &OpContext<'_>) -> Result<Vec<Value>, KernelError> {
     Ok(vec![Value::F32(reduce(ctx, f32::MAX, f32::min)?.0)])
+}
+
+/// `row` folded with `f` from `init` (the identity of `f`) in eight lanes combined pairwise: the same
+/// result as a left fold for max and min, a differently rounded one for sums and products.
+fn fold_lanes(row: &[f32], init: f32, f: &impl Fn(f32, f32) -> f32) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [init; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = f(*a, v);
+        }
+    }
+    let mut r = f(
+        f(f(acc[0], acc[4]), f(acc[2], acc[6])),
+        f(f(acc[1], acc[5]), f(acc[3], acc[7])),
+    );
+    for &v in rest {
+        r = f(r, v);
+    }
+    r
 }
 
 /// Reduces input 0 over the axes in input 1; returns the result and how many elements fed each output.
@@ -84,10 +107,15 @@ fn reduce(
         let mut index = vec![0usize; rank - 1];
         let mut base = 0usize;
         for row in x.chunks_exact(inner) {
-            let mut o = base;
-            for &v in row {
-                out[o] = f(out[o], v);
-                o += inner_stride;
+            if inner_stride == 0 {
+                // The last axis is reduced: eight independent partial results instead of one chain.
+                out[base] = f(out[base], fold_lanes(row, init, &f));
+            } else {
+                let mut o = base;
+                for &v in row {
+                    out[o] = f(out[o], v);
+                    o += inner_stride;
+                }
             }
             for d in (0..rank - 1).rev() {
                 index[d] += 1;

@@ -116,7 +116,29 @@ pub(crate) fn to_dims(values: &[i64], what: &str) -> Result<Vec<usize>, KernelEr
 
 /// An owned array in standard (row-major) layout, so later kernels can take contiguous fast paths.
 pub(crate) fn standard<T: Clone>(view: ArrayViewD<'_, T>) -> ArrayD<T> {
-    view.as_standard_layout().into_owned()
+    // A row-major view copies as one slice (`into_owned` would first work out an axis order).
+    if let Some(values) = view.as_slice() {
+        if let Ok(a) = ArrayD::from_shape_vec(view.raw_dim(), values.to_vec()) {
+            return a;
+        }
+    }
+    // Otherwise row by row (the last axis, in logical order): a permuted or strided view copies in 1-D
+    // loops instead of one n-dimensional index step per element.
+    let mut values = Vec::with_capacity(view.len());
+    if view.ndim() == 0 {
+        values.extend(view.iter().cloned());
+    } else {
+        for row in view.rows() {
+            match row.as_slice() {
+                Some(s) => values.extend_from_slice(s),
+                None => values.extend(row.iter().cloned()),
+            }
+        }
+    }
+    match ArrayD::from_shape_vec(view.raw_dim(), values) {
+        Ok(a) => a,
+        Err(_) => view.as_standard_layout().into_owned(),
+    }
 }
 
 /// A row-major array from its shape and data.

@@ -3,6 +3,8 @@
 //! `BatchQuantizeFloats`), the inputs of an op read from calibration values or interpreter tensors, and
 //! the sequence layout.
 
+use crate::calibrate::ops::fast_math;
+use crate::calibrate::ops::matmul::matmul_slices_weights_t;
 use crate::calibrate::KernelError;
 use crate::interp::kernels::hybrid::{asymmetric_quantize, symmetric_quantize, Quantized};
 use crate::tflite::fb;
@@ -48,6 +50,23 @@ impl Weights<'_> {
     /// Every element as float.
     pub fn to_f32(self) -> Vec<f32> {
         (0..self.len()).map(|i| self.value(i)).collect()
+    }
+
+    /// `out[r] = row r · v` for every row of the `[rows, cols]` matrix: float weights through the blocked,
+    /// lane-parallel dot products of the dense kernels ([`matmul_slices_weights_t`]: a fixed summation order,
+    /// so the same bits on every run and thread count), int8 weights row by row as [`Weights::row_dot`].
+    pub fn mat_vec(&self, rows: usize, cols: usize, v: &Operand<'_>, out: &mut [f32]) {
+        if let Weights::F32(w) = self {
+            let (w, x) = (w.get(..rows * cols), v.values.get(..cols));
+            if let (Some(w), Some(x), Some(dst)) = (w, x, out.get_mut(..rows)) {
+                if cols > 0 && matmul_slices_weights_t(x, w, cols, dst).is_ok() {
+                    return;
+                }
+            }
+        }
+        for (r, o) in out.iter_mut().enumerate().take(rows) {
+            *o = self.row_dot(r, cols, v);
+        }
     }
 
     /// Row `r` of the `[rows, cols]` matrix times `v`. int8 weights take the operand's int8 codes: the
@@ -106,11 +125,6 @@ impl<'a> Operand<'a> {
         });
         Operand { values, quantized }
     }
-
-    /// The float values.
-    pub fn values(&self) -> &'a [f32] {
-        self.values
-    }
 }
 
 /// A fused activation as LiteRT's `ApplyActivationToVector` applies it.
@@ -120,7 +134,7 @@ pub(crate) fn activate(x: f32, act: fb::ActivationFunctionType) -> f32 {
         A::RELU => x.max(0.0),
         A::RELU_N1_TO_1 => x.clamp(-1.0, 1.0),
         A::RELU6 => x.clamp(0.0, 6.0),
-        A::TANH => x.tanh(),
+        A::TANH => fast_math::tanh(x),
         A::SIGN_BIT => {
             if x.is_sign_negative() {
                 1.0
@@ -132,9 +146,14 @@ pub(crate) fn activate(x: f32, act: fb::ActivationFunctionType) -> f32 {
     }
 }
 
-/// The logistic function.
-pub(crate) fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+/// [`activate`] on every value: TANH through the vectorized rational form (Eigen's, which LiteRT's
+/// `ApplyTanhToVector` runs), `None` the logistic function (`ApplySigmoidToVector`).
+pub(crate) fn activate_all(values: &mut [f32], act: Option<fb::ActivationFunctionType>) {
+    match act {
+        None => fast_math::logistic_in_place(values),
+        Some(fb::ActivationFunctionType::TANH) => fast_math::tanh_in_place(values),
+        Some(a) => values.iter_mut().for_each(|v| *v = activate(*v, a)),
+    }
 }
 
 /// The inputs of a recurrent op, read from calibration values (float kernels) or from the interpreter's

@@ -5,8 +5,11 @@
 //! ([`Weights::row_dot`]); biases, layer norm, peephole products, cell and clipping stay float.
 
 use super::cell::{
-    activate, sigmoid, FloatOutput, InputQuantization, Operand, OutputSlot, RecurrentInputs,
-    Sequence, Weights,
+    activate_all, FloatOutput, InputQuantization, Operand, OutputSlot, RecurrentInputs, Sequence,
+    Weights,
+};
+use crate::calibrate::ops::matmul::{
+    matmul_slices_weights_t, matmul_transposed, transpose_weights,
 };
 use crate::calibrate::KernelError;
 use crate::tflite::fb;
@@ -235,35 +238,30 @@ impl<'a> LstmParams<'a> {
     }
 
     /// One gate for one batch row: `act(W x + R h + p .* c + b)` (layer norm before the bias when present),
-    /// LiteRT's `CalculateLstmGateFloat` / `CalculateLstmGateHybrid`.
+    /// LiteRT's `CalculateLstmGateFloat` / `CalculateLstmGateHybrid`, from the step's products `W x`
+    /// (`wx`) and `R h` (`rh`), each `n_cell` long.
     #[allow(clippy::too_many_arguments)]
     fn gate(
         &self,
         g: usize,
         peephole: Option<Weights<'_>>,
-        x: &Operand<'_>,
-        h: &Operand<'_>,
+        wx: &[f32],
+        rh: &[f32],
         c: &[f32],
         act: Option<fb::ActivationFunctionType>,
         out: &mut [f32],
         record: Option<&mut Vec<f32>>,
     ) {
-        let (ni, nc, no) = (self.n_input, self.n_cell, self.n_output);
+        let nc = self.n_cell;
         let ln = self.layer_norm[g];
-        let (Some(wi), Some(wr)) = (self.input_w[g], self.recurrent_w[g]) else {
-            return;
-        };
+        // The sum in LiteRT's order: bias, input product, recurrent product, peephole.
         for (r, o) in out.iter_mut().enumerate().take(nc) {
             let mut acc = match (ln, self.bias[g]) {
                 (None, Some(b)) => b[r],
                 _ => 0.0,
             };
-            acc += wi.row_dot(r, ni, x);
-            if self.diagonal[g] {
-                acc += wr.value(r) * h.values()[r];
-            } else {
-                acc += wr.row_dot(r, no, h);
-            }
+            acc += wx[r];
+            acc += rh[r];
             if let Some(p) = peephole {
                 acc += p.value(r) * c[r];
             }
@@ -280,33 +278,75 @@ impl<'a> LstmParams<'a> {
                 *o = (*o - mean) * inv * coeff[r] + self.bias[g].map_or(0.0, |b| b[r]);
             }
         }
-        for o in out.iter_mut() {
-            *o = match act {
-                None => sigmoid(*o),
-                Some(a) => activate(*o, a),
-            };
+        activate_all(&mut out[..nc], act);
+    }
+
+    /// The four gates' recurrent weights stacked and transposed, `[n_output, 4 * n_cell]` (an absent input
+    /// gate's columns zero), when all are float and full: one product per step instead of four.
+    fn stacked_recurrent(&self) -> Option<Vec<f32>> {
+        let (nc, no) = (self.n_cell, self.n_output);
+        if self.diagonal.iter().any(|&d| d) {
+            return None;
+        }
+        let mut stacked = vec![0.0; 4 * nc * no];
+        for (g, w) in self.recurrent_w.iter().enumerate() {
+            match w {
+                Some(Weights::F32(w)) => stacked[g * nc * no..][..nc * no].copy_from_slice(w),
+                Some(Weights::I8 { .. }) => return None,
+                None => {}
+            }
+        }
+        Some(transpose_weights(&stacked, 4 * nc, no))
+    }
+
+    /// The recurrent products `R h` of the four gates (`rh`, gate-major, `4 * n_cell`).
+    fn recurrent_products(&self, h: &[f32], stacked: Option<&[f32]>, rh: &mut [f32]) {
+        let (nc, no) = (self.n_cell, self.n_output);
+        if let Some(rt) = stacked {
+            matmul_transposed(h, rt, no, 4 * nc, rh);
+            return;
+        }
+        let ho = Operand::new(h, self.quantize);
+        for (g, (w, out)) in self
+            .recurrent_w
+            .iter()
+            .zip(rh.chunks_exact_mut(nc.max(1)))
+            .enumerate()
+        {
+            match w {
+                Some(w) if self.diagonal[g] => {
+                    for (r, o) in out.iter_mut().enumerate() {
+                        *o = w.value(r) * h[r];
+                    }
+                }
+                Some(w) => w.mat_vec(nc, no, &ho, out),
+                None => out.fill(0.0),
+            }
         }
     }
 
-    /// One time step of one batch row: updates `h` (`n_output`) and `c` (`n_cell`) in place.
+    /// One time step of one batch row from its input products `wx` (gate-major, `4 * n_cell`): updates `h`
+    /// (`n_output`) and `c` (`n_cell`) in place.
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
-        x: &[f32],
+        wx: &[f32],
+        stacked: Option<&[f32]>,
         h: &mut [f32],
         c: &mut [f32],
-        scratch: &mut [Vec<f32>; 4],
+        scratch: &mut [Vec<f32>; 5],
         mut record: Option<&mut LstmRecord>,
     ) {
         let nc = self.n_cell;
         let cifg = self.input_w[0].is_none();
-        let [ig, fg, cg, og] = scratch;
+        let [ig, fg, cg, og, rh] = scratch;
         let act = self.options.activation;
+        self.recurrent_products(h, stacked, rh);
         {
-            let xo = Operand::new(x, self.quantize);
-            let ho = Operand::new(h, self.quantize);
             let mut gate = |g: usize, p: Option<Weights<'_>>, a, out: &mut Vec<f32>, c: &[f32]| {
                 let rec = record.as_deref_mut().map(|r| &mut r.gates[g]);
-                self.gate(g, p, &xo, &ho, c, a, out, rec);
+                let products = (&wx[g * nc..][..nc], &rh[g * nc..][..nc]);
+                self.gate(g, p, products.0, products.1, c, a, out, rec);
             };
             if !cifg {
                 gate(0, self.peephole[0], None, ig, c);
@@ -323,7 +363,11 @@ impl<'a> LstmParams<'a> {
             }
             gate(3, self.peephole[2], None, og, c);
         }
-        let hidden: Vec<f32> = (0..nc).map(|r| og[r] * activate(c[r], act)).collect();
+        let mut hidden = c[..nc].to_vec();
+        activate_all(&mut hidden, Some(act));
+        for (v, o) in hidden.iter_mut().zip(og.iter()) {
+            *v *= o;
+        }
         if let Some(r) = record {
             r.hidden.extend_from_slice(&hidden);
         }
@@ -333,14 +377,45 @@ impl<'a> LstmParams<'a> {
         };
         let hidden = Operand::new(&hidden, self.quantize);
         let clip = self.options.proj_clip;
-        for (o, hv) in h.iter_mut().enumerate() {
+        let no = self.n_output;
+        let mut projected = vec![0.0; no];
+        p.mat_vec(no, nc, &hidden, &mut projected);
+        for (o, (hv, dot)) in h.iter_mut().zip(projected).enumerate() {
             let mut acc = self.projection_bias.map_or(0.0, |b| b[o]);
-            acc += p.row_dot(o, nc, &hidden);
+            acc += dot;
             if clip > 0.0 {
                 acc = acc.clamp(-clip, clip);
             }
             *hv = acc;
         }
+    }
+
+    /// The input products `W x` of every step of one batch row (`xs`: the row's inputs in step order,
+    /// `[steps, n_input]`) into `wx` (`[steps, 4 * n_cell]`, gate-major within a step): float weights as
+    /// one matrix product per gate over all steps, int8 weights per step (each step's input quantized on
+    /// its own, as the hybrid kernel does).
+    fn input_products(&self, xs: &[f32], steps: usize, wx: &mut [f32]) -> Result<(), KernelError> {
+        let (ni, nc) = (self.n_input, self.n_cell);
+        let mut per_gate = vec![0.0; steps * nc];
+        for (g, w) in self.input_w.iter().enumerate() {
+            match w {
+                Some(Weights::F32(w)) if ni > 0 => {
+                    matmul_slices_weights_t(xs, w, ni, &mut per_gate)
+                        .map_err(|e| KernelError::Invalid(format!("internal: {e}")))?;
+                }
+                Some(w) => {
+                    for (s, out) in per_gate.chunks_exact_mut(nc.max(1)).enumerate() {
+                        let x = Operand::new(&xs[s * ni..][..ni], self.quantize);
+                        w.mat_vec(nc, ni, &x, out);
+                    }
+                }
+                None => per_gate.fill(0.0),
+            }
+            for (s, chunk) in per_gate.chunks_exact(nc.max(1)).enumerate() {
+                wx[s * 4 * nc + g * nc..][..nc].copy_from_slice(chunk);
+            }
+        }
+        Ok(())
     }
 
     /// Runs a whole sequence forward or backward in time from the initial states `h0` (`[batch, n_output]`)
@@ -372,15 +447,25 @@ impl<'a> LstmParams<'a> {
                 seq.time
             )));
         }
-        let mut scratch = [vec![0.0; nc], vec![0.0; nc], vec![0.0; nc], vec![0.0; nc]];
+        let mut scratch = [nc, nc, nc, nc, 4 * nc].map(|n| vec![0.0; n]);
+        let stacked = self.stacked_recurrent();
         let mut h = h0.to_vec();
         let mut c = c0.to_vec();
+        let mut xs = vec![0.0; seq.time * ni];
+        let mut wx = vec![0.0; seq.time * 4 * nc];
         for b in 0..batch {
-            for s in 0..seq.time {
-                let row = seq.row(b, seq.time_at(s, forward));
-                let x = &input[row * ni..(row + 1) * ni];
+            let rows: Vec<usize> = (0..seq.time)
+                .map(|s| seq.row(b, seq.time_at(s, forward)))
+                .collect();
+            for (x, &row) in xs.chunks_exact_mut(ni.max(1)).zip(&rows) {
+                x.copy_from_slice(&input[row * ni..(row + 1) * ni]);
+            }
+            self.input_products(&xs, seq.time, &mut wx)?;
+            for (s, &row) in rows.iter().enumerate() {
                 let (hb, cb) = (&mut h[b * no..(b + 1) * no], &mut c[b * nc..(b + 1) * nc]);
-                self.step(x, hb, cb, &mut scratch, record.as_deref_mut());
+                let step_wx = &wx[s * 4 * nc..][..4 * nc];
+                let rec = record.as_deref_mut();
+                self.step(step_wx, stacked.as_deref(), hb, cb, &mut scratch, rec);
                 let at = row * out.stride + out.offset;
                 out.out[at..at + no].copy_from_slice(hb);
             }

@@ -89,19 +89,20 @@ impl<'a> RnnParams<'a> {
 
     /// One step of one batch row: `h = act(b + W x + R h)`.
     fn step(&self, x: &[f32], h: &mut [f32]) {
-        let next: Vec<f32> = {
+        let units = self.units;
+        let (mut wx, mut rh) = (vec![0.0; units], vec![0.0; units]);
+        {
             let xo = Operand::new(x, self.quantize);
             let ho = Operand::new(h, self.quantize);
-            (0..self.units)
-                .map(|u| {
-                    let mut acc = self.bias[u];
-                    acc += self.input_w.row_dot(u, self.n_input, &xo);
-                    acc += self.recurrent_w.row_dot(u, self.units, &ho);
-                    activate(acc, self.activation)
-                })
-                .collect()
-        };
-        h.copy_from_slice(&next);
+            self.input_w.mat_vec(units, self.n_input, &xo, &mut wx);
+            self.recurrent_w.mat_vec(units, units, &ho, &mut rh);
+        }
+        for (u, (hv, (x, r))) in h.iter_mut().zip(wx.into_iter().zip(rh)).enumerate() {
+            let mut acc = self.bias[u];
+            acc += x;
+            acc += r;
+            *hv = activate(acc, self.activation);
+        }
     }
 
     /// Runs a whole sequence forward or backward in time from the hidden state `h0` (`[batch, units]`);
