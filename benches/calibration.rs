@@ -40,8 +40,6 @@ const MIN_MEASURE: Duration = Duration::from_secs(1);
 const MEASUREMENTS: usize = 3;
 /// Thread counts measured (the target machine has 2 cores).
 const THREADS: [usize; 2] = [1, 2];
-/// Samples requested per batch, as `engine::run_job` does.
-const BATCH: usize = 32;
 /// The LiteRT side of the benchmark.
 const LITERT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/litert_rate.py");
 /// The CLI binary cargo built for this benchmark (release profile).
@@ -233,7 +231,8 @@ fn preload(graph: &Graph, calib: &Path) -> Result<Vec<Sample>, String> {
 fn calibration_rate(m: &CorpusModel, threads: usize) -> Result<f64, String> {
     let opts = CalibrateOptions {
         threads,
-        batch: BATCH,
+        // Samples requested per batch, as `engine::run_job` does.
+        batch: litequant::calibrate::batch_for_graph(&m.graph),
         ..Default::default()
     };
     // Times one `calibrate()` over a fresh copy of the samples; the copy is made before the clock starts.
@@ -391,6 +390,8 @@ struct Profile {
     ops: Vec<(String, usize, f64)>,
     /// Min/max observation of every activation, seconds per sample.
     observe: f64,
+    /// Ops inside subgraphs that control flow (WHILE, IF, CALL_ONCE) runs, seconds per sample.
+    subgraphs: f64,
     /// `FloatInterpreter::new` (constant decoding, plan), seconds, once per `calibrate()`.
     setup: f64,
 }
@@ -406,13 +407,17 @@ fn op_profile(m: &CorpusModel) -> Result<Profile, String> {
     let producers = m.graph.producers();
     let mut per_op: HashMap<OpIndex, f64> = HashMap::new();
     let mut observe_seconds = 0.0;
+    let mut subgraph_seconds = 0.0;
     let mut observers: HashMap<TensorId, MinMaxObserver> = HashMap::new();
     for sample in &m.samples {
         let mut last = Instant::now();
         let mut observe = |t: TensorId, v: &Value| {
             let now = Instant::now();
-            if let Some(Some(op)) = producers.get(t.0) {
-                *per_op.entry(*op).or_default() += (now - last).as_secs_f64();
+            match producers.get(t.0) {
+                Some(Some(op)) => *per_op.entry(*op).or_default() += (now - last).as_secs_f64(),
+                Some(None) => {}
+                // Flat ids past the main graph's tensors belong to the subgraphs control flow runs.
+                None => subgraph_seconds += (now - last).as_secs_f64(),
             }
             if let Value::F32(a) = v {
                 let o = observers.entry(t).or_default();
@@ -442,12 +447,13 @@ fn op_profile(m: &CorpusModel) -> Result<Profile, String> {
     Ok(Profile {
         ops,
         observe: observe_seconds / n,
+        subgraphs: subgraph_seconds / n,
         setup,
     })
 }
 
 fn print_profile(model: &str, p: &Profile) {
-    let total: f64 = p.ops.iter().map(|o| o.2).sum::<f64>() + p.observe;
+    let total: f64 = p.ops.iter().map(|o| o.2).sum::<f64>() + p.observe + p.subgraphs;
     println!(
         "\nprofile of {model} (1 thread, float interpreter, per sample; \
          FloatInterpreter::new once per calibrate(): {:.2} ms)",
@@ -472,6 +478,14 @@ fn print_profile(model: &str, p: &Profile) {
             count.to_string(),
             format!("{:.1}", s * 1e6),
             share(*s),
+        ]);
+    }
+    if p.subgraphs > 0.0 {
+        rows.push(vec![
+            "(ops in control-flow subgraphs)".into(),
+            "-".into(),
+            format!("{:.1}", p.subgraphs * 1e6),
+            share(p.subgraphs),
         ]);
     }
     rows.push(vec![

@@ -27,6 +27,39 @@ const INLINE_WORK: usize = 100_000;
 /// choice changes where tasks run, never their grouping or merge order, so results are the same.
 const INLINE_TASK_TIME: std::time::Duration = std::time::Duration::from_micros(40);
 
+/// Decoded sample data a calibration batch holds at most (unless [`MIN_BATCH`] samples need more).
+const BATCH_BYTES: usize = 16 << 20;
+/// Fewest samples requested at a time.
+const MIN_BATCH: usize = 32;
+/// Most samples requested at a time.
+const MAX_BATCH: usize = 512;
+
+/// Samples to request from the data source at a time when each takes `sample_bytes` of memory: as many as
+/// fit in 16 MiB, from 32 to 512, a multiple of [`SAMPLES_PER_TASK`]. Small models then hand a batch to the
+/// workers (and join them) rarely, large ones hold a bounded amount of decoded data. Tasks are the same
+/// [`SAMPLES_PER_TASK`] consecutive samples whatever the batch size, so ranges do not depend on it.
+pub fn batch_for(sample_bytes: usize) -> usize {
+    let fit = BATCH_BYTES / sample_bytes.max(1);
+    let batch = fit.clamp(MIN_BATCH, MAX_BATCH);
+    batch - batch % SAMPLES_PER_TASK
+}
+
+/// [`batch_for`] the float inputs of `graph` (4 bytes per element of every model input).
+pub fn batch_for_graph(graph: &Graph) -> usize {
+    let bytes: usize = graph
+        .inputs()
+        .iter()
+        .map(|&t| {
+            let shape = graph.tensor(t).shape.clone().unwrap_or_default();
+            shape
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(1).max(1))
+                .fold(4usize, usize::saturating_mul)
+        })
+        .fold(0usize, usize::saturating_add);
+    batch_for(bytes)
+}
+
 /// How calibration runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CalibrateOptions {
@@ -350,6 +383,21 @@ mod tests {
         assert_eq!(ranges.get(&TensorId(1)), Some(&(-11.0, 11.0)));
         assert_eq!(ranges.get(&TensorId(0)), Some(&(0.0, 6.0)));
         assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn batches_hold_16_mib_of_samples_within_32_to_512_in_whole_tasks() {
+        assert_eq!(batch_for(8 * 8 * 4), MAX_BATCH);
+        assert_eq!(batch_for(96 * 96 * 3 * 4), 148);
+        assert_eq!(batch_for(224 * 224 * 3 * 4 * 4), MIN_BATCH);
+        assert_eq!(batch_for(0), MAX_BATCH);
+        for bytes in [1, 1000, 33_333, 123_457, 1 << 20] {
+            let b = batch_for(bytes);
+            assert_eq!(b % SAMPLES_PER_TASK, 0, "{bytes} bytes -> {b}");
+            assert!((MIN_BATCH..=MAX_BATCH).contains(&b));
+        }
+        // relu6_model's one input is [1, 3] float32: 12 bytes.
+        assert_eq!(batch_for_graph(&relu6_model()), MAX_BATCH);
     }
 
     #[test]

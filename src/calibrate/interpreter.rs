@@ -403,11 +403,19 @@ impl<'g> FloatInterpreter<'g> {
         calls: &Calls<'_, 'g, '_>,
     ) -> Result<Vec<Value>, CalibError> {
         let p = &self.programs[s];
-        let values = self.run_steps(s, inputs, calls, false)?;
+        let mut values = self.run_steps(s, inputs, calls, false)?;
         p.outputs
             .iter()
-            .map(|t| {
-                values[t.0].clone().or_else(|| p.constants[t.0].clone()).ok_or_else(|| {
+            .enumerate()
+            .map(|(i, t)| {
+                // The last mention of a tensor among the outputs takes its value; earlier ones copy it.
+                let last = p.outputs[i + 1..].iter().all(|u| u != t);
+                let value = match values.get_mut(t.0) {
+                    Some(v) if last => v.take(),
+                    Some(v) => v.clone(),
+                    None => None,
+                };
+                value.or_else(|| p.constants[t.0].clone()).ok_or_else(|| {
                     CalibError::Model(format!(
                         "output {:?} has no value (never written, or computed by a passed-through custom op)",
                         p.graph.tensor_name(*t)

@@ -18,7 +18,7 @@ pub mod ops;
 mod value;
 pub(crate) mod vector;
 
-pub use calibrator::{calibrate, calibrate_with, CalibrateOptions};
+pub use calibrator::{batch_for, batch_for_graph, calibrate, calibrate_with, CalibrateOptions};
 pub use error::{CalibError, OpLocation};
 pub use histogram::{Histogram, HistogramObserver, QuantGrid, RangeMethod, BINS};
 pub use interpreter::FloatInterpreter;

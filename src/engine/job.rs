@@ -317,7 +317,7 @@ fn calibrate_job(
     };
     let copts = CalibrateOptions {
         threads: opts.threads.min(super::MAX_THREADS),
-        batch: 32,
+        batch: calibrate::batch_for_graph(graph),
         pass_through_custom_ops: job.options.select_tf_ops,
         method,
     };

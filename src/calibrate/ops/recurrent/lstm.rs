@@ -8,9 +8,7 @@ use super::cell::{
     activate_all, FloatOutput, InputQuantization, Operand, OutputSlot, RecurrentInputs, Sequence,
     Weights,
 };
-use crate::calibrate::ops::matmul::{
-    matmul_slices_weights_t, matmul_transposed, transpose_weights,
-};
+use crate::calibrate::ops::matmul::matmul_slices_weights_t;
 use crate::calibrate::KernelError;
 use crate::tflite::fb;
 
@@ -281,8 +279,8 @@ impl<'a> LstmParams<'a> {
         activate_all(&mut out[..nc], act);
     }
 
-    /// The four gates' recurrent weights stacked and transposed, `[n_output, 4 * n_cell]` (an absent input
-    /// gate's columns zero), when all are float and full: one product per step instead of four.
+    /// The four gates' recurrent weights stacked, `[4 * n_cell, n_output]` (an absent input gate's rows
+    /// zero), when all are float and full: one product per step instead of four.
     fn stacked_recurrent(&self) -> Option<Vec<f32>> {
         let (nc, no) = (self.n_cell, self.n_output);
         if self.diagonal.iter().any(|&d| d) {
@@ -296,15 +294,16 @@ impl<'a> LstmParams<'a> {
                 None => {}
             }
         }
-        Some(transpose_weights(&stacked, 4 * nc, no))
+        Some(stacked)
     }
 
     /// The recurrent products `R h` of the four gates (`rh`, gate-major, `4 * n_cell`).
     fn recurrent_products(&self, h: &[f32], stacked: Option<&[f32]>, rh: &mut [f32]) {
         let (nc, no) = (self.n_cell, self.n_output);
-        if let Some(rt) = stacked {
-            matmul_transposed(h, rt, no, 4 * nc, rh);
-            return;
+        if let Some(w) = stacked {
+            if no > 0 && matmul_slices_weights_t(h, w, no, rh).is_ok() {
+                return;
+            }
         }
         let ho = Operand::new(h, self.quantize);
         for (g, (w, out)) in self
