@@ -62,7 +62,8 @@ pub(crate) fn exp(x: f32) -> f32 {
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without a libm call.
     const ROUND: f32 = 12_582_912.0;
     let c = x.clamp(LO, HI);
-    let n = (c * LOG2E + ROUND) - ROUND;
+    let t = c * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = c - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -71,8 +72,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    // 2^n for n in [-126, 127], built from its exponent bits.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n for n in [-126, 127], built from its exponent bits. `t` is 1.5 * 2^23 + n with a unit last bit,
+    // so its bits are those of 1.5 * 2^23 plus n: integer arithmetic, where `n as i32` would check every
+    // vector lane for saturation one by one.
+    let k = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    let scale = f32::from_bits(k << 23);
     let e = y * scale;
     if x.is_nan() {
         x
@@ -208,6 +212,21 @@ mod tests {
             d
         } else {
             d / want.abs()
+        }
+    }
+
+    #[test]
+    fn exp_builds_2_to_the_n_from_bits_exactly_as_a_float_to_int_conversion_would() {
+        // The scale 2^n from the rounding constant's bits equals the one from `n as i32`, so exp's
+        // results are those of the conversion-based form, bit for bit.
+        const ROUND: f32 = 12_582_912.0;
+        for x in grid() {
+            let c = x.clamp(-87.0, 88.0);
+            let t = c * std::f32::consts::LOG2_E + ROUND;
+            let n = t - ROUND;
+            let by_bits = t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
+            let by_cast = ((n as i32 + 127) as u32) << 23;
+            assert_eq!(by_bits, by_cast, "x = {x}");
         }
     }
 
