@@ -3,6 +3,7 @@
 
 use super::requantize::Scaler;
 use super::{from_code_slice, type_range, OpCtx};
+use crate::calibrate::vector::wide_vectors;
 use crate::interp::fixed_point::{activation_range, quantize_multiplier, QuantizedMultiplier};
 use crate::interp::tensor::{QuantParams, Tensor, TensorData};
 use crate::tflite::fb;
@@ -144,36 +145,16 @@ pub(super) fn broadcast_runs(a: &[usize], b: &[usize]) -> Result<(Vec<usize>, Ru
     Ok((shape, Runs { starts, len, steps }))
 }
 
-/// `f(a[i], b[j])` for every output element of the broadcast `runs`, in order, into `out` (reused).
-pub(super) fn combine(
-    a: &[i32],
-    b: &[i32],
-    runs: Runs,
-    out: &mut Vec<i32>,
-    f: impl Fn(i32, i32) -> i32 + Copy,
-) -> Result<(), String> {
-    out.clear();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is available on this CPU (checked on the line above).
-            return unsafe { combine_avx2(a, b, runs, out, f) };
-        }
-    }
-    combine_runs(a, b, runs, out, f)
-}
-
-/// [`combine_runs`] compiled for AVX2 (the compiler vectorizes the runs).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn combine_avx2(
-    a: &[i32],
-    b: &[i32],
-    runs: Runs,
-    out: &mut Vec<i32>,
-    f: impl Fn(i32, i32) -> i32 + Copy,
-) -> Result<(), String> {
-    combine_runs(a, b, runs, out, f)
+wide_vectors! {
+    /// `f(a[i], b[j])` for every output element of the broadcast `runs`, in order, into `out` (reused);
+    /// compiled for AVX2 where the CPU has it (the compiler vectorizes the runs).
+    pub(super) fn combine(
+        a: &[i32],
+        b: &[i32],
+        runs: Runs,
+        out: &mut Vec<i32>,
+        f: impl Fn(i32, i32) -> i32 + Copy,
+    ) -> Result<(), String> => combine_runs;
 }
 
 #[inline(always)]
@@ -184,6 +165,7 @@ fn combine_runs(
     out: &mut Vec<i32>,
     f: impl Fn(i32, i32) -> i32 + Copy,
 ) -> Result<(), String> {
+    out.clear();
     let Runs { starts, len, steps } = runs;
     let short = || "an input is shorter than its shape".to_string();
     // The elements a run reads from an input starting at `i` with step `s`.
@@ -224,32 +206,14 @@ fn each<T: Copy>(x: &[T], out: &mut [i32], f: impl Fn(T) -> i32) {
     }
 }
 
-/// `f(code)` for each element of a quantized tensor (INT8, UINT8, INT16, INT32), into `out` (reused).
-pub(super) fn map_codes(
-    t: &Tensor,
-    out: &mut Vec<i32>,
-    f: impl Fn(i32) -> i32 + Copy,
-) -> Result<(), String> {
-    out.clear();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is available on this CPU (checked on the line above).
-            return unsafe { map_codes_avx2(t, out, f) };
-        }
-    }
-    map_codes_in(t, out, f)
-}
-
-/// [`map_codes_in`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn map_codes_avx2(
-    t: &Tensor,
-    out: &mut Vec<i32>,
-    f: impl Fn(i32) -> i32 + Copy,
-) -> Result<(), String> {
-    map_codes_in(t, out, f)
+wide_vectors! {
+    /// `f(code)` for each element of a quantized tensor (INT8, UINT8, INT16, INT32), into `out` (reused);
+    /// compiled for AVX2 where the CPU has it.
+    pub(super) fn map_codes(
+        t: &Tensor,
+        out: &mut Vec<i32>,
+        f: impl Fn(i32) -> i32 + Copy,
+    ) -> Result<(), String> => map_codes_in;
 }
 
 #[inline(always)]
@@ -258,6 +222,7 @@ fn map_codes_in(
     out: &mut Vec<i32>,
     f: impl Fn(i32) -> i32 + Copy,
 ) -> Result<(), String> {
+    out.clear();
     out.resize(t.data.len(), 0);
     match &t.data {
         TensorData::I8(v) => each(v, out, |x| f(i32::from(x))),

@@ -395,6 +395,14 @@ impl<'a> LstmParams<'a> {
     /// its own, as the hybrid kernel does).
     fn input_products(&self, xs: &[f32], steps: usize, wx: &mut [f32]) -> Result<(), KernelError> {
         let (ni, nc) = (self.n_input, self.n_cell);
+        // Each step's input as an operand (quantized once, for every gate, when the weights are int8).
+        let operands: Vec<Operand<'_>> = if self.quantize.is_some() {
+            (0..steps)
+                .map(|s| Operand::new(&xs[s * ni..][..ni], self.quantize))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut per_gate = vec![0.0; steps * nc];
         for (g, w) in self.input_w.iter().enumerate() {
             match w {
@@ -404,8 +412,12 @@ impl<'a> LstmParams<'a> {
                 }
                 Some(w) => {
                     for (s, out) in per_gate.chunks_exact_mut(nc.max(1)).enumerate() {
-                        let x = Operand::new(&xs[s * ni..][..ni], self.quantize);
-                        w.mat_vec(nc, ni, &x, out);
+                        match operands.get(s) {
+                            Some(x) => w.mat_vec(nc, ni, x, out),
+                            None => {
+                                w.mat_vec(nc, ni, &Operand::new(&xs[s * ni..][..ni], None), out)
+                            }
+                        }
                     }
                 }
                 None => per_gate.fill(0.0),
