@@ -23,6 +23,7 @@ mod keras_layers;
 mod lock;
 mod op_parity;
 mod ops_generated;
+mod output_aware;
 mod reader_fuzz;
 mod roundtrip;
 #[cfg(unix)]

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::calibrator::{registry, thread_pool};
 use super::ops::conv::im2col;
 use super::ops::window::Window;
+use super::vector::wide_vectors;
 use super::{CalibError, FloatInterpreter, Value};
 use crate::graph::{Graph, OpIndex, TensorId};
 use crate::tflite::fb;
@@ -70,6 +71,12 @@ struct Target {
     dim: usize,
     channels: usize,
     gram: Option<Gram>,
+    /// Rows not yet in `gram` (fewer than [`BLOCK_ROWS`]).
+    pending: Vec<f32>,
+    /// Whether to sum the second moments.
+    grams: bool,
+    /// The row sums, when wanted.
+    sum: Option<RowSum>,
 }
 
 /// The weighted ops of the main subgraph (CONV_2D of one group, DEPTHWISE_CONV_2D, FULLY_CONNECTED) whose
@@ -140,6 +147,9 @@ fn target(graph: &Graph, op: OpIndex) -> Option<Target> {
         dim,
         channels,
         gram: None,
+        pending: Vec::new(),
+        grams: true,
+        sum: None,
     })
 }
 
@@ -151,32 +161,132 @@ pub fn collect_grams(
     threads: usize,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Grams, CalibError> {
-    let mut targets = targets(graph);
-    if targets.is_empty() {
-        return Ok(Grams::new());
+    let wanted = Moments {
+        grams: true,
+        ..Moments::default()
+    };
+    collect_moments(graph, samples, threads, &wanted, cancelled).map(|m| m.grams)
+}
+
+/// Streams `samples` through the float model and sums the input rows of every weighted op (bias
+/// correction's float side).
+pub fn collect_row_sums(
+    graph: &Graph,
+    samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
+    threads: usize,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<RowSums, CalibError> {
+    let wanted = Moments {
+        row_sums: true,
+        ..Moments::default()
+    };
+    collect_moments(graph, samples, threads, &wanted, cancelled).map(|m| m.row_sums)
+}
+
+/// What [`collect_moments`] gathers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moments {
+    /// Second moments ([`collect_grams`]).
+    pub grams: bool,
+    /// Row sums ([`collect_row_sums`]).
+    pub row_sums: bool,
+    /// Tensors whose values are kept, every sample's after the one before.
+    pub capture: Vec<TensorId>,
+}
+
+/// What [`collect_moments`] gathered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gathered {
+    /// Second moments, when asked for.
+    pub grams: Grams,
+    /// Row sums, when asked for.
+    pub row_sums: RowSums,
+    /// The values of each captured tensor (float ones), in sample order.
+    pub captured: BTreeMap<TensorId, Vec<f32>>,
+}
+
+/// The second moments and/or row sums of every weighted op and the values of `wanted.capture`, from one pass
+/// of the float model over `samples`. Each op's sums take its rows sample after sample, so they are the same
+/// on any thread count; the float run of the next sample overlaps the sums of the one before.
+pub fn collect_moments(
+    graph: &Graph,
+    samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
+    threads: usize,
+    wanted: &Moments,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<Gathered, CalibError> {
+    let mut targets = if wanted.grams || wanted.row_sums {
+        targets(graph)
+    } else {
+        Vec::new()
+    };
+    if targets.is_empty() && wanted.capture.is_empty() {
+        return Ok(Gathered::default());
+    }
+    for t in &mut targets {
+        t.grams = wanted.grams;
+        if wanted.row_sums {
+            t.sum = Some(RowSum {
+                sums: vec![0.0; t.dim * t.channels],
+                rows: 0,
+            });
+        }
     }
     let interp = FloatInterpreter::new(graph, registry())?;
     let pool = thread_pool(threads)?;
-    let wanted: HashSet<TensorId> = targets.iter().map(|t| t.input).collect();
-    each_sample(samples, cancelled, |sample| {
+    let mut seen_ids: HashSet<TensorId> = targets.iter().map(|t| t.input).collect();
+    seen_ids.extend(wanted.capture.iter().copied());
+    let observe = |sample: &[ArrayD<f32>]| -> Result<HashMap<TensorId, ArrayD<f32>>, CalibError> {
         let mut seen: HashMap<TensorId, ArrayD<f32>> = HashMap::new();
         interp.observe_sample(sample, &mut |t, v| {
-            if let (true, Value::F32(a)) = (wanted.contains(&t), v) {
+            if let (true, Value::F32(a)) = (seen_ids.contains(&t), v) {
                 seen.entry(t).or_insert_with(|| a.clone());
             }
         })?;
-        let step = |t: &mut Target| -> Result<(), CalibError> {
-            match seen.get(&t.input) {
+        Ok(seen)
+    };
+    let mut captured: BTreeMap<TensorId, Vec<f32>> = BTreeMap::new();
+    let mut add = |seen: &HashMap<TensorId, ArrayD<f32>>| -> Result<(), CalibError> {
+        for t in &wanted.capture {
+            if let Some(x) = seen.get(t) {
+                captured.entry(*t).or_default().extend(x.iter().copied());
+            }
+        }
+        targets
+            .par_iter_mut()
+            .try_for_each(|t| match seen.get(&t.input) {
                 Some(x) => t.add(x),
                 None => Ok(()),
-            }
-        };
-        pool.install(|| targets.par_iter_mut().try_for_each(step))
+            })
+    };
+    let mut previous: Option<HashMap<TensorId, ArrayD<f32>>> = None;
+    each_sample(samples, cancelled, |sample| {
+        let (seen, added) = pool.install(|| {
+            rayon::join(
+                || observe(sample),
+                || previous.take().map_or(Ok(()), |p| add(&p)),
+            )
+        });
+        added?;
+        previous = Some(seen?);
+        Ok(())
     })?;
-    Ok(targets
-        .into_iter()
-        .filter_map(|t| t.gram.map(|g| (t.output, g)))
-        .collect())
+    if let Some(p) = previous {
+        pool.install(|| add(&p))?;
+    }
+    let mut gathered = Gathered::default();
+    for t in targets {
+        let output = t.output;
+        let (gram, sum) = t.finish();
+        if let Some(g) = gram {
+            gathered.grams.insert(output, g);
+        }
+        if let Some(s) = sum.filter(|s| s.rows > 0) {
+            gathered.row_sums.insert(output, s);
+        }
+    }
+    gathered.captured = captured;
+    Ok(gathered)
 }
 
 /// Calls `f` on every sample of `samples` (read 32 at a time), in order, until they run out, `cancelled`
@@ -205,45 +315,52 @@ pub(super) fn each_sample(
     }
 }
 
-/// Streams `samples` through the float model and sums the input rows of every weighted op (bias
-/// correction's float side), sample after sample.
-pub fn collect_row_sums(
-    graph: &Graph,
-    samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
-    cancelled: &(dyn Fn() -> bool + Sync),
-) -> Result<RowSums, CalibError> {
-    let mut collector = RowSumCollector::new(graph);
-    let interp = FloatInterpreter::new(graph, registry())?;
-    each_sample(samples, cancelled, |sample| {
-        let mut failed = None;
-        interp.observe_sample(sample, &mut |t, v| {
-            if let (true, Value::F32(a), None) = (collector.wants(t), v, &failed) {
-                failed = collector.add(t, a).err();
-            }
-        })?;
-        failed.map_or(Ok(()), Err)
-    })?;
-    Ok(collector.finish())
-}
+/// Rows of one matrix gathered before their product joins the f64 sums: one product per block of rows
+/// instead of one per sample (a dense layer sees one row per sample), in sample order, so the sums do not
+/// depend on how samples were batched or spread over threads.
+const BLOCK_ROWS: usize = 256;
 
 impl Target {
-    /// Adds the rows of one input value to the op's second moments.
+    /// Adds the rows of one input value to the op's second moments and row sums.
     fn add(&mut self, x: &ArrayD<f32>) -> Result<(), CalibError> {
         let depthwise = matches!(self.geometry, Geometry::Depthwise { .. });
         let (dim, channels) = (self.dim, self.channels);
-        let gram = self.gram.get_or_insert_with(|| Gram {
-            dim,
-            matrices: vec![vec![0.0; dim * dim]; channels],
-            rows: 0,
-            depthwise,
+        let mut gram = self.grams.then(|| {
+            self.gram.get_or_insert_with(|| Gram {
+                dim,
+                matrices: vec![vec![0.0; dim * dim]; channels],
+                rows: 0,
+                depthwise,
+            })
         });
+        let (pending, sum) = (&mut self.pending, &mut self.sum);
         for_rows(self.geometry, dim, x, &mut |rows, k| {
+            if let Some(sum) = sum.as_mut().filter(|s| s.sums.len() == k) {
+                for row in rows.chunks_exact(k) {
+                    add_widened(&mut sum.sums, row);
+                }
+                sum.rows += (rows.len() / k) as u64;
+            }
+            let Some(gram) = gram.as_mut() else { return };
             if depthwise {
                 gram.add_depthwise(rows, dim, channels);
             } else {
-                gram.add_rows(rows, k);
+                pending.extend_from_slice(rows);
+                if pending.len() >= BLOCK_ROWS * k {
+                    gram.add_rows(pending, k);
+                    pending.clear();
+                }
             }
         })
+    }
+
+    /// The second moments (with the rows still pending) and the row sums.
+    fn finish(mut self) -> (Option<Gram>, Option<RowSum>) {
+        let mut gram = self.gram.take();
+        if let (Some(g), false) = (&mut gram, self.pending.is_empty()) {
+            g.add_rows(&self.pending, self.dim);
+        }
+        (gram, self.sum)
     }
 }
 
@@ -289,11 +406,18 @@ fn for_rows(
             let (win_y, win_x) = (window(h, kh, wy)?, window(w, kw, wx)?);
             let rows = win_y.out * win_x.out;
             let k = kh * kw * c;
-            let mut cols = vec![0.0f32; rows * k];
+            // One buffer per thread, reused from op to op and sample to sample (im2col writes every
+            // element); taken out while in use, so a nested call on the same thread gets its own.
+            thread_local! {
+                static COLS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+            }
+            let mut cols = COLS.take();
+            cols.resize(rows * k, 0.0);
             for image in data.chunks_exact(h * w * c).take(n) {
                 im2col(image, [h, w, c], 0, c, &win_y, &win_x, &mut cols);
                 f(&cols, k);
             }
+            COLS.set(cols);
         }
     }
     Ok(())
@@ -322,75 +446,6 @@ impl RowSum {
 /// The row sums of every weighted op, keyed by the op's output tensor like [`Grams`].
 pub type RowSums = BTreeMap<TensorId, RowSum>;
 
-/// Sums the rows of every weighted op (as [`collect_grams`] finds them) of one graph, from whichever
-/// interpreter runs it: feed it every tensor value a sample produces ([`RowSumCollector::wants`] says which),
-/// samples in order, one after the other, so the sums are the same on any thread count.
-pub struct RowSumCollector {
-    targets: Vec<Target>,
-    by_input: HashMap<TensorId, Vec<usize>>,
-    sums: Vec<RowSum>,
-}
-
-impl RowSumCollector {
-    /// The weighted ops of `graph`'s main subgraph.
-    pub fn new(graph: &Graph) -> Self {
-        let targets = targets(graph);
-        let mut by_input: HashMap<TensorId, Vec<usize>> = HashMap::new();
-        for (i, t) in targets.iter().enumerate() {
-            by_input.entry(t.input).or_default().push(i);
-        }
-        let sums = targets
-            .iter()
-            .map(|t| RowSum {
-                sums: vec![0.0; t.dim * t.channels],
-                rows: 0,
-            })
-            .collect();
-        RowSumCollector {
-            targets,
-            by_input,
-            sums,
-        }
-    }
-
-    /// Whether tensor `t` is the input of a weighted op.
-    pub fn wants(&self, t: TensorId) -> bool {
-        self.by_input.contains_key(&t)
-    }
-
-    /// Adds the rows of tensor `t`'s value (real numbers) to every op that reads it.
-    pub fn add(&mut self, t: TensorId, x: &ArrayD<f32>) -> Result<(), CalibError> {
-        let Some(ops) = self.by_input.get(&t) else {
-            return Ok(());
-        };
-        for &i in ops {
-            let (target, sum) = (&self.targets[i], &mut self.sums[i]);
-            for_rows(target.geometry, target.dim, x, &mut |rows, k| {
-                if k != sum.sums.len() {
-                    return;
-                }
-                for row in rows.chunks_exact(k) {
-                    for (s, &v) in sum.sums.iter_mut().zip(row) {
-                        *s += f64::from(v);
-                    }
-                }
-                sum.rows += (rows.len() / k) as u64;
-            })?;
-        }
-        Ok(())
-    }
-
-    /// The sums of every op that saw rows, keyed by its output tensor.
-    pub fn finish(self) -> RowSums {
-        self.targets
-            .iter()
-            .zip(self.sums)
-            .filter(|(_, s)| s.rows > 0)
-            .map(|(t, s)| (t.output, s))
-            .collect()
-    }
-}
-
 impl Gram {
     /// Adds `x^T x` of rows of length `dim` (one matrix).
     fn add_rows(&mut self, rows: &[f32], dim: usize) {
@@ -399,8 +454,8 @@ impl Gram {
             return;
         };
         let product = x.t().dot(&x);
-        if let Some(m) = self.matrices.first_mut() {
-            for (acc, v) in m.iter_mut().zip(product.iter()) {
+        if let (Some(m), Some(product)) = (self.matrices.first_mut(), product.as_slice()) {
+            for (acc, v) in m.iter_mut().zip(product) {
                 *acc += f64::from(*v);
             }
         }
@@ -410,23 +465,13 @@ impl Gram {
     /// Adds each channel's `x^T x` over its `taps` of every im2col row (`taps * channels` long, tap-major).
     fn add_depthwise(&mut self, cols: &[f32], taps: usize, channels: usize) {
         let k = taps * channels;
-        let mut sums = vec![0.0f64; channels * taps * taps];
-        for row in cols.chunks_exact(k) {
-            for t1 in 0..taps {
-                let a = &row[t1 * channels..][..channels];
-                for t2 in t1..taps {
-                    let b = &row[t2 * channels..][..channels];
-                    let dst = &mut sums[(t1 * taps + t2) * channels..][..channels];
-                    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-                        *d += f64::from(x) * f64::from(y);
-                    }
-                }
-            }
-        }
+        // One image's rows (at most its output positions) sum in f32 lanes, then join the f64 matrices.
+        let mut sums = vec![0.0f32; channels * taps * taps];
+        tap_products(cols, taps, channels, &mut sums);
         for (ch, m) in self.matrices.iter_mut().enumerate() {
             for t1 in 0..taps {
                 for t2 in t1..taps {
-                    let v = sums[(t1 * taps + t2) * channels + ch];
+                    let v = f64::from(sums[(t1 * taps + t2) * channels + ch]);
                     m[t1 * taps + t2] += v;
                     if t1 != t2 {
                         m[t2 * taps + t1] += v;
@@ -435,6 +480,44 @@ impl Gram {
             }
         }
         self.rows += (cols.len() / k.max(1)) as u64;
+    }
+}
+
+wide_vectors! {
+    /// `sums[(t1 * taps + t2) * channels + c] += row[t1 * channels + c] * row[t2 * channels + c]` over the
+    /// rows of `cols` (`taps * channels` long), for `t2 >= t1`.
+    fn tap_products(cols: &[f32], taps: usize, channels: usize, sums: &mut [f32]) => tap_products_body;
+}
+
+#[inline(always)]
+fn tap_products_body(cols: &[f32], taps: usize, channels: usize, sums: &mut [f32]) {
+    let k = taps * channels;
+    // Blocks of rows stay in cache while each tap pair's channel sums (one short slice) take them in.
+    for block in cols.chunks(k * 16) {
+        for t1 in 0..taps {
+            for t2 in t1..taps {
+                let dst = &mut sums[(t1 * taps + t2) * channels..][..channels];
+                for row in block.chunks_exact(k) {
+                    let a = &row[t1 * channels..][..channels];
+                    let b = &row[t2 * channels..][..channels];
+                    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+                        *d += x * y;
+                    }
+                }
+            }
+        }
+    }
+}
+
+wide_vectors! {
+    /// `sums[i] += row[i]` in f64.
+    fn add_widened(sums: &mut [f64], row: &[f32]) => add_widened_body;
+}
+
+#[inline(always)]
+fn add_widened_body(sums: &mut [f64], row: &[f32]) {
+    for (s, &v) in sums.iter_mut().zip(row) {
+        *s += f64::from(v);
     }
 }
 

@@ -11,6 +11,7 @@ mod calibrator;
 mod corpus_tests;
 mod error;
 pub mod gram;
+pub mod heads;
 mod histogram;
 mod interpreter;
 mod observer;

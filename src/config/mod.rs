@@ -239,6 +239,9 @@ pub struct ModelConfig {
     /// float16 mode casts only the ops' weights, as ai-edge-quantizer does (default false: every float
     /// constant, as TF's converter does).
     pub float16_weights_only: bool,
+    /// int8: choose the input ranges of the output heads (SOFTMAX, LOGISTIC, TANH) by the output error
+    /// (default false).
+    pub output_aware: bool,
 }
 
 impl ModelConfig {
@@ -273,6 +276,7 @@ impl ModelConfig {
             bias_correction: self.bias_correction,
             row_sums: None,
             float16_weights_only: self.float16_weights_only,
+            output_aware: self.output_aware,
         }
     }
 }

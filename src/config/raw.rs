@@ -73,4 +73,5 @@ pub(crate) struct RawModel {
     pub adaptive_rounding: Option<bool>,
     pub bias_correction: Option<bool>,
     pub float16_weights_only: Option<bool>,
+    pub output_aware: Option<bool>,
 }

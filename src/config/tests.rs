@@ -312,7 +312,7 @@ fn unknown_model_key_is_named_with_its_path() {
         "/proj/quantize.toml:3:1: key `models.m.modez`: unknown key; expected one of `source`, `modes`, `dataset`, \
          `op_sets`, `inference_input_type`, `inference_output_type`, `per_channel`, `per_channel_dense`, \
          `calibration`, `percentile`, `exclude`, `target_runtime`, `eval`, `target_sqnr_db`, `max_top1_drop`, \
-         `equalize`, `adaptive_rounding`, `bias_correction`, `float16_weights_only`"
+         `equalize`, `adaptive_rounding`, `bias_correction`, `float16_weights_only`, `output_aware`"
     );
 }
 

@@ -340,33 +340,22 @@ fn calibrate_job(
     })
 }
 
-/// The input second moments of the weighted ops (`adaptive_rounding`), from a second pass over the dataset:
-/// measured on every build, a locked one too (they follow from the dataset the lock pins).
-fn grams_job(
+/// What the passes after calibration measure from the dataset: the input second moments of the weighted
+/// ops (`adaptive_rounding`), their mean input rows (`bias_correction`) and the values reaching the output
+/// heads (`output_aware`), all from one more pass of the float model, on every build, a locked one too (they
+/// follow from the dataset the lock pins; the heads' ranges are in the lock).
+fn moments_job(
     job: &Job,
     graph: &Graph,
     opts: &RunOptions<'_>,
-) -> Result<calibrate::gram::Grams, JobError> {
+    wanted: &calibrate::gram::Moments,
+) -> Result<calibrate::gram::Gathered, JobError> {
     let cancelled = || opts.cancel.is_cancelled();
     let threads = opts.threads.min(super::MAX_THREADS);
     over_dataset(job, graph, opts, |next, _| {
-        calibrate::gram::collect_grams(graph, next, threads, &cancelled)
+        calibrate::gram::collect_moments(graph, next, threads, wanted, &cancelled)
     })
-    .map(|(grams, ..)| grams)
-}
-
-/// The mean input rows of the weighted ops (`bias_correction`), from a pass of the float model over the
-/// dataset, sample after sample: measured on every build, like the second moments.
-fn row_sums_job(
-    job: &Job,
-    graph: &Graph,
-    opts: &RunOptions<'_>,
-) -> Result<calibrate::gram::RowSums, JobError> {
-    let cancelled = || opts.cancel.is_cancelled();
-    over_dataset(job, graph, opts, |next, _| {
-        calibrate::gram::collect_row_sums(graph, next, &cancelled)
-    })
-    .map(|(sums, ..)| sums)
+    .map(|(gathered, ..)| gathered)
 }
 
 /// What a job produced, before anything is written.
@@ -447,11 +436,31 @@ pub(crate) fn produce(
         None => None,
     };
     let mut options = job.options.clone();
-    if options.adaptive_rounding && job.mode.needs_calibration() {
-        options.grams = Some(std::sync::Arc::new(grams_job(job, &graph, opts)?));
-    }
-    if options.bias_correction && job.mode.needs_calibration() {
-        options.row_sums = Some(std::sync::Arc::new(row_sums_job(job, &graph, opts)?));
+    let calibrated = job.mode.needs_calibration();
+    // Heads whose ranges are chosen here: int8 activations, ranges just calibrated (a lock holds them).
+    let heads = match (&ranges, from_lock, job.mode) {
+        (Some(_), false, quantize::Mode::Int8) if options.output_aware => {
+            calibrate::heads::heads(&graph)
+        }
+        _ => Vec::new(),
+    };
+    let wanted = calibrate::gram::Moments {
+        grams: options.adaptive_rounding && calibrated,
+        row_sums: options.bias_correction && calibrated,
+        capture: heads.iter().map(|h| h.input).collect(),
+    };
+    let mut ranges = ranges;
+    if wanted != calibrate::gram::Moments::default() {
+        let gathered = moments_job(job, &graph, opts, &wanted)?;
+        if wanted.grams {
+            options.grams = Some(std::sync::Arc::new(gathered.grams));
+        }
+        if wanted.row_sums {
+            options.row_sums = Some(std::sync::Arc::new(gathered.row_sums));
+        }
+        if let Some(r) = &mut ranges {
+            calibrate::heads::refine(r, &heads, &gathered.captured);
+        }
     }
     let mut outcome: Option<TargetOutcome> = None;
     // The first round quantizes the graph already read; each further round (a target search) reads afresh.

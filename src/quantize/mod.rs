@@ -130,6 +130,11 @@ pub struct QuantOptions {
     /// serialized options when off, like `equalize`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub float16_weights_only: bool,
+    /// int8: the input range of each SOFTMAX / LOGISTIC / TANH that gives a model output is chosen by the
+    /// error at that output ([`crate::calibrate::heads`]). Left out of the serialized options when off, like
+    /// `equalize`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub output_aware: bool,
 }
 
 impl Default for QuantOptions {
@@ -150,6 +155,7 @@ impl Default for QuantOptions {
             bias_correction: false,
             row_sums: None,
             float16_weights_only: false,
+            output_aware: false,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! a few milliseconds per op instead of AdaRound's gradient iterations. The scales are the quantizer's own:
 //! only the integer codes change, so biases, checks and the format are as with round-to-nearest.
 
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2};
 use rayon::prelude::*;
 
 use crate::calibrate::gram::Gram;
@@ -93,11 +95,12 @@ pub(crate) fn adaptive_codes(
     Some(codes)
 }
 
-/// The column order and the upper Cholesky factor of `H^-1` (in that order) one row is rounded with.
+/// The column order and the factor one row is rounded with: `R` upper with `P H P^T = R R^T` (so that the
+/// upper Cholesky factor of the inverse GPTQ spreads errors with is `U = R^-1`), stored by columns.
 struct Solver {
     order: Vec<usize>,
-    /// Row-major `d x d` upper triangle.
-    upper: Vec<f64>,
+    /// Row `k` holds column `k` of `R` down to its diagonal: `R_0k .. R_kk` (row-major `d x d`).
+    columns: Vec<f64>,
     d: usize,
 }
 
@@ -114,9 +117,9 @@ impl Solver {
         // Columns in order of decreasing energy (stable: ties keep their index order).
         let mut order: Vec<usize> = (0..d).collect();
         order.sort_by(|&a, &b| h[b * d + b].total_cmp(&h[a * d + a]));
-        // The permuted matrix, reversed (`J P H P^T J`): its lower Cholesky factor L gives the upper factor of
-        // the inverse without inverting H: with R = J L J (upper), H = R R^T, so H^-1 = R^-T R^-1 and
-        // U = R^-1 = J L^-1 J.
+        // The permuted matrix, reversed (`J P H P^T J`): its lower Cholesky factor L gives R = J L J (upper,
+        // P H P^T = R R^T), so H^-1 = R^-T R^-1 and the inverse's upper factor is U = R^-1, which the rounding
+        // applies by forward substitution with R rather than by inverting it.
         let mut p = vec![0.0; d * d];
         for (i, &a) in order.iter().rev().enumerate() {
             for (j, &b) in order.iter().rev().enumerate() {
@@ -128,54 +131,148 @@ impl Solver {
             }
             p[i * d + i] += DAMPING * mean + noise;
         }
-        let inverse = lower_inverse(&cholesky(&p, d)?, d);
-        let mut upper = vec![0.0; d * d];
-        for i in 0..d {
-            for j in i..d {
-                upper[i * d + j] = inverse[(d - 1 - i) * d + (d - 1 - j)];
+        let l = cholesky(&p, d)?;
+        // R_jk = L_(d-1-j)(d-1-k).
+        let mut columns = vec![0.0; d * d];
+        for k in 0..d {
+            for j in 0..=k {
+                columns[k * d + j] = l[(d - 1 - j) * d + (d - 1 - k)];
             }
         }
-        Some(Solver { order, upper, d })
+        Some(Solver { order, columns, d })
     }
 
     /// Rounds one row (`scale` per code), spreading each column's error over the columns after it.
+    ///
+    /// GPTQ's update `w_k -= sum_j<k e_j U_jk / U_jj` (`e_j` the rounding error of column `j` after its own
+    /// update) with `U = R^-1` is, for `v = (e / diag U)^T U`, `v R = (e / diag U)^T`: so `v_k = e_k - a_k` and
+    /// the update of column `k` is `a_k = (sum_j<k v_j R_jk) / R_kk`, one dot product per column.
     fn round(&self, row: &[f64], scale: f64, qmax: f64) -> Vec<i8> {
         let d = self.d;
-        let mut w: Vec<f64> = self.order.iter().map(|&j| row[j]).collect();
+        let mut v = vec![0.0; d];
         let mut codes = vec![0i8; d];
-        for j in 0..d {
-            let q = (w[j] / scale).round().clamp(-qmax, qmax);
-            codes[self.order[j]] = q as i8;
-            let err = (w[j] - q * scale) / self.upper[j * d + j];
-            let u = &self.upper[j * d..][..d];
-            for k in j + 1..d {
-                w[k] -= err * u[k];
-            }
+        for k in 0..d {
+            let column = &self.columns[k * d..][..=k];
+            let a = dot(&v[..k], &column[..k]) / column[k];
+            let w = row[self.order[k]] + a;
+            let q = (w / scale).round().clamp(-qmax, qmax);
+            codes[self.order[k]] = q as i8;
+            v[k] = (w - q * scale) - a;
         }
         codes
     }
 }
 
+/// Diagonal blocks of the blocked factorization; matrices up to twice this size are factored directly.
+const BLOCK: usize = 64;
+
 /// The lower Cholesky factor `L` of a symmetric positive definite row-major matrix (`A = L L^T`).
 /// Written here rather than taken from a linear-algebra crate: it is the only factorization litequant needs,
 /// and build scripts compile every dependency.
+///
+/// Large matrices (a 1280-wide dense layer) factor by blocks, right-looking: each diagonal block directly,
+/// the panel below it by substitution, and the trailing matrix updated by one matrix product (ndarray's,
+/// through `matrixmultiply`, whose every output element sums in one fixed order on any thread count).
 fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let dot = dot(&l[i * d..][..j], &l[j * d..][..j]);
-            let v = a[i * d + j] - dot;
-            if i == j {
-                if v <= 0.0 || !v.is_finite() {
-                    return None;
-                }
-                l[i * d + i] = v.sqrt();
-            } else {
-                l[i * d + j] = v / l[j * d + j];
+    if d <= 2 * BLOCK {
+        return cholesky_direct(a, d);
+    }
+    let mut m = Array2::from_shape_vec((d, d), a.to_vec()).ok()?;
+    let mut k = 0;
+    while k < d {
+        let b = BLOCK.min(d - k);
+        let diagonal: Vec<f64> = m.slice(s![k..k + b, k..k + b]).iter().copied().collect();
+        let l11 = cholesky_direct(&diagonal, b)?;
+        for i in 0..b {
+            for j in 0..b {
+                m[[k + i, k + j]] = l11[i * b + j];
             }
         }
+        if k + b < d {
+            // Panel: each row x of A21 solves x L11^T = a.
+            for r in k + b..d {
+                let mut row = m.slice_mut(s![r, k..k + b]);
+                for j in 0..b {
+                    let mut v = row[j];
+                    for t in 0..j {
+                        v -= row[t] * l11[j * b + t];
+                    }
+                    row[j] = v / l11[j * b + j];
+                }
+            }
+            let panel = m.slice(s![k + b.., k..k + b]).to_owned();
+            general_mat_mul(
+                -1.0,
+                &panel,
+                &panel.t(),
+                1.0,
+                &mut m.slice_mut(s![k + b.., k + b..]),
+            );
+        }
+        k += b;
+    }
+    let mut l = m.into_raw_vec_and_offset().0;
+    for i in 0..d {
+        l[i * d + i + 1..(i + 1) * d].fill(0.0);
+    }
+    if l.iter().all(|v| v.is_finite()) {
+        Some(l)
+    } else {
+        None
+    }
+}
+
+/// [`cholesky`] element by element (row by row, each entry one dot product with an earlier row).
+fn cholesky_direct(a: &[f64], d: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; d * d];
+    for i in 0..d {
+        let (done, rest) = l.split_at_mut(i * d);
+        let row = &mut rest[..d];
+        let mut j = 0;
+        // Four entries at a time share the loads of row i over their common prefix (`..j`); each entry's sum
+        // is then finished over its own few columns, in a fixed order.
+        while j + 4 <= i {
+            let prefix = dot4(&row[..j], [0, 1, 2, 3].map(|t| &done[(j + t) * d..][..j]));
+            for t in 0..4 {
+                let other = &done[(j + t) * d..][..j + t];
+                let tail: f64 = (j..j + t).map(|k| row[k] * other[k]).sum();
+                row[j + t] = (a[i * d + j + t] - (prefix[t] + tail)) / done[(j + t) * d + j + t];
+            }
+            j += 4;
+        }
+        while j < i {
+            let v = a[i * d + j] - dot(&row[..j], &done[j * d..][..j]);
+            row[j] = v / done[j * d + j];
+            j += 1;
+        }
+        let v = a[i * d + i] - dot(&row[..i], &row[..i]);
+        if v <= 0.0 || !v.is_finite() {
+            return None;
+        }
+        row[i] = v.sqrt();
     }
     Some(l)
+}
+
+/// Four dot products of `a` with `b[0..4]` (each at least as long as `a`) in one pass over `a`, each in the
+/// fixed order of [`dot`]'s four interleaved sums.
+fn dot4(a: &[f64], b: [&[f64]; 4]) -> [f64; 4] {
+    let n = a.len();
+    let mut acc = [[0.0f64; 4]; 4];
+    let full = n - n % 4;
+    let mut k = 0;
+    while k < full {
+        for (t, bt) in b.iter().enumerate() {
+            for lane in 0..4 {
+                acc[t][lane] += a[k + lane] * bt[k + lane];
+            }
+        }
+        k += 4;
+    }
+    [0, 1, 2, 3].map(|t| {
+        let tail: f64 = (full..n).map(|k| a[k] * b[t][k]).sum();
+        (acc[t][0] + acc[t][1]) + (acc[t][2] + acc[t][3]) + tail
+    })
 }
 
 /// `a . b` in four interleaved sums (a fixed order, so the same bits on every run, and one the compiler
@@ -197,6 +294,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
+#[cfg(test)]
 /// The inverse of a lower triangular row-major matrix, row by row (`m_i = (e_i - sum_k<i l_ik m_k) / l_ii`, each
 /// a sum of earlier rows: contiguous memory only).
 fn lower_inverse(l: &[f64], d: usize) -> Vec<f64> {
@@ -266,29 +364,119 @@ mod tests {
         );
     }
 
+    /// `R` from the solver's columns (row-major upper).
+    fn solver_r(s: &Solver) -> Vec<f64> {
+        let d = s.d;
+        let mut r = vec![0.0; d * d];
+        for k in 0..d {
+            for j in 0..=k {
+                r[j * d + k] = s.columns[k * d + j];
+            }
+        }
+        r
+    }
+
     #[test]
-    fn the_solver_factor_is_the_upper_cholesky_factor_of_the_inverse() {
+    fn the_solver_factor_squares_to_the_damped_permuted_gram() {
         let h = [4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
         let s = Solver::new(&h, 3, 0.0).unwrap();
-        // P (H + damping) P^T = (U^T U)^-1 in the solver's column order.
+        let r = solver_r(&s);
         let mean = (4.0 + 5.0 + 3.0) / 3.0;
         for i in 0..3 {
             for j in 0..3 {
                 let damped =
-                    |a: usize, b: usize| h[a * 3 + b] + if a == b { DAMPING * mean } else { 0.0 };
-                // (U^T U) * P H P^T = I.
-                let v: f64 = (0..3)
-                    .map(|k| {
-                        let utu: f64 = (0..3)
-                            .map(|r| s.upper[r * 3 + i] * s.upper[r * 3 + k])
-                            .sum();
-                        utu * damped(s.order[k], s.order[j])
-                    })
-                    .sum();
-                assert!(
-                    (v - f64::from(u8::from(i == j))).abs() < 1e-9,
-                    "{i} {j} {v}"
-                );
+                    h[s.order[i] * 3 + s.order[j]] + if i == j { DAMPING * mean } else { 0.0 };
+                let rrt: f64 = (0..3).map(|k| r[i * 3 + k] * r[j * 3 + k]).sum();
+                assert!((rrt - damped).abs() < 1e-9, "{i} {j} {rrt} {damped}");
+            }
+        }
+    }
+
+    #[test]
+    fn forward_substitution_rounds_as_the_inverse_factor_does() {
+        // GPTQ's loop with U = R^-1 formed explicitly, against the solver's substitution, on random rows.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let d = 37;
+        let x: Vec<f64> = (0..200 * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let mut h = vec![0.0; d * d];
+        for s in x.chunks(d) {
+            for i in 0..d {
+                for j in 0..d {
+                    h[i * d + j] += (s[i] + s[(i + 1) % d]) * (s[j] + s[(j + 1) % d]);
+                }
+            }
+        }
+        let s = Solver::new(&h, d, 0.5).unwrap();
+        // U = R^-1 = (R^T)^-T: R^T is lower.
+        let r = solver_r(&s);
+        let mut rt = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                rt[i * d + j] = r[j * d + i];
+            }
+        }
+        let rt_inv = lower_inverse(&rt, d);
+        let u = |i: usize, j: usize| rt_inv[j * d + i];
+        for _ in 0..20 {
+            let row: Vec<f64> = (0..d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let scale = 0.03;
+            let mut w: Vec<f64> = s.order.iter().map(|&j| row[j]).collect();
+            let mut expected = vec![0i8; d];
+            for j in 0..d {
+                let q = (w[j] / scale).round().clamp(-127.0, 127.0);
+                expected[s.order[j]] = q as i8;
+                let err = (w[j] - q * scale) / u(j, j);
+                for (k, wk) in w.iter_mut().enumerate().skip(j + 1) {
+                    *wk -= err * u(j, k);
+                }
+            }
+            assert_eq!(s.round(&row, scale, 127.0), expected);
+        }
+    }
+
+    #[test]
+    fn blocked_cholesky_matches_the_direct_one() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let d = 2 * BLOCK + 37;
+        let m: Vec<f64> = (0..d * 8).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        // Rank 8 plus damping, as a dense layer's few samples give.
+        let mut a = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                a[i * d + j] = (0..8).map(|k| m[i * 8 + k] * m[j * 8 + k]).sum::<f64>()
+                    + if i == j { 0.05 } else { 0.0 };
+            }
+        }
+        let (blocked, direct) = (cholesky(&a, d).unwrap(), cholesky_direct(&a, d).unwrap());
+        for (x, y) in blocked.iter().zip(&direct) {
+            assert!((x - y).abs() < 1e-9, "{x} {y}");
+        }
+        assert_eq!(blocked, cholesky(&a, d).unwrap(), "deterministic");
+        let mut indefinite = a.clone();
+        indefinite[(d - 1) * d + d - 1] = -1.0;
+        assert!(cholesky(&indefinite, d).is_none());
+    }
+
+    #[test]
+    fn direct_cholesky_matches_the_definition() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let d = 23;
+        let m: Vec<f64> = (0..d * d).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let mut a = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                a[i * d + j] = (0..d).map(|k| m[i * d + k] * m[j * d + k]).sum::<f64>()
+                    + if i == j { 1.0 } else { 0.0 };
+            }
+        }
+        let l = cholesky_direct(&a, d).unwrap();
+        for i in 0..d {
+            for j in 0..d {
+                let llt: f64 = (0..d).map(|k| l[i * d + k] * l[j * d + k]).sum();
+                assert!((llt - a[i * d + j]).abs() < 1e-9, "{i} {j}");
+                if j > i {
+                    assert_eq!(l[i * d + j], 0.0);
+                }
             }
         }
     }

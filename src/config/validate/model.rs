@@ -194,6 +194,7 @@ impl Checker<'_> {
             adaptive_rounding: raw.adaptive_rounding.unwrap_or(false),
             bias_correction: raw.bias_correction.unwrap_or(false),
             float16_weights_only: raw.float16_weights_only.unwrap_or(false),
+            output_aware: raw.output_aware.unwrap_or(false),
         })
     }
 
