@@ -192,6 +192,8 @@ pub struct Moments {
     pub row_sums: bool,
     /// Tensors whose values are kept, every sample's after the one before.
     pub capture: Vec<TensorId>,
+    /// At most this many values kept per captured tensor: whole samples, the first ones (0: no limit).
+    pub capture_limit: usize,
 }
 
 /// What [`collect_moments`] gathered.
@@ -246,33 +248,65 @@ pub fn collect_moments(
         Ok(seen)
     };
     let mut captured: BTreeMap<TensorId, Vec<f32>> = BTreeMap::new();
-    let mut add = |seen: &HashMap<TensorId, ArrayD<f32>>| -> Result<(), CalibError> {
-        for t in &wanted.capture {
-            if let Some(x) = seen.get(t) {
-                captured.entry(*t).or_default().extend(x.iter().copied());
+    // A block's samples in order: each op takes them one after the other (the ops side by side).
+    let mut add = |block: &[HashMap<TensorId, ArrayD<f32>>]| -> Result<(), CalibError> {
+        for seen in block {
+            for t in &wanted.capture {
+                if let Some(x) = seen.get(t) {
+                    let kept = captured.entry(*t).or_default();
+                    if wanted.capture_limit == 0 || kept.len() + x.len() <= wanted.capture_limit {
+                        kept.extend(x.iter().copied());
+                    }
+                }
             }
         }
-        targets
-            .par_iter_mut()
-            .try_for_each(|t| match seen.get(&t.input) {
-                Some(x) => t.add(x),
-                None => Ok(()),
-            })
+        targets.par_iter_mut().try_for_each(|t| {
+            let input = t.input;
+            block
+                .iter()
+                .filter_map(|seen| seen.get(&input))
+                .try_for_each(|x| t.add(x))
+        })
     };
-    let mut previous: Option<HashMap<TensorId, ArrayD<f32>>> = None;
-    each_sample(samples, cancelled, |sample| {
+    // Blocks of samples run the float model side by side, while the sums take the block before, sample
+    // after sample. The first block has one sample per thread; later ones hold what the kept values of 16 MiB
+    // allow (at most 32 samples), so a small model meets the workers rarely and a large one stays in memory.
+    let mut block = threads.max(1);
+    let mut previous: Vec<HashMap<TensorId, ArrayD<f32>>> = Vec::new();
+    let mut done = 0usize;
+    loop {
+        if cancelled() {
+            return Err(CalibError::Cancelled);
+        }
+        let batch = samples(block).map_err(|message| CalibError::Data {
+            sample: Some(done),
+            message,
+        })?;
         let (seen, added) = pool.install(|| {
             rayon::join(
-                || observe(sample),
-                || previous.take().map_or(Ok(()), |p| add(&p)),
+                || {
+                    // In sample order: the first failing sample is the one reported.
+                    let results: Vec<_> = batch.par_iter().map(|sample| observe(sample)).collect();
+                    results.into_iter().collect::<Result<Vec<_>, _>>()
+                },
+                || add(&previous),
             )
         });
         added?;
-        previous = Some(seen?);
-        Ok(())
-    })?;
-    if let Some(p) = previous {
-        pool.install(|| add(&p))?;
+        previous = seen?;
+        if batch.is_empty() {
+            break;
+        }
+        if done == 0 {
+            let bytes: usize = previous
+                .iter()
+                .flat_map(|seen| seen.values())
+                .map(|a| a.len() * std::mem::size_of::<f32>())
+                .sum::<usize>()
+                / previous.len().max(1);
+            block = (KEPT_BYTES / bytes.max(1)).clamp(block, 32);
+        }
+        done += batch.len();
     }
     let mut gathered = Gathered::default();
     for t in targets {
@@ -314,6 +348,9 @@ pub(super) fn each_sample(
         }
     }
 }
+
+/// Float values a moments pass keeps for a block of samples, about (see [`collect_moments`]).
+const KEPT_BYTES: usize = 16 << 20;
 
 /// Rows of one matrix gathered before their product joins the f64 sums: one product per block of rows
 /// instead of one per sample (a dense layer sees one row per sample), in sample order, so the sums do not
@@ -524,6 +561,83 @@ fn add_widened_body(sums: &mut [f64], row: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calibrate::ops::testing::{one_op_graph, Arg};
+    use ndarray::IxDyn;
+
+    /// `x [1, 3] -> FULLY_CONNECTED (2 outputs) -> y`, `x` a model input.
+    fn dense_model() -> Graph {
+        let mut g = one_op_graph(
+            fb::BuiltinOperator::FULLY_CONNECTED,
+            fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()),
+            vec![
+                Arg::Omitted,
+                Arg::f32(&[2, 3], vec![1.0, -2.0, 0.5, 0.25, 1.5, -1.0]),
+            ],
+            &[fb::TensorType::FLOAT32],
+        );
+        let x = g.add_tensor(fb::TensorT {
+            shape: Some(vec![1, 3]),
+            type_: fb::TensorType::FLOAT32,
+            name: Some("x".into()),
+            ..Default::default()
+        });
+        g.main_mut().inputs = Some(vec![x.0 as i32]);
+        if let Some(inputs) = g.op_mut(OpIndex(0)).inputs.as_mut() {
+            inputs[0] = x.0 as i32;
+        }
+        g
+    }
+
+    fn samples(n: usize) -> impl FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String> {
+        let mut next = 0;
+        move |k| {
+            let batch = (next..n.min(next + k))
+                .map(|i| {
+                    let v: Vec<f32> = (0..3).map(|j| (i * 3 + j) as f32 * 0.37 - 2.0).collect();
+                    vec![ArrayD::from_shape_vec(IxDyn(&[1, 3]), v).expect("shape")]
+                })
+                .collect::<Vec<_>>();
+            next += batch.len();
+            Ok(batch)
+        }
+    }
+
+    #[test]
+    fn one_pass_gathers_what_separate_passes_do_and_captures_whole_samples() {
+        let g = dense_model();
+        let never = || false;
+        let n = 300; // more rows than one block of the dense product
+        let grams = collect_grams(&g, &mut samples(n), 2, &never).unwrap();
+        let sums = collect_row_sums(&g, &mut samples(n), 1, &never).unwrap();
+        let y = TensorId(1);
+        let wanted = Moments {
+            grams: true,
+            row_sums: true,
+            capture: vec![y],
+            capture_limit: 5,
+        };
+        let both = collect_moments(&g, &mut samples(n), 1, &wanted, &never).unwrap();
+        assert_eq!(both.grams, grams);
+        assert_eq!(both.row_sums, sums);
+        let gram = &grams[&y];
+        assert_eq!((gram.dim, gram.rows), (3, n as u64));
+        // The first row's square plus the others: the (0, 0) entry is the sum of x0^2.
+        let x0: f64 = (0..n)
+            .map(|i| f64::from((i * 3) as f32 * 0.37 - 2.0).powi(2))
+            .sum();
+        assert!(
+            (gram.matrices[0][0] - x0).abs() < 1e-3 * x0,
+            "{} {x0}",
+            gram.matrices[0][0]
+        );
+        assert_eq!(sums[&y].rows, n as u64);
+        // Two outputs per sample, at most 5 values: the first two samples' outputs, whole.
+        let kept = &both.captured[&y];
+        assert_eq!(kept.len(), 4);
+        let first: Vec<f32> = (0..3).map(|j| j as f32 * 0.37 - 2.0).collect();
+        let y0 = first[0] - 2.0 * first[1] + 0.5 * first[2];
+        assert_eq!(kept[0], y0);
+    }
 
     #[test]
     fn dense_rows_sum_outer_products() {

@@ -21,6 +21,10 @@ use crate::tflite::fb;
 /// Candidate bounds per side: the minmax bound scaled by `1 - k / STEPS` towards 0.
 const STEPS: usize = 32;
 
+/// Values of a head's input the choice is measured on, at most (the first calibration samples' whole
+/// tensors): 4 MiB per head, and a bounded search on a head as large as a segmentation mask.
+pub const MAX_VALUES: usize = 1 << 20;
+
 /// The op a head's input passes through.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum HeadOp {

@@ -448,9 +448,10 @@ pub(crate) fn produce(
         grams: options.adaptive_rounding && calibrated,
         row_sums: options.bias_correction && calibrated,
         capture: heads.iter().map(|h| h.input).collect(),
+        capture_limit: calibrate::heads::MAX_VALUES,
     };
     let mut ranges = ranges;
-    if wanted != calibrate::gram::Moments::default() {
+    if wanted.grams || wanted.row_sums || !wanted.capture.is_empty() {
         let gathered = moments_job(job, &graph, opts, &wanted)?;
         if wanted.grams {
             options.grams = Some(std::sync::Arc::new(gathered.grams));

@@ -191,23 +191,28 @@ fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
         if k + b < d {
             // Panel: each row x of A21 solves x L11^T = a.
             for r in k + b..d {
-                let mut row = m.slice_mut(s![r, k..k + b]);
+                let mut full = m.row_mut(r);
+                let row = &mut full.as_slice_mut()?[k..k + b];
                 for j in 0..b {
-                    let mut v = row[j];
-                    for t in 0..j {
-                        v -= row[t] * l11[j * b + t];
-                    }
-                    row[j] = v / l11[j * b + j];
+                    let l = &l11[j * b..][..=j];
+                    row[j] = (row[j] - dot(&row[..j], &l[..j])) / l[j];
                 }
             }
+            // The trailing update of the lower triangle only: block column by block column.
             let panel = m.slice(s![k + b.., k..k + b]).to_owned();
-            general_mat_mul(
-                -1.0,
-                &panel,
-                &panel.t(),
-                1.0,
-                &mut m.slice_mut(s![k + b.., k + b..]),
-            );
+            let mut j = 0;
+            while j < panel.nrows() {
+                let w = BLOCK.min(panel.nrows() - j);
+                let (start, cols) = (k + b + j, panel.slice(s![j..j + w, ..]));
+                general_mat_mul(
+                    -1.0,
+                    &panel.slice(s![j.., ..]),
+                    &cols.t(),
+                    1.0,
+                    &mut m.slice_mut(s![start.., start..start + w]),
+                );
+                j += w;
+            }
         }
         k += b;
     }
