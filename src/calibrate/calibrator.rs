@@ -320,7 +320,7 @@ fn run_task<O: RangeObserver>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibrate::ops::testing::one_op_graph;
+    use crate::calibrate::ops::testing::{one_op_graph, with_float_input};
     use crate::calibrate::{CalibError, QuantGrid};
     use crate::tflite::fb;
     use ndarray::IxDyn;
@@ -328,21 +328,13 @@ mod tests {
 
     /// RELU6 on a model input: x -> relu6(x), both float.
     fn relu6_model() -> Graph {
-        let mut g = one_op_graph(
+        let g = one_op_graph(
             fb::BuiltinOperator::RELU6,
             fb::BuiltinOptionsT::NONE,
             vec![],
             &[fb::TensorType::FLOAT32],
         );
-        let x = g.add_tensor(fb::TensorT {
-            shape: Some(vec![1, 3]),
-            type_: fb::TensorType::FLOAT32,
-            name: Some("x".into()),
-            ..Default::default()
-        });
-        g.main_mut().inputs = Some(vec![x.0 as i32]);
-        g.op_mut(crate::graph::OpIndex(0)).inputs = Some(vec![x.0 as i32]);
-        g
+        with_float_input(g, &[1, 3], 0)
     }
 
     fn stream(values: Vec<[f32; 3]>) -> impl FnMut(usize) -> Result<Vec<Sample>, String> {

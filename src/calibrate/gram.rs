@@ -561,12 +561,12 @@ fn add_widened_body(sums: &mut [f64], row: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibrate::ops::testing::{one_op_graph, Arg};
+    use crate::calibrate::ops::testing::{one_op_graph, with_float_input, Arg};
     use ndarray::IxDyn;
 
     /// `x [1, 3] -> FULLY_CONNECTED (2 outputs) -> y`, `x` a model input.
     fn dense_model() -> Graph {
-        let mut g = one_op_graph(
+        let g = one_op_graph(
             fb::BuiltinOperator::FULLY_CONNECTED,
             fb::BuiltinOptionsT::FullyConnectedOptions(Box::default()),
             vec![
@@ -575,17 +575,7 @@ mod tests {
             ],
             &[fb::TensorType::FLOAT32],
         );
-        let x = g.add_tensor(fb::TensorT {
-            shape: Some(vec![1, 3]),
-            type_: fb::TensorType::FLOAT32,
-            name: Some("x".into()),
-            ..Default::default()
-        });
-        g.main_mut().inputs = Some(vec![x.0 as i32]);
-        if let Some(inputs) = g.op_mut(OpIndex(0)).inputs.as_mut() {
-            inputs[0] = x.0 as i32;
-        }
-        g
+        with_float_input(g, &[1, 3], 0)
     }
 
     fn samples(n: usize) -> impl FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String> {

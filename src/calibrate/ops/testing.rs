@@ -123,6 +123,26 @@ pub(crate) fn one_op_graph(
     Graph::from_model(model)
 }
 
+/// `g` (a [`one_op_graph`]) with a new FLOAT32 model input `x` of `shape` read by its op at input `slot`.
+pub(crate) fn with_float_input(mut g: Graph, shape: &[i32], slot: usize) -> Graph {
+    let x = g.add_tensor(fb::TensorT {
+        shape: Some(shape.to_vec()),
+        type_: fb::TensorType::FLOAT32,
+        name: Some("x".into()),
+        ..Default::default()
+    });
+    g.main_mut().inputs = Some(vec![x.0 as i32]);
+    let inputs = g
+        .op_mut(crate::graph::OpIndex(0))
+        .inputs
+        .get_or_insert_with(Vec::new);
+    if inputs.len() <= slot {
+        inputs.resize(slot + 1, -1);
+    }
+    inputs[slot] = x.0 as i32;
+    g
+}
+
 /// Runs one op on constant inputs with one FLOAT32 output.
 pub(crate) fn try_run_op(
     code: fb::BuiltinOperator,
