@@ -56,3 +56,38 @@ fn output_aware_ranges_sharpen_a_softmax_head_in_litert_and_rebuild_identically_
         &[("int8", 2.0), ("int16x8", 0.0)],
     );
 }
+
+#[test]
+fn an_excluded_head_keeps_its_minmax_range() {
+    // A SOFTMAX kept float does not write to the int8 grid the choice assumes: the same bytes with and
+    // without the option.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.tflite");
+    std::fs::write(&model, far_below_logits()).unwrap();
+    let entry = |name: &str, extra: &str| {
+        format!(
+            "[models.{name}]\nsource = \"{}\"\nmodes = [\"int8\"]\ndataset = \"noise\"\n\
+             exclude = [\"SOFTMAX\"]\n{extra}\n",
+            model.display()
+        )
+    };
+    let config = format!(
+        "[settings]\nout_dir = \"out\"\n\n[datasets.noise]\nformat = \"random\"\nrange = [0.0, 1.0]\n\
+         samples = 32\n\n{}\n{}",
+        entry("plain", ""),
+        entry("aware", "output_aware = true")
+    );
+    std::fs::write(dir.path().join("quantize.toml"), config).unwrap();
+    let out = crate::interop::litequant()
+        .args(["build"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| std::fs::read(dir.path().join("out").join(name)).unwrap();
+    assert_eq!(read("aware.int8.tflite"), read("plain.int8.tflite"));
+}

@@ -79,6 +79,8 @@ impl HeadOp {
 /// A tensor that reaches a model output only through one op of [`HeadOp`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
+    /// The op (in the graph [`heads`] read).
+    pub index: OpIndex,
     /// The op's input, whose range is chosen.
     pub input: TensorId,
     /// The op.
@@ -119,6 +121,7 @@ pub fn heads(graph: &Graph) -> Vec<Head> {
                 _ => 1,
             };
             Some(Head {
+                index: op,
                 input,
                 op: head_op,
                 row,
@@ -236,6 +239,7 @@ mod tests {
             values.extend((0..8).map(|c| -20.0 - c as f32 * 0.3 + t));
         }
         let head = Head {
+            index: OpIndex(0),
             input: TensorId(0),
             op: HeadOp::Softmax { beta: 1.0 },
             row: 10,
@@ -265,6 +269,7 @@ mod tests {
         // Inputs of LOGISTIC spread evenly over [-1, 1]: clipping any of them costs more than it gains.
         let values: Vec<f32> = (0..=200).map(|i| -1.0 + i as f32 / 100.0).collect();
         let head = Head {
+            index: OpIndex(0),
             input: TensorId(0),
             op: HeadOp::Logistic,
             row: 1,
@@ -276,6 +281,7 @@ mod tests {
     #[test]
     fn no_values_keep_the_range() {
         let head = Head {
+            index: OpIndex(0),
             input: TensorId(0),
             op: HeadOp::Tanh,
             row: 1,

@@ -437,10 +437,14 @@ pub(crate) fn produce(
     };
     let mut options = job.options.clone();
     let calibrated = job.mode.needs_calibration();
-    // Heads whose ranges are chosen here: int8 activations, ranges just calibrated (a lock holds them).
+    // Heads whose ranges are chosen here: int8 activations, ranges just calibrated (a lock holds them), the
+    // op itself integer (an excluded one computes in float, off the int8 output grid the choice assumes).
     let heads = match (&ranges, from_lock, job.mode) {
         (Some(_), false, quantize::Mode::Int8) if options.output_aware => {
-            calibrate::heads::heads(&graph)
+            let excluded = quantize::ExcludeSet::new(&options.exclude);
+            let mut heads = calibrate::heads::heads(&graph);
+            heads.retain(|h| !excluded.matches(&graph, h.index));
+            heads
         }
         _ => Vec::new(),
     };
