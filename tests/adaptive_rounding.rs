@@ -5,8 +5,8 @@
 //! `src/quantize/rounding.rs`. `bias_correction = true`: a fully connected op reading inputs far from zero,
 //! where the weights' rounding errors add up to an output shift; the shift itself in `src/quantize/bias.rs`.
 
-use crate::equalize::{constant, pattern, tensor};
-use crate::interop::{evaluate, litequant};
+use crate::equalize::{constant, empty_graph, model_bytes, pattern, tensor};
+use crate::interop::{evaluate, run_ok};
 use litequant::graph::{Graph, TensorId};
 use litequant::tflite::fb::{self, BuiltinOperator as Op};
 
@@ -17,11 +17,7 @@ const LOUD: usize = 5;
 /// [1, .., 4 (channel LOUD), .., 1] -> CONV_2D 1x1 -> y [1,6,6,C]`. The last convolution's inputs are correlated,
 /// one of them loud: the errors of its rounded weights add up along the shared component.
 fn loud_channel_conv() -> Vec<u8> {
-    let mut m = fb::ModelT::default();
-    m.version = 3;
-    m.buffers = Some(vec![fb::BufferT::default()]);
-    m.subgraphs = Some(vec![fb::SubGraphT::default()]);
-    let mut g = Graph::from_model(m);
+    let mut g = empty_graph();
     let x = tensor(&mut g, "x", &[1, 6, 6, C as i32]);
     let conv = |g: &mut Graph, name: &str, input: TensorId, weights: &[f32], bias: &[f32]| {
         let w = constant(
@@ -51,21 +47,13 @@ fn loud_channel_conv() -> Vec<u8> {
     let w: Vec<f32> = (0..C * C).map(|i| pattern(i + 3)).collect();
     let b: Vec<f32> = (0..C).map(|c| 0.1 * pattern(c + 9)).collect();
     let (pw, y) = conv(&mut g, "y", scaled, &w, &b);
-    let sg = g.main_mut();
-    sg.operators = Some(vec![mix, mul, pw]);
-    sg.inputs = Some(vec![x.0 as i32]);
-    sg.outputs = Some(vec![y.0 as i32]);
-    g.to_bytes()
+    model_bytes(g, vec![mix, mul, pw], x, y)
 }
 
 /// `x [1, 64] -> FULLY_CONNECTED (weights [16, 64], bias) -> y [1, 16]`, for inputs in [4, 5]: every output
 /// sums 64 rounding errors times an input near 4.5, a shift as large as the output's spread.
 fn shifted_dense() -> Vec<u8> {
-    let mut m = fb::ModelT::default();
-    m.version = 3;
-    m.buffers = Some(vec![fb::BufferT::default()]);
-    m.subgraphs = Some(vec![fb::SubGraphT::default()]);
-    let mut g = Graph::from_model(m);
+    let mut g = empty_graph();
     let x = tensor(&mut g, "x", &[1, 64]);
     let w: Vec<f32> = (0..16 * 64).map(|i| pattern(i + 1)).collect();
     let w = constant(&mut g, "dense/w", &[16, 64], &w);
@@ -74,11 +62,7 @@ fn shifted_dense() -> Vec<u8> {
     let y = tensor(&mut g, "y", &[1, 16]);
     let mut op = g.new_op(Op::FULLY_CONNECTED, 1, &[x, w, b], &[y]);
     op.builtin_options = fb::BuiltinOptionsT::FullyConnectedOptions(Box::default());
-    let sg = g.main_mut();
-    sg.operators = Some(vec![op]);
-    sg.inputs = Some(vec![x.0 as i32]);
-    sg.outputs = Some(vec![y.0 as i32]);
-    g.to_bytes()
+    model_bytes(g, vec![op], x, y)
 }
 
 /// Builds `model` (one input `x` of `shape` without its batch) as `plain` and as `tuned` (with `setting`) in
@@ -116,18 +100,7 @@ pub(crate) fn gains_in_litert_and_rebuilds_identically(
         hi = range[1],
     );
     std::fs::write(dir.path().join("quantize.toml"), config).unwrap();
-    let build = |args: &[&str]| {
-        let out = litequant()
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let build = |args: &[&str]| run_ok(dir.path(), args);
     build(&["build", "--threads", "2"]);
     let read = |name: &str| std::fs::read(dir.path().join("out").join(name)).unwrap();
     let sqnr = |name: &str| {

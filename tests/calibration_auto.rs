@@ -3,7 +3,7 @@
 //! from the lock and writes the same bytes.
 
 use crate::adaptive_rounding::gains_in_litert_and_rebuilds_identically;
-use crate::interop::{litequant, model_dir};
+use crate::interop::{model_dir, run_ok};
 
 #[test]
 fn auto_calibration_is_not_worse_than_minmax_on_digits_mlp_in_litert_and_rebuilds_identically() {
@@ -30,16 +30,7 @@ fn auto_calibration_chooses_the_same_ranges_on_one_and_two_threads() {
             mdir.join("model.tflite").display()
         );
         std::fs::write(dir.path().join("quantize.toml"), config).unwrap();
-        let out = litequant()
-            .args(["build", "--threads", threads])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_ok(dir.path(), &["build", "--threads", threads]);
         let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
         (
             read("out/m.int8.tflite"),

@@ -1,7 +1,7 @@
 //! Calibration methods end to end: digits_cnn int8 built with minmax, percentile, mse and entropy through the
 //! CLI, every artifact run in LiteRT, the recorded ranges compared in `quantize.lock`.
 
-use crate::interop::{evaluate, litequant, model_dir};
+use crate::interop::{evaluate, litequant, model_dir, run_ok};
 use litequant::engine::lockfile::LockFile;
 use std::fmt::Write as _;
 
@@ -34,16 +34,7 @@ fn every_calibration_method_builds_digits_cnn_int8_that_runs_in_litert_near_minm
         );
     }
     std::fs::write(dir.path().join("quantize.toml"), config).unwrap();
-    let out = litequant()
-        .arg("build")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path(), &["build"]);
 
     let lock = LockFile::read(&dir.path().join("quantize.lock"))
         .unwrap()

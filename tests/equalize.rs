@@ -3,12 +3,35 @@
 //! it, every artifact run in LiteRT. The rescaling itself (same products, equal ranges) is specified in
 //! `src/graph/equalize.rs`.
 
-use crate::interop::{evaluate, litequant};
+use crate::interop::{evaluate, run_ok};
 use litequant::graph::{Graph, TensorId};
 use litequant::tflite::fb::{self, BuiltinOperator as Op, TensorType};
 
 const C: usize = 8;
 const OUTLIER: usize = 3;
+
+/// A model with one empty subgraph, to add tensors and ops to.
+pub(crate) fn empty_graph() -> Graph {
+    let mut m = fb::ModelT::default();
+    m.version = 3;
+    m.buffers = Some(vec![fb::BufferT::default()]);
+    m.subgraphs = Some(vec![fb::SubGraphT::default()]);
+    Graph::from_model(m)
+}
+
+/// The model's bytes once `ops` run from input `x` to output `y`.
+pub(crate) fn model_bytes(
+    mut g: Graph,
+    ops: Vec<fb::OperatorT>,
+    x: TensorId,
+    y: TensorId,
+) -> Vec<u8> {
+    let sg = g.main_mut();
+    sg.operators = Some(ops);
+    sg.inputs = Some(vec![x.0 as i32]);
+    sg.outputs = Some(vec![y.0 as i32]);
+    g.to_bytes()
+}
 
 pub(crate) fn tensor(g: &mut Graph, name: &str, shape: &[i32]) -> TensorId {
     let mut t = fb::TensorT::default();
@@ -33,11 +56,7 @@ pub(crate) fn pattern(i: usize) -> f32 {
 /// OUTLIER's weights /200) -> y [1,8,8,C]`: the float function barely sees the outlier channel, a per-tensor
 /// activation scale sized for it flattens every other channel.
 fn outlier_pair() -> Vec<u8> {
-    let mut m = fb::ModelT::default();
-    m.version = 3;
-    m.buffers = Some(vec![fb::BufferT::default()]);
-    m.subgraphs = Some(vec![fb::SubGraphT::default()]);
-    let mut g = Graph::from_model(m);
+    let mut g = empty_graph();
     let x = tensor(&mut g, "x", &[1, 8, 8, C as i32]);
     let dw_w: Vec<f32> = (0..9 * C)
         .map(|i| pattern(i) * if i % C == OUTLIER { 200.0 } else { 1.0 })
@@ -65,11 +84,7 @@ fn outlier_pair() -> Vec<u8> {
     (o.stride_w, o.stride_h) = (1, 1);
     (o.dilation_w_factor, o.dilation_h_factor) = (1, 1);
     pw.builtin_options = fb::BuiltinOptionsT::Conv2DOptions(Box::new(o));
-    let sg = g.main_mut();
-    sg.operators = Some(vec![dw, pw]);
-    sg.inputs = Some(vec![x.0 as i32]);
-    sg.outputs = Some(vec![y.0 as i32]);
-    g.to_bytes()
+    model_bytes(g, vec![dw, pw], x, y)
 }
 
 #[test]
@@ -86,16 +101,7 @@ fn equalize_lifts_int8_and_int16x8_of_an_outlier_channel_pair_in_litert() {
         m = model.display()
     );
     std::fs::write(dir.path().join("quantize.toml"), config).unwrap();
-    let out = litequant()
-        .arg("build")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path(), &["build"]);
     let sqnr = |name: &str| {
         let e = evaluate(&model, &dir.path().join("out").join(name), None, 32);
         assert!(e.loads_ok);

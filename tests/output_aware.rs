@@ -4,18 +4,14 @@
 //! bytes. The range choice itself is specified in `src/calibrate/heads.rs`.
 
 use crate::adaptive_rounding::gains_in_litert_and_rebuilds_identically;
-use crate::equalize::{constant, tensor};
-use litequant::graph::Graph;
+use crate::equalize::{constant, empty_graph, model_bytes, tensor};
+use crate::interop::run_ok;
 use litequant::tflite::fb::{self, BuiltinOperator as Op};
 
 /// `x [1, 16] -> FULLY_CONNECTED (10 classes) -> SOFTMAX -> y [1, 10]`: for inputs in [0, 1], classes 0 and 1
 /// trade places around +4 (their weights differ in sign on half of the inputs), classes 2..9 stay near -20.
 fn far_below_logits() -> Vec<u8> {
-    let mut m = fb::ModelT::default();
-    m.version = 3;
-    m.buffers = Some(vec![fb::BufferT::default()]);
-    m.subgraphs = Some(vec![fb::SubGraphT::default()]);
-    let mut g = Graph::from_model(m);
+    let mut g = empty_graph();
     let x = tensor(&mut g, "x", &[1, 16]);
     let w: Vec<f32> = (0..10 * 16)
         .map(|i| match (i / 16, i % 16) {
@@ -38,11 +34,7 @@ fn far_below_logits() -> Vec<u8> {
     let mut o = fb::SoftmaxOptionsT::default();
     o.beta = 1.0;
     softmax.builtin_options = fb::BuiltinOptionsT::SoftmaxOptions(Box::new(o));
-    let sg = g.main_mut();
-    sg.operators = Some(vec![fc, softmax]);
-    sg.inputs = Some(vec![x.0 as i32]);
-    sg.outputs = Some(vec![y.0 as i32]);
-    g.to_bytes()
+    model_bytes(g, vec![fc, softmax], x, y)
 }
 
 #[test]
@@ -78,16 +70,7 @@ fn an_excluded_head_keeps_its_minmax_range() {
         entry("aware", "output_aware = true")
     );
     std::fs::write(dir.path().join("quantize.toml"), config).unwrap();
-    let out = crate::interop::litequant()
-        .args(["build"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(dir.path(), &["build"]);
     let read = |name: &str| std::fs::read(dir.path().join("out").join(name)).unwrap();
     assert_eq!(read("aware.int8.tflite"), read("plain.int8.tflite"));
 }

@@ -3,9 +3,10 @@
 //! of a fully connected op), over the calibration samples. Adaptive weight rounding
 //! ([`crate::quantize::rounding`]) minimises each op's output error `(W - Q) H (W - Q)^T` with them.
 //!
-//! Each op's matrix sums its rows sample by sample, in sample order, whatever the thread count (the ops of a
-//! sample are spread over the workers, never one op's sum), so the result is the same on any number of
-//! threads.
+//! Each op's matrix sums its rows sample by sample, in sample order, whatever the thread count (samples run
+//! side by side and the ops are spread over the workers, never one op's sum), so the result is the same on
+//! any number of threads. The same pass sums the mean input rows bias correction uses and keeps the values
+//! of the output heads ([`super::heads`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -153,42 +154,12 @@ fn target(graph: &Graph, op: OpIndex) -> Option<Target> {
     })
 }
 
-/// Streams `samples` (as [`super::calibrate`] does) through the float model and sums the input second
-/// moments of every weighted op. `threads` as [`super::CalibrateOptions::threads`].
-pub fn collect_grams(
-    graph: &Graph,
-    samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
-    threads: usize,
-    cancelled: &(dyn Fn() -> bool + Sync),
-) -> Result<Grams, CalibError> {
-    let wanted = Moments {
-        grams: true,
-        ..Moments::default()
-    };
-    collect_moments(graph, samples, threads, &wanted, cancelled).map(|m| m.grams)
-}
-
-/// Streams `samples` through the float model and sums the input rows of every weighted op (bias
-/// correction's float side).
-pub fn collect_row_sums(
-    graph: &Graph,
-    samples: &mut dyn FnMut(usize) -> Result<Vec<Vec<ArrayD<f32>>>, String>,
-    threads: usize,
-    cancelled: &(dyn Fn() -> bool + Sync),
-) -> Result<RowSums, CalibError> {
-    let wanted = Moments {
-        row_sums: true,
-        ..Moments::default()
-    };
-    collect_moments(graph, samples, threads, &wanted, cancelled).map(|m| m.row_sums)
-}
-
 /// What [`collect_moments`] gathers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Moments {
-    /// Second moments ([`collect_grams`]).
+    /// The input second moments of every weighted op (adaptive rounding).
     pub grams: bool,
-    /// Row sums ([`collect_row_sums`]).
+    /// The input row sums of every weighted op (bias correction).
     pub row_sums: bool,
     /// Tensors whose values are kept, every sample's after the one before.
     pub capture: Vec<TensorId>,
@@ -597,8 +568,15 @@ mod tests {
         let g = dense_model();
         let never = || false;
         let n = 300; // more rows than one block of the dense product
-        let grams = collect_grams(&g, &mut samples(n), 2, &never).unwrap();
-        let sums = collect_row_sums(&g, &mut samples(n), 1, &never).unwrap();
+        let only = |grams: bool, threads: usize| {
+            let wanted = Moments {
+                grams,
+                row_sums: !grams,
+                ..Moments::default()
+            };
+            collect_moments(&g, &mut samples(n), threads, &wanted, &never).unwrap()
+        };
+        let (grams, sums) = (only(true, 2).grams, only(false, 1).row_sums);
         let y = TensorId(1);
         let wanted = Moments {
             grams: true,

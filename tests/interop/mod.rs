@@ -180,6 +180,16 @@ pub fn litequant() -> Command {
     Command::new(env!("CARGO_BIN_EXE_litequant"))
 }
 
+/// Runs `litequant args` in `dir`; fails the test with its stderr unless it succeeds.
+pub fn run_ok(dir: &Path, args: &[&str]) {
+    let out = litequant().args(args).current_dir(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "litequant {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Anchor {
     /// Ops in TF's output taking float activations and int8 weights (as the corpus scorer counts them).
     pub fn hybrid_ops(&self) -> usize {
